@@ -1,0 +1,102 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One set of settings for every target, so the whole package builds the same way.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "autoserve",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "autoserve", targets: ["autoserve"]),
+        // The model SDK: model authors depend on it to unit-test their folders in their own packages.
+        .library(name: "AutoServeModel", targets: ["AutoServeModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-syntax", from: "602.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // The model SDK (SPEC 2): the JSON value type and ModelError. Compiled into plugins at run time.
+        .target(name: "AutoServeModel", swiftSettings: swiftSettings),
+        // Value types every stage shares: names, versions, JSON values, diagnostics, metrics.
+        .target(
+            name: "ServingCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Source: finds the model folders and their versions, exports each version read-only.
+        .target(
+            name: "ModelSource",
+            dependencies: ["ServingCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // SourceAdapter: manifest, code generation (swift-syntax), swiftc plugin builds.
+        .target(
+            name: "PluginBuilder",
+            dependencies: [
+                "ServingCore",
+                .product(name: "SwiftParser", package: "swift-syntax"),
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.embedInCode("SDK")],
+            swiftSettings: swiftSettings
+        ),
+        // Loader: dlopen, the C ABI, examples.
+        .target(name: "PluginLoader", dependencies: ["ServingCore", "PluginBuilder"], swiftSettings: swiftSettings),
+        // Manager: states, versions, availability-preserving swaps.
+        .target(
+            name: "ModelManager",
+            dependencies: [
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Frontend: the HTTP routes (Hummingbird 2).
+        .target(
+            name: "HTTPFrontend",
+            dependencies: ["ServingCore", "ModelManager", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        // Configuration and the assembly of the stages into one application.
+        .target(
+            name: "AutoServeApp",
+            dependencies: [
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "ModelManager", "HTTPFrontend",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "autoserve",
+            dependencies: ["AutoServeApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "AutoServeModelTests", dependencies: ["AutoServeModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder"], swiftSettings: swiftSettings),
+        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPFrontendTests", dependencies: ["HTTPFrontend"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AutoServeAppTests",
+            dependencies: ["AutoServeApp"],
+            resources: [.copy("../Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,15 @@
+/// The model SDK's sources, embedded in the server binary at build time.
+///
+/// Plugins are compiled against these, not against `Sources/AutoServeModel`, so a server that runs without
+/// its source tree (the Docker image) still builds models. `SDK/` holds links to the SDK's files.
+public enum EmbeddedSDK {
+    /// File name → Swift source, one entry per file of `Sources/AutoServeModel`.
+    public static let files: [String: String] = [
+        "JSON.swift": String(decoding: PackageResources.JSON_swift_txt, as: UTF8.self),
+        "JSON+Codable.swift": String(decoding: PackageResources.JSON_Codable_swift_txt, as: UTF8.self),
+        "JSON+Literals.swift": String(decoding: PackageResources.JSON_Literals_swift_txt, as: UTF8.self),
+        "JSON+Serialization.swift": String(decoding: PackageResources.JSON_Serialization_swift_txt, as: UTF8.self),
+        "ModelError.swift": String(decoding: PackageResources.ModelError_swift_txt, as: UTF8.self),
+        "PluginSupport.swift": String(decoding: PackageResources.PluginSupport_swift_txt, as: UTF8.self),
+    ]
+}

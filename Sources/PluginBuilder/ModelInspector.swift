@@ -1,0 +1,258 @@
+public import ServingCore
+import SwiftParser
+import SwiftSyntax
+
+/// What the glue needs to know about a model's type, read from its sources.
+public struct ModelEntryPoint: Sendable, Hashable {
+    /// The type's name as the glue spells it (`Outer.Inner` for a nested type).
+    public var typeName: String
+    public var file: String
+    public var line: Int
+    public var function: String
+    /// The external label of the function's parameter; `nil` for `_`.
+    public var argumentLabel: String?
+    public var initThrows: Bool
+    public var functionThrows: Bool
+}
+
+/// Finds the one type that declares the entry function and `init(path:)`, by parsing the sources.
+///
+/// Parsing (swift-syntax), not pattern matching, so comments, strings, extensions and nested types are
+/// read as the compiler reads them. Members declared in extensions count for the type they extend.
+public struct ModelInspector {
+    /// One source file: its name inside the model folder and its text.
+    public struct SourceFile: Sendable {
+        public var name: String
+        public var text: String
+
+        public init(name: String, text: String) {
+            self.name = name
+            self.text = text
+        }
+    }
+
+    public init() {}
+
+    public func entryPoint(in files: [SourceFile], function: String, typeName: String?, manifestLine: Int?) throws(ModelBuildError) -> ModelEntryPoint {
+        var types: [String: TypeFacts] = [:]
+        for file in files {
+            let tree = Parser.parse(source: file.text)
+            let collector = DeclarationCollector(file: file.name, converter: SourceLocationConverter(fileName: file.name, tree: tree))
+            collector.walk(tree)
+            for (name, facts) in collector.types { types[name, default: TypeFacts()].merge(facts) }
+        }
+        let chosen: (name: String, facts: TypeFacts)
+        if let typeName {
+            guard let facts = types[typeName], facts.declaration != nil else {
+                throw ModelBuildError(Diagnostic(
+                    file: ModelManifest.fileName, line: manifestLine,
+                    message: "entrypoints.predict.type names '\(typeName)', but no source declares a type of that name"
+                ))
+            }
+            chosen = (typeName, facts)
+        } else {
+            let candidates = types.filter { $0.value.declaration != nil && !$0.value.functions(named: function).isEmpty }
+                .sorted { ($0.value.declaration!.file, $0.value.declaration!.line) < ($1.value.declaration!.file, $1.value.declaration!.line) }
+            guard let first = candidates.first else {
+                throw ModelBuildError(Diagnostic(
+                    file: "etls.swift",
+                    message: "no type declares \(function); declare one type with init(path: String) throws and "
+                        + "func \(function)(_ variables: Variables) throws -> [String: JSON]"
+                ))
+            }
+            guard candidates.count == 1 else {
+                let list = candidates.map { "\($0.key) (\($0.value.declaration!.file):\($0.value.declaration!.line))" }.joined(separator: ", ")
+                throw ModelBuildError(Diagnostic(
+                    file: first.value.declaration!.file, line: first.value.declaration!.line,
+                    message: "several types declare \(function): \(list); keep one, or name it in model.yaml under entrypoints.predict.type"
+                ))
+            }
+            chosen = (first.key, first.value)
+        }
+        return try validate(chosen.name, chosen.facts, function: function)
+    }
+
+    func validate(_ name: String, _ facts: TypeFacts, function: String) throws(ModelBuildError) -> ModelEntryPoint {
+        let declaration = facts.declaration!
+        func fail(_ message: String, file: String? = nil, line: Int? = nil) -> ModelBuildError {
+            ModelBuildError(Diagnostic(file: file ?? declaration.file, line: line ?? declaration.line, message: message))
+        }
+        guard declaration.kind != "actor" else {
+            throw fail("\(name) is an actor; a model type must be a struct, class or enum (transform_predict runs concurrently and synchronously)")
+        }
+        guard !declaration.isGeneric else { throw fail("\(name) is generic; the model type must be a concrete type") }
+        let functions = facts.functions(named: function)
+        guard let entry = functions.first else {
+            throw fail("\(name) has no method \(function); add func \(function)(_ variables: Variables) throws -> [String: JSON]")
+        }
+        guard functions.count == 1 else {
+            throw fail("\(name) declares \(function) \(functions.count) times; keep one so the generated glue calls an unambiguous method", file: entry.file, line: entry.line)
+        }
+        guard !entry.isStatic else { throw fail("\(name).\(function) is static; make it an instance method", file: entry.file, line: entry.line) }
+        guard !entry.isMutating else {
+            throw fail("\(name).\(function) is mutating; it may run concurrently from several threads, so it must not mutate the model", file: entry.file, line: entry.line)
+        }
+        guard !entry.isAsync else { throw fail("\(name).\(function) is async; make it synchronous", file: entry.file, line: entry.line) }
+        guard entry.requiredParameters == 1 else {
+            throw fail("\(name).\(function) must take exactly one parameter, the variables (it takes \(entry.requiredParameters))", file: entry.file, line: entry.line)
+        }
+        let initializers = facts.initializers.filter { $0.firstLabel == "path" && $0.requiredParameters == 1 }
+        guard let initializer = initializers.first else {
+            throw fail("\(name) has no init(path: String); add init(path: String) throws, which loads the model's artifacts from its folder")
+        }
+        guard !initializer.isFailable else {
+            throw fail("\(name).init(path:) is failable; make it throw an error that says what is missing instead", file: initializer.file, line: initializer.line)
+        }
+        guard !initializer.isAsync else { throw fail("\(name).init(path:) is async; make it synchronous", file: initializer.file, line: initializer.line) }
+        return ModelEntryPoint(
+            typeName: name,
+            file: declaration.file,
+            line: declaration.line,
+            function: function,
+            argumentLabel: entry.firstLabel == "_" ? nil : entry.firstLabel,
+            initThrows: initializer.isThrowing,
+            functionThrows: entry.isThrowing
+        )
+    }
+}
+
+/// A model folder that cannot be built, with what to fix; the other models are not affected.
+public struct ModelBuildError: Error, Sendable {
+    public var diagnostic: Diagnostic
+    public var log: String?
+
+    public init(_ diagnostic: Diagnostic, log: String? = nil) {
+        self.diagnostic = diagnostic
+        self.log = log
+    }
+}
+
+/// What the sources say about one type, from its declaration and its extensions.
+struct TypeFacts {
+    struct Declaration {
+        var kind: String
+        var file: String
+        var line: Int
+        var isGeneric: Bool
+    }
+
+    struct Callable {
+        var name: String
+        var file: String
+        var line: Int
+        var firstLabel: String?
+        var requiredParameters: Int
+        var isThrowing: Bool
+        var isAsync: Bool
+        var isStatic: Bool
+        var isMutating: Bool
+        var isFailable: Bool
+    }
+
+    var declaration: Declaration?
+    var methods: [Callable] = []
+    var initializers: [Callable] = []
+
+    func functions(named name: String) -> [Callable] { methods.filter { $0.name == name } }
+
+    mutating func merge(_ other: TypeFacts) {
+        if declaration == nil { declaration = other.declaration }
+        methods += other.methods
+        initializers += other.initializers
+    }
+}
+
+/// Walks a file and records every type declaration and the methods and initializers of each type.
+final class DeclarationCollector: SyntaxVisitor {
+    let file: String
+    let converter: SourceLocationConverter
+    var scope: [String] = []
+    var types: [String: TypeFacts] = [:]
+
+    init(file: String, converter: SourceLocationConverter) {
+        self.file = file
+        self.converter = converter
+        super.init(viewMode: .sourceAccurate)
+    }
+
+    func line(_ node: some SyntaxProtocol) -> Int { node.startLocation(converter: converter).line }
+
+    func enterType(_ name: String, kind: String, isGeneric: Bool, node: some SyntaxProtocol) {
+        scope.append(name)
+        let qualified = scope.joined(separator: ".")
+        if types[qualified]?.declaration == nil {
+            types[qualified, default: TypeFacts()].declaration = .init(kind: kind, file: file, line: line(node), isGeneric: isGeneric)
+        }
+    }
+
+    override func visit(_ node: StructDeclSyntax) -> SyntaxVisitorContinueKind {
+        enterType(node.name.text, kind: "struct", isGeneric: node.genericParameterClause != nil, node: node)
+        return .visitChildren
+    }
+    override func visitPost(_ node: StructDeclSyntax) { scope.removeLast() }
+
+    override func visit(_ node: ClassDeclSyntax) -> SyntaxVisitorContinueKind {
+        enterType(node.name.text, kind: "class", isGeneric: node.genericParameterClause != nil, node: node)
+        return .visitChildren
+    }
+    override func visitPost(_ node: ClassDeclSyntax) { scope.removeLast() }
+
+    override func visit(_ node: EnumDeclSyntax) -> SyntaxVisitorContinueKind {
+        enterType(node.name.text, kind: "enum", isGeneric: node.genericParameterClause != nil, node: node)
+        return .visitChildren
+    }
+    override func visitPost(_ node: EnumDeclSyntax) { scope.removeLast() }
+
+    override func visit(_ node: ActorDeclSyntax) -> SyntaxVisitorContinueKind {
+        enterType(node.name.text, kind: "actor", isGeneric: node.genericParameterClause != nil, node: node)
+        return .visitChildren
+    }
+    override func visitPost(_ node: ActorDeclSyntax) { scope.removeLast() }
+
+    override func visit(_ node: ExtensionDeclSyntax) -> SyntaxVisitorContinueKind {
+        scope.append(node.extendedType.trimmedDescription)
+        return .visitChildren
+    }
+    override func visitPost(_ node: ExtensionDeclSyntax) { scope.removeLast() }
+
+    /// Functions and closures bodies hold no members of the enclosing type.
+    override func visit(_ node: CodeBlockSyntax) -> SyntaxVisitorContinueKind { .skipChildren }
+    override func visit(_ node: ProtocolDeclSyntax) -> SyntaxVisitorContinueKind { .skipChildren }
+
+    override func visit(_ node: FunctionDeclSyntax) -> SyntaxVisitorContinueKind {
+        guard !scope.isEmpty else { return .skipChildren }
+        let modifiers = Set(node.modifiers.map(\.name.text))
+        let parameters = node.signature.parameterClause.parameters
+        types[scope.joined(separator: "."), default: TypeFacts()].methods.append(.init(
+            name: node.name.text,
+            file: file,
+            line: line(node),
+            firstLabel: parameters.first?.firstName.text,
+            requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
+            isThrowing: node.signature.effectSpecifiers?.throwsClause != nil,
+            isAsync: node.signature.effectSpecifiers?.asyncSpecifier != nil,
+            isStatic: modifiers.contains("static") || modifiers.contains("class"),
+            isMutating: modifiers.contains("mutating"),
+            isFailable: false
+        ))
+        return .skipChildren
+    }
+
+    override func visit(_ node: InitializerDeclSyntax) -> SyntaxVisitorContinueKind {
+        guard !scope.isEmpty else { return .skipChildren }
+        let parameters = node.signature.parameterClause.parameters
+        types[scope.joined(separator: "."), default: TypeFacts()].initializers.append(.init(
+            name: "init",
+            file: file,
+            line: line(node),
+            firstLabel: parameters.first?.firstName.text,
+            requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
+            isThrowing: node.signature.effectSpecifiers?.throwsClause != nil,
+            isAsync: node.signature.effectSpecifiers?.asyncSpecifier != nil,
+            isStatic: false,
+            isMutating: false,
+            isFailable: node.optionalMark != nil
+        ))
+        return .skipChildren
+    }
+}

@@ -1,0 +1,178 @@
+public import ServingCore
+import Yams
+
+/// A model's `model.yaml` (SPEC 3): the entry point, the examples run after every load, the timeout.
+public struct ModelManifest: Sendable, Hashable {
+    public var description: String?
+    /// The type that declares the entry function; `nil` means the one found in the sources.
+    public var entryType: String?
+    public var entryTypeLine: Int?
+    public var entryFunction: String = "transform_predict"
+    public var examples: [ModelExample] = []
+    public var timeoutMilliseconds: Int?
+
+    public init() {}
+
+    public static let fileName = "model.yaml"
+}
+
+/// One example of `model.yaml`: variables to score and a subset the output must contain.
+public struct ModelExample: Sendable, Hashable {
+    public var variables: JSONValue
+    public var expect: JSONValue?
+    /// The example's line in `model.yaml`, for failure messages.
+    public var line: Int
+
+    public init(variables: JSONValue, expect: JSONValue?, line: Int) {
+        self.variables = variables
+        self.expect = expect
+        self.line = line
+    }
+}
+
+extension ModelManifest {
+    /// Parses and validates a manifest; an unknown key or a wrong type is a diagnostic with its line.
+    public static func parse(_ text: String, file: String) throws(ManifestError) -> ModelManifest {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ManifestError(Diagnostic(file: file, line: Self.line(of: error), message: "model.yaml is not valid YAML: \(Self.problem(of: error))"))
+        } catch {
+            throw ManifestError(Diagnostic(file: file, message: "model.yaml is not valid YAML: \(error)"))
+        }
+        var manifest = ModelManifest()
+        guard let root else { return manifest }
+        let reader = ManifestReader(file: file)
+        let top = try reader.mapping(root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms"])
+        if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
+        if let node = top["entrypoints"] {
+            let entrypoints = try reader.mapping(node, what: "entrypoints", allowed: ["predict"])
+            if let predictNode = entrypoints["predict"] {
+                let predict = try reader.mapping(predictNode, what: "entrypoints.predict", allowed: ["type", "function"])
+                if let typeNode = predict["type"] {
+                    manifest.entryType = try reader.identifier(typeNode, key: "entrypoints.predict.type", allowDots: true)
+                    manifest.entryTypeLine = reader.line(typeNode)
+                }
+                if let functionNode = predict["function"] {
+                    manifest.entryFunction = try reader.identifier(functionNode, key: "entrypoints.predict.function", allowDots: false)
+                }
+            }
+        }
+        if let node = top["examples"] {
+            guard case .sequence(let sequence) = node else {
+                throw reader.error(node, "examples must be a list of {variables: {...}, expect: {...}}")
+            }
+            for element in sequence {
+                let example = try reader.mapping(element, what: "an example", allowed: ["variables", "expect"])
+                guard let variablesNode = example["variables"] else {
+                    throw reader.error(element, "an example needs variables: {...}, the row to score")
+                }
+                let variables = try reader.json(variablesNode)
+                guard case .object = variables else { throw reader.error(variablesNode, "an example's variables must be a mapping") }
+                var expect: JSONValue?
+                if let expectNode = example["expect"] {
+                    expect = try reader.json(expectNode)
+                    guard case .object = expect else { throw reader.error(expectNode, "an example's expect must be a mapping of output fields") }
+                }
+                manifest.examples.append(ModelExample(variables: variables, expect: expect, line: reader.line(element) ?? 0))
+            }
+        }
+        if let node = top["timeout_ms"] {
+            guard let value = node.int, value > 0, node.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(node, "timeout_ms must be a whole number of milliseconds above 0, like 2000")
+            }
+            manifest.timeoutMilliseconds = value
+        }
+        return manifest
+    }
+
+    static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): mark.line
+        default: nil
+        }
+    }
+
+    static func problem(of error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _): problem
+        default: "\(error)"
+        }
+    }
+}
+
+/// A manifest that cannot be used, as one diagnostic with its line.
+public struct ManifestError: Error, Sendable {
+    public var diagnostic: Diagnostic
+
+    init(_ diagnostic: Diagnostic) { self.diagnostic = diagnostic }
+}
+
+/// Reads YAML nodes strictly: mappings with known keys, scalars of the expected type.
+struct ManifestReader {
+    let file: String
+
+    func line(_ node: Node) -> Int? { node.mark?.line }
+
+    func error(_ node: Node, _ message: String) -> ManifestError {
+        ManifestError(Diagnostic(file: file, line: line(node), message: message))
+    }
+
+    func mapping(_ node: Node, what: String, allowed: [String]) throws(ManifestError) -> [String: Node] {
+        guard case .mapping(let mapping) = node else { throw error(node, "\(what) must be a mapping") }
+        var members: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string, key.scalar != nil else { throw error(key, "\(what) has a key that is not a string") }
+            guard allowed.contains(name) else {
+                throw error(key, "unknown key '\(name)' in \(what); the keys allowed there are \(allowed.joined(separator: ", "))")
+            }
+            members[name] = value
+        }
+        return members
+    }
+
+    func string(_ node: Node, key: String) throws(ManifestError) -> String {
+        guard case .scalar(let scalar) = node, node.tag.rawValue == Tag.Name.str.rawValue else { throw error(node, "\(key) must be a string") }
+        return scalar.string
+    }
+
+    func identifier(_ node: Node, key: String, allowDots: Bool) throws(ManifestError) -> String {
+        let value = try string(node, key: key)
+        let parts = allowDots ? value.split(separator: ".", omittingEmptySubsequences: false).map(String.init) : [value]
+        let valid = parts.allSatisfy { part in
+            guard let first = part.unicodeScalars.first, first == "_" || first.properties.isAlphabetic else { return false }
+            return part.unicodeScalars.allSatisfy { $0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0) }
+        }
+        guard valid else { throw error(node, "\(key) must be a Swift identifier, not '\(value)'") }
+        return value
+    }
+
+    /// Converts YAML to JSON using the resolved tags, so `5.1` is a number and `"5.1"` a string.
+    func json(_ node: Node) throws(ManifestError) -> JSONValue {
+        switch node {
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: node.tag.rawValue) {
+            case .null: return .null
+            case .bool: return .bool(node.bool ?? false)
+            case .int, .float:
+                guard let value = node.float, value.isFinite else { throw error(node, "'\(scalar.string)' is not a finite number") }
+                return .number(value)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var elements: [JSONValue] = []
+            for element in sequence { elements.append(try json(element)) }
+            return .array(elements)
+        case .mapping(let mapping):
+            var members: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard let name = key.string else { throw error(key, "a mapping key must be a string") }
+                members[name] = try json(value)
+            }
+            return .object(members)
+        case .alias:
+            throw error(node, "YAML aliases are not supported in model.yaml; write the value out")
+        }
+    }
+}

@@ -1,0 +1,165 @@
+import Crypto
+import Foundation
+public import ServingCore
+
+/// A model compiled into a shared library, ready for the loader.
+public struct BuiltPlugin: Sendable {
+    public var definition: ModelDefinition
+    public var libraryPath: String
+    /// swiftc's output for this build (warnings included); empty when it came from the cache.
+    public var log: String
+    public var fromCache: Bool
+    public var duration: Duration
+}
+
+/// The compiled SDK that every plugin links against.
+public struct SDKBuild: Sendable {
+    public var directory: String
+}
+
+/// Compiles models into plugins with swiftc: the SDK once per toolchain, then one shared library per model
+/// version, each cached under `STATE_DIR/cache` so that an unchanged version is never compiled twice.
+///
+/// File and module names are unique per (version, toolchain, ABI, SDK): a reused path would make `dlopen`
+/// return the code already loaded from it.
+public struct PluginCompiler: Sendable {
+    public let toolchain: Toolchain
+    public let cacheDirectory: String
+    public let buildDirectory: String
+    public let buildTimeout: Duration
+
+    /// A hash of the embedded SDK's sources.
+    public static let sdkHash: String = {
+        var hasher = SHA256()
+        for name in EmbeddedSDK.files.keys.sorted() {
+            hasher.update(data: Data(name.utf8))
+            hasher.update(data: Data(EmbeddedSDK.files[name]!.utf8))
+        }
+        return hasher.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
+    }()
+
+    public init(toolchain: Toolchain, stateDirectory: String, buildTimeout: Duration = .seconds(600)) {
+        self.toolchain = toolchain
+        self.cacheDirectory = (stateDirectory as NSString).appendingPathComponent("cache/\(toolchain.identity)")
+        self.buildDirectory = (stateDirectory as NSString).appendingPathComponent("build")
+        self.buildTimeout = buildTimeout
+    }
+
+    /// What the module names are derived from: changes with the compiler, the SDK and the ABI.
+    public var buildIdentity: String { "\(toolchain.identity)-\(Self.sdkHash)" }
+
+    var sdkDirectory: String { (cacheDirectory as NSString).appendingPathComponent("sdk-\(Self.sdkHash)") }
+    var pluginDirectory: String { (cacheDirectory as NSString).appendingPathComponent("plugins") }
+
+    /// Compiles the SDK into `libAutoServeModel.so` and its module, unless the cache has it.
+    public func prepareSDK() async throws(ModelBuildError) -> SDKBuild {
+        let manager = FileManager.default
+        let library = (sdkDirectory as NSString).appendingPathComponent("libAutoServeModel.so")
+        if manager.fileExists(atPath: library) { return SDKBuild(directory: sdkDirectory) }
+        let staging = "\(sdkDirectory).staging-\(UUID().uuidString)"
+        do {
+            try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            var sources: [String] = []
+            for (name, text) in EmbeddedSDK.files.sorted(by: { $0.key < $1.key }) {
+                let path = (staging as NSString).appendingPathComponent(name)
+                try text.write(toFile: path, atomically: false, encoding: .utf8)
+                sources.append(name)
+            }
+            let outcome = try await ProcessRunner.run(toolchain.swiftc, [
+                "-emit-library", "-emit-module", "-parse-as-library", "-O", "-module-name", "AutoServeModel", "-swift-version", "6",
+                "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
+                "-o", "libAutoServeModel.so",
+            ] + sources, directory: staging, timeout: buildTimeout)
+            guard outcome.succeeded else {
+                try? manager.removeItem(atPath: staging)
+                throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
+            }
+            do {
+                try manager.moveItem(atPath: staging, toPath: sdkDirectory)
+            } catch where manager.fileExists(atPath: library) {
+                try? manager.removeItem(atPath: staging)
+            }
+        } catch let error as ModelBuildError {
+            throw error
+        } catch {
+            try? manager.removeItem(atPath: staging)
+            throw ModelBuildError(Diagnostic(message: "cannot build the model SDK in \(sdkDirectory): \(error)"))
+        }
+        return SDKBuild(directory: sdkDirectory)
+    }
+
+    /// Builds one model, or returns the cached library (or the cached compile failure) of its module.
+    public func build(_ definition: ModelDefinition, sdk: SDKBuild) async -> Result<BuiltPlugin, ModelBuildError> {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let manager = FileManager.default
+        let library = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
+        let failure = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).failed")
+        if manager.fileExists(atPath: library) {
+            return .success(BuiltPlugin(definition: definition, libraryPath: library, log: "", fromCache: true, duration: clock.now - start))
+        }
+        if let log = manager.contents(atPath: failure) {
+            return .failure(Self.compileError(definition, log: String(decoding: log, as: UTF8.self)))
+        }
+        let workDirectory = (buildDirectory as NSString).appendingPathComponent("\(definition.moduleName)-\(UUID().uuidString)")
+        defer { try? manager.removeItem(atPath: workDirectory) }
+        do {
+            try manager.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+            try manager.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
+            let glue = (workDirectory as NSString).appendingPathComponent("ServeModels+\(definition.name).swift")
+            try ServeModelsGenerator.glue(for: definition).write(toFile: glue, atomically: false, encoding: .utf8)
+            let staging = (workDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
+            let outcome = try await ProcessRunner.run(toolchain.swiftc, [
+                "-emit-library", "-parse-as-library", "-O", "-module-name", definition.moduleName, "-swift-version", "5",
+                "-I", sdk.directory, "-L", sdk.directory, "-lAutoServeModel", "-Xlinker", "-rpath", "-Xlinker", sdk.directory,
+                "-o", staging,
+            ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout)
+            guard outcome.succeeded else {
+                var log = outcome.output
+                if outcome.timedOut { log += "\nswiftc did not finish within \(buildTimeout); the build was stopped\n" } else {
+                    try? log.write(toFile: failure, atomically: true, encoding: .utf8)
+                }
+                return .failure(Self.compileError(definition, log: log))
+            }
+            if !manager.fileExists(atPath: library) { try manager.moveItem(atPath: staging, toPath: library) }
+            return .success(BuiltPlugin(definition: definition, libraryPath: library, log: outcome.output, fromCache: false, duration: clock.now - start))
+        } catch {
+            return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)")))
+        }
+    }
+
+    /// Builds every model, at most `parallelism` at a time; each result stands alone.
+    public func buildAll(_ definitions: [ModelDefinition], sdk: SDKBuild, parallelism: Int) async -> [ModelName: Result<BuiltPlugin, ModelBuildError>] {
+        await withTaskGroup(of: (ModelName, Result<BuiltPlugin, ModelBuildError>).self) { group in
+            var results: [ModelName: Result<BuiltPlugin, ModelBuildError>] = [:]
+            var pending = definitions[...]
+            var running = 0
+            while running < max(1, parallelism), let next = pending.popFirst() {
+                group.addTask { (next.name, await build(next, sdk: sdk)) }
+                running += 1
+            }
+            while let (name, result) = await group.next() {
+                results[name] = result
+                if let next = pending.popFirst() {
+                    group.addTask { (next.name, await build(next, sdk: sdk)) }
+                }
+            }
+            return results
+        }
+    }
+
+    /// The first compiler error, located in the model's folder, with the whole log attached.
+    static func compileError(_ definition: ModelDefinition, log: String) -> ModelBuildError {
+        for line in log.split(separator: "\n") where line.contains(": error: ") {
+            let parts = line.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
+            if parts.count == 5, let lineNumber = Int(parts[1]) {
+                let file = URL(fileURLWithPath: String(parts[0])).lastPathComponent
+                let message = parts[4].trimmingCharacters(in: .whitespaces)
+                let located = file.hasPrefix("ServeModels+") ? "ServeModels.swift (generated glue for \(definition.name))" : "\(definition.name)/\(file)"
+                return ModelBuildError(Diagnostic(file: located, line: lineNumber, message: "compile error: \(message)"), log: log)
+            }
+            return ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "compile error: \(line)"), log: log)
+        }
+        return ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "swiftc failed without an error line; see the build log"), log: log)
+    }
+}

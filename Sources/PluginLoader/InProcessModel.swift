@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+public import ServingCore
+
+/// A model instance living in the server's own process (`MODEL_ISOLATION=inprocess`).
+///
+/// The instance is created once per loaded version by the model's `init(path:)`; `predict` calls straight
+/// into the plugin on the caller's thread, the lowest-latency path. Releasing the last reference (the
+/// version is replaced and its requests in flight are done) destroys the instance; the library stays.
+public final class InProcessModel: ModelRunner, @unchecked Sendable {
+    let library: PluginLibrary
+    let instance: UnsafeMutableRawPointer
+
+    init(library: PluginLibrary, instance: UnsafeMutableRawPointer) {
+        self.library = library
+        self.instance = instance
+    }
+
+    deinit {
+        library.destroy(instance)
+    }
+
+    public func predict(variables: [UInt8]) async -> Prediction {
+        predictNow(variables: variables)
+    }
+
+    /// The synchronous call, for callers that are already off the request path.
+    public func predictNow(variables: [UInt8]) -> Prediction {
+        var output: UnsafeMutablePointer<UInt8>?
+        var outputCount = 0
+        let status = variables.withUnsafeBufferPointer { input in
+            library.predict(instance, input.baseAddress, input.count, &output, &outputCount)
+        }
+        guard let output else { return .failure(PredictionFailure(.modelError, "the plugin returned no output")) }
+        defer { free(output) }
+        let bytes = Array(UnsafeBufferPointer(start: output, count: outputCount))
+        switch status {
+        case 0: return .output(bytes)
+        case 1: return .failure(PredictionFailure(.invalidVariables, String(decoding: bytes, as: UTF8.self)))
+        case 2: return .failure(PredictionFailure(.invalidInput, String(decoding: bytes, as: UTF8.self)))
+        case 3: return .failure(PredictionFailure(.modelError, String(decoding: bytes, as: UTF8.self)))
+        default: return .failure(PredictionFailure(.modelError, "the plugin answered with unknown status \(status)"))
+        }
+    }
+}

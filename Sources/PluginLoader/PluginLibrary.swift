@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import PluginBuilder
+import ServingCore
+
+/// A plugin's shared library, opened with `dlopen` and never closed.
+///
+/// `dlclose` of a Swift library crashes the host later (the runtime keeps its type metadata), so a library
+/// stays mapped for the life of the process; each version has its own file, so nothing is ever reused.
+struct PluginLibrary: @unchecked Sendable {
+    typealias ABIFunction = @convention(c) () -> UInt32
+    typealias CreateFunction = @convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> UnsafeMutableRawPointer?
+    typealias PredictFunction = @convention(c) (
+        UnsafeMutableRawPointer, UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>
+    ) -> Int32
+    typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer) -> Void
+
+    let create: CreateFunction
+    let predict: PredictFunction
+    let destroy: DestroyFunction
+
+    /// Opens the library and resolves the four entry points of the C ABI under `entrySymbol`.
+    static func open(path: String, entrySymbol: String) throws(PluginLoadError) -> PluginLibrary {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
+            throw PluginLoadError("dlopen failed: \(reason)")
+        }
+        func symbol<T>(_ suffix: String, as _: T.Type) throws(PluginLoadError) -> T {
+            guard let address = dlsym(handle, "\(entrySymbol)_\(suffix)") else {
+                throw PluginLoadError("the plugin has no symbol \(entrySymbol)_\(suffix); it was not built by this server's generator")
+            }
+            return unsafeBitCast(address, to: T.self)
+        }
+        let abi = try symbol("abi", as: ABIFunction.self)()
+        guard abi == PluginABI.version else {
+            throw PluginLoadError("the plugin speaks C ABI version \(abi), this server speaks \(PluginABI.version); rebuild it")
+        }
+        return PluginLibrary(
+            create: try symbol("create", as: CreateFunction.self),
+            predict: try symbol("predict", as: PredictFunction.self),
+            destroy: try symbol("destroy", as: DestroyFunction.self)
+        )
+    }
+}
+
+/// A plugin that could not be loaded or initialised.
+public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}

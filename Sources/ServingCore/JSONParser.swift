@@ -1,0 +1,274 @@
+/// A strict JSON parser over raw bytes: validates without allocating, builds a `JSONValue` only when asked.
+///
+/// The request path uses `locateObjectMember` to validate a body and find its `variables` object in one
+/// pass, without building a tree: the plugin decodes those bytes straight into the model's type. Nesting is
+/// bounded, so no input can exhaust the stack.
+public struct JSONParser {
+    public static let maximumDepth = 256
+
+    let bytes: UnsafeRawBufferPointer
+    var index = 0
+    var depth = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    /// Parses a whole document.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
+        let array = Array(bytes)
+        let result = array.withUnsafeBytes { raw -> Result<JSONValue, JSONParseError> in
+            var parser = JSONParser(raw)
+            do throws(JSONParseError) {
+                let value = try parser.parseValue()
+                try parser.expectEnd()
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Validates a whole document that must be an object, returning the byte range of `key`'s value.
+    public static func locateObjectMember(_ key: String, in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> ObjectMember {
+        var parser = JSONParser(bytes)
+        parser.skipWhitespace()
+        guard parser.peek() == UInt8(ascii: "{") else {
+            if parser.index >= bytes.count { throw JSONParseError(reason: .empty, offset: 0) }
+            try parser.skipValue()
+            try parser.expectEnd()
+            throw JSONParseError(reason: .notAnObject, offset: 0)
+        }
+        let keyBytes = Array(key.utf8)
+        var found: ObjectMember?
+        parser.index += 1
+        parser.skipWhitespace()
+        if parser.peek() == UInt8(ascii: "}") {
+            parser.index += 1
+        } else {
+            while true {
+                parser.skipWhitespace()
+                let keyStart = parser.index
+                try parser.skipString()
+                let isKey = parser.rawStringEquals(keyStart, keyBytes)
+                parser.skipWhitespace()
+                try parser.expect(UInt8(ascii: ":"))
+                parser.skipWhitespace()
+                let valueStart = parser.index
+                try parser.skipValue()
+                if isKey {
+                    found = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart]))
+                }
+                parser.skipWhitespace()
+                if parser.peek() == UInt8(ascii: ",") {
+                    parser.index += 1
+                    continue
+                }
+                try parser.expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        try parser.expectEnd()
+        guard let found else { throw JSONParseError(reason: .missingMember(key), offset: 0) }
+        return found
+    }
+
+    /// Where a top-level member's value lies in the document, and what kind of value it is.
+    public struct ObjectMember: Sendable {
+        public var range: Range<Int>
+        public var kind: ValueKind
+    }
+
+    public enum ValueKind: String, Sendable {
+        case object = "an object", array = "an array", string = "a string", number = "a number"
+        case bool = "a boolean", null = "null"
+
+        init(firstByte: UInt8) {
+            switch firstByte {
+            case UInt8(ascii: "{"): self = .object
+            case UInt8(ascii: "["): self = .array
+            case UInt8(ascii: "\""): self = .string
+            case UInt8(ascii: "t"), UInt8(ascii: "f"): self = .bool
+            case UInt8(ascii: "n"): self = .null
+            default: self = .number
+            }
+        }
+    }
+
+    // MARK: - Scanning
+
+    func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    mutating func expect(_ byte: UInt8) throws(JSONParseError) {
+        guard peek() == byte else { throw unexpected(expecting: "'\(Character(Unicode.Scalar(byte)))'") }
+        index += 1
+    }
+
+    mutating func expectEnd() throws(JSONParseError) {
+        skipWhitespace()
+        guard index == bytes.count else { throw unexpected(expecting: "the end of the document") }
+    }
+
+    func unexpected(expecting: String) -> JSONParseError {
+        guard let byte = peek() else { return JSONParseError(reason: .truncated(expecting: expecting), offset: index) }
+        return JSONParseError(reason: .unexpectedByte(byte, expecting: expecting), offset: index)
+    }
+
+    func rawStringEquals(_ start: Int, _ key: [UInt8]) -> Bool {
+        let length = index - start - 2
+        guard length == key.count else { return false }
+        for offset in 0..<length where bytes[start + 1 + offset] != key[offset] { return false }
+        return true
+    }
+
+    mutating func enter() throws(JSONParseError) {
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw JSONParseError(reason: .tooDeep, offset: index) }
+    }
+
+    /// Validates one value and moves past it.
+    mutating func skipValue() throws(JSONParseError) {
+        skipWhitespace()
+        guard let byte = peek() else { throw unexpected(expecting: "a value") }
+        switch byte {
+        case UInt8(ascii: "{"):
+            try enter()
+            index += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") {
+                index += 1
+            } else {
+                while true {
+                    skipWhitespace()
+                    try skipString()
+                    skipWhitespace()
+                    try expect(UInt8(ascii: ":"))
+                    try skipValue()
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "}"))
+                    break
+                }
+            }
+            depth -= 1
+        case UInt8(ascii: "["):
+            try enter()
+            index += 1
+            skipWhitespace()
+            if peek() == UInt8(ascii: "]") {
+                index += 1
+            } else {
+                while true {
+                    try skipValue()
+                    skipWhitespace()
+                    if peek() == UInt8(ascii: ",") {
+                        index += 1
+                        continue
+                    }
+                    try expect(UInt8(ascii: "]"))
+                    break
+                }
+            }
+            depth -= 1
+        case UInt8(ascii: "\""):
+            try skipString()
+        case UInt8(ascii: "t"):
+            try skipLiteral("true")
+        case UInt8(ascii: "f"):
+            try skipLiteral("false")
+        case UInt8(ascii: "n"):
+            try skipLiteral("null")
+        default:
+            _ = try scanNumber()
+        }
+    }
+
+    mutating func skipLiteral(_ literal: StaticString) throws(JSONParseError) {
+        let count = literal.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw JSONParseError(reason: .truncated(expecting: "\(literal)"), offset: index) }
+        for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] {
+            throw JSONParseError(reason: .unexpectedByte(bytes[index + offset], expecting: "\(literal)"), offset: index + offset)
+        }
+        index += count
+    }
+
+    /// Validates a string with its escapes and moves past its closing quote.
+    mutating func skipString() throws(JSONParseError) {
+        guard peek() == UInt8(ascii: "\"") else { throw unexpected(expecting: "a string") }
+        index += 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                index += 1
+                return
+            case UInt8(ascii: "\\"):
+                guard index + 1 < bytes.count else { break }
+                switch bytes[index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    guard index + 6 <= bytes.count, (2..<6).allSatisfy({ Self.hexValue(bytes[index + $0]) != nil }) else {
+                        throw JSONParseError(reason: .invalidEscape, offset: index)
+                    }
+                    index += 6
+                default:
+                    throw JSONParseError(reason: .invalidEscape, offset: index)
+                }
+            case 0..<0x20:
+                throw JSONParseError(reason: .controlCharacterInString, offset: index)
+            default:
+                index += 1
+            }
+        }
+        throw JSONParseError(reason: .truncated(expecting: "the end of a string"), offset: index)
+    }
+
+    /// Validates a number against JSON's grammar and returns its byte range.
+    mutating func scanNumber() throws(JSONParseError) -> Range<Int> {
+        let start = index
+        if peek() == UInt8(ascii: "-") { index += 1 }
+        guard let first = peek(), Self.isDigit(first) else { throw unexpected(expecting: "a value") }
+        index += 1
+        if first != UInt8(ascii: "0") {
+            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        }
+        if peek() == UInt8(ascii: ".") {
+            index += 1
+            guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit after '.'") }
+            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        }
+        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
+            index += 1
+            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
+            guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit in the exponent") }
+            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        }
+        return start..<index
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+    static func hexValue(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): UInt32(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}

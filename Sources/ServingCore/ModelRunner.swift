@@ -1,0 +1,59 @@
+/// A loaded model version that scores rows: what the manager hands the HTTP layer for one request.
+///
+/// In-process plugins and (later) worker processes both implement it, so the HTTP layer never knows how a
+/// model is isolated. `predict` takes the UTF-8 bytes of the `variables` object and never throws: every
+/// failure is a `Prediction.failure` that maps to one HTTP status.
+public protocol ModelRunner: Sendable {
+    func predict(variables: [UInt8]) async -> Prediction
+}
+
+/// The result of scoring one row.
+public enum Prediction: Sendable {
+    /// The bytes of the output JSON object.
+    case output([UInt8])
+    case failure(PredictionFailure)
+}
+
+/// Why a model did not answer, and the HTTP status that says so.
+public struct PredictionFailure: Error, Sendable, Hashable {
+    public enum Kind: Sendable, Hashable {
+        /// The variables did not decode into the model's type (400).
+        case invalidVariables
+        /// The model threw `ModelError.invalidInput` (422).
+        case invalidInput
+        /// The model threw another error or returned an unusable output (500).
+        case modelError
+        /// The model cannot answer now: crashed, restarting, draining (503).
+        case unavailable
+        /// The model took longer than its timeout (504).
+        case timeout
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var status: Int {
+        switch kind {
+        case .invalidVariables: 400
+        case .invalidInput: 422
+        case .modelError: 500
+        case .unavailable: 503
+        case .timeout: 504
+        }
+    }
+
+    public var code: String {
+        switch kind {
+        case .invalidVariables: "invalid_variables"
+        case .invalidInput: "invalid_input"
+        case .modelError: "model_error"
+        case .unavailable: "model_unavailable"
+        case .timeout: "model_timeout"
+        }
+    }
+}
