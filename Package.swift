@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/swiftlang/swift-syntax", from: "602.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
     ],
     targets: [
         // The model SDK (SPEC 2): the JSON value type and ModelError. Compiled into plugins at run time.
@@ -66,7 +68,12 @@ let package = Package(
         // Frontend: the HTTP routes (Hummingbird 2).
         .target(
             name: "HTTPFrontend",
-            dependencies: ["ServingCore", "ModelManager", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                "ServingCore", "ModelManager",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Configuration and the assembly of the stages into one application.
@@ -76,7 +83,9 @@ let package = Package(
                 "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "ModelManager", "HTTPFrontend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

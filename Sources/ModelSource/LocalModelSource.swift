@@ -8,9 +8,12 @@ import Foundation
 /// version across scans and restarts and is never rebuilt.
 public struct LocalModelSource: Sendable {
     public let directory: String
+    /// Where exported versions go (`STATE_DIR`).
+    public let stateDirectory: String
 
-    public init(directory: String) {
+    public init(directory: String, stateDirectory: String) {
         self.directory = directory
+        self.stateDirectory = stateDirectory
     }
 
     /// Lists the model folders with their versions; folders that break a naming rule are reported, not fatal.

@@ -1,0 +1,93 @@
+import Foundation
+public import HTTPFrontend
+public import Hummingbird
+public import Logging
+public import ModelManager
+import ModelSource
+import PluginBuilder
+import PluginLoader
+import ServiceLifecycle
+public import ServingCore
+import UnixSignals
+
+/// The whole server: the stages assembled in pipeline order, ready to run.
+///
+/// `serve` and the integration tests both build it here, so the tests run exactly what users run.
+public struct AutoServeServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let manager: ModelManager
+    public let metrics: Metrics
+    public let application: Application<ServeResponder>
+
+    /// Assembles the server; `onListening` receives the bound port (useful with `PORT=0`).
+    public static func build(
+        configuration: ServerConfiguration,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws(ConfigurationError) -> AutoServeServer {
+        for notice in configuration.notices { logger.warning("\(notice)") }
+        guard configuration.modelsRepo == nil else {
+            throw ConfigurationError("MODELS_REPO is set, but this release serves MODELS_DIR only; unset MODELS_REPO and point MODELS_DIR at a checkout")
+        }
+        let metrics = Metrics()
+        let source = LocalModelSource(directory: configuration.modelsDir, stateDirectory: configuration.stateDir)
+        let manager = ModelManager(
+            source: source,
+            compiler: await Self.compiler(configuration, logger: logger),
+            loader: InProcessLoader(),
+            configuration: managerConfiguration(configuration),
+            metrics: metrics,
+            logger: logger
+        )
+        var frontend = FrontendConfiguration()
+        frontend.baseUrl = configuration.baseUrl
+        frontend.maxBodyBytes = configuration.maxBodyBytes
+        let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger)
+        let application = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "autoserve"),
+            services: [manager, SignalReloader(manager: manager)],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)", "models": "\(source.displayName)"])
+                await onListening(port)
+            },
+            logger: logger
+        )
+        return AutoServeServer(configuration: configuration, manager: manager, metrics: metrics, application: application)
+    }
+
+    static func compiler(_ configuration: ServerConfiguration, logger: Logger) async -> Result<PluginCompiler, ToolchainError> {
+        do {
+            let toolchain = try await Toolchain.locate(configured: configuration.swiftc)
+            logger.info("compiler found", metadata: ["swiftc": "\(toolchain.swiftc)", "version": "\(toolchain.versionLine)"])
+            return .success(PluginCompiler(toolchain: toolchain, stateDirectory: configuration.stateDir))
+        } catch {
+            logger.error("no usable compiler; no model can be built", metadata: ["error": "\(error.message)"])
+            return .failure(error)
+        }
+    }
+
+    static func managerConfiguration(_ configuration: ServerConfiguration) -> ModelManagerConfiguration {
+        var manager = ModelManagerConfiguration()
+        manager.defaultTimeout = configuration.modelTimeout
+        if configuration.baseUrl.isEmpty { manager.takenRoutes = FrontendConfiguration.rootEndpoints }
+        return manager
+    }
+
+    /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.
+    public func run() async throws {
+        try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+    }
+}
+
+/// Rescans the models folder on SIGHUP, as operators expect of a daemon.
+struct SignalReloader: Service {
+    let manager: ModelManager
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            manager.requestSync(reason: "SIGHUP")
+        }
+    }
+}

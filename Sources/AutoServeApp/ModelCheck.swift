@@ -1,0 +1,92 @@
+import Foundation
+public import Logging
+import ModelManager
+public import ModelSource
+import PluginBuilder
+import PluginLoader
+public import ServingCore
+
+/// `autoserve check DIR`: builds every folder of a models checkout and runs its examples, as the server
+/// would, so a models repository's CI catches a bad push before the server sees it.
+public enum ModelCheck {
+    public struct Report: Sendable {
+        public var text: String
+        public var passed: Bool
+    }
+
+    public static func run(directory: String, configuration: ServerConfiguration, logger: Logger) async -> Report {
+        let source = LocalModelSource(directory: directory, stateDirectory: configuration.stateDir)
+        let manager = ModelManager(
+            source: source,
+            compiler: await AutoServeServer.compiler(configuration, logger: logger),
+            loader: InProcessLoader(),
+            configuration: AutoServeServer.managerConfiguration(configuration),
+            metrics: Metrics(),
+            logger: logger
+        )
+        await manager.sync(id: 1)
+        let snapshot = manager.snapshot()
+        var text = ""
+        var passed = true
+        if let sync = snapshot.lastSync, !sync.succeeded {
+            return Report(text: "FAIL \(directory): \(sync.message)\n", passed: false)
+        }
+        for name in snapshot.models.keys.sorted() {
+            let status = snapshot.models[name]!
+            if let serving = status.serving, status.lastError == nil {
+                text += "ok   \(name) (\(serving.typeName), version \(serving.version.prefix(12)))\n"
+            } else {
+                passed = false
+                text += "FAIL \(name): \(status.lastError.map { "\($0.diagnostic)" } ?? "not loaded")\n"
+                if let log = status.lastError?.log, !log.isEmpty {
+                    text += log.split(separator: "\n", omittingEmptySubsequences: false).map { "     \($0)" }.joined(separator: "\n") + "\n"
+                }
+            }
+        }
+        if snapshot.models.isEmpty {
+            passed = false
+            text += "FAIL \(directory): no model folders found\n"
+        }
+        text += passed ? "\(snapshot.models.count) model(s) passed\n" : "some models failed\n"
+        return Report(text: text, passed: passed)
+    }
+}
+
+/// `autoserve generate DIR`: the `ServeModels.swift` the server would compile for a models checkout.
+public enum ServeModelsGeneration {
+    public struct Output: Sendable {
+        public var document: String
+        public var diagnostics: [Diagnostic]
+    }
+
+    public static func run(directory: String, configuration: ServerConfiguration) async throws(ConfigurationError) -> Output {
+        let snapshot: SourceSnapshot
+        do {
+            snapshot = try LocalModelSource(directory: directory, stateDirectory: configuration.stateDir).scan()
+        } catch {
+            throw ConfigurationError(error.message)
+        }
+        let identity: String
+        do {
+            let toolchain = try await Toolchain.locate(configured: configuration.swiftc)
+            identity = "\(toolchain.identity)-\(PluginCompiler.sdkHash)"
+        } catch {
+            throw ConfigurationError(error.message)
+        }
+        return generate(snapshot, buildIdentity: identity)
+    }
+
+    /// Generates from a scanned checkout, reading each folder where it is.
+    public static func generate(_ snapshot: SourceSnapshot, buildIdentity: String) -> Output {
+        var definitions: [ModelDefinition] = []
+        var diagnostics = snapshot.rejected.map(\.diagnostic)
+        for folder in snapshot.models {
+            do {
+                definitions.append(try ModelGenerator(buildIdentity: buildIdentity).definition(name: folder.name, version: folder.version, folder: folder.sourcePath))
+            } catch {
+                diagnostics.append(error.diagnostic)
+            }
+        }
+        return Output(document: ServeModelsGenerator.document(for: definitions), diagnostics: diagnostics)
+    }
+}

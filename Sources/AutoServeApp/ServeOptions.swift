@@ -1,0 +1,57 @@
+public import ArgumentParser
+
+/// Every setting as a flag; a flag overrides the environment variable of the same setting.
+public struct ServeOptions: ParsableArguments {
+    @Option(name: .customLong("base-url"), help: help("baseUrl")) var baseUrl: String?
+    @Option(help: help("PORT")) var port: String?
+    @Option(help: help("HOST")) var host: String?
+    @Option(name: .customLong("models-repo"), help: help("MODELS_REPO")) var modelsRepo: String?
+    @Option(name: .customLong("models-branch"), help: help("MODELS_BRANCH")) var modelsBranch: String?
+    @Option(name: .customLong("models-dir"), help: help("MODELS_DIR")) var modelsDir: String?
+    @Option(name: .customLong("state-dir"), help: help("STATE_DIR")) var stateDir: String?
+    @Option(name: .customLong("sync-interval"), help: help("SYNC_INTERVAL")) var syncInterval: String?
+    @Option(name: .customLong("sync-at"), help: help("SYNC_AT")) var syncAt: String?
+    @Option(name: .customLong("git-token"), help: help("GIT_TOKEN")) var gitToken: String?
+    @Option(name: .customLong("git-username"), help: help("GIT_USERNAME")) var gitUsername: String?
+    @Option(name: .customLong("git-ssh-key"), help: help("GIT_SSH_KEY")) var gitSSHKey: String?
+    @Option(name: .customLong("webhook-secret"), help: help("WEBHOOK_SECRET")) var webhookSecret: String?
+    @Option(name: .customLong("admin-token"), help: help("ADMIN_TOKEN")) var adminToken: String?
+    @Option(name: .customLong("max-body-bytes"), help: help("MAX_BODY_BYTES")) var maxBodyBytes: String?
+    @Option(name: .customLong("model-timeout-ms"), help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
+    @Option(name: .customLong("model-isolation"), help: help("MODEL_ISOLATION")) var modelIsolation: String?
+    @Option(help: help("SWIFTC")) var swiftc: String?
+    @Option(name: .customLong("inference-log"), help: help("INFERENCE_LOG")) var inferenceLog: String?
+    @Option(name: .customLong("log-level"), help: help("LOG_LEVEL")) var logLevel: String?
+
+    public init() {}
+
+    static func help(_ environment: String) -> ArgumentHelp {
+        let setting = ServerConfiguration.settings.first { $0.environment == environment }!
+        return ArgumentHelp("\(setting.help). Env: \(environment).")
+    }
+
+    /// The flags given, by the environment name of their setting.
+    var given: [(String, String?)] {
+        [
+            ("baseUrl", baseUrl), ("PORT", port), ("HOST", host), ("MODELS_REPO", modelsRepo), ("MODELS_BRANCH", modelsBranch),
+            ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
+            ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
+            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
+            ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
+        ]
+    }
+
+    /// The environment's configuration with these flags applied on top.
+    public func configuration(environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+        var configuration = try ServerConfiguration.fromEnvironment(environment)
+        for case let (name, value?) in given {
+            do {
+                try configuration.apply(name, value)
+            } catch {
+                let flag = "--" + name.lowercased().replacingOccurrences(of: "_", with: "-").replacingOccurrences(of: "baseurl", with: "base-url")
+                throw ConfigurationError(error.message.replacingOccurrences(of: "\(name)=", with: "\(flag) "))
+            }
+        }
+        return configuration
+    }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+
+/// One setting: its environment name, its flag, its help text and how to apply a value.
+struct Setting: Sendable {
+    let environment: String
+    let help: String
+    let isSecret: Bool
+    let apply: @Sendable (inout ServerConfiguration, String) throws -> Void
+}
+
+extension ServerConfiguration {
+    /// Every setting of SPEC 8, in the order `--help` and the `env` file list them.
+    static let settings: [Setting] = [
+        Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all (default: empty, models at /<Model>)", isSecret: false) { config, value in
+            config.baseUrl = try parseBaseUrl(value)
+        },
+        Setting(environment: "PORT", help: "TCP port to listen on (default: 8080)", isSecret: false) { config, value in
+            guard let port = Int(value), (0...65535).contains(port) else { throw invalid("PORT", value, "a port number from 0 to 65535") }
+            config.port = port
+        },
+        Setting(environment: "HOST", help: "Address to listen on (default: 0.0.0.0)", isSecret: false) { config, value in
+            guard !value.isEmpty else { throw invalid("HOST", value, "an address such as 0.0.0.0 or 127.0.0.1") }
+            config.host = value
+        },
+        Setting(environment: "MODELS_REPO", help: "Git repository of model folders; unset serves MODELS_DIR", isSecret: false) { config, value in
+            config.modelsRepo = value.isEmpty ? nil : value
+        },
+        Setting(environment: "MODELS_BRANCH", help: "Branch of MODELS_REPO to serve (default: main)", isSecret: false) { config, value in
+            guard !value.isEmpty, !value.contains(" ") else { throw invalid("MODELS_BRANCH", value, "a branch name") }
+            config.modelsBranch = value
+        },
+        Setting(environment: "MODELS_DIR", help: "Folder of model folders served without a repository (default: ./models_serve)", isSecret: false) { config, value in
+            guard !value.isEmpty else { throw invalid("MODELS_DIR", value, "a folder path") }
+            config.modelsDir = value
+        },
+        Setting(environment: "STATE_DIR", help: "Clone, exported versions and plugin cache (default: ./.autoserve)", isSecret: false) { config, value in
+            guard !value.isEmpty else { throw invalid("STATE_DIR", value, "a folder path") }
+            config.stateDir = value
+        },
+        Setting(environment: "SYNC_INTERVAL", help: "Time between syncs, like 30s, 1m, 24h (default: 24h)", isSecret: false) { config, value in
+            config.syncInterval = try parseDuration(value, setting: "SYNC_INTERVAL")
+        },
+        Setting(environment: "SYNC_AT", help: "Daily sync time HH:MM in UTC (default: unset)", isSecret: false) { config, value in
+            config.syncAtMinute = value.isEmpty ? nil : try parseTimeOfDay(value)
+        },
+        Setting(environment: "GIT_TOKEN", help: "Token for HTTPS remotes (secret; prefer the environment to the flag)", isSecret: true) { config, value in
+            config.gitToken = value.isEmpty ? nil : Secret(value)
+        },
+        Setting(environment: "GIT_USERNAME", help: "User name sent with GIT_TOKEN (default: x-access-token)", isSecret: false) { config, value in
+            config.gitUsername = value.isEmpty ? nil : value
+        },
+        Setting(environment: "GIT_SSH_KEY", help: "Path of a private key file for SSH remotes", isSecret: false) { config, value in
+            config.gitSSHKey = value.isEmpty ? nil : value
+        },
+        Setting(environment: "WEBHOOK_SECRET", help: "Secret that verifies POST /hooks/git (secret)", isSecret: true) { config, value in
+            config.webhookSecret = value.isEmpty ? nil : Secret(value)
+        },
+        Setting(environment: "ADMIN_TOKEN", help: "Bearer token for POST /<baseUrl>/-/sync (secret)", isSecret: true) { config, value in
+            config.adminToken = value.isEmpty ? nil : Secret(value)
+        },
+        Setting(environment: "MAX_BODY_BYTES", help: "Largest request body in bytes (default: 1048576)", isSecret: false) { config, value in
+            guard let bytes = Int(value), bytes > 0 else { throw invalid("MAX_BODY_BYTES", value, "a number of bytes above 0, like 1048576") }
+            config.maxBodyBytes = bytes
+        },
+        Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) { config, value in
+            guard let milliseconds = Int(value), milliseconds > 0 else { throw invalid("MODEL_TIMEOUT_MS", value, "a number of milliseconds above 0, like 10000") }
+            config.modelTimeout = .milliseconds(milliseconds)
+        },
+        Setting(environment: "MODEL_ISOLATION", help: "inprocess (plugins load into the server; the default in this release)", isSecret: false) { config, value in
+            guard let isolation = ModelIsolation(rawValue: value.lowercased()) else {
+                throw invalid("MODEL_ISOLATION", value, "inprocess or process")
+            }
+            guard isolation == .inprocess else {
+                throw ConfigurationError("MODEL_ISOLATION=process is not available in this release yet; set MODEL_ISOLATION=inprocess or unset it")
+            }
+            config.modelIsolation = isolation
+        },
+        Setting(environment: "SWIFTC", help: "Compiler for model plugins (default: swiftc on PATH, else beside the Swift runtime)", isSecret: false) { config, value in
+            config.swiftc = value.isEmpty ? nil : value
+        },
+        Setting(environment: "INFERENCE_LOG", help: "File that receives one JSON line per scored row (default: unset)", isSecret: false) { config, value in
+            config.inferenceLog = value.isEmpty ? nil : value
+        },
+        Setting(environment: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default: info)", isSecret: false) { config, value in
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw invalid("LOG_LEVEL", value, "trace, debug, info, notice, warning, error or critical")
+            }
+            config.logLevel = level
+        },
+    ]
+
+    /// The original project's names, still accepted.
+    static let aliases: [(old: String, new: String)] = [("gitPath", "MODELS_REPO"), ("usergit", "GIT_USERNAME"), ("password", "GIT_TOKEN")]
+
+    /// Reads every setting from an environment; values that cannot be used are errors, never ignored.
+    public static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
+        var config = ServerConfiguration()
+        for (old, new) in aliases {
+            guard let value = environment[old] else { continue }
+            if environment[new] == nil {
+                try config.apply(new, value)
+                config.notices.append("\(old) is deprecated; rename it to \(new)")
+            } else {
+                config.notices.append("\(old) is deprecated and ignored because \(new) is also set")
+            }
+        }
+        for setting in settings {
+            if let value = environment[setting.environment] { try config.apply(setting.environment, value) }
+        }
+        return config
+    }
+
+    /// Applies one value by its environment name (flags use the same names and checks).
+    public mutating func apply(_ environmentName: String, _ value: String) throws(ConfigurationError) {
+        guard let setting = Self.settings.first(where: { $0.environment == environmentName }) else {
+            throw ConfigurationError("unknown setting \(environmentName)")
+        }
+        do {
+            try setting.apply(&self, value)
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError("\(environmentName): \(error)")
+        }
+    }
+
+    static func invalid(_ name: String, _ value: String, _ expected: String) -> ConfigurationError {
+        ConfigurationError("\(name)=\(value) is not valid: expected \(expected)")
+    }
+
+    static func parseBaseUrl(_ value: String) throws(ConfigurationError) -> String {
+        let trimmed = value.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./~")
+        guard trimmed.allSatisfy({ allowed.contains($0) }) else {
+            throw invalid("baseUrl", value, "a path prefix of letters, digits and - _ . / ~, like api/v1")
+        }
+        return trimmed
+    }
+
+    /// `30s`, `1m`, `24h`, `1h30m`, `500ms`, or a bare number of seconds.
+    static func parseDuration(_ value: String, setting: String) throws(ConfigurationError) -> Duration {
+        if let seconds = Int(value), seconds > 0 { return .seconds(seconds) }
+        var total: Duration = .zero
+        var number = ""
+        var rest = Substring(value)
+        while let character = rest.first {
+            if character.isNumber {
+                number.append(character)
+                rest = rest.dropFirst()
+                continue
+            }
+            guard let amount = Int(number) else { throw invalid(setting, value, "a duration like 30s, 1m, 24h or 1h30m") }
+            if rest.hasPrefix("ms") {
+                total += .milliseconds(amount)
+                rest = rest.dropFirst(2)
+            } else {
+                switch character {
+                case "s": total += .seconds(amount)
+                case "m": total += .seconds(amount * 60)
+                case "h": total += .seconds(amount * 3600)
+                case "d": total += .seconds(amount * 86400)
+                default: throw invalid(setting, value, "a duration like 30s, 1m, 24h or 1h30m")
+                }
+                rest = rest.dropFirst()
+            }
+            number = ""
+        }
+        guard number.isEmpty, total > .zero else { throw invalid(setting, value, "a duration above zero like 30s, 1m, 24h or 1h30m") }
+        return total
+    }
+
+    static func parseTimeOfDay(_ value: String) throws(ConfigurationError) -> Int {
+        let parts = value.split(separator: ":")
+        guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]),
+            (0..<24).contains(hour), (0..<60).contains(minute)
+        else { throw invalid("SYNC_AT", value, "a UTC time HH:MM like 03:30") }
+        return hour * 60 + minute
+    }
+}

@@ -1,0 +1,103 @@
+public import Foundation
+public import ServingCore
+
+/// A model's state in the index: `ready` while some version serves, `loading` before its first version is
+/// ready, `failed` when no version serves and the last attempt failed.
+public enum ModelState: String, Sendable, Codable {
+    case loading, ready, failed
+}
+
+/// A version that serves requests: the runner and what the index and the response headers show.
+///
+/// A request holds one of these from start to end, so a swap never changes the version a request runs
+/// on; when the last holder lets go of a replaced version, its model instance is released.
+public final class ServingVersion: Sendable {
+    public let name: ModelName
+    public let version: String
+    public let runner: any ModelRunner
+    public let timeout: Duration
+    public let loadedAt: Date
+    public let typeName: String
+    public let summary: String?
+    public let commit: String?
+
+    public init(name: ModelName, version: String, runner: any ModelRunner, timeout: Duration, loadedAt: Date, typeName: String, summary: String?, commit: String?) {
+        self.name = name
+        self.version = version
+        self.runner = runner
+        self.timeout = timeout
+        self.loadedAt = loadedAt
+        self.typeName = typeName
+        self.summary = summary
+        self.commit = commit
+    }
+}
+
+/// Why a version did not take its route: the diagnostic, the build log excerpt and when it happened.
+public struct FailureReport: Sendable, Hashable {
+    public var version: String?
+    public var diagnostic: Diagnostic
+    public var log: String?
+    public var at: Date
+
+    public init(version: String?, diagnostic: Diagnostic, log: String?, at: Date = Date()) {
+        self.version = version
+        self.diagnostic = diagnostic
+        self.log = log.map(Self.excerpt)
+        self.at = at
+    }
+
+    /// The last 4 KiB of a build log: enough for swiftc's errors, small enough for the index.
+    static func excerpt(_ log: String) -> String {
+        guard log.utf8.count > 4096 else { return log }
+        return "…" + String(decoding: log.utf8.suffix(4096), as: UTF8.self)
+    }
+}
+
+/// Everything the index knows about one model name.
+public struct ModelStatus: Sendable {
+    public var folderName: String
+    public var state: ModelState
+    public var serving: ServingVersion?
+    /// The version being built or loaded, if any.
+    public var pendingVersion: String?
+    public var lastError: FailureReport?
+
+    public init(folderName: String, state: ModelState, serving: ServingVersion? = nil, pendingVersion: String? = nil, lastError: FailureReport? = nil) {
+        self.folderName = folderName
+        self.state = state
+        self.serving = serving
+        self.pendingVersion = pendingVersion
+        self.lastError = lastError
+    }
+}
+
+/// The outcome of one sync, for the index and `/readyz`.
+public struct SyncReport: Sendable {
+    public var id: Int
+    public var startedAt: Date
+    public var finishedAt: Date
+    public var succeeded: Bool
+    public var message: String
+}
+
+/// An immutable view of every model: what one request reads, with one lock held for a copy.
+public struct RegistrySnapshot: Sendable {
+    public var models: [String: ModelStatus] = [:]
+    /// True once the first sync and load have finished.
+    public var isReady = false
+    public var readinessReason = "the first sync has not started"
+    public var commit: String?
+    public var lastSync: SyncReport?
+    public var source: String = ""
+
+    public init() {}
+
+    /// The version serving `name`, if any.
+    public func serving(_ name: String) -> ServingVersion? { models[name]?.serving }
+
+    /// Every version serving now, in name order.
+    public var servingVersions: [ServingVersion] {
+        models.values.compactMap(\.serving).sorted { $0.name < $1.name }
+    }
+}

@@ -1,0 +1,100 @@
+import AutoServeApp
+import ArgumentParser
+import Foundation
+import Logging
+import ServingCore
+
+/// `autoserve`: serve a folder of Swift models over HTTP, generate their glue, or check them.
+@main
+struct AutoServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoserve",
+        abstract: "Serve every model folder's transform_predict as an HTTP route.",
+        discussion: "Every setting is an environment variable (named after 'Env:' in each option's help) and a flag; a flag wins.",
+        subcommands: [Serve.self, Generate.self, Check.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+extension AutoServeCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serve the models (the default command).")
+
+        @OptionGroup var options: ServeOptions
+
+        func run() async throws {
+            let configuration = try loadConfiguration(options)
+            let logger = bootstrapLogging(configuration.logLevel)
+            do {
+                let server = try await AutoServeServer.build(configuration: configuration, logger: logger)
+                try await server.run()
+            } catch let error as ConfigurationError {
+                logger.critical("cannot start: \(error.message)")
+                throw ExitCode(78)
+            }
+        }
+    }
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print (or write) ServeModels.swift for a folder of models.")
+
+        @Argument(help: "The folder of model folders (default: MODELS_DIR).") var directory: String?
+        @Option(name: .shortAndLong, help: "Write the file here instead of printing it.") var output: String?
+        @OptionGroup var options: ServeOptions
+
+        func run() async throws {
+            let configuration = try loadConfiguration(options)
+            let generated: ServeModelsGeneration.Output
+            do {
+                generated = try await ServeModelsGeneration.run(directory: directory ?? configuration.modelsDir, configuration: configuration)
+            } catch {
+                FileHandle.standardError.write(Data("autoserve generate: \(error.message)\n".utf8))
+                throw ExitCode.failure
+            }
+            if let output {
+                try generated.document.write(toFile: output, atomically: true, encoding: .utf8)
+            } else {
+                print(generated.document, terminator: "")
+            }
+            for diagnostic in generated.diagnostics {
+                FileHandle.standardError.write(Data("error: \(diagnostic)\n".utf8))
+            }
+            if !generated.diagnostics.isEmpty { throw ExitCode.failure }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build every model folder, run its examples, and exit non-zero on any failure.",
+            discussion: "Run it in a models repository's CI before pushing."
+        )
+
+        @Argument(help: "The folder of model folders (default: MODELS_DIR).") var directory: String?
+        @OptionGroup var options: ServeOptions
+
+        func run() async throws {
+            let configuration = try loadConfiguration(options)
+            let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
+            let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger)
+            print(report.text, terminator: "")
+            if !report.passed { throw ExitCode.failure }
+        }
+    }
+}
+
+/// Reads the environment and the flags; a value that cannot be used stops the command with its reason.
+func loadConfiguration(_ options: ServeOptions) throws -> ServerConfiguration {
+    do {
+        return try options.configuration(environment: ProcessInfo.processInfo.environment)
+    } catch {
+        FileHandle.standardError.write(Data("autoserve: \(error.message)\n".utf8))
+        throw ExitCode(78)
+    }
+}
+
+func bootstrapLogging(_ level: Logger.Level) -> Logger {
+    LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, level: level) }
+    var logger = Logger(label: "autoserve")
+    logger.logLevel = level
+    return logger
+}
