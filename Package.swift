@@ -99,13 +99,8 @@ let package = Package(
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder"], swiftSettings: swiftSettings),
-        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager"], swiftSettings: swiftSettings),
-        .testTarget(name: "HTTPFrontendTests", dependencies: ["HTTPFrontend"], swiftSettings: swiftSettings),
-        .testTarget(
-            name: "AutoServeAppTests",
-            dependencies: ["AutoServeApp"],
-            resources: [.copy("../Fixtures")],
-            swiftSettings: swiftSettings
-        ),
+        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader"], swiftSettings: swiftSettings),
+        .testTarget(name: "HTTPFrontendTests", dependencies: ["HTTPFrontend", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "AutoServeAppTests", dependencies: ["AutoServeApp", "ServingCore", "ModelManager", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")], swiftSettings: swiftSettings),
     ]
 )

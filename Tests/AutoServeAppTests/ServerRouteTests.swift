@@ -1,0 +1,213 @@
+import Foundation
+import ServingCore
+import Testing
+
+/// Every route and status code of SPEC 4, against the real server with real plugins and a real client.
+///
+/// One server serves all of these tests: the three example models, the `Echo` fixture and a folder that
+/// does not compile, so that failures of one model are seen beside the models that work.
+@Suite(.serialized)
+struct ServerRouteTests {
+    static let server = Task {
+        try await TestServer.start(models: [
+            "Iris": "\(Paths.modelsServe)/Iris",
+            "ChurnRisk": "\(Paths.modelsServe)/ChurnRisk",
+            "HousePrice": "\(Paths.modelsServe)/HousePrice",
+            "Echo": "\(Paths.fixtures)/models/Echo",
+            "CompileError": "\(Paths.fixtures)/broken/CompileError",
+        ]) { configuration in
+            configuration.maxBodyBytes = 4096
+        }
+    }
+
+    static let setosa = #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}"#
+
+    var client: HTTPClient { get async throws { try await Self.server.value.client } }
+
+    @Test func postScoresARowWithTheModelVersionHeader() async throws {
+        let answer = try await client.post("/Iris", Self.setosa)
+        #expect(answer.status == 200)
+        #expect(answer.header("Content-Type") == "application/json")
+        #expect(answer.json?["iris_class"] == .string("setosa"))
+        let index = try await client.get("/")
+        guard case .string(let version)? = index.json?["Iris"]?["version"] else { Issue.record("no version in the index"); return }
+        #expect(answer.header("X-Model-Version") == version)
+        #expect(version.count == 64)
+    }
+
+    @Test func getAndAnEmptyPostScoreEmptyVariables() async throws {
+        let get = try await client.get("/Echo")
+        #expect(get.status == 200)
+        #expect(get.json?["echo"] == .object([:]))
+        let emptyPost = try await client.post("/Echo", "")
+        #expect(emptyPost.status == 200)
+        #expect(emptyPost.json?["echo"] == .object([:]))
+        let needsInput = try await client.get("/ChurnRisk")
+        #expect(needsInput.status == 422)
+    }
+
+    @Test func anEncodableStructOutputAndAMultiFileModel() async throws {
+        let churn = try await client.post("/ChurnRisk", #"{"variables": {"tenure_months": 3, "monthly_charges": 95.5, "support_calls": 4}}"#)
+        #expect(churn.status == 200)
+        #expect(churn.json?["risk"] == .string("high"))
+        #expect(churn.json?["reasons"] == .array(["short tenure", "high monthly charges", "month-to-month contract", "4 support calls"]))
+        let house = try await client.post("/HousePrice", #"{"variables": {"area_sqm": 120, "year_built": 1990, "rooms": 4, "neighbourhood": "centre"}}"#)
+        #expect(house.status == 200)
+        #expect(house.json?["price"] == .number(834400))
+    }
+
+    @Test func aMissingFieldIsA400NamingIt() async throws {
+        let answer = try await client.post("/Iris", #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_width": 0.2}}"#)
+        #expect(answer.status == 400)
+        #expect(answer.error("code") == .string("invalid_variables"))
+        #expect(answer.error("status") == .number(400))
+        #expect(answer.error("message")?.jsonText.contains("petal_length") == true)
+        let wrongType = try await client.post("/Iris", #"{"variables": {"sepal_length": "long", "sepal_width": 3.5, "petal_length": 1, "petal_width": 0.2}}"#)
+        #expect(wrongType.status == 400)
+        #expect(wrongType.error("message")?.jsonText.contains("sepal_length") == true)
+    }
+
+    @Test(arguments: [
+        ("not json at all", "invalid_json"),
+        (#"{"variables": {"a": 1"#, "invalid_json"),
+        (#"{"variables": {"a": 1}} trailing"#, "invalid_json"),
+        (#"[1, 2, 3]"#, "invalid_body"),
+        (#"{"vars": {}}"#, "missing_variables"),
+        (#"{"variables": [1]}"#, "invalid_variables"),
+        (#"{"variables": "x"}"#, "invalid_variables"),
+        (String(repeating: "[", count: 300), "invalid_json"),
+    ])
+    func malformedBodiesAre400s(body: String, code: String) async throws {
+        for path in ["/Echo", "/all"] {
+            let answer = try await client.post(path, body)
+            #expect(answer.status == 400, "\(path) \(body.prefix(40))")
+            #expect(answer.error("code") == .string(code))
+            #expect(answer.error("message")?.jsonText.contains("variables") == true)
+        }
+        #expect(try await client.get("/healthz").status == 200)
+    }
+
+    @Test func unknownModelIsA404ListingTheAvailableOnes() async throws {
+        let answer = try await client.post("/Nope", Self.setosa)
+        #expect(answer.status == 404)
+        #expect(answer.error("code") == .string("not_found"))
+        let message = answer.error("message")?.jsonText ?? ""
+        for name in ["Iris", "ChurnRisk", "HousePrice", "Echo"] { #expect(message.contains(name)) }
+        #expect(try await client.get("/Iris/extra").status == 404)
+    }
+
+    @Test func wrongMethodsAre405WithAllow() async throws {
+        for (method, path) in [("PUT", "/Iris"), ("DELETE", "/all"), ("POST", "/"), ("PATCH", "/healthz")] {
+            let answer = try await client.send(method, path, body: "{}")
+            #expect(answer.status == 405, "\(method) \(path)")
+            #expect(answer.error("code") == .string("method_not_allowed"))
+            #expect(answer.header("Allow") != nil)
+        }
+    }
+
+    @Test func aBodyOverTheLimitIs413() async throws {
+        let padding = String(repeating: " ", count: 5000)
+        let answer = try await client.post("/Echo", #"{"variables": {}}"# + padding)
+        #expect(answer.status == 413)
+        #expect(answer.error("code") == .string("payload_too_large"))
+        #expect(answer.error("message")?.jsonText.contains("MAX_BODY_BYTES") == true)
+        #expect(try await client.post("/Echo", #"{"variables": {"x": 1}}"#).status == 200)
+    }
+
+    @Test func invalidInputIs422AndOtherModelErrorsAre500() async throws {
+        let rejected = try await client.post("/Echo", #"{"variables": {"mode": "reject"}}"#)
+        #expect(rejected.status == 422)
+        #expect(rejected.error("code") == .string("invalid_input"))
+        #expect(rejected.error("message")?.jsonText.contains("mode=reject asks the model to reject the row") == true)
+        let exploded = try await client.post("/Echo", #"{"variables": {"mode": "explode"}}"#)
+        #expect(exploded.status == 500)
+        #expect(exploded.error("code") == .string("model_error"))
+        #expect(exploded.error("message")?.jsonText.contains("Boom") == true)
+        let notANumber = try await client.post("/Echo", #"{"variables": {"mode": "nan"}}"#)
+        #expect(notANumber.status == 500)
+    }
+
+    @Test func aModelThatDoesNotCompileIsReportedWhileTheOthersServe() async throws {
+        let index = try await client.get("/")
+        let broken = index.json?["CompileError"]
+        #expect(broken?["state"] == .string("failed"))
+        let message = broken?["last_error"]?["message"]?.jsonText ?? ""
+        #expect(message.contains("CompileError/etls.swift"))
+        #expect(message.contains("cannot convert value of type 'String' to specified type 'Int'"))
+        #expect(broken?["last_error"]?["line"] == .number(7))
+        #expect(broken?["last_error"]?["build_log"]?.jsonText.contains("error:") == true)
+        let answer = try await client.post("/CompileError", "{}")
+        #expect(answer.status == 503)
+        #expect(answer.error("code") == .string("model_failed"))
+        #expect(index.json?["Iris"]?["state"] == .string("ready"))
+        #expect(try await client.post("/Iris", Self.setosa).status == 200)
+    }
+
+    @Test func allScoresEveryModelAndListsFailuresUnderErrors() async throws {
+        let body = #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2, "tenure_months": 40, "mode": "explode"}}"#
+        let answer = try await client.post("/all", body)
+        #expect(answer.status == 200)
+        #expect(answer.json?["Iris"]?["iris_class"] == .string("setosa"))
+        #expect(answer.json?["ChurnRisk"]?["risk"] != nil)
+        #expect(answer.json?["Echo"] == nil)
+        #expect(answer.json?["_errors"]?["Echo"]?["status"] == .number(500))
+        #expect(answer.json?["_errors"]?["HousePrice"]?["status"] == .number(400))
+        #expect(answer.json?["_errors"]?["CompileError"]?["status"] == .number(503))
+        let get = try await client.get("/all")
+        #expect(get.status == 200)
+        #expect(get.json?["Echo"]?["echo"] == .object([:]))
+    }
+
+    @Test func concurrentRequestsToOneModelAllAnswerCorrectly() async throws {
+        let client = try await self.client
+        let rows: [(String, String)] = [
+            (Self.setosa, "setosa"),
+            (#"{"variables": {"sepal_length": 6.4, "sepal_width": 3.2, "petal_length": 4.5, "petal_width": 1.5}}"#, "versicolor"),
+            (#"{"variables": {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}}"#, "virginica"),
+        ]
+        let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    var wrong = 0
+                    for request in 0..<25 {
+                        let (body, expected) = rows[(worker + request) % rows.count]
+                        let answer = try await client.post("/Iris", body)
+                        if answer.status != 200 || answer.json?["iris_class"] != .string(expected) { wrong += 1 }
+                    }
+                    return wrong
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(wrong == 0)
+    }
+
+    @Test func healthReadinessAndMetrics() async throws {
+        let health = try await client.get("/healthz")
+        #expect(health.status == 200)
+        let ready = try await client.get("/readyz")
+        #expect(ready.status == 200)
+        #expect(ready.json?["models"]?["ready"] == .number(4))
+        #expect(ready.json?["models"]?["failed"] == .number(1))
+        _ = try await client.post("/Iris", Self.setosa)
+        let metrics = try await client.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.header("Content-Type")?.hasPrefix("text/plain") == true)
+        #expect(metrics.text.contains(#"autoserve_requests_total{model="Iris",status="200",version=""#))
+        #expect(metrics.text.contains(#"autoserve_request_duration_seconds_bucket{model="Iris",le="+Inf"}"#))
+        #expect(metrics.text.contains(#"autoserve_model_state{model="CompileError",state="failed"} 1"#))
+        #expect(metrics.text.contains("# TYPE autoserve_requests_total counter"))
+    }
+
+    @Test func theIndexDescribesEveryModel() async throws {
+        let index = try await client.get("/")
+        #expect(index.status == 200)
+        let iris = index.json?["Iris"]
+        #expect(iris?["state"] == .string("ready"))
+        #expect(iris?["routes"] == .array(["/Iris", "/all"]))
+        #expect(iris?["type"] == .string("Iris"))
+        #expect(iris?["last_error"] == .null)
+        #expect(iris?["loaded_at"] != .null)
+        #expect(index.json?["_server"]?["ready"] == .bool(true))
+    }
+}

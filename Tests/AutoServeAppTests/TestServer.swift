@@ -1,0 +1,139 @@
+import AutoServeApp
+import Foundation
+import Logging
+import ServiceLifecycle
+import ServingCore
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Paths of the repository and its fixtures, found from this file.
+enum Paths {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let modelsServe = "\(repository)/models_serve"
+    static let fixtures = "\(repository)/Tests/Fixtures"
+    /// The plugin cache shared by every test of this process, so the SDK and each model version build once.
+    static let sharedState = "\(NSTemporaryDirectory())autoserve-tests-\(getpid())/state"
+    /// The `autoserve` binary built beside this test bundle.
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autoserve").path
+    }
+
+    static func temporaryFolder(_ label: String) throws -> String {
+        let path = "\(NSTemporaryDirectory())autoserve-\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// A models folder holding copies of the given model folders (name → source folder).
+    static func modelsFolder(_ models: [String: String]) throws -> String {
+        let folder = try temporaryFolder("models")
+        for (name, source) in models {
+            try FileManager.default.copyItem(atPath: source, toPath: "\(folder)/\(name)")
+        }
+        return folder
+    }
+}
+
+/// One answer of the server, as a client sees it.
+struct HTTPAnswer: Sendable {
+    var status: Int
+    var headers: [String: String]
+    var body: Data
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+    var json: JSONValue? { try? JSONParser.parse(Array(body)) }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.key.lowercased() == name.lowercased() }?.value
+    }
+
+    /// The `error` object's field, for error bodies.
+    func error(_ field: String) -> JSONValue? { json?["error"]?[field] }
+}
+
+/// A client over URLSession (libcurl on Linux): a real HTTP client on a real socket.
+struct HTTPClient: Sendable {
+    let base: String
+
+    func send(_ method: String, _ path: String, body: String? = nil, data: Data? = nil, headers: [String: String] = [:]) async throws -> HTTPAnswer {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 120
+        if let body { request.httpBody = Data(body.utf8) }
+        if let data { request.httpBody = data }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (bytes, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (key, value) in http.allHeaderFields { fields["\(key)"] = "\(value)" }
+        return HTTPAnswer(status: http.statusCode, headers: fields, body: bytes)
+    }
+
+    func get(_ path: String) async throws -> HTTPAnswer { try await send("GET", path) }
+    func post(_ path: String, _ body: String) async throws -> HTTPAnswer { try await send("POST", path, body: body) }
+}
+
+/// The real server, assembled as `autoserve serve` assembles it, on an ephemeral port of 127.0.0.1.
+final class TestServer: Sendable {
+    let server: AutoServeServer
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+    let client: HTTPClient
+    let modelsDirectory: String
+
+    init(server: AutoServeServer, group: ServiceGroup, task: Task<Void, any Error>, port: Int, modelsDirectory: String) {
+        self.server = server
+        self.group = group
+        self.task = task
+        self.client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        self.modelsDirectory = modelsDirectory
+    }
+
+    static func start(
+        models: [String: String],
+        waitUntilReady: Bool = true,
+        configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> TestServer {
+        let directory = try Paths.modelsFolder(models)
+        var configuration = ServerConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.modelsDir = directory
+        configuration.stateDir = Paths.sharedState
+        configure(&configuration)
+        var logger = Logger(label: "autoserve-test")
+        logger.logLevel = .warning
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let server = try await AutoServeServer.build(configuration: configuration, logger: logger) { port in continuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [server.application], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("the server did not start listening") }
+        let test = TestServer(server: server, group: group, task: task, port: port, modelsDirectory: directory)
+        if waitUntilReady { try await test.waitUntilReady() }
+        return test
+    }
+
+    /// Polls `/readyz` until the first sync has finished.
+    func waitUntilReady(timeout: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await client.get("/readyz"))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("the server was not ready within \(timeout)")
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) { self.description = description }
+}

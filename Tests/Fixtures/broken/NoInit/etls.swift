@@ -1,0 +1,5 @@
+import AutoServeModel
+
+struct NoInit {
+    func transform_predict(_ variables: [String: JSON]) -> [String: JSON] { [:] }
+}
