@@ -39,7 +39,7 @@ public struct ServeResponder: HTTPResponder {
         default:
             break
         }
-        guard let route = modelRoute(path) else {
+        guard let route = Self.modelRoute(path, prefix: configuration.prefix) else {
             return notFound("no route \(path); models are served under \(configuration.prefix)/<Model>, the index at \(configuration.prefix)/")
         }
         switch route {
@@ -55,8 +55,7 @@ public struct ServeResponder: HTTPResponder {
     }
 
     /// The route below the prefix: `""` for the index, else one path component; `nil` when it is not ours.
-    func modelRoute(_ path: String) -> String? {
-        let prefix = configuration.prefix
+    static func modelRoute(_ path: String, prefix: String) -> String? {
         guard path.hasPrefix(prefix) else { return nil }
         var rest = path.dropFirst(prefix.count)
         if rest.isEmpty { return "" }

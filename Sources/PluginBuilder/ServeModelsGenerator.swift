@@ -19,7 +19,7 @@ public enum ServeModelsGenerator {
     public static func document(for definitions: [ModelDefinition]) -> String {
         let sorted = definitions.sorted { $0.name < $1.name }
         var text = header
-        text += "import AutoServeModel\n\n"
+        text += "\nimport AutoServeModel\n\n"
         text += registry(sorted)
         for definition in sorted {
             text += "\n// MARK: - \(definition.name)\n\n#if AUTOSERVE_PLUGIN_\(definition.moduleName)\n"
@@ -31,7 +31,7 @@ public enum ServeModelsGenerator {
 
     /// The source file compiled into one model's plugin: its section of `ServeModels.swift`.
     public static func glue(for definition: ModelDefinition) -> String {
-        header + "import AutoServeModel\n\n" + section(for: definition)
+        header + "\nimport AutoServeModel\n\n" + section(for: definition)
     }
 
     static func registry(_ definitions: [ModelDefinition]) -> String {

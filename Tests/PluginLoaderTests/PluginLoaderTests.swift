@@ -30,3 +30,41 @@ struct PluginLoaderTests {
         #expect(output["iris_class"] == .string("setosa"))
     }
 }
+
+extension PluginLoaderTests {
+    static func buildFixture(_ path: String, name: String) async throws -> Result<BuiltPlugin, ModelBuildError> {
+        let state = NSTemporaryDirectory() + "autoserve-loader-tests"
+        let compiler = PluginCompiler(toolchain: try await Toolchain.locate(configured: nil), stateDirectory: state)
+        let sdk = try await compiler.prepareSDK()
+        let definition = try ModelGenerator(buildIdentity: compiler.buildIdentity).definition(
+            name: ModelName(validating: name), version: "test-\(name)", folder: "\(repository)/Tests/Fixtures/\(path)"
+        )
+        return await compiler.build(definition, sdk: sdk)
+    }
+
+    /// The glue of a nested type with a labelled, non-throwing function in an extension compiles and runs.
+    @Test func goldenScorerBuildsAndPredicts() async throws {
+        let model = try await InProcessLoader().load(try await Self.buildFixture("golden/models/Scorer", name: "Scorer").get())
+        guard case .output(let bytes) = await model.predict(variables: Array(#"{"x": 4}"#.utf8)) else { Issue.record("no output"); return }
+        #expect(try JSONParser.parse(bytes) == .object(["y": .number(8)]))
+    }
+
+    @Test func aCompileErrorCarriesSwiftcsDiagnostics() async throws {
+        let result = try await Self.buildFixture("broken/CompileError", name: "CompileError")
+        guard case .failure(let error) = result else { Issue.record("it compiled"); return }
+        #expect(error.diagnostic.file == "CompileError/etls.swift")
+        #expect(error.diagnostic.line == 7)
+        #expect(error.log?.contains("etls.swift:7:") == true)
+    }
+
+    @Test func failingExamplesAndThrowingInitializersAreLoadErrors() async throws {
+        let example = try await Self.buildFixture("broken/FailingExample", name: "FailingExample").get()
+        await #expect { try await InProcessLoader().load(example) } throws: { error in
+            (error as? PluginLoadError)?.message.contains("answer: expected 42, got 41") == true
+        }
+        let throwing = try await Self.buildFixture("broken/ThrowingInit", name: "ThrowingInit").get()
+        await #expect { try await InProcessLoader().load(throwing) } throws: { error in
+            (error as? PluginLoadError)?.message.contains("init(path:) threw") == true
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+
+@testable import AutoServeModel
+
+struct JSONTests {
+    @Test func accessorsReturnNilInsteadOfTrapping() {
+        let value: JSON = ["a": [1, 2.5, "x", true, nil], "n": 3]
+        #expect(value["a"]?[0]?.int == 1)
+        #expect(value["a"]?[1]?.double == 2.5)
+        #expect(value["a"]?[1]?.int == nil)
+        #expect(value["a"]?[2]?.string == "x")
+        #expect(value["a"]?[3]?.bool == true)
+        #expect(value["a"]?[4] == .null)
+        #expect(value["a"]?[5] == nil)
+        #expect(value["a"]?[-1] == nil)
+        #expect(value["missing"] == nil)
+        #expect(value[0] == nil)
+        #expect(value["n"]?["x"] == nil)
+        #expect(value.object?.count == 2)
+        #expect(value["a"]?.array?.count == 5)
+        #expect(JSON.number(1e300).int == nil)
+    }
+
+    @Test func decodesAndEncodesEveryKindWithFoundation() throws {
+        let text = #"{"b":true,"n":-1.5,"s":"hé\"","a":[1,null],"o":{"k":"v"}}"#
+        let decoded = try JSONDecoder().decode(JSON.self, from: Data(text.utf8))
+        #expect(decoded == ["b": true, "n": -1.5, "s": "hé\"", "a": [1, nil], "o": ["k": "v"]])
+        let again = try JSONDecoder().decode(JSON.self, from: JSONEncoder().encode(decoded))
+        #expect(again == decoded)
+        let dictionary = try JSONDecoder().decode([String: JSON].self, from: Data(text.utf8))
+        #expect(dictionary["o"]?["k"] == "v")
+    }
+
+    @Test func serializesCompactlyWithSortedKeys() {
+        var bytes: [UInt8] = []
+        #expect(JSON.writeObject(["z": 1, "a": [true, nil, 0.1, "q\"\n\u{1}"], "m": ["k": 2e20]], into: &bytes))
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"a":[true,null,0.1,"q\"\n\u0001"],"m":{"k":2e+20},"z":1}"#)
+        var nan: [UInt8] = []
+        #expect(!JSON.writeObject(["x": .number(.nan)], into: &nan))
+    }
+}
+
+struct PluginSupportTests {
+    struct Row: Decodable {
+        struct Inner: Decodable { var depth: Int }
+        var name: String
+        var inner: Inner
+        var list: [Double]
+    }
+
+    func decodingMessage(_ json: String) -> String {
+        do {
+            let bytes = Array(json.utf8)
+            _ = try bytes.withUnsafeBufferPointer { try _AutoServePlugin.decode(Row.self, from: $0) }
+            return "decoded"
+        } catch {
+            return _AutoServePlugin.describeDecoding(error)
+        }
+    }
+
+    @Test func decodingFailuresNameTheField() {
+        #expect(decodingMessage(#"{"inner": {"depth": 1}, "list": []}"#) == #"missing field "name" in variables"#)
+        #expect(decodingMessage(#"{"name": "a", "inner": {}, "list": []}"#) == #"missing field "inner.depth" in variables"#)
+        #expect(decodingMessage(#"{"name": "a", "inner": {"depth": 1}, "list": [1, "x"]}"#).hasPrefix(#"field "list[1]" has the wrong type"#))
+        #expect(decodingMessage(#"{"name": null, "inner": {"depth": 1}, "list": []}"#).contains(#""name""#))
+        #expect(decodingMessage(#"{"name": "a", "inner": {"depth": 1}, "list": [1]}"#) == "decoded")
+    }
+
+    struct Output: Encodable { var score: Double }
+
+    @Test func outputsMustEncodeToAnObject() throws {
+        #expect(try _AutoServePlugin.encodeObject(Output(score: 0.5)).get() == Array(#"{"score":0.5}"#.utf8))
+        #expect(try _AutoServePlugin.encodeObject(["a": JSON.string("b")]).get() == Array(#"{"a":"b"}"#.utf8))
+        #expect(try _AutoServePlugin.encodeObject(JSON.object(["k": 1])).get() == Array(#"{"k":1}"#.utf8))
+        for result in [_AutoServePlugin.encodeObject(3), _AutoServePlugin.encodeObject([1, 2]), _AutoServePlugin.encodeObject(JSON.string("x"))] {
+            guard case .failure(let message) = result else { Issue.record("expected a failure"); continue }
+            #expect(message.text.contains("does not encode to a JSON object"))
+        }
+        guard case .failure(let nan) = _AutoServePlugin.encodeObject(["x": JSON.number(.infinity)]) else { Issue.record("expected a failure"); return }
+        #expect(nan.text.contains("NaN or infinity"))
+    }
+
+    struct Doubler {
+        func transform_predict(_ variables: [String: JSON]) throws -> [String: JSON] {
+            guard let x = variables["x"]?.double else { throw ModelError.invalidInput("x is required") }
+            if x < 0 { throw CocoaError(.fileNoSuchFile) }
+            return ["y": .number(x * 2)]
+        }
+    }
+
+    /// The plugin side of the C ABI, called as the server calls it.
+    @Test func predictAnswersWithAStatusAndAMallocedBuffer() throws {
+        var error: UnsafeMutablePointer<CChar>?
+        let instance = try #require(_AutoServePlugin.create(path: "/tmp", error: &error) { _ in Doubler() })
+        defer { _AutoServePlugin.destroy(instance, as: Doubler.self) }
+        func call(_ input: String) -> (Int32, String) {
+            var output: UnsafeMutablePointer<UInt8>?
+            var count = 0
+            let status = Array(input.utf8).withUnsafeBufferPointer { buffer in
+                _AutoServePlugin.predict(instance, as: Doubler.self, input: buffer.baseAddress, count: buffer.count, output: &output, outputCount: &count) {
+                    model, variables in try model.transform_predict(variables)
+                }
+            }
+            defer { free(output) }
+            return (status, String(decoding: UnsafeBufferPointer(start: output, count: count), as: UTF8.self))
+        }
+        #expect(call(#"{"x": 2}"#) == (0, #"{"y":4}"#))
+        #expect(call(#"{}"#) == (2, "x is required"))
+        #expect(call(#"{"x": -1}"#).0 == 3)
+        #expect(call(#"[1]"#).0 == 1)
+        #expect(call("").0 == 2)
+        let failing = _AutoServePlugin.create(path: "/tmp", error: &error) { _ -> Doubler in throw ModelError.invalidInput("no weights") }
+        #expect(failing == nil)
+        #expect(error.map { String(cString: $0) } == "init(path:) threw: no weights")
+        free(error)
+    }
+}

@@ -1,0 +1,89 @@
+import ServingCore
+import Testing
+
+@testable import PluginBuilder
+
+struct ModelInspectorTests {
+    func entryPoint(_ source: String, function: String = "transform_predict", type: String? = nil) throws -> ModelEntryPoint {
+        try ModelInspector().entryPoint(in: [.init(name: "M/etls.swift", text: source)], function: function, typeName: type, manifestLine: 3)
+    }
+
+    func failure(_ source: String, function: String = "transform_predict", type: String? = nil) -> Diagnostic? {
+        do {
+            _ = try entryPoint(source, function: function, type: type)
+            return nil
+        } catch {
+            return (error as? ModelBuildError)?.diagnostic
+        }
+    }
+
+    @Test func findsTheTypeWithItsInitializerAndFunction() throws {
+        let entry = try entryPoint(
+            """
+            import AutoServeModel
+            // struct Decoy { func transform_predict(_ v: Int) {} }
+            let note = "struct Decoy2 { func transform_predict() }"
+            struct Model {
+                init(path: String) throws {}
+                func helper() {}
+                func transform_predict(_ variables: [String: JSON]) throws -> [String: JSON] { [:] }
+            }
+            """
+        )
+        #expect(entry.typeName == "Model")
+        #expect(entry.line == 4)
+        #expect(entry.initThrows)
+        #expect(entry.functionThrows)
+        #expect(entry.argumentLabel == nil)
+    }
+
+    @Test func readsExtensionsNestedTypesLabelsAndNonThrowingMembers() throws {
+        let entry = try entryPoint(
+            """
+            enum Space {
+                final class Model {
+                    init(path: String, verbose: Bool = false) {}
+                }
+            }
+            extension Space.Model {
+                func transform_predict(variables: [String: JSON]) -> [String: JSON] {
+                    func transform_predict(_ x: Int) {}
+                    return [:]
+                }
+            }
+            """
+        )
+        #expect(entry.typeName == "Space.Model")
+        #expect(!entry.initThrows)
+        #expect(!entry.functionThrows)
+        #expect(entry.argumentLabel == "variables")
+    }
+
+    @Test func theManifestPicksAmongSeveralCandidates() throws {
+        let source = """
+            struct A { init(path: String) {}; func transform_predict(_ v: [String: JSON]) -> [String: JSON] { [:] } }
+            struct B { init(path: String) {}; func transform_predict(_ v: [String: JSON]) -> [String: JSON] { [:] } }
+            """
+        #expect(failure(source)?.message.contains("several types declare transform_predict: A (M/etls.swift:1), B (M/etls.swift:2)") == true)
+        #expect(try entryPoint(source, type: "B").typeName == "B")
+        let missing = failure(source, type: "C")
+        #expect(missing?.file == "model.yaml" && missing?.line == 3 && missing?.message.contains("'C'") == true)
+    }
+
+    @Test(arguments: [
+        ("struct M { init(path: String) {} }", "no type declares transform_predict"),
+        ("struct M { func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "has no init(path: String)"),
+        ("struct M { init?(path: String) {}; func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "is failable"),
+        ("struct M { init(path: String) {}; mutating func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "is mutating"),
+        ("struct M { init(path: String) {}; static func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "is static"),
+        ("struct M { init(path: String) {}; func transform_predict(_ v: Int) async -> [String: JSON] { [:] } }", "is async"),
+        ("struct M { init(path: String) {}; func transform_predict(_ a: Int, _ b: Int) -> [String: JSON] { [:] } }", "exactly one parameter"),
+        ("actor M { init(path: String) {}; func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "is an actor"),
+        ("struct M<T> { init(path: String) {}; func transform_predict(_ v: Int) -> [String: JSON] { [:] } }", "is generic"),
+        ("struct M { init(path: String) {}; func transform_predict(_ v: Int) -> Int { 1 }; func transform_predict(_ v: String) -> Int { 1 } }", "2 times"),
+    ])
+    func aBadTypeIsADiagnosticWithItsLine(source: String, fragment: String) {
+        let diagnostic = failure(source)
+        #expect(diagnostic?.message.contains(fragment) == true, "\(String(describing: diagnostic))")
+    }
+}

@@ -1,0 +1,65 @@
+import ServingCore
+import Testing
+
+@testable import PluginBuilder
+
+struct ModelManifestTests {
+    @Test func aFullManifestParses() throws {
+        let manifest = try ModelManifest.parse(
+            """
+            description: Iris classifier
+            entrypoints:
+              predict:
+                type: Outer.Iris
+                function: transform_predict
+            examples:
+              - variables: {sepal_length: 5.1, name: "5.1", flag: true, missing: null, tags: [a, 1]}
+                expect: {iris_class: setosa}
+              - variables: {}
+            timeout_ms: 2000
+            """,
+            file: "Iris/model.yaml"
+        )
+        #expect(manifest.description == "Iris classifier")
+        #expect(manifest.entryType == "Outer.Iris")
+        #expect(manifest.entryTypeLine == 4)
+        #expect(manifest.timeoutMilliseconds == 2000)
+        #expect(manifest.examples.count == 2)
+        #expect(manifest.examples[0].line == 7)
+        #expect(manifest.examples[0].variables == .object([
+            "sepal_length": .number(5.1), "name": .string("5.1"), "flag": .bool(true), "missing": .null,
+            "tags": .array([.string("a"), .number(1)]),
+        ]))
+        #expect(manifest.examples[0].expect == .object(["iris_class": .string("setosa")]))
+        #expect(manifest.examples[1].expect == nil)
+    }
+
+    @Test func anEmptyManifestMeansDefaults() throws {
+        let manifest = try ModelManifest.parse("", file: "M/model.yaml")
+        #expect(manifest.entryFunction == "transform_predict")
+        #expect(manifest.entryType == nil)
+        #expect(manifest.examples.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("descripton: typo\n", 1, "unknown key 'descripton'"),
+        ("timeout_ms: fast\n", 1, "timeout_ms must be a whole number"),
+        ("timeout_ms: 1.5\n", 1, "timeout_ms must be a whole number"),
+        ("timeout_ms: -3\n", 1, "timeout_ms must be a whole number"),
+        ("examples: {variables: {}}\n", 1, "examples must be a list"),
+        ("examples:\n  - expect: {a: 1}\n", 2, "an example needs variables"),
+        ("examples:\n  - variables: [1, 2]\n", 2, "variables must be a mapping"),
+        ("entrypoints:\n  predict:\n    type: 'not valid'\n", 3, "must be a Swift identifier"),
+        ("entrypoints:\n  train: {}\n", 2, "unknown key 'train'"),
+        ("description: [unclosed\n", 2, "not valid YAML"),
+        ("- a list\n", 1, "model.yaml must be a mapping"),
+    ])
+    func aBadManifestNamesTheLine(text: String, line: Int, fragment: String) {
+        #expect {
+            try ModelManifest.parse(text, file: "M/model.yaml")
+        } throws: { error in
+            guard let error = error as? ManifestError else { return false }
+            return error.diagnostic.line == line && error.diagnostic.message.contains(fragment) && error.diagnostic.file == "M/model.yaml"
+        }
+    }
+}

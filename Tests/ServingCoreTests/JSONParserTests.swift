@@ -1,0 +1,98 @@
+import Testing
+
+@testable import ServingCore
+
+struct JSONParserTests {
+    @Test func parsesEveryKind() throws {
+        let value = try JSONParser.parse(Array(#" {"a": [1, -2.5e3, 0, true, false, null], "s": "x\u00e9\ud83d\ude00\n\"\/", "o": {}} "#.utf8))
+        #expect(value["a"] == .array([.number(1), .number(-2500), .number(0), .bool(true), .bool(false), .null]))
+        #expect(value["s"] == .string("xé😀\n\"/"))
+        #expect(value["o"] == .object([:]))
+    }
+
+    @Test(arguments: [
+        "", "{", "{\"a\"}", "{\"a\":}", "[1,]", "[01]", "1.", "-", "tru", "\"abc", "\"\\x\"", "\"a\u{1}\"", "{} {}", "{'a': 1}",
+        "[1 2]", "{\"a\":1,}", "\"\\u12\"", "NaN", "1e", "+1",
+    ])
+    func rejectsInvalidDocuments(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func nestingIsBounded() {
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(Array(deep.utf8)) }
+        let fine = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: Never.self) { try JSONParser.parse(Array(fine.utf8)) }
+    }
+
+    func locate(_ text: String) throws(JSONParseError) -> (String, JSONParser.ValueKind) {
+        let bytes = Array(text.utf8)
+        let result = bytes.withUnsafeBytes { raw -> Result<JSONParser.ObjectMember, JSONParseError> in
+            do throws(JSONParseError) { return .success(try JSONParser.locateObjectMember("variables", in: raw)) } catch { return .failure(error) }
+        }
+        let member = try result.get()
+        return (String(decoding: bytes[member.range], as: UTF8.self), member.kind)
+    }
+
+    @Test func locatesTheVariablesMember() throws {
+        #expect(try locate(#"{"model": "x", "variables": {"a": [1, {"b": 2}]}, "z": null}"#) == (#"{"a": [1, {"b": 2}]}"#, .object))
+        #expect(try locate(#"{"variables":"x"}"#) == (#""x""#, .string))
+        #expect(try locate(#"{"variables":{}, "variables": [1]}"#) == ("[1]", .array))
+        #expect(throws: JSONParseError.self) { try locate(#"{"vars": {}}"#) }
+        #expect(throws: JSONParseError.self) { try locate(#"[{"variables": {}}]"#) }
+        #expect(throws: JSONParseError.self) { try locate(#"{"variables": {}} x"#) }
+        #expect(throws: JSONParseError.self) { try locate(#"{"variables": {"a": }}"#) }
+    }
+
+    @Test func subsetMatchingForExamples() {
+        let output: JSONValue = .object(["class": .string("setosa"), "p": .number(0.98170000001), "extra": .array([.number(1)])])
+        #expect(output.contains(.object(["class": .string("setosa")])))
+        #expect(output.contains(.object(["p": .number(0.9817)])))
+        #expect(!output.contains(.object(["p": .number(0.9818)])))
+        #expect(output.mismatch(against: .object(["class": .string("virginica")])) == #"class: expected "virginica", got "setosa""#)
+        #expect(output.mismatch(against: .object(["nope": .null])) == "nope: expected null, got nothing")
+        #expect(output.mismatch(against: .object(["class": .string("setosa")])) == nil)
+    }
+}
+
+struct ModelNameTests {
+    @Test(arguments: ["Iris", "a", "Churn_2-b", String(repeating: "x", count: 64)])
+    func acceptsValidNames(name: String) throws {
+        #expect(try ModelName(validating: name).rawValue == name)
+    }
+
+    @Test(arguments: [
+        ("", "empty"), ("1bad", "start with a letter"), ("_x", "start with a letter"), ("a b", "only letters"), ("a.b", "only letters"),
+        ("all", "reserved"), ("ALL", "reserved"), (String(repeating: "x", count: 65), "longer than 64"), ("é", "start with a letter"),
+    ])
+    func rejectsInvalidNamesWithTheReason(name: String, reason: String) {
+        #expect {
+            try ModelName(validating: name)
+        } throws: { error in
+            (error as? ModelNameError)?.description.contains(reason) == true
+        }
+    }
+}
+
+struct MetricsTests {
+    @Test func rendersThePrometheusTextFormat() {
+        let metrics = Metrics()
+        metrics.declare("requests_total", type: "counter", help: "Requests.", labels: ["model", "status"])
+        metrics.increment("requests_total", labels: ["Iris", "200"])
+        metrics.increment("requests_total", labels: ["Iris", "200"])
+        metrics.increment("requests_total", labels: ["A\"b", "500"])
+        metrics.declare("latency_seconds", type: "histogram", help: "Latency.", labels: ["model"])
+        metrics.observe("latency_seconds", labels: ["Iris"], value: 0.0003)
+        metrics.observe("latency_seconds", labels: ["Iris"], value: 20)
+        let text = metrics.render()
+        #expect(text.contains("# TYPE requests_total counter\n"))
+        #expect(text.contains(#"requests_total{model="Iris",status="200"} 2"#))
+        #expect(text.contains(#"requests_total{model="A\"b",status="500"} 1"#))
+        #expect(text.contains(#"latency_seconds_bucket{model="Iris",le="0.00025"} 0"#))
+        #expect(text.contains(#"latency_seconds_bucket{model="Iris",le="0.0005"} 1"#))
+        #expect(text.contains(#"latency_seconds_bucket{model="Iris",le="10"} 1"#))
+        #expect(text.contains(#"latency_seconds_bucket{model="Iris",le="+Inf"} 2"#))
+        #expect(text.contains(#"latency_seconds_count{model="Iris"} 2"#))
+        #expect(metrics.counter("requests_total", labels: ["Iris", "200"]) == 2)
+    }
+}
