@@ -35,10 +35,14 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // libgit2, found with pkg-config; `make` installs libgit2-dev when it is missing.
+        .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        // The one variadic libgit2 call Swift cannot make.
+        .target(name: "CGitShims", dependencies: ["CLibGit2"]),
         // Source: finds the model folders and their versions, exports each version read-only.
         .target(
             name: "ModelSource",
-            dependencies: ["ServingCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["ServingCore", "CLibGit2", "CGitShims", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // SourceAdapter: manifest, code generation (swift-syntax), swiftc plugin builds.
@@ -62,6 +66,7 @@ let package = Package(
             dependencies: [
                 "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -73,6 +78,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -91,16 +97,31 @@ let package = Package(
         ),
         .executableTarget(
             name: "autoserve",
-            dependencies: ["AutoServeApp", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "AutoServeApp", "ServingCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AutoServeModelTests", dependencies: ["AutoServeModel"], swiftSettings: swiftSettings),
         .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource"], swiftSettings: swiftSettings),
-        .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder"], swiftSettings: swiftSettings),
-        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder"], swiftSettings: swiftSettings),
-        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader"], swiftSettings: swiftSettings),
+        .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ModelManagerTests",
+            dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "HTTPFrontendTests", dependencies: ["HTTPFrontend", "ServingCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "AutoServeAppTests", dependencies: ["AutoServeApp", "ServingCore", "ModelManager", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AutoServeAppTests",
+            dependencies: [
+                "AutoServeApp", "ServingCore", "ModelManager", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -55,3 +55,13 @@ public struct ServeOptions: ParsableArguments {
         return configuration
     }
 }
+
+extension ServerConfiguration {
+    /// One line per setting, `NAME (--flag): help`, for the top-level `--help`.
+    public static var environmentHelp: String {
+        settings.map { setting in
+            let flag = "--" + setting.environment.replacingOccurrences(of: "_", with: "-").lowercased().replacingOccurrences(of: "baseurl", with: "base-url")
+            return "  \(setting.environment) (\(flag)): \(setting.help)"
+        }.joined(separator: "\n")
+    }
+}

@@ -220,39 +220,46 @@ final class DeclarationCollector: SyntaxVisitor {
     override func visit(_ node: ProtocolDeclSyntax) -> SyntaxVisitorContinueKind { .skipChildren }
 
     override func visit(_ node: FunctionDeclSyntax) -> SyntaxVisitorContinueKind {
-        guard !scope.isEmpty else { return .skipChildren }
         let modifiers = Set(node.modifiers.map(\.name.text))
-        let parameters = node.signature.parameterClause.parameters
-        types[scope.joined(separator: "."), default: TypeFacts()].methods.append(.init(
-            name: node.name.text,
-            file: file,
-            line: line(node),
-            firstLabel: parameters.first?.firstName.text,
-            requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
-            isThrowing: node.signature.effectSpecifiers?.throwsClause != nil,
-            isAsync: node.signature.effectSpecifiers?.asyncSpecifier != nil,
-            isStatic: modifiers.contains("static") || modifiers.contains("class"),
-            isMutating: modifiers.contains("mutating"),
-            isFailable: false
-        ))
+        record(
+            \.methods, name: node.name.text, node: node, parameters: node.signature.parameterClause.parameters,
+            effects: node.signature.effectSpecifiers, isStatic: modifiers.contains("static") || modifiers.contains("class"),
+            isMutating: modifiers.contains("mutating"), isFailable: false
+        )
         return .skipChildren
     }
 
     override func visit(_ node: InitializerDeclSyntax) -> SyntaxVisitorContinueKind {
-        guard !scope.isEmpty else { return .skipChildren }
-        let parameters = node.signature.parameterClause.parameters
-        types[scope.joined(separator: "."), default: TypeFacts()].initializers.append(.init(
-            name: "init",
+        record(
+            \.initializers, name: "init", node: node, parameters: node.signature.parameterClause.parameters,
+            effects: node.signature.effectSpecifiers, isStatic: false, isMutating: false, isFailable: node.optionalMark != nil
+        )
+        return .skipChildren
+    }
+
+    /// Records a method or initializer of the type being walked (top-level functions belong to no type).
+    func record(
+        _ list: WritableKeyPath<TypeFacts, [TypeFacts.Callable]>,
+        name: String,
+        node: some SyntaxProtocol,
+        parameters: FunctionParameterListSyntax,
+        effects: FunctionEffectSpecifiersSyntax?,
+        isStatic: Bool,
+        isMutating: Bool,
+        isFailable: Bool
+    ) {
+        guard !scope.isEmpty else { return }
+        types[scope.joined(separator: "."), default: TypeFacts()][keyPath: list].append(.init(
+            name: name,
             file: file,
             line: line(node),
             firstLabel: parameters.first?.firstName.text,
             requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
-            isThrowing: node.signature.effectSpecifiers?.throwsClause != nil,
-            isAsync: node.signature.effectSpecifiers?.asyncSpecifier != nil,
-            isStatic: false,
-            isMutating: false,
-            isFailable: node.optionalMark != nil
+            isThrowing: effects?.throwsClause != nil,
+            isAsync: effects?.asyncSpecifier != nil,
+            isStatic: isStatic,
+            isMutating: isMutating,
+            isFailable: isFailable
         ))
-        return .skipChildren
     }
 }

@@ -5,50 +5,14 @@ extension JSONParser {
         guard let byte = peek() else { throw unexpected(expecting: "a value") }
         switch byte {
         case UInt8(ascii: "{"):
-            try enter()
-            index += 1
             var members: [String: JSONValue] = [:]
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                index += 1
-            } else {
-                while true {
-                    skipWhitespace()
-                    let key = try parseString()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    members[key] = try parseValue()
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "}"))
-                    break
-                }
+            try forEachMember { parser, key throws(JSONParseError) in
+                members[parser.decodeString(key)] = try parser.parseValue()
             }
-            depth -= 1
             return .object(members)
         case UInt8(ascii: "["):
-            try enter()
-            index += 1
             var elements: [JSONValue] = []
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-            } else {
-                while true {
-                    elements.append(try parseValue())
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "]"))
-                    break
-                }
-            }
-            depth -= 1
+            try forEachElement { parser throws(JSONParseError) in elements.append(try parser.parseValue()) }
             return .array(elements)
         case UInt8(ascii: "\""):
             return .string(try parseString())
@@ -73,7 +37,12 @@ extension JSONParser {
     mutating func parseString() throws(JSONParseError) -> String {
         let start = index
         try skipString()
-        let content = UnsafeRawBufferPointer(rebasing: bytes[(start + 1)..<(index - 1)])
+        return decodeString(start..<index)
+    }
+
+    /// Decodes a string token that `skipString` validated (quotes included).
+    func decodeString(_ token: Range<Int>) -> String {
+        let content = UnsafeRawBufferPointer(rebasing: bytes[(token.lowerBound + 1)..<(token.upperBound - 1)])
         guard content.contains(UInt8(ascii: "\\")) else { return String(decoding: content, as: UTF8.self) }
         var scalars = String.UnicodeScalarView()
         var utf8: [UInt8] = []

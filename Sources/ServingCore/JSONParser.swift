@@ -42,32 +42,12 @@ public struct JSONParser {
         }
         let keyBytes = Array(key.utf8)
         var found: ObjectMember?
-        parser.index += 1
-        parser.skipWhitespace()
-        if parser.peek() == UInt8(ascii: "}") {
-            parser.index += 1
-        } else {
-            while true {
-                parser.skipWhitespace()
-                let keyStart = parser.index
-                try parser.skipString()
-                let isKey = parser.rawStringEquals(keyStart, keyBytes)
-                parser.skipWhitespace()
-                try parser.expect(UInt8(ascii: ":"))
-                parser.skipWhitespace()
-                let valueStart = parser.index
-                try parser.skipValue()
-                if isKey {
-                    found = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart]))
-                }
-                parser.skipWhitespace()
-                if parser.peek() == UInt8(ascii: ",") {
-                    parser.index += 1
-                    continue
-                }
-                try parser.expect(UInt8(ascii: "}"))
-                break
-            }
+        try parser.forEachMember { parser, key throws(JSONParseError) in
+            let isKey = parser.rawStringEquals(key, keyBytes)
+            parser.skipWhitespace()
+            let valueStart = parser.index
+            try parser.skipValue()
+            if isKey { found = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart])) }
         }
         try parser.expectEnd()
         guard let found else { throw JSONParseError(reason: .missingMember(key), offset: 0) }
@@ -124,10 +104,10 @@ public struct JSONParser {
         return JSONParseError(reason: .unexpectedByte(byte, expecting: expecting), offset: index)
     }
 
-    func rawStringEquals(_ start: Int, _ key: [UInt8]) -> Bool {
-        let length = index - start - 2
-        guard length == key.count else { return false }
-        for offset in 0..<length where bytes[start + 1 + offset] != key[offset] { return false }
+    /// Whether a string token (quotes included) holds exactly `key`, without escapes.
+    func rawStringEquals(_ token: Range<Int>, _ key: [UInt8]) -> Bool {
+        guard token.count - 2 == key.count else { return false }
+        for offset in 0..<key.count where bytes[token.lowerBound + 1 + offset] != key[offset] { return false }
         return true
     }
 
@@ -142,47 +122,9 @@ public struct JSONParser {
         guard let byte = peek() else { throw unexpected(expecting: "a value") }
         switch byte {
         case UInt8(ascii: "{"):
-            try enter()
-            index += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "}") {
-                index += 1
-            } else {
-                while true {
-                    skipWhitespace()
-                    try skipString()
-                    skipWhitespace()
-                    try expect(UInt8(ascii: ":"))
-                    try skipValue()
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "}"))
-                    break
-                }
-            }
-            depth -= 1
+            try forEachMember { parser, _ throws(JSONParseError) in try parser.skipValue() }
         case UInt8(ascii: "["):
-            try enter()
-            index += 1
-            skipWhitespace()
-            if peek() == UInt8(ascii: "]") {
-                index += 1
-            } else {
-                while true {
-                    try skipValue()
-                    skipWhitespace()
-                    if peek() == UInt8(ascii: ",") {
-                        index += 1
-                        continue
-                    }
-                    try expect(UInt8(ascii: "]"))
-                    break
-                }
-            }
-            depth -= 1
+            try forEachElement { parser throws(JSONParseError) in try parser.skipValue() }
         case UInt8(ascii: "\""):
             try skipString()
         case UInt8(ascii: "t"):
@@ -194,6 +136,57 @@ public struct JSONParser {
         default:
             _ = try scanNumber()
         }
+    }
+
+    /// Walks an object from its `{` to past its `}`; `member` is called after each key and its colon, with
+    /// the key's byte range (quotes included), and must consume the value.
+    mutating func forEachMember(_ member: (inout JSONParser, Range<Int>) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        try enter()
+        try expect(UInt8(ascii: "{"))
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+        } else {
+            while true {
+                skipWhitespace()
+                let keyStart = index
+                try skipString()
+                let key = keyStart..<index
+                skipWhitespace()
+                try expect(UInt8(ascii: ":"))
+                try member(&self, key)
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "}"))
+                break
+            }
+        }
+        depth -= 1
+    }
+
+    /// Walks an array from its `[` to past its `]`; `element` must consume each element.
+    mutating func forEachElement(_ element: (inout JSONParser) throws(JSONParseError) -> Void) throws(JSONParseError) {
+        try enter()
+        try expect(UInt8(ascii: "["))
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+        } else {
+            while true {
+                try element(&self)
+                skipWhitespace()
+                if peek() == UInt8(ascii: ",") {
+                    index += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "]"))
+                break
+            }
+        }
+        depth -= 1
     }
 
     mutating func skipLiteral(_ literal: StaticString) throws(JSONParseError) {

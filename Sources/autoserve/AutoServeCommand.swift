@@ -10,7 +10,11 @@ struct AutoServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoserve",
         abstract: "Serve every model folder's transform_predict as an HTTP route.",
-        discussion: "Every setting is an environment variable (named after 'Env:' in each option's help) and a flag; a flag wins.",
+        discussion: """
+            Every setting is an environment variable and a flag of `serve`, `generate` and `check`; a flag wins.
+
+            \(ServerConfiguration.environmentHelp)
+            """,
         subcommands: [Serve.self, Generate.self, Check.self],
         defaultSubcommand: Serve.self
     )

@@ -70,6 +70,14 @@ struct CommandLineTests {
         }
     }
 
+    @Test func topLevelHelpListsTheEnvironment() throws {
+        let result = try Self.run(["--help"])
+        #expect(result.status == 0)
+        for line in ["PORT (--port)", "MODELS_DIR (--models-dir)", "baseUrl (--base-url)", "GIT_TOKEN (--git-token)", "LOG_LEVEL (--log-level)"] {
+            #expect(result.output.contains(line), "\(line)")
+        }
+    }
+
     @Test(arguments: [
         (["PORT": "eighty"], "PORT=eighty is not valid"),
         (["MAX_BODY_BYTES": "-5"], "MAX_BODY_BYTES=-5 is not valid"),

@@ -15,6 +15,7 @@ struct ServerRouteTests {
             "HousePrice": "\(Paths.modelsServe)/HousePrice",
             "Echo": "\(Paths.fixtures)/models/Echo",
             "CompileError": "\(Paths.fixtures)/broken/CompileError",
+            "InitCounter": "\(Paths.fixtures)/models/InitCounter",
         ]) { configuration in
             configuration.maxBodyBytes = 4096
         }
@@ -182,12 +183,20 @@ struct ServerRouteTests {
         #expect(wrong == 0)
     }
 
+    @Test func theModelObjectIsCreatedOncePerVersionNotPerRequest() async throws {
+        for _ in 0..<20 {
+            let answer = try await client.post("/InitCounter", #"{"variables": {}}"#)
+            #expect(answer.json?["instances"] == .number(1))
+        }
+        #expect(try await client.post("/all", #"{"variables": {}}"#).json?["InitCounter"]?["instances"] == .number(1))
+    }
+
     @Test func healthReadinessAndMetrics() async throws {
         let health = try await client.get("/healthz")
         #expect(health.status == 200)
         let ready = try await client.get("/readyz")
         #expect(ready.status == 200)
-        #expect(ready.json?["models"]?["ready"] == .number(4))
+        #expect(ready.json?["models"]?["ready"] == .number(5))
         #expect(ready.json?["models"]?["failed"] == .number(1))
         _ = try await client.post("/Iris", Self.setosa)
         let metrics = try await client.get("/metrics")

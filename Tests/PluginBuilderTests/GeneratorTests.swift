@@ -12,10 +12,8 @@ struct GeneratorTests {
 
     /// The generated file for a fixture folder is byte-for-byte the reviewed golden file.
     @Test func serveModelsMatchesTheGoldenFile() throws {
-        let folder = "\(Self.fixtures)/golden/models"
         var definitions: [ModelDefinition] = []
-        for name in ["Scorer", "Echo"] {
-            let path = "\(folder)/\(name)"
+        for (name, path) in [("Scorer", "\(Self.fixtures)/golden/models/Scorer"), ("Echo", "\(Self.fixtures)/models/Echo")] {
             let version = try FolderDigest.version(ofFolder: path)
             definitions.append(try ModelGenerator(buildIdentity: "golden").definition(name: ModelName(validating: name), version: version, folder: path))
         }

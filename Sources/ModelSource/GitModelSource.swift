@@ -1,0 +1,105 @@
+import Crypto
+import Foundation
+import ServingCore
+
+/// Serves the model folders of a git repository's branch (`MODELS_REPO`, `MODELS_BRANCH`).
+///
+/// The first sync clones (bare) into `STATE_DIR/repos/<hash of the URL>`, and a restart reuses that clone;
+/// every sync fetches the branch and reads its tip's tree. A model's version is its folder's tree id, so a
+/// folder that did not change keeps its version and is never rebuilt. A failed clone or fetch throws and
+/// changes nothing on disk that a served version uses: exports live apart from the clone.
+public struct GitModelSource: ModelSourceProvider {
+    public let url: String
+    public let branch: String
+    public let stateDirectory: String
+    let credentials: GitCredentials
+
+    public init(url: String, branch: String, stateDirectory: String, username: String?, token: String?, sshKeyPath: String?) {
+        self.url = url
+        self.branch = branch
+        self.stateDirectory = stateDirectory
+        self.credentials = GitCredentials(username: username, token: token, sshKeyPath: sshKeyPath)
+    }
+
+    /// The URL without any user information, for logs and the index.
+    public var displayName: String { "\(GitRepository.redact(url)) (\(branch))" }
+
+    /// The clone's folder: one per repository URL, so changing `MODELS_REPO` starts a fresh clone.
+    var clonePath: String {
+        let digest = SHA256.hash(data: Data(url.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        return (stateDirectory as NSString).appendingPathComponent("repos/\(digest)")
+    }
+
+    public func sync() async throws(SourceError) -> SourceSnapshot {
+        let result = await Self.offThread { () -> Result<SourceSnapshot, SourceError> in
+            do {
+                let repository = try openOrClone()
+                let commit = try repository.tip(branch: branch)
+                return .success(snapshot(try repository.folders(atCommit: commit), commit: commit))
+            } catch let error as GitError {
+                return .failure(SourceError(error.message))
+            } catch {
+                return .failure(SourceError(GitRepository.redact("\(error)")))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Opens the clone and fetches, or clones when there is no usable clone yet.
+    func openOrClone() throws -> GitRepository {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: clonePath), let repository = try? GitRepository.open(path: clonePath), (try? repository.originURL()) == url {
+            try repository.fetch(branch: branch, credentials: credentials)
+            return repository
+        }
+        let staging = "\(clonePath).staging-\(UUID().uuidString)"
+        try manager.createDirectory(atPath: (clonePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        defer { try? manager.removeItem(atPath: staging) }
+        _ = try GitRepository.clone(url: url, into: staging, branch: branch, credentials: credentials)
+        try? manager.removeItem(atPath: clonePath)
+        try manager.moveItem(atPath: staging, toPath: clonePath)
+        return try GitRepository.open(path: clonePath)
+    }
+
+    func snapshot(_ folders: [(name: String, tree: String)], commit: String) -> SourceSnapshot {
+        var models: [ModelFolder] = []
+        var rejected: [RejectedFolder] = []
+        for (name, tree) in folders.sorted(by: { $0.name < $1.name }) where !name.hasPrefix(".") && !name.hasPrefix("_") {
+            do {
+                models.append(ModelFolder(name: try ModelName(validating: name), version: tree, sourcePath: clonePath))
+            } catch {
+                rejected.append(RejectedFolder(folderName: name, diagnostic: Diagnostic(file: name, message: error.description)))
+            }
+        }
+        return SourceSnapshot(models: models, rejected: rejected, commit: commit)
+    }
+
+    /// Writes the folder's tree (its version) to `STATE_DIR/versions/<Model>/<tree id>`, read-only.
+    public func export(_ folder: ModelFolder) async throws -> String {
+        let exporter = VersionExporter(stateDirectory: stateDirectory)
+        let destination = exporter.exportedPath(for: folder)
+        if FileManager.default.fileExists(atPath: destination) { return destination }
+        let clonePath = self.clonePath
+        let result = await Self.offThread { () -> Result<String, any Error> in
+            let staging = destination + ".staging-\(UUID().uuidString)"
+            do {
+                try GitRepository.open(path: clonePath).export(tree: folder.version, to: staging)
+                try VersionExporter.makeReadOnly(staging)
+                try FileManager.default.moveItem(atPath: staging, toPath: destination)
+                return .success(destination)
+            } catch {
+                try? FileManager.default.removeItem(atPath: staging)
+                if FileManager.default.fileExists(atPath: destination) { return .success(destination) }
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Runs blocking libgit2 work on its own thread, so it never holds a thread of the concurrency pool.
+    static func offThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: work()) }
+        }
+    }
+}

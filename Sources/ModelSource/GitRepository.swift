@@ -1,0 +1,245 @@
+import CGitShims
+import CLibGit2
+import Foundation
+import ServingCore
+
+/// libgit2, wrapped once: every `git_*` call of AutoServe is in this file, and every return code becomes a
+/// `GitError` carrying libgit2's own message (with any credentials removed).
+///
+/// The clone is bare: AutoServe never checks out a working tree. It reads the tree of the branch tip straight
+/// from the object database and exports each model folder's blobs to their own read-only folder. A
+/// `GitRepository` is used from one thread at a time; libgit2 is thread-safe across separate repositories.
+final class GitRepository {
+    let pointer: OpaquePointer
+
+    private init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        git_repository_free(pointer)
+    }
+
+    /// Initialises libgit2 once per process.
+    static let initialized: Bool = {
+        git_libgit2_init()
+        _ = autoserve_git_disable_owner_validation()
+        return true
+    }()
+
+    /// Clones `url` bare into `path`, fetching only `branch`.
+    static func clone(url: String, into path: String, branch: String, credentials: GitCredentials) throws(GitError) -> GitRepository {
+        _ = initialized
+        var options = git_clone_options()
+        try check(git_clone_options_init(&options, UInt32(GIT_CLONE_OPTIONS_VERSION)), "prepare the clone")
+        options.bare = 1
+        let context = CredentialContext(credentials)
+        let payload = Unmanaged.passRetained(context)
+        defer { payload.release() }
+        options.fetch_opts.callbacks.credentials = credentialCallback
+        options.fetch_opts.callbacks.payload = payload.toOpaque()
+        var repository: OpaquePointer?
+        let code = branch.withCString { branchName in
+            options.checkout_branch = branchName
+            return git_clone(&repository, url, path, &options)
+        }
+        try check(code, "clone \(redact(url)) (branch \(branch))", context: context)
+        return GitRepository(repository!)
+    }
+
+    static func open(path: String) throws(GitError) -> GitRepository {
+        _ = initialized
+        var repository: OpaquePointer?
+        try check(git_repository_open_bare(&repository, path), "open the clone at \(path)")
+        return GitRepository(repository!)
+    }
+
+    /// The URL of `origin`, to notice that `MODELS_REPO` changed.
+    func originURL() throws(GitError) -> String {
+        var remote: OpaquePointer?
+        try Self.check(git_remote_lookup(&remote, pointer, "origin"), "find the remote origin")
+        defer { git_remote_free(remote) }
+        return git_remote_url(remote).map { String(cString: $0) } ?? ""
+    }
+
+    /// Fetches `branch` from origin into `refs/remotes/origin/<branch>`; when nothing changed this is one
+    /// round trip.
+    func fetch(branch: String, credentials: GitCredentials) throws(GitError) {
+        var remote: OpaquePointer?
+        try Self.check(git_remote_lookup(&remote, pointer, "origin"), "find the remote origin")
+        defer { git_remote_free(remote) }
+        var options = git_fetch_options()
+        try Self.check(git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION)), "prepare the fetch")
+        options.prune = GIT_FETCH_PRUNE
+        let context = CredentialContext(credentials)
+        let payload = Unmanaged.passRetained(context)
+        defer { payload.release() }
+        options.callbacks.credentials = credentialCallback
+        options.callbacks.payload = payload.toOpaque()
+        let refspec = "+refs/heads/\(branch):refs/remotes/origin/\(branch)"
+        let code = refspec.withCString { refspecPointer -> Int32 in
+            var strings: [UnsafeMutablePointer<CChar>?] = [UnsafeMutablePointer(mutating: refspecPointer)]
+            return strings.withUnsafeMutableBufferPointer { buffer in
+                var array = git_strarray(strings: buffer.baseAddress, count: 1)
+                return git_remote_fetch(remote, &array, &options, "autoserve: fetch")
+            }
+        }
+        let url = git_remote_url(remote).map { String(cString: $0) } ?? "origin"
+        try Self.check(code, "fetch \(Self.redact(url)) (branch \(branch))", context: context)
+    }
+
+    /// The commit at the tip of `branch` as last fetched (or as cloned).
+    func tip(branch: String) throws(GitError) -> String {
+        var oid = git_oid()
+        var code = git_reference_name_to_id(&oid, pointer, "refs/remotes/origin/\(branch)")
+        if code == GIT_ENOTFOUND.rawValue {
+            code = git_reference_name_to_id(&oid, pointer, "refs/heads/\(branch)")
+        }
+        if code == GIT_ENOTFOUND.rawValue {
+            throw GitError(code: code, message: "the repository has no branch \(branch); set MODELS_BRANCH to one of its branches")
+        }
+        try Self.check(code, "find branch \(branch)")
+        return Self.hex(oid)
+    }
+
+    /// The folders at the root of a commit's tree: name and tree id (the folder's version).
+    func folders(atCommit commit: String) throws(GitError) -> [(name: String, tree: String)] {
+        let tree = try rootTree(ofCommit: commit)
+        defer { git_tree_free(tree) }
+        var folders: [(String, String)] = []
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index), git_tree_entry_type(entry) == GIT_OBJECT_TREE else { continue }
+            folders.append((String(cString: git_tree_entry_name(entry)), Self.hex(git_tree_entry_id(entry).pointee)))
+        }
+        return folders
+    }
+
+    /// Writes every file of a tree below `path` (folders included); links and submodules are left out.
+    func export(tree treeID: String, to path: String) throws(GitError) {
+        var oid = git_oid()
+        try Self.check(git_oid_fromstr(&oid, treeID), "read the tree id \(treeID)")
+        var tree: OpaquePointer?
+        try Self.check(git_tree_lookup(&tree, pointer, &oid), "find tree \(treeID)")
+        defer { git_tree_free(tree) }
+        try write(tree: tree!, to: path)
+    }
+
+    private func write(tree: OpaquePointer, to path: String) throws(GitError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw GitError(code: -1, message: "cannot create \(path): \(error.localizedDescription)")
+        }
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let target = (path as NSString).appendingPathComponent(name)
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                var child: OpaquePointer?
+                try Self.check(git_tree_lookup(&child, pointer, git_tree_entry_id(entry)), "find folder \(name)")
+                defer { git_tree_free(child) }
+                try write(tree: child!, to: target)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                var blob: OpaquePointer?
+                try Self.check(git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)), "find file \(name)")
+                defer { git_blob_free(blob) }
+                let data = Data(bytes: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
+                guard FileManager.default.createFile(atPath: target, contents: data) else {
+                    throw GitError(code: -1, message: "cannot write \(target)")
+                }
+            default:
+                continue
+            }
+        }
+    }
+
+    private func rootTree(ofCommit commit: String) throws(GitError) -> OpaquePointer {
+        var oid = git_oid()
+        try Self.check(git_oid_fromstr(&oid, commit), "read the commit id \(commit)")
+        var commitObject: OpaquePointer?
+        try Self.check(git_commit_lookup(&commitObject, pointer, &oid), "find commit \(commit)")
+        defer { git_commit_free(commitObject) }
+        var tree: OpaquePointer?
+        try Self.check(git_commit_tree(&tree, commitObject), "read the tree of commit \(commit)")
+        return tree!
+    }
+
+    static func hex(_ oid: git_oid) -> String {
+        var oid = oid
+        var buffer = [CChar](repeating: 0, count: 41)
+        git_oid_tostr(&buffer, 41, &oid)
+        return String(decoding: buffer.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Turns a libgit2 return code into a `GitError` with libgit2's last message.
+    static func check(_ code: Int32, _ action: String, context: CredentialContext? = nil) throws(GitError) {
+        guard code < 0 else { return }
+        var reason = git_error_last().flatMap { $0.pointee.message.map { String(cString: $0) } } ?? "error \(code)"
+        if let context, let refusal = context.refusal { reason = refusal }
+        throw GitError(code: code, message: redact("cannot \(action): \(reason)"))
+    }
+
+    /// Removes user information (`user:password@`) from every URL in a message.
+    static func redact(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let scheme = rest.range(of: "://") {
+            result += rest[..<scheme.upperBound]
+            rest = rest[scheme.upperBound...]
+            let hostEnd = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "'" || $0 == "\"" } ?? rest.endIndex
+            if let at = rest[..<hostEnd].lastIndex(of: "@") {
+                result += "<redacted>@"
+                rest = rest[rest.index(after: at)...]
+            }
+        }
+        return result + rest
+    }
+}
+
+/// What libgit2 may answer an authentication challenge with. Secrets never leave this struct except into
+/// libgit2's credential object.
+struct GitCredentials: Sendable {
+    var username: String?
+    var token: String?
+    var sshKeyPath: String?
+}
+
+/// The credential callback's state: which credentials it has offered, so a refused one is not retried forever.
+final class CredentialContext {
+    let credentials: GitCredentials
+    var attempts = 0
+    var refusal: String?
+
+    init(_ credentials: GitCredentials) {
+        self.credentials = credentials
+    }
+}
+
+/// Answers libgit2's authentication challenges from `GIT_TOKEN` / `GIT_USERNAME` or `GIT_SSH_KEY`.
+private let credentialCallback: git_credential_acquire_cb = { out, _, usernameFromURL, allowedTypes, payload in
+    let context = Unmanaged<CredentialContext>.fromOpaque(payload!).takeUnretainedValue()
+    context.attempts += 1
+    guard context.attempts == 1 else {
+        context.refusal = "the remote refused the credentials (check GIT_TOKEN, GIT_USERNAME or GIT_SSH_KEY)"
+        return GIT_EAUTH.rawValue
+    }
+    let credentials = context.credentials
+    if allowedTypes & GIT_CREDENTIAL_SSH_KEY.rawValue != 0, let key = credentials.sshKeyPath {
+        let user = usernameFromURL.map { String(cString: $0) } ?? credentials.username ?? "git"
+        return git_credential_ssh_key_new(out, user, nil, key, nil)
+    }
+    if allowedTypes & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0, let token = credentials.token {
+        return git_credential_userpass_plaintext_new(out, credentials.username ?? "x-access-token", token)
+    }
+    context.refusal = "the remote asks for credentials and none are configured; set GIT_TOKEN (HTTPS) or GIT_SSH_KEY (SSH)"
+    return GIT_EAUTH.rawValue
+}
+
+/// A libgit2 failure, with libgit2's message and what AutoServe was doing; never holds a secret.
+struct GitError: Error, Sendable, CustomStringConvertible {
+    var code: Int32
+    var message: String
+
+    var description: String { message }
+}
