@@ -79,6 +79,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -114,12 +115,17 @@ let package = Package(
             dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "HTTPFrontendTests", dependencies: ["HTTPFrontend", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "HTTPFrontendTests",
+            dependencies: ["HTTPFrontend", "ServingCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "AutoServeAppTests",
             dependencies: [
                 "AutoServeApp", "ServingCore", "ModelManager", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

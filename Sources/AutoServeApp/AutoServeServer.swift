@@ -26,11 +26,8 @@ public struct AutoServeServer: Sendable {
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws(ConfigurationError) -> AutoServeServer {
         for notice in configuration.notices { logger.warning("\(notice)") }
-        guard configuration.modelsRepo == nil else {
-            throw ConfigurationError("MODELS_REPO is set, but this release serves MODELS_DIR only; unset MODELS_REPO and point MODELS_DIR at a checkout")
-        }
         let metrics = Metrics()
-        let source = LocalModelSource(directory: configuration.modelsDir, stateDirectory: configuration.stateDir)
+        let source = modelSource(configuration)
         let manager = ModelManager(
             source: source,
             compiler: await Self.compiler(configuration, logger: logger),
@@ -42,6 +39,9 @@ public struct AutoServeServer: Sendable {
         var frontend = FrontendConfiguration()
         frontend.baseUrl = configuration.baseUrl
         frontend.maxBodyBytes = configuration.maxBodyBytes
+        frontend.adminToken = configuration.adminToken
+        frontend.webhookSecret = configuration.webhookSecret
+        frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch
         let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger)
         let application = Application(
             responder: responder,
@@ -55,6 +55,17 @@ public struct AutoServeServer: Sendable {
             logger: logger
         )
         return AutoServeServer(configuration: configuration, manager: manager, metrics: metrics, application: application)
+    }
+
+    /// The git repository when `MODELS_REPO` is set, else the models folder as it is on disk.
+    static func modelSource(_ configuration: ServerConfiguration) -> any ModelSourceProvider {
+        guard let repository = configuration.modelsRepo else {
+            return LocalModelSource(directory: configuration.modelsDir, stateDirectory: configuration.stateDir)
+        }
+        return GitModelSource(
+            url: repository, branch: configuration.modelsBranch, stateDirectory: configuration.stateDir,
+            username: configuration.gitUsername, token: configuration.gitToken?.value, sshKeyPath: configuration.gitSSHKey
+        )
     }
 
     static func compiler(_ configuration: ServerConfiguration, logger: Logger) async -> Result<PluginCompiler, ToolchainError> {
@@ -72,6 +83,9 @@ public struct AutoServeServer: Sendable {
         var manager = ModelManagerConfiguration()
         manager.defaultTimeout = configuration.modelTimeout
         if configuration.baseUrl.isEmpty { manager.takenRoutes = FrontendConfiguration.rootEndpoints }
+        if configuration.modelsRepo != nil {
+            manager.schedule = SyncSchedule(interval: configuration.syncInterval, dailyAtMinute: configuration.syncAtMinute)
+        }
         return manager
     }
 

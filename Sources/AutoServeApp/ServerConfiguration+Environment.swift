@@ -1,4 +1,5 @@
 import Foundation
+import ServingCore
 import Logging
 
 /// One setting: its environment name, its flag, its help text and how to apply a value.

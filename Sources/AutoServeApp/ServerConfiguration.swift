@@ -1,4 +1,5 @@
 public import Logging
+public import ServingCore
 
 /// How models are isolated from the server and from each other (SPEC 6).
 public enum ModelIsolation: String, Sendable, CaseIterable {

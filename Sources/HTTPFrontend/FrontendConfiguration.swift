@@ -1,3 +1,5 @@
+public import ServingCore
+
 /// What the HTTP layer needs from the server's configuration.
 public struct FrontendConfiguration: Sendable {
     /// The route prefix without slashes (`""` serves models at `/<Model>`).
@@ -5,6 +7,12 @@ public struct FrontendConfiguration: Sendable {
     public var maxBodyBytes: Int = 1 << 20
     /// Log one line per request at info level (otherwise at debug).
     public var logRequests = false
+    /// Enables `POST /$baseUrl/-/sync` for `Authorization: Bearer <token>`.
+    public var adminToken: Secret?
+    /// Enables `POST /hooks/git`, verified with this secret.
+    public var webhookSecret: Secret?
+    /// The branch served in git mode: pushes to other branches are acknowledged and ignored.
+    public var branch: String?
 
     public init() {}
 
@@ -12,5 +20,5 @@ public struct FrontendConfiguration: Sendable {
     public var prefix: String { baseUrl.isEmpty ? "" : "/\(baseUrl)" }
 
     /// The endpoints a model folder may not shadow when `baseUrl` is empty.
-    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics", "hooks"]
+    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics"]
 }

@@ -36,6 +36,12 @@ public struct ServeResponder: HTTPResponder {
             return only([.get, .head], request) ?? readiness()
         case "/metrics":
             return only([.get, .head], request) ?? metricsResponse()
+        case "/hooks/git":
+            if let refusal = only([.post], request) { return refusal }
+            return await webhook(request)
+        case configuration.prefix + "/-/sync":
+            if let refusal = only([.post], request) { return refusal }
+            return adminSync(request)
         default:
             break
         }

@@ -15,6 +15,8 @@ public struct ModelManagerConfiguration: Sendable {
     public var buildParallelism: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Folder names whose route another endpoint already takes (`healthz`… when `baseUrl` is empty).
     public var takenRoutes: Set<String> = []
+    /// When to sync on its own; `nil` syncs only when asked (local mode: SIGHUP and the admin call).
+    public var schedule: SyncSchedule?
 
     public init() {}
 }
@@ -38,6 +40,8 @@ public final class ModelManager: Service, Sendable {
         return Mutex(initial)
     }()
     let syncCounter = Atomic<Int>(0)
+    /// When the scheduled sync is due, and how many syncs in a row have failed.
+    let timing = Mutex<(due: Date?, failures: Int)>((nil, 0))
     let triggers: AsyncStream<Int>
     let triggerContinuation: AsyncStream<Int>.Continuation
 
@@ -74,17 +78,50 @@ public final class ModelManager: Service, Sendable {
         return id
     }
 
-    /// The first sync, then one sync per request until graceful shutdown.
+    /// The first sync, then one sync per request (and per scheduled time) until graceful shutdown.
     public func run() async throws {
-        await sync(id: syncCounter.add(1, ordering: .relaxed).newValue)
-        for await id in triggers.cancelOnGracefulShutdown() {
-            await sync(id: id)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.syncAndSchedule(id: self.syncCounter.add(1, ordering: .relaxed).newValue)
+                for await id in self.triggers.cancelOnGracefulShutdown() {
+                    await self.syncAndSchedule(id: id)
+                }
+            }
+            if configuration.schedule != nil {
+                group.addTask { await self.requestScheduledSyncs() }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Runs one sync and sets when the next scheduled one is due.
+    func syncAndSchedule(id: Int) async {
+        let succeeded = await sync(id: id)
+        timing.withLock { timing in
+            timing.failures = succeeded ? 0 : timing.failures + 1
+            timing.due = configuration.schedule?.nextSync(after: Date(), consecutiveFailures: timing.failures)
+        }
+    }
+
+    /// Wakes when a scheduled sync is due and asks for it; the sync that runs sets the next due time.
+    func requestScheduledSyncs() async {
+        while !Task.isCancelled {
+            let fire = timing.withLock { timing -> Bool in
+                guard let due = timing.due, due <= Date() else { return false }
+                timing.due = nil
+                return true
+            }
+            if fire { requestSync(reason: "schedule") }
+            let wait = timing.withLock { $0.due }.map { min(max($0.timeIntervalSinceNow, 0.01), 1) } ?? 1
+            try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))
         }
     }
 
     /// One full pass: read the source, then bring every model to its version. Never throws: failures are
-    /// recorded per model, or for the sync as a whole when the source cannot be read.
-    public func sync(id: Int) async {
+    /// recorded per model, or for the sync as a whole when the source cannot be read (`false`).
+    @discardableResult
+    public func sync(id: Int) async -> Bool {
         let started = Date()
         let snapshot: SourceSnapshot
         do {
@@ -96,7 +133,7 @@ public final class ModelManager: Service, Sendable {
                 state.lastSync = SyncReport(id: id, startedAt: started, finishedAt: Date(), succeeded: false, message: error.message)
                 if !state.isReady { state.readinessReason = "the first sync failed: \(error.message)" }
             }
-            return
+            return false
         }
         let work = plan(snapshot)
         registry.withLock { state in
@@ -127,8 +164,10 @@ public final class ModelManager: Service, Sendable {
         }
         publishStateMetrics()
         logger.info("sync finished", metadata: [
-            "sync_id": "\(id)", "changed": "\(work.count)", "seconds": "\(String(format: "%.2f", finished.timeIntervalSince(started)))",
+            "sync_id": "\(id)", "commit": "\(snapshot.commit ?? "-")", "changed": "\(work.count)",
+            "seconds": "\(String(format: "%.2f", finished.timeIntervalSince(started)))",
         ])
+        return true
     }
 
     /// Records rejected and removed folders, and returns the folders whose version must be brought up.

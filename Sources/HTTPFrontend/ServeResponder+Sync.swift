@@ -1,0 +1,102 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ServingCore
+
+/// The two ways to start a sync over HTTP: the operator's admin call and the git host's push webhook.
+///
+/// Both answer 202 with the sync's id and return at once; the sync runs in the manager, one at a time.
+/// Tokens and signatures are compared in constant time, and neither is ever logged or echoed.
+extension ServeResponder {
+    /// `POST /$baseUrl/-/sync` with `Authorization: Bearer $ADMIN_TOKEN`.
+    func adminSync(_ request: Request) -> Response {
+        guard let token = configuration.adminToken else {
+            return notFound("the admin sync route is disabled; set ADMIN_TOKEN to enable it")
+        }
+        let header = request.headers[.authorization] ?? ""
+        guard header.hasPrefix("Bearer "), Self.constantTimeEquals(Array(header.utf8.dropFirst(7)), Array(token.value.utf8)) else {
+            logger.warning("admin sync refused: missing or wrong bearer token")
+            return APIError(
+                status: 401, code: "unauthorized", message: "send Authorization: Bearer <ADMIN_TOKEN> to start a sync",
+                headers: [.wwwAuthenticate: "Bearer"]
+            ).response()
+        }
+        return accepted(manager.requestSync(reason: "admin"))
+    }
+
+    /// `POST /hooks/git`: a push webhook from GitHub, Gitea (HMAC-SHA256 of the body) or GitLab (token).
+    func webhook(_ request: Request) async -> Response {
+        guard let secret = configuration.webhookSecret else {
+            return notFound("the webhook is disabled; set WEBHOOK_SECRET and configure the same secret on the git host")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        } catch {
+            return RequestVariables.tooLarge(configuration.maxBodyBytes).response()
+        }
+        let bytes = Array(buffer: body)
+        guard Self.verify(headers: request.headers, body: bytes, secret: Array(secret.value.utf8)) else {
+            logger.warning("webhook refused: missing or wrong signature")
+            return APIError(
+                status: 401, code: "unauthorized",
+                message: "the webhook signature does not verify; set the same secret on the git host as WEBHOOK_SECRET"
+            ).response()
+        }
+        if request.headers[.githubEvent] == "ping" {
+            return json(200, Array(#"{"status":"pong"}"#.utf8))
+        }
+        if let branch = configuration.branch, let ref = (try? JSONParser.parse(bytes))?["ref"], case .string(let pushed) = ref,
+            pushed != "refs/heads/\(branch)"
+        {
+            let body: JSONValue = .object(["status": "ignored", "reason": .string("the push is to \(pushed); this server serves refs/heads/\(branch)")])
+            return json(200, body.jsonBytes)
+        }
+        return accepted(manager.requestSync(reason: "webhook"))
+    }
+
+    func accepted(_ id: Int) -> Response {
+        let body: JSONValue = .object(["sync_id": .number(Double(id)), "status": "queued"])
+        return json(202, body.jsonBytes)
+    }
+
+    /// GitHub and Gitea send `X-Hub-Signature-256: sha256=<hex>` (Gitea also `X-Gitea-Signature: <hex>`),
+    /// an HMAC-SHA256 of the raw body; GitLab sends the secret itself as `X-Gitlab-Token`.
+    static func verify(headers: HTTPFields, body: [UInt8], secret: [UInt8]) -> Bool {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret))
+        let expected = Array(mac.map { String(format: "%02x", $0) }.joined().utf8)
+        if let signature = headers[.hubSignature256] {
+            guard signature.hasPrefix("sha256=") else { return false }
+            return constantTimeEquals(Array(signature.utf8.dropFirst(7)).map(lowercased), expected)
+        }
+        if let signature = headers[.giteaSignature] {
+            return constantTimeEquals(Array(signature.utf8).map(lowercased), expected)
+        }
+        if let token = headers[.gitlabToken] {
+            return constantTimeEquals(Array(token.utf8), secret)
+        }
+        return false
+    }
+
+    /// Compares digests of both sides, so the time taken says nothing about the secret or its length.
+    static func constantTimeEquals(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        let left = SHA256.hash(data: given)
+        let right = SHA256.hash(data: expected)
+        var difference: UInt8 = 0
+        for (a, b) in zip(left, right) { difference |= a ^ b }
+        return difference == 0
+    }
+
+    static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+    }
+}
+
+extension HTTPField.Name {
+    static let hubSignature256 = HTTPField.Name("X-Hub-Signature-256")!
+    static let giteaSignature = HTTPField.Name("X-Gitea-Signature")!
+    static let gitlabToken = HTTPField.Name("X-Gitlab-Token")!
+    static let githubEvent = HTTPField.Name("X-GitHub-Event")!
+}

@@ -1,0 +1,268 @@
+import AutoServeApp
+import Crypto
+import Foundation
+import ServingCore
+import Testing
+
+/// The git sync of SPEC 5 against real repositories: clone, admin and webhook syncs, swaps under load,
+/// broken pushes, added and removed folders, restarts, unreachable remotes, git daemon, credentials.
+@Suite(.serialized)
+struct GitSyncTests {
+    static let adminToken = "admin-token-7f3a"
+    static let webhookSecret = "webhook-secret-91c2"
+
+    static func gitServer(_ repository: String, state: String = Paths.sharedState, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+        try await TestServer.start(models: [:]) { configuration in
+            configuration.modelsRepo = repository
+            configuration.stateDir = state
+            configuration.adminToken = Secret(adminToken)
+            configuration.webhookSecret = Secret(webhookSecret)
+            configure(&configuration)
+        }
+    }
+
+    static func label(_ server: TestServer) async throws -> JSONValue? {
+        try await server.client.get("/Labelled").json?["label"]
+    }
+
+    func adminSync(_ server: TestServer) async throws -> HTTPAnswer {
+        try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer \(Self.adminToken)"])
+    }
+
+    @Test func clonesServesAndPicksUpAPushAfterAnAdminSync() async throws {
+        let repository = try GitFixture.make(models: ["Echo": "\(Paths.fixtures)/models/Echo"], files: ["Labelled/etls.swift": GitFixture.labelModel("v1")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        #expect(try await Self.label(server) == .string("v1"))
+        let index = try await server.client.get("/")
+        #expect(index.json?["_server"]?["commit"] == .string(try repository.head))
+        #expect(index.json?["Labelled"]?["version"] == .string(try repository.treeID("Labelled")))
+        #expect(index.json?["Labelled"]?["commit"] == .string(try repository.head))
+        #expect(try await server.client.get("/readyz").json?["commit"] == .string(try repository.head))
+        let echoLoadedAt = index.json?["Echo"]?["loaded_at"]
+
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("v2"))
+        try repository.commit("v2")
+        #expect(try await server.client.send("POST", "/-/sync").status == 401)
+        #expect(try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer wrong"]).status == 401)
+        #expect(try await server.client.send("GET", "/-/sync", headers: ["Authorization": "Bearer \(Self.adminToken)"]).status == 405)
+        let accepted = try await adminSync(server)
+        #expect(accepted.status == 202)
+        guard case .number = accepted.json?["sync_id"] else { Issue.record("no sync_id in \(accepted.text)"); return }
+        try await eventually("v2 serves") { try await Self.label(server) == .string("v2") }
+        let after = try await server.client.get("/")
+        #expect(after.json?["Labelled"]?["version"] == .string(try repository.treeID("Labelled")))
+        #expect(after.json?["Echo"]?["loaded_at"] == echoLoadedAt, "an unchanged model is not reloaded")
+        #expect(after.json?["_server"]?["last_sync"]?["result"] == .string("success"))
+    }
+
+    @Test func aSignedWebhookSyncsAndABadSignatureStartsNothing() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("one")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("two"))
+        try repository.commit("two")
+        let body = #"{"ref": "refs/heads/main", "after": "\#(try repository.head)"}"#
+        let lastSync = try await server.client.get("/").json?["_server"]?["last_sync"]?["id"]
+
+        let forged = try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)])
+        #expect(forged.status == 401)
+        #expect(try await server.client.send("POST", "/hooks/git", body: body).status == 401)
+        #expect(try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Gitlab-Token": "nope"]).status == 401)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await server.client.get("/").json?["_server"]?["last_sync"]?["id"] == lastSync, "an unverified hook starts nothing")
+        #expect(try await Self.label(server) == .string("one"))
+
+        let otherBranch = #"{"ref": "refs/heads/dev"}"#
+        let ignored = try await server.client.send("POST", "/hooks/git", body: otherBranch, headers: ["X-Hub-Signature-256": Self.signature(otherBranch)])
+        #expect(ignored.status == 200)
+        #expect(ignored.json?["status"] == .string("ignored"))
+
+        let signed = try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": Self.signature(body), "X-GitHub-Event": "push"])
+        #expect(signed.status == 202)
+        try await eventually("two serves") { try await Self.label(server) == .string("two") }
+
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("three"))
+        try repository.commit("three")
+        let gitlab = try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Gitlab-Token": Self.webhookSecret])
+        #expect(gitlab.status == 202)
+        try await eventually("three serves") { try await Self.label(server) == .string("three") }
+    }
+
+    static func signature(_ body: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(body.utf8), using: SymmetricKey(data: Data(webhookSecret.utf8)))
+        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func noRequestFailsWhileAChangedModelIsSwapped() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("before")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        let client = server.client
+        let stop = Flag()
+        let load = Task {
+            try await withThrowingTaskGroup(of: (ok: Int, failed: Int, labels: Set<String>).self) { group in
+                for _ in 0..<6 {
+                    group.addTask {
+                        var ok = 0
+                        var failed = 0
+                        var labels = Set<String>()
+                        while !stop.isSet {
+                            let answer = try await client.post("/Labelled", #"{"variables": {}}"#)
+                            if answer.status == 200, case .string(let label)? = answer.json?["label"] {
+                                ok += 1
+                                labels.insert(label)
+                            } else {
+                                failed += 1
+                            }
+                        }
+                        return (ok, failed, labels)
+                    }
+                }
+                return try await group.reduce(into: (ok: 0, failed: 0, labels: Set<String>())) { total, next in
+                    total.ok += next.ok
+                    total.failed += next.failed
+                    total.labels.formUnion(next.labels)
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("after"))
+        try repository.commit("after")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("after serves") { try await Self.label(server) == .string("after") }
+        try await Task.sleep(for: .milliseconds(300))
+        stop.set()
+        let totals = try await load.value
+        #expect(totals.failed == 0)
+        #expect(totals.labels == ["before", "after"])
+        #expect(totals.ok > 50)
+    }
+
+    @Test func aBrokenPushKeepsTheOldVersionAndFoldersComeAndGo() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("good")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        let goodVersion = try repository.treeID("Labelled")
+
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("bad", compiles: false))
+        try repository.copy("\(Paths.fixtures)/models/Echo", as: "Echo")
+        try repository.commit("break Labelled, add Echo")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("Echo serves") { try await server.client.get("/Echo").status == 200 }
+        try await eventually("the failure is reported") {
+            try await server.client.get("/").json?["Labelled"]?["last_error"] != .null
+        }
+        let index = try await server.client.get("/")
+        #expect(index.json?["Labelled"]?["state"] == .string("ready"))
+        #expect(index.json?["Labelled"]?["version"] == .string(goodVersion))
+        #expect(index.json?["Labelled"]?["last_error"]?["version"] == .string(try repository.treeID("Labelled")))
+        #expect(index.json?["Labelled"]?["last_error"]?["message"]?.jsonText.contains("cannot convert value of type 'String'") == true)
+        #expect(try await Self.label(server) == .string("good"))
+
+        try repository.remove("Labelled")
+        try repository.commit("remove Labelled")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("Labelled is gone") { try await server.client.get("/Labelled").status == 404 }
+        #expect(try await server.client.get("/Echo").status == 200)
+    }
+
+    @Test func aRestartOnAnUnchangedRepositoryBuildsNothing() async throws {
+        let repository = try GitFixture.make(models: ["Echo": "\(Paths.fixtures)/models/Echo"], files: ["Labelled/etls.swift": GitFixture.labelModel("same")])
+        let state = try Paths.temporaryFolder("restart-state")
+        let first = try await Self.gitServer(repository.path, state: state)
+        #expect(try await first.client.get("/metrics").text.contains(#"autoserve_model_builds_total{model="Labelled",result="success"} 1"#))
+        await first.stop()
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let second = try await Self.gitServer(repository.path, state: state)
+        defer { Task { await second.stop() } }
+        let restart = clock.now - start
+        let metrics = try await second.client.get("/metrics").text
+        #expect(!metrics.contains("autoserve_model_builds_total{"), "a restart on an unchanged repository compiles nothing")
+        #expect(metrics.contains(#"autoserve_plugin_loads_total{model="Labelled",result="success"} 1"#))
+        #expect(try await Self.label(second) == .string("same"))
+        #expect(restart < .seconds(10), "restart-to-ready took \(restart)")
+    }
+
+    @Test func anUnreachableRemoteKeepsServingAndReportsTheError() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("kept")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        let moved = repository.path + "-moved"
+        try FileManager.default.moveItem(atPath: repository.path, toPath: moved)
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("the failed fetch is reported") {
+            try await server.client.get("/").json?["_server"]?["last_sync"]?["result"] == .string("failure")
+        }
+        let index = try await server.client.get("/")
+        #expect(index.json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("cannot fetch") == true)
+        #expect(try await Self.label(server) == .string("kept"))
+        #expect(try await server.client.get("/readyz").status == 200)
+        #expect(try await server.client.get("/metrics").text.contains(#"autoserve_syncs_total{result="failure"}"#))
+
+        try FileManager.default.moveItem(atPath: moved, toPath: repository.path)
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("recovered"))
+        try repository.commit("recovered")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("the next sync recovers") { try await Self.label(server) == .string("recovered") }
+    }
+
+    @Test func aFirstCloneThatFailsIsNotReadyAndIsRetried() async throws {
+        let server = try await TestServer.start(models: [:], waitUntilReady: false) { configuration in
+            configuration.modelsRepo = "/nonexistent/models.git"
+            configuration.stateDir = Paths.sharedState
+        }
+        defer { Task { await server.stop() } }
+        try await eventually("readyz reports the clone failure", timeout: .seconds(30)) {
+            try await server.client.get("/readyz").error("message")?.jsonText.contains("cannot clone") == true
+        }
+        #expect(try await server.client.get("/readyz").status == 503)
+        try await eventually("the clone is retried with backoff", timeout: .seconds(30)) {
+            try await server.client.get("/metrics").text.contains(#"autoserve_syncs_total{result="failure"} 2"#)
+        }
+    }
+
+    @Test func aShortSyncIntervalPicksUpPushesOnItsOwn() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("early")])
+        let server = try await Self.gitServer(repository.path) { configuration in
+            configuration.syncInterval = .seconds(1)
+        }
+        defer { Task { await server.stop() } }
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("late"))
+        try repository.commit("late")
+        try await eventually("the scheduled sync serves the push", timeout: .seconds(60)) { try await Self.label(server) == .string("late") }
+    }
+
+    @Test func syncsOverGitDaemon() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("daemon-1")])
+        let port = try freePort()
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        let base = (repository.path as NSString).deletingLastPathComponent
+        daemon.arguments = ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer { daemon.terminate() }
+        try await Task.sleep(for: .milliseconds(500))
+        let server = try await Self.gitServer("git://127.0.0.1:\(port)/models")
+        defer { Task { await server.stop() } }
+        #expect(try await Self.label(server) == .string("daemon-1"))
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("daemon-2"))
+        try repository.commit("daemon-2")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("daemon-2 serves") { try await Self.label(server) == .string("daemon-2") }
+        #expect(try await server.client.get("/").json?["_server"]?["source"] == .string("git://127.0.0.1:\(port)/models (main)"))
+    }
+}
+
+/// A flag set once, read from many tasks.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    var isSet: Bool { lock.withLock { value } }
+
+    func set() { lock.withLock { value = true } }
+}
