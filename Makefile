@@ -3,14 +3,14 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test build release deps clean
+.PHONY: serve test build release deps test-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
 	MODELS_DIR=models_serve PORT=$(PORT) .build/release/autoserve serve
 
 ## Build once, then run the whole suite from that build.
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -25,6 +25,13 @@ deps:
 	@if ! pkg-config --exists libgit2 2>/dev/null || [ ! -e /usr/include/x86_64-linux-gnu/curl/curl.h -a ! -e /usr/include/curl/curl.h ]; then \
 		echo "Installing libgit2-dev libcurl4-openssl-dev pkg-config (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libgit2-dev libcurl4-openssl-dev pkg-config; \
+	fi
+
+## The tests also run git daemon and a throwaway sshd on loopback (SSH remotes).
+test-deps: deps
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null; then \
+		echo "Installing openssh-server git (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git; \
 	fi
 
 clean:

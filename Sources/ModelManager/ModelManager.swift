@@ -135,6 +135,7 @@ public final class ModelManager: Service, Sendable {
             }
             return false
         }
+        for notice in snapshot.notices { logger.notice("\(notice)", metadata: ["sync_id": "\(id)"]) }
         let work = plan(snapshot)
         registry.withLock { state in
             if !state.isReady { state.readinessReason = "the first sync is loading \(work.count) model(s)" }

@@ -18,7 +18,10 @@ public struct GitModelSource: ModelSourceProvider {
         self.url = url
         self.branch = branch
         self.stateDirectory = stateDirectory
-        self.credentials = GitCredentials(username: username, token: token, sshKeyPath: sshKeyPath)
+        self.credentials = GitCredentials(
+            username: username, token: token, sshKeyPath: sshKeyPath,
+            hostKeyPins: (stateDirectory as NSString).appendingPathComponent("ssh_known_hosts")
+        )
     }
 
     /// The URL without any user information, for logs and the index.
@@ -33,9 +36,12 @@ public struct GitModelSource: ModelSourceProvider {
     public func sync() async throws(SourceError) -> SourceSnapshot {
         let result = await Self.offThread { () -> Result<SourceSnapshot, SourceError> in
             do {
-                let repository = try openOrClone()
+                var notices: [String] = []
+                let repository = try openOrClone(notices: &notices)
                 let commit = try repository.tip(branch: branch)
-                return .success(snapshot(try repository.folders(atCommit: commit), commit: commit))
+                var result = snapshot(try repository.folders(atCommit: commit), commit: commit)
+                result.notices = notices
+                return .success(result)
             } catch let error as GitError {
                 return .failure(SourceError(error.message))
             } catch {
@@ -46,16 +52,17 @@ public struct GitModelSource: ModelSourceProvider {
     }
 
     /// Opens the clone and fetches, or clones when there is no usable clone yet.
-    func openOrClone() throws -> GitRepository {
+    func openOrClone(notices: inout [String]) throws -> GitRepository {
         let manager = FileManager.default
         if manager.fileExists(atPath: clonePath), let repository = try? GitRepository.open(path: clonePath), (try? repository.originURL()) == url {
-            try repository.fetch(branch: branch, credentials: credentials)
+            try repository.fetch(branch: branch, credentials: credentials, notices: &notices)
             return repository
         }
         let staging = "\(clonePath).staging-\(UUID().uuidString)"
         try manager.createDirectory(atPath: (clonePath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         defer { try? manager.removeItem(atPath: staging) }
-        _ = try GitRepository.clone(url: url, into: staging, branch: branch, credentials: credentials)
+        _ = try GitRepository.clone(url: url, into: staging, branch: branch, credentials: credentials, notices: &notices)
         try? manager.removeItem(atPath: clonePath)
         try manager.moveItem(atPath: staging, toPath: clonePath)
         return try GitRepository.open(path: clonePath)

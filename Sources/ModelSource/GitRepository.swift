@@ -28,7 +28,7 @@ final class GitRepository {
     }()
 
     /// Clones `url` bare into `path`, fetching only `branch`.
-    static func clone(url: String, into path: String, branch: String, credentials: GitCredentials) throws(GitError) -> GitRepository {
+    static func clone(url: String, into path: String, branch: String, credentials: GitCredentials, notices: inout [String]) throws(GitError) -> GitRepository {
         _ = initialized
         var options = git_clone_options()
         try check(git_clone_options_init(&options, UInt32(GIT_CLONE_OPTIONS_VERSION)), "prepare the clone")
@@ -37,12 +37,14 @@ final class GitRepository {
         let payload = Unmanaged.passRetained(context)
         defer { payload.release() }
         options.fetch_opts.callbacks.credentials = credentialCallback
+        options.fetch_opts.callbacks.certificate_check = certificateCallback
         options.fetch_opts.callbacks.payload = payload.toOpaque()
         var repository: OpaquePointer?
         let code = branch.withCString { branchName in
             options.checkout_branch = branchName
             return git_clone(&repository, url, path, &options)
         }
+        if let pinned = context.pinnedHostKey { notices.append("trusted a new SSH host key on first use: \(pinned)") }
         try check(code, "clone \(redact(url)) (branch \(branch))", context: context)
         return GitRepository(repository!)
     }
@@ -64,7 +66,7 @@ final class GitRepository {
 
     /// Fetches `branch` from origin into `refs/remotes/origin/<branch>`; when nothing changed this is one
     /// round trip.
-    func fetch(branch: String, credentials: GitCredentials) throws(GitError) {
+    func fetch(branch: String, credentials: GitCredentials, notices: inout [String]) throws(GitError) {
         var remote: OpaquePointer?
         try Self.check(git_remote_lookup(&remote, pointer, "origin"), "find the remote origin")
         defer { git_remote_free(remote) }
@@ -75,6 +77,7 @@ final class GitRepository {
         let payload = Unmanaged.passRetained(context)
         defer { payload.release() }
         options.callbacks.credentials = credentialCallback
+        options.callbacks.certificate_check = certificateCallback
         options.callbacks.payload = payload.toOpaque()
         let refspec = "+refs/heads/\(branch):refs/remotes/origin/\(branch)"
         let code = refspec.withCString { refspecPointer -> Int32 in
@@ -85,6 +88,7 @@ final class GitRepository {
             }
         }
         let url = git_remote_url(remote).map { String(cString: $0) } ?? "origin"
+        if let pinned = context.pinnedHostKey { notices.append("trusted a new SSH host key on first use: \(pinned)") }
         try Self.check(code, "fetch \(Self.redact(url)) (branch \(branch))", context: context)
     }
 
@@ -203,6 +207,8 @@ struct GitCredentials: Sendable {
     var username: String?
     var token: String?
     var sshKeyPath: String?
+    /// The file of pinned SSH host keys (`host fingerprint` lines), `STATE_DIR/ssh_known_hosts`.
+    var hostKeyPins: String?
 }
 
 /// The credential callback's state: which credentials it has offered, so a refused one is not retried forever.
@@ -210,6 +216,8 @@ final class CredentialContext {
     let credentials: GitCredentials
     var attempts = 0
     var refusal: String?
+    /// Set when this operation pinned a new SSH host key, for the log.
+    var pinnedHostKey: String?
 
     init(_ credentials: GitCredentials) {
         self.credentials = credentials
@@ -234,6 +242,42 @@ private let credentialCallback: git_credential_acquire_cb = { out, _, usernameFr
     }
     context.refusal = "the remote asks for credentials and none are configured; set GIT_TOKEN (HTTPS) or GIT_SSH_KEY (SSH)"
     return GIT_EAUTH.rawValue
+}
+
+/// Verifies SSH host keys the way `StrictHostKeyChecking=accept-new` does: the first key seen for a host
+/// is pinned in `STATE_DIR/ssh_known_hosts`, and a later, different key is refused. Operators who want strict
+/// checking write the expected `host SHA256:…` line there before the first sync. TLS certificates keep
+/// libgit2's own verification.
+private let certificateCallback: git_transport_certificate_check_cb = { certificate, _, host, payload in
+    guard let certificate, certificate.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2, let host else { return GIT_PASSTHROUGH.rawValue }
+    let context = Unmanaged<CredentialContext>.fromOpaque(payload!).takeUnretainedValue()
+    let hostKey = UnsafeRawPointer(certificate).assumingMemoryBound(to: git_cert_hostkey.self).pointee
+    guard hostKey.type.rawValue & GIT_CERT_SSH_SHA256.rawValue != 0, let pins = context.credentials.hostKeyPins else {
+        context.refusal = "the SSH server offered no SHA-256 host key fingerprint to verify"
+        return GIT_ECERTIFICATE.rawValue
+    }
+    let digest = withUnsafeBytes(of: hostKey.hash_sha256) { Data($0) }
+    let fingerprint = "SHA256:" + digest.base64EncodedString().replacingOccurrences(of: "=", with: "")
+    let name = String(cString: host)
+    let lines = ((try? String(contentsOfFile: pins, encoding: .utf8)) ?? "").split(separator: "\n")
+    if let pinned = lines.first(where: { $0.split(separator: " ").first.map(String.init) == name }) {
+        guard pinned.split(separator: " ").dropFirst().first.map(String.init) == fingerprint else {
+            context.refusal = "the SSH host key of \(name) changed to \(fingerprint); if that is expected, "
+                + "remove its line from \(pins) and sync again"
+            return GIT_ECERTIFICATE.rawValue
+        }
+        return 0
+    }
+    let line = "\(name) \(fingerprint)\n"
+    if let handle = FileHandle(forWritingAtPath: pins) {
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+        try? handle.close()
+    } else {
+        _ = FileManager.default.createFile(atPath: pins, contents: Data(line.utf8))
+    }
+    context.pinnedHostKey = "\(name) \(fingerprint)"
+    return 0
 }
 
 /// A libgit2 failure, with libgit2's message and what AutoServe was doing; never holds a secret.

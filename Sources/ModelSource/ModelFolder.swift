@@ -36,6 +36,8 @@ public struct SourceSnapshot: Sendable {
     public var rejected: [RejectedFolder]
     /// The commit being served, in git mode.
     public var commit: String?
+    /// Events of the sync an operator should see in the log (a newly trusted SSH host key).
+    public var notices: [String] = []
 
     public init(models: [ModelFolder], rejected: [RejectedFolder], commit: String? = nil) {
         self.models = models

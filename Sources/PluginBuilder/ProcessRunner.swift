@@ -43,7 +43,8 @@ public enum ProcessRunner {
                 return !Task.isCancelled
             }
             let first = await group.next()!
-            if first { process.terminate() }
+            // SIGKILL: a child inherits a signal mask that blocks SIGTERM from the thread that spawned it.
+            if first { kill(process.processIdentifier, SIGKILL) }
             group.cancelAll()
             if first { await group.waitForAll() }
             return first

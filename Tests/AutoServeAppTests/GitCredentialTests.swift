@@ -15,12 +15,9 @@ struct GitCredentialTests {
     /// Starts the smart-HTTP git server of `Tests/Fixtures/tools` over the fixture's parent folder.
     static func httpServer(for repository: GitFixture) async throws -> (Process, Int) {
         let portFile = try Paths.temporaryFolder("git-http") + "/port"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let process = try startHelper("/usr/bin/env", [
             "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, token,
-        ]
-        try process.run()
+        ])
         var port: Int?
         try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
             port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
@@ -32,7 +29,7 @@ struct GitCredentialTests {
     @Test func aTokenGoesThroughTheCredentialCallback() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("private")])
         let (http, port) = try await Self.httpServer(for: repository)
-        defer { http.terminate() }
+        defer { stopHelper(http) }
         let server = try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = "http://127.0.0.1:\(port)/models"
             configuration.gitUsername = Self.user
@@ -51,7 +48,7 @@ struct GitCredentialTests {
     @Test func refusedCredentialsAreReportedWithoutPrintingThem() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("private")])
         let (http, port) = try await Self.httpServer(for: repository)
-        defer { http.terminate() }
+        defer { stopHelper(http) }
         let urlPassword = "url-pass-8c1f-secret"
         let wrongToken = "wrong-tok-77aa-secret"
         let process = Process()
@@ -70,7 +67,7 @@ struct GitCredentialTests {
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        defer { process.terminate() }
+        defer { kill(process.processIdentifier, SIGKILL) }
 
         var logs = ""
         var serverPort: Int?
@@ -94,6 +91,7 @@ struct GitCredentialTests {
         try await Task.sleep(for: .seconds(1))
         process.terminate()
         process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "SIGTERM stops the server cleanly")
         logs += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(logs.contains("refused the credentials"))
         #expect(logs.contains("<redacted>@127.0.0.1"))

@@ -80,6 +80,32 @@ struct GitFixture {
     }
 }
 
+/// Starts a helper server (git daemon, the HTTP git server) that the test stops with `stopHelper`.
+///
+/// Its output goes nowhere, so it never holds the test runner's output open; it is stopped with SIGKILL,
+/// because a child of this process inherits a signal mask that blocks SIGTERM.
+func startHelper(_ executable: String, _ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+func stopHelper(_ process: Process) {
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+}
+
+/// `git-daemon` itself (not the `git` wrapper, whose child would outlive it).
+func gitDaemonPath() throws -> String {
+    let execPath = try GitFixture(path: NSTemporaryDirectory()).git("--exec-path").trimmingCharacters(in: .whitespacesAndNewlines)
+    return "\(execPath)/git-daemon"
+}
+
 /// A port nobody listens on right now, for servers that cannot bind port 0 themselves (git daemon).
 func freePort() throws -> Int {
     let server = Process()

@@ -141,7 +141,7 @@ struct GitSyncTests {
 
     @Test func aBrokenPushKeepsTheOldVersionAndFoldersComeAndGo() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("good")])
-        let server = try await Self.gitServer(repository.path)
+        let server = try await Self.gitServer("file://\(repository.path)")
         defer { Task { await server.stop() } }
         let goodVersion = try repository.treeID("Labelled")
 
@@ -165,6 +165,31 @@ struct GitSyncTests {
         #expect(try await adminSync(server).status == 202)
         try await eventually("Labelled is gone") { try await server.client.get("/Labelled").status == 404 }
         #expect(try await server.client.get("/Echo").status == 200)
+    }
+
+    /// Five sync requests while a slow sync (a model to compile) runs: one runs, the rest become one more.
+    @Test func syncsNeverOverlapAndRequestsDuringOneQueueOneMore() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("first")])
+        let server = try await Self.gitServer(repository.path)
+        defer { Task { await server.stop() } }
+        func successes() async throws -> Int {
+            let metrics = try await server.client.get("/metrics").text
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix(#"autoserve_syncs_total{result="success"}"#) }
+            return line.flatMap { Int($0.split(separator: " ").last!) } ?? 0
+        }
+        let before = try await successes()
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("coalesced-\(UUID().uuidString.prefix(8))"))
+        try repository.commit("slow sync")
+        var ids: [JSONValue] = []
+        for _ in 0..<5 {
+            let answer = try await adminSync(server)
+            #expect(answer.status == 202)
+            ids.append(answer.json?["sync_id"] ?? .null)
+        }
+        #expect(Set(ids).count == 5, "every request gets its own id")
+        try await eventually("the queued sync ran") { try await successes() >= before + 2 }
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await successes() == before + 2, "one sync ran and the requests made during it became one more")
     }
 
     @Test func aRestartOnAnUnchangedRepositoryBuildsNothing() async throws {
@@ -238,13 +263,9 @@ struct GitSyncTests {
     @Test func syncsOverGitDaemon() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("daemon-1")])
         let port = try freePort()
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/git")
         let base = (repository.path as NSString).deletingLastPathComponent
-        daemon.arguments = ["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base]
-        daemon.standardError = FileHandle.nullDevice
-        try daemon.run()
-        defer { daemon.terminate() }
+        let daemon = try startHelper(try gitDaemonPath(), ["--reuseaddr", "--export-all", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base])
+        defer { stopHelper(daemon) }
         try await Task.sleep(for: .milliseconds(500))
         let server = try await Self.gitServer("git://127.0.0.1:\(port)/models")
         defer { Task { await server.stop() } }
