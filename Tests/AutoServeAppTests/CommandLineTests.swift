@@ -97,28 +97,13 @@ struct CommandLineTests {
     }
 
     @Test func sigtermStopsTheServerWithExitZero() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
-        process.arguments = ["serve"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PORT"] = "0"
-        environment["HOST"] = "127.0.0.1"
-        environment["STATE_DIR"] = Paths.sharedState
-        environment["MODELS_DIR"] = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.run()
-        var output = ""
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !output.contains("msg=listening"), ContinuousClock.now < deadline {
-            output += String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
-        }
-        #expect(output.contains("msg=listening"))
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
+        let server = try BinaryServer(environment: [
+            "STATE_DIR": Paths.sharedState, "MODELS_DIR": try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"]),
+        ])
+        let port = try await server.waitUntilListening()
+        #expect(try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/healthz").status == 200)
+        server.stop()
+        #expect(server.process.terminationReason == .exit)
+        #expect(server.process.terminationStatus == 0)
     }
 }

@@ -51,34 +51,15 @@ struct GitCredentialTests {
         defer { stopHelper(http) }
         let urlPassword = "url-pass-8c1f-secret"
         let wrongToken = "wrong-tok-77aa-secret"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
-        process.arguments = ["serve"]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PORT"] = "0"
-        environment["HOST"] = "127.0.0.1"
-        environment["STATE_DIR"] = try Paths.temporaryFolder("credential-state")
-        environment["MODELS_REPO"] = "http://\(Self.user):\(urlPassword)@127.0.0.1:\(port)/models"
-        environment["GIT_TOKEN"] = wrongToken
-        environment["ADMIN_TOKEN"] = "admin-token-for-credential-test"
-        environment["LOG_LEVEL"] = "debug"
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        defer { kill(process.processIdentifier, SIGKILL) }
-
-        var logs = ""
-        var serverPort: Int?
-        try await eventually("the server listens", timeout: .seconds(60)) {
-            logs += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
-            if let range = logs.range(of: "msg=listening"), let portRange = logs[range.upperBound...].range(of: "port=") {
-                serverPort = Int(logs[portRange.upperBound...].prefix { $0.isNumber })
-            }
-            return serverPort != nil
-        }
-        let client = HTTPClient(base: "http://127.0.0.1:\(serverPort!)")
+        let server = try BinaryServer(environment: [
+            "STATE_DIR": try Paths.temporaryFolder("credential-state"),
+            "MODELS_REPO": "http://\(Self.user):\(urlPassword)@127.0.0.1:\(port)/models",
+            "GIT_TOKEN": wrongToken,
+            "ADMIN_TOKEN": "admin-token-for-credential-test",
+            "LOG_LEVEL": "debug",
+        ])
+        let serverPort = try await server.waitUntilListening()
+        let client = HTTPClient(base: "http://127.0.0.1:\(serverPort)")
         var readiness = try await client.get("/readyz")
         try await eventually("the refusal is reported", timeout: .seconds(60)) {
             readiness = try await client.get("/readyz")
@@ -89,13 +70,11 @@ struct GitCredentialTests {
         let sync = try await client.send("POST", "/-/sync", headers: ["Authorization": "Bearer admin-token-for-credential-test"])
         #expect(sync.status == 202)
         try await Task.sleep(for: .seconds(1))
-        process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "SIGTERM stops the server cleanly")
-        logs += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(logs.contains("refused the credentials"))
-        #expect(logs.contains("<redacted>@127.0.0.1"))
-        for text in [logs, index, readiness.text] {
+        server.stop()
+        #expect(server.process.terminationStatus == 0, "SIGTERM stops the server cleanly")
+        #expect(server.logs.contains("refused the credentials"))
+        #expect(server.logs.contains("<redacted>@127.0.0.1"))
+        for text in [server.logs, index, readiness.text] {
             let leaked = text.contains(urlPassword) || text.contains(wrongToken)
             #expect(!leaked, "a secret was printed or served")
         }

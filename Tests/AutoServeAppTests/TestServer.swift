@@ -137,3 +137,48 @@ struct TestFailure: Error, CustomStringConvertible {
 
     init(_ description: String) { self.description = description }
 }
+
+/// The `autoserve` binary started as users start it (`serve` on an ephemeral port of 127.0.0.1), with
+/// everything it prints captured.
+final class BinaryServer: @unchecked Sendable {
+    let process = Process()
+    let output = Pipe()
+    private(set) var logs = ""
+
+    init(environment extra: [String: String]) throws {
+        process.executableURL = URL(fileURLWithPath: Paths.binary)
+        process.arguments = ["serve"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PORT"] = "0"
+        environment["HOST"] = "127.0.0.1"
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+    }
+
+    /// Reads the log until the `listening` line and returns the port it names.
+    func waitUntilListening() async throws -> Int {
+        var port: Int?
+        try await eventually("the server listens", timeout: .seconds(60)) {
+            logs += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            if let line = logs.range(of: "msg=listening"), let field = logs[line.upperBound...].range(of: "port=") {
+                port = Int(logs[field.upperBound...].prefix { $0.isNumber })
+            }
+            return port != nil
+        }
+        return port!
+    }
+
+    /// Sends SIGTERM, waits for the exit and collects the rest of the log.
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        logs += String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
