@@ -37,7 +37,7 @@ let package = Package(
         ),
         // libgit2, found with pkg-config; `make` installs libgit2-dev when it is missing.
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
-        // The one variadic libgit2 call Swift cannot make.
+        // The variadic C calls Swift cannot make: git_libgit2_opts and prctl.
         .target(name: "CGitShims", dependencies: ["CLibGit2"]),
         // Source: finds the model folders and their versions, exports each version read-only.
         .target(
@@ -59,7 +59,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Loader: dlopen, the C ABI, examples.
-        .target(name: "PluginLoader", dependencies: ["ServingCore", "PluginBuilder"], swiftSettings: swiftSettings),
+        .target(
+            name: "PluginLoader",
+            dependencies: ["ServingCore", "PluginBuilder", "CGitShims", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Manager: states, versions, availability-preserving swaps.
         .target(
             name: "ModelManager",
@@ -99,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "autoserve",
             dependencies: [
-                "AutoServeApp", "ServingCore",
+                "AutoServeApp", "ServingCore", "PluginLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

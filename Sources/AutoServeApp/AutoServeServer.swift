@@ -31,7 +31,7 @@ public struct AutoServeServer: Sendable {
         let manager = ModelManager(
             source: source,
             compiler: await Self.compiler(configuration, logger: logger),
-            loader: InProcessLoader(),
+            loader: loader(configuration, metrics: metrics),
             configuration: managerConfiguration(configuration),
             metrics: metrics,
             logger: logger
@@ -66,6 +66,21 @@ public struct AutoServeServer: Sendable {
             url: repository, branch: configuration.modelsBranch, stateDirectory: configuration.stateDir,
             username: configuration.gitUsername, token: configuration.gitToken?.value, sshKeyPath: configuration.gitSSHKey
         )
+    }
+
+    /// Worker processes (the default) or plugins loaded into the server itself.
+    static func loader(_ configuration: ServerConfiguration, metrics: Metrics) -> any PluginLoading {
+        switch configuration.modelIsolation {
+        case .inprocess:
+            return InProcessLoader()
+        case .process:
+            let executable = configuration.workerExecutable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                ?? CommandLine.arguments[0]
+            var settings = WorkerSettings(executable: executable)
+            settings.timeout = configuration.modelTimeout
+            settings.metrics = metrics
+            return ProcessLoader(settings: settings)
+        }
     }
 
     static func compiler(_ configuration: ServerConfiguration, logger: Logger) async -> Result<PluginCompiler, ToolchainError> {

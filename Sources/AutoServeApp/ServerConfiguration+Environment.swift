@@ -68,12 +68,9 @@ extension ServerConfiguration {
             guard let milliseconds = Int(value), milliseconds > 0 else { throw invalid("MODEL_TIMEOUT_MS", value, "a number of milliseconds above 0, like 10000") }
             config.modelTimeout = .milliseconds(milliseconds)
         },
-        Setting(environment: "MODEL_ISOLATION", help: "inprocess (plugins load into the server; the default in this release)", isSecret: false) { config, value in
+        Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess (default: process)", isSecret: false) { config, value in
             guard let isolation = ModelIsolation(rawValue: value.lowercased()) else {
-                throw invalid("MODEL_ISOLATION", value, "inprocess or process")
-            }
-            guard isolation == .inprocess else {
-                throw ConfigurationError("MODEL_ISOLATION=process is not available in this release yet; set MODEL_ISOLATION=inprocess or unset it")
+                throw invalid("MODEL_ISOLATION", value, "process or inprocess")
             }
             config.modelIsolation = isolation
         },

@@ -28,7 +28,9 @@ public struct ServerConfiguration: Sendable {
     public var adminToken: Secret?
     public var maxBodyBytes = 1 << 20
     public var modelTimeout: Duration = .milliseconds(10_000)
-    public var modelIsolation: ModelIsolation = .inprocess
+    public var modelIsolation: ModelIsolation = .process
+    /// The binary that runs `autoserve worker`; `nil` is this executable (tests point it at the built binary).
+    public var workerExecutable: String?
     public var swiftc: String?
     public var inferenceLog: String?
     public var logLevel: Logger.Level = .info

@@ -36,6 +36,16 @@ enum IndexDocument {
             "routes": .array(["\(prefix)/\(status.folderName)", "\(prefix)/all"].map(JSONValue.string)),
             "last_error": .null,
         ]
+        if let report = (serving?.runner as? any WorkerReporting)?.workerReport() {
+            object["workers"] = .object([
+                "pids": .array(report.pids.map { .number(Double($0)) }),
+                "restarts": .number(Double(report.restarts)),
+                "last_crash": report.lastCrash.map(JSONValue.string) ?? .null,
+            ])
+            if report.crashLooping {
+                object["state"] = .string(ModelState.failed.rawValue)
+            }
+        }
         if let error = status.lastError {
             object["last_error"] = .object([
                 "message": .string(error.diagnostic.description),

@@ -93,6 +93,8 @@ public final class ModelManager: Service, Sendable {
             await group.next()
             group.cancelAll()
         }
+        // The HTTP server has stopped and its requests are done: release every version, which stops workers.
+        registry.withLock { $0.models = [:] }
     }
 
     /// Runs one sync and sets when the next scheduled one is due.

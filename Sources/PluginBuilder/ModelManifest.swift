@@ -10,6 +10,10 @@ public struct ModelManifest: Sendable, Hashable {
     public var entryFunction: String = "transform_predict"
     public var examples: [ModelExample] = []
     public var timeoutMilliseconds: Int?
+    /// Worker processes for this model under process isolation (default 1).
+    public var workers: Int?
+    /// Resident memory above which a worker is stopped and restarted (unset: no limit).
+    public var memoryMegabytes: Int?
 
     public init() {}
 
@@ -44,7 +48,7 @@ extension ModelManifest {
         var manifest = ModelManifest()
         guard let root else { return manifest }
         let reader = ManifestReader(file: file)
-        let top = try reader.mapping(root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms"])
+        let top = try reader.mapping(root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb"])
         if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
         if let node = top["entrypoints"] {
             let entrypoints = try reader.mapping(node, what: "entrypoints", allowed: ["predict"])
@@ -83,6 +87,18 @@ extension ModelManifest {
                 throw reader.error(node, "timeout_ms must be a whole number of milliseconds above 0, like 2000")
             }
             manifest.timeoutMilliseconds = value
+        }
+        if let node = top["workers"] {
+            guard let value = node.int, (1...64).contains(value), node.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(node, "workers must be a whole number from 1 to 64, like 2")
+            }
+            manifest.workers = value
+        }
+        if let node = top["memory_mb"] {
+            guard let value = node.int, value > 0, node.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(node, "memory_mb must be a whole number of megabytes above 0, like 512")
+            }
+            manifest.memoryMegabytes = value
         }
         return manifest
     }

@@ -29,14 +29,24 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
 
     /// The synchronous call, for callers that are already off the request path.
     public func predictNow(variables: [UInt8]) -> Prediction {
+        let (status, bytes) = call(variables: variables)
+        return Self.prediction(status: status, bytes: bytes)
+    }
+
+    /// The plugin's raw answer: its status code and the output or message bytes.
+    func call(variables: [UInt8]) -> (Int32, [UInt8]) {
         var output: UnsafeMutablePointer<UInt8>?
         var outputCount = 0
         let status = variables.withUnsafeBufferPointer { input in
             library.predict(instance, input.baseAddress, input.count, &output, &outputCount)
         }
-        guard let output else { return .failure(PredictionFailure(.modelError, "the plugin returned no output")) }
+        guard let output else { return (3, Array("the plugin returned no output".utf8)) }
         defer { free(output) }
-        let bytes = Array(UnsafeBufferPointer(start: output, count: outputCount))
+        return (status, Array(UnsafeBufferPointer(start: output, count: outputCount)))
+    }
+
+    /// Maps a status code of the C ABI to a prediction.
+    static func prediction(status: Int32, bytes: [UInt8]) -> Prediction {
         switch status {
         case 0: return .output(bytes)
         case 1: return .failure(PredictionFailure(.invalidVariables, String(decoding: bytes, as: UTF8.self)))

@@ -57,3 +57,24 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         }
     }
 }
+
+/// What a runner that supervises worker processes tells the index.
+public protocol WorkerReporting: Sendable {
+    func workerReport() -> WorkerReport
+}
+
+/// The worker processes of one version: their pids, restarts and last crash.
+public struct WorkerReport: Sendable {
+    public var pids: [Int32]
+    public var restarts: Int
+    public var lastCrash: String?
+    /// True when the worker fails on every start: the version cannot serve and the index says `failed`.
+    public var crashLooping: Bool
+
+    public init(pids: [Int32], restarts: Int, lastCrash: String?, crashLooping: Bool) {
+        self.pids = pids
+        self.restarts = restarts
+        self.lastCrash = lastCrash
+        self.crashLooping = crashLooping
+    }
+}

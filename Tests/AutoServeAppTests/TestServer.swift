@@ -102,6 +102,7 @@ final class TestServer: Sendable {
         configuration.port = 0
         configuration.modelsDir = directory
         configuration.stateDir = Paths.sharedState
+        configuration.workerExecutable = Paths.binary
         configure(&configuration)
         var logger = Logger(label: "autoserve-test")
         logger.logLevel = .warning

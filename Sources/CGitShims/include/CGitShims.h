@@ -8,3 +8,9 @@
 int autoserve_git_disable_owner_validation(void);
 
 #endif
+
+#ifndef AUTOSERVE_CSYSTEM_SHIMS
+#define AUTOSERVE_CSYSTEM_SHIMS
+/// prctl is variadic too: asks the kernel to SIGKILL this process when its parent dies (Linux; no-op elsewhere).
+int autoserve_kill_me_with_parent(void);
+#endif

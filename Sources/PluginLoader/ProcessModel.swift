@@ -1,0 +1,177 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+public import PluginBuilder
+public import ServingCore
+import Synchronization
+
+/// How a version's workers run (`MODEL_ISOLATION=process`).
+public struct WorkerSettings: Sendable {
+    /// The `autoserve` binary, started as `autoserve worker …`.
+    public var executable: String
+    public var workers: Int = 1
+    public var timeout: Duration = .seconds(10)
+    public var memoryLimitMegabytes: Int?
+    public var startTimeout: Duration = .seconds(120)
+    public var metrics: Metrics?
+
+    public init(executable: String) {
+        self.executable = executable
+    }
+}
+
+/// A model version served by worker processes: a trap, a hang or runaway memory costs only the requests that
+/// worker was serving.
+///
+/// Requests go round-robin to the live workers. A worker that dies is restarted with exponential backoff;
+/// one that fails on every start marks the version as crash-looping. Releasing the last reference (the
+/// version was replaced and drained) stops the workers, which returns their memory.
+public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendable {
+    let plugin: BuiltPlugin
+    let settings: WorkerSettings
+
+    struct State {
+        var workers: [WorkerConnection?]
+        var next = 0
+        var restarts = 0
+        var lastCrash: String?
+        var failedStarts = 0
+        var stopped = false
+    }
+
+    let state: Mutex<State>
+
+    init(plugin: BuiltPlugin, settings: WorkerSettings, workers: [WorkerConnection?]) {
+        self.plugin = plugin
+        self.settings = settings
+        self.state = Mutex(State(workers: workers))
+    }
+
+    /// Starts the workers and waits until each has loaded the model.
+    static func start(_ plugin: BuiltPlugin, settings: WorkerSettings) async throws(PluginLoadError) -> ProcessModel {
+        let model = ProcessModel(plugin: plugin, settings: settings, workers: Array(repeating: nil, count: max(1, settings.workers)))
+        for slot in 0..<max(1, settings.workers) {
+            let connection = try await WorkerConnection.start(
+                executable: settings.executable, plugin: plugin, startTimeout: settings.startTimeout
+            ) { [weak model] exit in model?.workerExited(slot: slot, exit) }
+            model.state.withLock { $0.workers[slot] = connection }
+        }
+        model.watchMemory()
+        return model
+    }
+
+    deinit {
+        let workers = state.withLock { state -> [WorkerConnection] in
+            state.stopped = true
+            return state.workers.compactMap { $0 }
+        }
+        workers.forEach { $0.close() }
+    }
+
+    public func predict(variables: [UInt8]) async -> Prediction {
+        let worker = state.withLock { state -> WorkerConnection? in
+            for offset in 0..<state.workers.count {
+                let slot = (state.next + offset) % state.workers.count
+                if let worker = state.workers[slot] {
+                    state.next = slot + 1
+                    return worker
+                }
+            }
+            return nil
+        }
+        guard let worker else {
+            let reason = state.withLock { $0.lastCrash } ?? "it is starting"
+            return .failure(PredictionFailure(.unavailable, "\(plugin.definition.name) is restarting after \(reason); retry shortly"))
+        }
+        return await worker.predict(variables, timeout: settings.timeout)
+    }
+
+    public func workerReport() -> WorkerReport {
+        state.withLock { state in
+            WorkerReport(pids: state.workers.compactMap { $0?.pid }, restarts: state.restarts, lastCrash: state.lastCrash, crashLooping: state.failedStarts >= 3)
+        }
+    }
+
+    /// Records how a worker ended and starts its replacement after a backoff.
+    func workerExited(slot: Int, _ exit: WorkerExit) {
+        let failures = state.withLock { state -> Int? in
+            state.workers[slot] = nil
+            guard !state.stopped else { return nil }
+            state.restarts += 1
+            switch exit {
+            case .crashed(let how): state.lastCrash = "a crash (\(how))"
+            case .timedOut: state.lastCrash = "a request over its timeout"
+            case .overMemory(let megabytes): state.lastCrash = "using more than \(megabytes) MB"
+            case .stopped: state.lastCrash = "a stop"
+            }
+            return state.failedStarts
+        }
+        guard let failures else { return }
+        settings.metrics?.increment("autoserve_worker_restarts_total", labels: [plugin.definition.name.rawValue, exit.cause])
+        Task { [weak self] in await self?.restart(slot: slot, after: failures) }
+    }
+
+    private func restart(slot: Int, after failures: Int) async {
+        let delay = min(0.1 * pow(2, Double(failures)), 30)
+        try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        guard !state.withLock({ $0.stopped }) else { return }
+        do throws(PluginLoadError) {
+            let connection = try await WorkerConnection.start(
+                executable: settings.executable, plugin: plugin, startTimeout: settings.startTimeout
+            ) { [weak self] exit in self?.workerExited(slot: slot, exit) }
+            let keep = state.withLock { state -> Bool in
+                guard !state.stopped else { return false }
+                state.workers[slot] = connection
+                state.failedStarts = 0
+                return true
+            }
+            if !keep { connection.close() }
+        } catch {
+            let failures = state.withLock { state -> Int in
+                state.failedStarts += 1
+                state.lastCrash = "a failed start: \(error.message)"
+                return state.failedStarts
+            }
+            await restart(slot: slot, after: failures)
+        }
+    }
+
+    /// Stops any worker whose resident memory passes `memory_mb`; it is restarted like a crashed one.
+    private func watchMemory() {
+        guard let limit = settings.memoryLimitMegabytes else { return }
+        Task { [weak self] in
+            while let self, !self.state.withLock({ $0.stopped }) {
+                for worker in self.state.withLock({ $0.workers.compactMap { $0 } }) {
+                    if let bytes = worker.residentBytes, bytes > limit << 20 {
+                        worker.kill(because: .overMemory(limit))
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}
+
+/// Loads each version into worker processes (`MODEL_ISOLATION=process`), then runs its examples through them.
+public struct ProcessLoader: PluginLoading {
+    let settings: WorkerSettings
+
+    public init(settings: WorkerSettings) {
+        self.settings = settings
+        settings.metrics?.declare(
+            "autoserve_worker_restarts_total", type: "counter", help: "Worker process restarts by model and cause.", labels: ["model", "cause"]
+        )
+    }
+
+    public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {
+        var settings = self.settings
+        let manifest = plugin.definition.manifest
+        if let workers = manifest.workers { settings.workers = workers }
+        if let timeout = manifest.timeoutMilliseconds { settings.timeout = .milliseconds(timeout) }
+        settings.memoryLimitMegabytes = manifest.memoryMegabytes
+        let model = try await ProcessModel.start(plugin, settings: settings)
+        try await ExampleRunner.check(model, examples: manifest.examples, name: plugin.definition.name)
+        return model
+    }
+}

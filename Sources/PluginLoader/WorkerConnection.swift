@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import PluginBuilder
+import ServingCore
+import Synchronization
+
+/// Why a worker process stopped, as the index, the metrics and the failed requests say it.
+enum WorkerExit: Sendable {
+    case crashed(String)
+    case timedOut
+    case overMemory(Int)
+    case stopped
+
+    var cause: String {
+        switch self {
+        case .crashed: "crash"
+        case .timedOut: "timeout"
+        case .overMemory: "memory"
+        case .stopped: "stopped"
+        }
+    }
+}
+
+/// One worker process and the pipes to it: requests are multiplexed by id and answered in any order.
+///
+/// A reader thread delivers answers; when the pipe ends it reaps the process and fails every request still
+/// waiting with 503, then tells its owner so that the worker is restarted.
+final class WorkerConnection: @unchecked Sendable {
+    let pid: pid_t
+    let requestDescriptor: Int32
+    let responseDescriptor: Int32
+    let modelName: String
+    private let pending = Mutex<[UInt64: CheckedContinuation<Prediction, Never>]>([:])
+    private let nextID = Atomic<UInt64>(1)
+    private let writing = NSLock()
+    /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
+    let plannedExit = Mutex<WorkerExit?>(nil)
+    private let hello = Mutex<CheckedContinuation<Result<Void, PluginLoadError>, Never>?>(nil)
+    private let onExit: @Sendable (WorkerExit) -> Void
+
+    private init(pid: pid_t, requestDescriptor: Int32, responseDescriptor: Int32, modelName: String, onExit: @escaping @Sendable (WorkerExit) -> Void) {
+        self.pid = pid
+        self.requestDescriptor = requestDescriptor
+        self.responseDescriptor = responseDescriptor
+        self.modelName = modelName
+        self.onExit = onExit
+    }
+
+    /// Spawns `executable worker …` with a clean signal mask and waits for its hello.
+    static func start(
+        executable: String,
+        plugin: BuiltPlugin,
+        startTimeout: Duration,
+        onExit: @escaping @Sendable (WorkerExit) -> Void
+    ) async throws(PluginLoadError) -> WorkerConnection {
+        let definition = plugin.definition
+        let arguments = [
+            executable, "worker", "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
+        ]
+        let (pid, requestFD, responseFD) = try spawn(arguments)
+        let connection = WorkerConnection(pid: pid, requestDescriptor: requestFD, responseDescriptor: responseFD, modelName: definition.name.rawValue, onExit: onExit)
+        let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
+            connection.hello.withLock { $0 = continuation }
+            Thread.detachNewThread { connection.readAnswers() }
+            Task {
+                try? await Task.sleep(for: startTimeout)
+                if let waiting = connection.hello.withLock({ $0.take() }) {
+                    connection.kill(because: .timedOut)
+                    waiting.resume(returning: .failure(PluginLoadError("the worker did not start within \(startTimeout)")))
+                }
+            }
+        }
+        try started.get()
+        return connection
+    }
+
+    /// Sends one row and waits for its answer, at most `timeout`; past it the worker is killed (504).
+    func predict(_ variables: [UInt8], timeout: Duration) async -> Prediction {
+        let id = nextID.add(1, ordering: .relaxed).oldValue
+        let timer = Task { [weak self] in
+            try await Task.sleep(for: timeout)
+            self?.expire(id, after: timeout)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            pending.withLock { $0[id] = continuation }
+            let sent = writing.withLock { WorkerFrame.write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables), to: requestDescriptor) }
+            if !sent, let waiting = pending.withLock({ $0.removeValue(forKey: id) }) {
+                waiting.resume(returning: .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
+            }
+        }
+    }
+
+    private func expire(_ id: UInt64, after timeout: Duration) {
+        guard let waiting = pending.withLock({ $0.removeValue(forKey: id) }) else { return }
+        kill(because: .timedOut)
+        waiting.resume(returning: .failure(PredictionFailure(
+            .timeout, "\(modelName) took longer than its timeout of \(timeout.milliseconds) ms; its worker was restarted"
+        )))
+    }
+
+    /// Stops the worker with SIGKILL (a child may block SIGTERM) and records why.
+    func kill(because reason: WorkerExit) {
+        plannedExit.withLock { if $0 == nil { $0 = reason } }
+        _ = Glibc.kill(pid, SIGKILL)
+        // Wake the reader now, even if some other process still holds the worker's end of the socket.
+        _ = shutdown(responseDescriptor, Int32(SHUT_RDWR))
+    }
+
+    /// Ends the request direction: the worker finishes what it has and exits.
+    func close() {
+        plannedExit.withLock { if $0 == nil { $0 = .stopped } }
+        writing.withLock { _ = shutdown(requestDescriptor, Int32(SHUT_WR)) }
+    }
+
+    /// The reader thread: answers until the pipe ends, then reaps the worker and reports how it ended.
+    private func readAnswers() {
+        while let frame = WorkerFrame.read(from: responseDescriptor) {
+            if frame.id == 0 {
+                let result: Result<Void, PluginLoadError> = frame.code == 0
+                    ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
+                hello.withLock { $0.take() }?.resume(returning: result)
+                continue
+            }
+            pending.withLock { $0.removeValue(forKey: frame.id) }?.resume(returning: InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+        }
+        Glibc.close(responseDescriptor)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exit = plannedExit.withLock { $0 } ?? .crashed(Self.describe(status))
+        let message: String
+        switch exit {
+        case .crashed(let how): message = "\(modelName) crashed (\(how)) while serving this request; its worker is restarting"
+        case .timedOut: message = "\(modelName)'s worker was restarted because a request took longer than its timeout"
+        case .overMemory(let megabytes): message = "\(modelName)'s worker was stopped for using more than memory_mb (\(megabytes) MB)"
+        case .stopped: message = "\(modelName)'s worker stopped"
+        }
+        if let waiting = hello.withLock({ $0.take() }) {
+            waiting.resume(returning: .failure(PluginLoadError("the worker exited during start: \(Self.describe(status))")))
+        }
+        for waiting in pending.withLock({ state -> [CheckedContinuation<Prediction, Never>] in
+            defer { state.removeAll() }
+            return Array(state.values)
+        }) {
+            waiting.resume(returning: .failure(PredictionFailure(.unavailable, message)))
+        }
+        onExit(exit)
+    }
+
+    static func describe(_ status: Int32) -> String {
+        let signal = status & 0x7F
+        if signal != 0 {
+            let name = strsignal(signal).map { String(cString: $0) } ?? "unknown"
+            return "signal \(signal), \(name)"
+        }
+        return "exit status \((status >> 8) & 0xFF)"
+    }
+
+    /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
+    /// the request pipe on fd 3, the answer pipe on fd 4, and stdout sent to stderr so a model's `print`
+    /// cannot corrupt the protocol.
+    static func spawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+        var sockets: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
+            throw PluginLoadError("cannot create the worker's socket: \(String(cString: strerror(errno)))")
+        }
+        // Keep the descriptors above 4, so that dup2 onto 3 and 4 never meets itself.
+        for index in 0..<2 {
+            let moved = fcntl(sockets[index], F_DUPFD_CLOEXEC, 10)
+            Glibc.close(sockets[index])
+            sockets[index] = moved
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.requestDescriptor)
+        posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.responseDescriptor)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var everySignal = sigset_t()
+        sigfillset(&everySignal)
+        posix_spawnattr_setsigdefault(&attributes, &everySignal)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        // A crashing model should die at once: the runtime's backtracer can take seconds under load.
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        Glibc.close(sockets[1])
+        guard result == 0 else {
+            Glibc.close(sockets[0])
+            throw PluginLoadError("cannot start a worker (\(arguments[0])): \(String(cString: strerror(result)))")
+        }
+        return (pid, sockets[0], sockets[0])
+    }
+
+    /// The worker's resident memory in bytes, from /proc.
+    var residentBytes: Int? {
+        guard let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8) else { return nil }
+        let fields = statm.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

@@ -1,0 +1,107 @@
+import AutoServeApp
+import Foundation
+import ServingCore
+import Testing
+
+/// Process isolation (the default): a trapping, hanging or runaway model costs only its own requests.
+@Suite(.serialized)
+struct WorkerProcessTests {
+    static let server = Task {
+        try await TestServer.start(models: [
+            "Unruly": "\(Paths.fixtures)/models/Unruly",
+            "Echo": "\(Paths.fixtures)/models/Echo",
+        ])
+    }
+
+    var client: HTTPClient { get async throws { try await Self.server.value.client } }
+
+    func unruly(_ mode: String) async throws -> HTTPAnswer {
+        try await client.post("/Unruly", #"{"variables": {"mode": "\#(mode)"}}"#)
+    }
+
+    func recovered() async throws {
+        try await eventually("Unruly answers again", timeout: .seconds(60)) {
+            let first = try await unruly("fine")
+            let second = try await unruly("fine")
+            return first.status == 200 && second.status == 200
+        }
+    }
+
+    @Test func eachModelRunsInItsOwnWorkers() async throws {
+        let index = try await client.get("/")
+        guard case .array(let pids)? = index.json?["Unruly"]?["workers"]?["pids"] else { Issue.record("no worker pids"); return }
+        #expect(pids.count == 2, "workers: 2 in model.yaml")
+        guard case .array(let echo)? = index.json?["Echo"]?["workers"]?["pids"] else { Issue.record("no worker pids"); return }
+        #expect(echo.count == 1)
+        #expect(Set(pids + echo).count == 3)
+    }
+
+    @Test func aTrapIsA503WhileOtherModelsKeepAnswering() async throws {
+        let crashed = try await unruly("crash")
+        #expect(crashed.status == 503)
+        #expect(crashed.error("code") == .string("model_unavailable"))
+        #expect(crashed.error("message")?.jsonText.contains("crashed (signal") == true)
+        #expect(try await client.post("/Echo", #"{"variables": {"x": 1}}"#).status == 200)
+        try await recovered()
+        let index = try await client.get("/")
+        #expect(index.json?["Unruly"]?["workers"]?["last_crash"]?.jsonText.contains("signal") == true)
+        #expect(try await client.get("/metrics").text.contains(#"autoserve_worker_restarts_total{model="Unruly",cause="crash"}"#))
+    }
+
+    @Test func aHungModelIs504WithinItsTimeoutAndRecovers() async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let hung = try await unruly("loop")
+        let elapsed = clock.now - start
+        #expect(hung.status == 504)
+        #expect(hung.error("code") == .string("model_timeout"))
+        #expect(elapsed >= .milliseconds(2900) && elapsed < .seconds(8), "answered after \(elapsed) for a 3000 ms timeout")
+        #expect(try await client.post("/Echo", #"{"variables": {}}"#).status == 200)
+        try await recovered()
+        #expect(try await client.get("/metrics").text.contains(#"autoserve_worker_restarts_total{model="Unruly",cause="timeout"}"#))
+    }
+
+    @Test func aMemoryHogIsStoppedAndRestarted() async throws {
+        let hog = try await unruly("hog")
+        #expect(hog.status == 503)
+        #expect(hog.error("message")?.jsonText.contains("memory_mb") == true)
+        try await recovered()
+        #expect(try await client.get("/metrics").text.contains(#"autoserve_worker_restarts_total{model="Unruly",cause="memory"}"#))
+    }
+
+    @Test func allListsACrashedMemberAndAnswersWithTheOthers() async throws {
+        let answer = try await client.post("/all", #"{"variables": {"mode": "crash"}}"#)
+        #expect(answer.status == 200)
+        #expect(answer.json?["Echo"]?["echo"] == .object(["mode": .string("crash")]))
+        #expect(answer.json?["_errors"]?["Unruly"]?["status"] == .number(503))
+        try await recovered()
+    }
+
+    /// The real binary: after SIGTERM, and after SIGKILL, none of its workers is left running.
+    @Test(arguments: [SIGTERM, SIGKILL])
+    func noWorkerOutlivesTheServer(signal: Int32) async throws {
+        let server = try BinaryServer(environment: [
+            "STATE_DIR": Paths.sharedState,
+            "MODELS_DIR": try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo", "Unruly": "\(Paths.fixtures)/models/Unruly"]),
+        ])
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        try await eventually("ready", timeout: .seconds(120)) { try await client.get("/readyz").status == 200 }
+        var pids: [Int32] = []
+        for name in ["Echo", "Unruly"] {
+            if case .array(let list)? = try await client.get("/").json?[name]?["workers"]?["pids"] {
+                pids += list.compactMap { if case .number(let pid) = $0 { Int32(pid) } else { nil } }
+            }
+        }
+        #expect(pids.count == 3)
+        kill(server.process.processIdentifier, signal)
+        server.process.waitUntilExit()
+        if signal == SIGTERM { #expect(server.process.terminationStatus == 0) }
+        try await eventually("every worker has exited", timeout: .seconds(10)) {
+            pids.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
+        }
+    }
+
+    static func isZombie(_ pid: Int32) -> Bool {
+        ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
+    }
+}
