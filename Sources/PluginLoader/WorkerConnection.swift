@@ -38,6 +38,8 @@ final class WorkerConnection: @unchecked Sendable {
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
     private let hello = Mutex<CheckedContinuation<Result<Void, PluginLoadError>, Never>?>(nil)
+    /// Whether the worker said hello: only a started worker's exit is reported to its owner.
+    private let started = Atomic<Bool>(false)
     private let onExit: @Sendable (WorkerExit) -> Void
 
     private init(pid: pid_t, requestDescriptor: Int32, responseDescriptor: Int32, modelName: String, onExit: @escaping @Sendable (WorkerExit) -> Void) {
@@ -121,6 +123,7 @@ final class WorkerConnection: @unchecked Sendable {
             if frame.id == 0 {
                 let result: Result<Void, PluginLoadError> = frame.code == 0
                     ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
+                if frame.code == 0 { started.store(true, ordering: .releasing) }
                 hello.withLock { $0.take() }?.resume(returning: result)
                 continue
             }
@@ -146,7 +149,7 @@ final class WorkerConnection: @unchecked Sendable {
         }) {
             waiting.resume(returning: .failure(PredictionFailure(.unavailable, message)))
         }
-        onExit(exit)
+        if started.load(ordering: .acquiring) { onExit(exit) }
     }
 
     static func describe(_ status: Int32) -> String {

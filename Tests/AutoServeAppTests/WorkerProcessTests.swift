@@ -77,6 +77,38 @@ struct WorkerProcessTests {
         try await recovered()
     }
 
+    @Test func aModelThatCrashesOnEveryStartIsMarkedFailedWithTheReason() async throws {
+        let server = try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"])
+        defer { Task { await server.stop() } }
+        #expect(try await server.client.get("/CrashLoop").status == 200)
+        #expect(try await server.client.post("/CrashLoop", #"{"variables": {"mode": "crash"}}"#).status == 503)
+        try await eventually("the index says failed", timeout: .seconds(60)) {
+            try await server.client.get("/").json?["CrashLoop"]?["state"] == .string("failed")
+        }
+        let lastCrash = try await server.client.get("/").json?["CrashLoop"]?["workers"]?["last_crash"]?.jsonText ?? ""
+        #expect(lastCrash.contains("failed start") && lastCrash.contains("signal"), "\(lastCrash)")
+        #expect(try await server.client.get("/CrashLoop").status == 503)
+    }
+
+    @Test func aReplacedVersionsWorkersStopOnceDrained() async throws {
+        let server = try await TestServer.start(models: [:]) { _ in }
+        defer { Task { await server.stop() } }
+        let folder = "\(server.modelsDirectory)/Labelled"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try GitFixture.labelModel("old").write(toFile: "\(folder)/etls.swift", atomically: true, encoding: .utf8)
+        server.server.manager.requestSync(reason: "test")
+        try await eventually("old serves") { try await server.client.get("/Labelled").json?["label"] == .string("old") }
+        guard case .array(let old)? = try await server.client.get("/").json?["Labelled"]?["workers"]?["pids"],
+            case .number(let pid)? = old.first
+        else { Issue.record("no worker pid"); return }
+        try GitFixture.labelModel("new").write(toFile: "\(folder)/etls.swift", atomically: true, encoding: .utf8)
+        server.server.manager.requestSync(reason: "test")
+        try await eventually("new serves") { try await server.client.get("/Labelled").json?["label"] == .string("new") }
+        try await eventually("the old version's worker has exited", timeout: .seconds(10)) {
+            kill(Int32(pid), 0) != 0 || Self.isZombie(Int32(pid))
+        }
+    }
+
     /// The real binary: after SIGTERM, and after SIGKILL, none of its workers is left running.
     @Test(arguments: [SIGTERM, SIGKILL])
     func noWorkerOutlivesTheServer(signal: Int32) async throws {
