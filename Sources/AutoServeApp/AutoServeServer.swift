@@ -96,7 +96,6 @@ public struct AutoServeServer: Sendable {
 
     static func managerConfiguration(_ configuration: ServerConfiguration) -> ModelManagerConfiguration {
         var manager = ModelManagerConfiguration()
-        manager.defaultTimeout = configuration.modelTimeout
         if configuration.baseUrl.isEmpty { manager.takenRoutes = FrontendConfiguration.rootEndpoints }
         if configuration.modelsRepo != nil {
             manager.schedule = SyncSchedule(interval: configuration.syncInterval, dailyAtMinute: configuration.syncAtMinute)

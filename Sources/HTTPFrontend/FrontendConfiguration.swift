@@ -5,8 +5,6 @@ public struct FrontendConfiguration: Sendable {
     /// The route prefix without slashes (`""` serves models at `/<Model>`).
     public var baseUrl: String = ""
     public var maxBodyBytes: Int = 1 << 20
-    /// Log one line per request at info level (otherwise at debug).
-    public var logRequests = false
     /// Enables `POST /$baseUrl/-/sync` for `Authorization: Bearer <token>`.
     public var adminToken: Secret?
     /// Enables `POST /hooks/git`, verified with this secret.

@@ -188,9 +188,8 @@ public struct ServeResponder: HTTPResponder {
         let status = String(response.status.code)
         metrics.increment("autoserve_requests_total", labels: [model, status, version ?? ""])
         metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)
-        let level: Logger.Level = configuration.logRequests ? .info : .debug
-        if logger.logLevel <= level {
-            logger.log(level: level, "request", metadata: ["model": "\(model)", "status": "\(status)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
+        if logger.logLevel <= .debug {
+            logger.debug("request", metadata: ["model": "\(model)", "status": "\(status)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
         }
         return response
     }

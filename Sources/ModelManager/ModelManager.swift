@@ -9,8 +9,6 @@ import Synchronization
 
 /// What the manager needs beyond its stages.
 public struct ModelManagerConfiguration: Sendable {
-    /// The timeout of a model whose manifest sets none (`MODEL_TIMEOUT_MS`).
-    public var defaultTimeout: Duration = .milliseconds(10_000)
     /// How many plugins build at once; the core count by default.
     public var buildParallelism: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Folder names whose route another endpoint already takes (`healthz`… when `baseUrl` is empty).
@@ -193,9 +191,8 @@ public final class ModelManager: Service, Sendable {
                     continue
                 }
                 var status = state.models[key] ?? ModelStatus(folderName: key, state: .loading)
-                if status.serving?.version == folder.version { continue }
-                if status.serving == nil, status.lastError?.version == folder.version { continue }
-                if status.serving != nil, status.lastError?.version == folder.version { continue }
+                // Unchanged, or this very version already failed: nothing to do until the folder changes.
+                if status.serving?.version == folder.version || status.lastError?.version == folder.version { continue }
                 status.pendingVersion = folder.version
                 if status.serving == nil { status.state = .loading }
                 state.models[key] = status
@@ -247,9 +244,8 @@ public final class ModelManager: Service, Sendable {
             return fail(folder, ModelBuildError(Diagnostic(file: folder.name.rawValue, message: error.message)), logger: logger)
         }
         metrics.increment("autoserve_plugin_loads_total", labels: [folder.name.rawValue, "success"])
-        let timeout = definition.manifest.timeoutMilliseconds.map { Duration.milliseconds($0) } ?? configuration.defaultTimeout
         let version = ServingVersion(
-            name: folder.name, version: folder.version, runner: runner, timeout: timeout, loadedAt: Date(),
+            name: folder.name, version: folder.version, runner: runner, loadedAt: Date(),
             typeName: definition.entryPoint.typeName, summary: definition.manifest.description, commit: commit
         )
         let replaced = registry.withLock { state -> String? in

@@ -15,17 +15,15 @@ public final class ServingVersion: Sendable {
     public let name: ModelName
     public let version: String
     public let runner: any ModelRunner
-    public let timeout: Duration
     public let loadedAt: Date
     public let typeName: String
     public let summary: String?
     public let commit: String?
 
-    public init(name: ModelName, version: String, runner: any ModelRunner, timeout: Duration, loadedAt: Date, typeName: String, summary: String?, commit: String?) {
+    public init(name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?) {
         self.name = name
         self.version = version
         self.runner = runner
-        self.timeout = timeout
         self.loadedAt = loadedAt
         self.typeName = typeName
         self.summary = summary

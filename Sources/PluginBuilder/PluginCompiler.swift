@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-public import ServingCore
+import ServingCore
 
 /// A model compiled into a shared library, ready for the loader.
 public struct BuiltPlugin: Sendable {
@@ -125,26 +125,6 @@ public struct PluginCompiler: Sendable {
             return .success(BuiltPlugin(definition: definition, libraryPath: library, log: outcome.output, fromCache: false, duration: clock.now - start))
         } catch {
             return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)")))
-        }
-    }
-
-    /// Builds every model, at most `parallelism` at a time; each result stands alone.
-    public func buildAll(_ definitions: [ModelDefinition], sdk: SDKBuild, parallelism: Int) async -> [ModelName: Result<BuiltPlugin, ModelBuildError>] {
-        await withTaskGroup(of: (ModelName, Result<BuiltPlugin, ModelBuildError>).self) { group in
-            var results: [ModelName: Result<BuiltPlugin, ModelBuildError>] = [:]
-            var pending = definitions[...]
-            var running = 0
-            while running < max(1, parallelism), let next = pending.popFirst() {
-                group.addTask { (next.name, await build(next, sdk: sdk)) }
-                running += 1
-            }
-            while let (name, result) = await group.next() {
-                results[name] = result
-                if let next = pending.popFirst() {
-                    group.addTask { (next.name, await build(next, sdk: sdk)) }
-                }
-            }
-            return results
         }
     }
 
