@@ -183,8 +183,7 @@ public struct ServeResponder: HTTPResponder {
     }
 
     func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ clock: ContinuousClock, _ response: Response) -> Response {
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (clock.now - start).seconds
         let status = String(response.status.code)
         metrics.increment("autoserve_requests_total", labels: [model, status, version ?? ""])
         metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)

@@ -301,7 +301,3 @@ extension Logger {
         return logger
     }
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -1,4 +1,5 @@
 public import Foundation
+import ServingCore
 
 /// When the next sync is due: `SYNC_INTERVAL` after the last one, daily at `SYNC_AT` (UTC), and sooner
 /// after a failure, backing off exponentially so a broken remote is retried without being hammered.
@@ -16,9 +17,9 @@ public struct SyncSchedule: Sendable, Hashable {
 
     /// The time of the next sync after one that finished at `finished`.
     public func nextSync(after finished: Date, consecutiveFailures: Int) -> Date {
-        var next = finished.addingTimeInterval(interval.timeInterval)
+        var next = finished.addingTimeInterval(interval.seconds)
         if consecutiveFailures > 0 {
-            next = min(next, finished.addingTimeInterval(backoff(afterFailures: consecutiveFailures).timeInterval))
+            next = min(next, finished.addingTimeInterval(backoff(afterFailures: consecutiveFailures).seconds))
         }
         if let dailyAtMinute {
             next = min(next, Self.nextDailyTime(after: finished, minuteOfDay: dailyAtMinute))
@@ -29,8 +30,8 @@ public struct SyncSchedule: Sendable, Hashable {
     /// 5 s, 10 s, 20 s … up to `maximumBackoff`, never longer than the interval.
     public func backoff(afterFailures failures: Int) -> Duration {
         let doublings = min(max(failures - 1, 0), 20)
-        let seconds = initialBackoff.timeInterval * pow(2, Double(doublings))
-        return .milliseconds(Int(min(seconds, maximumBackoff.timeInterval, interval.timeInterval) * 1000))
+        let seconds = initialBackoff.seconds * pow(2, Double(doublings))
+        return .milliseconds(Int(min(seconds, maximumBackoff.seconds, interval.seconds) * 1000))
     }
 
     /// The first `HH:MM` UTC strictly after `date`.
@@ -41,8 +42,4 @@ public struct SyncSchedule: Sendable, Hashable {
         let today = midnight.addingTimeInterval(TimeInterval(minuteOfDay * 60))
         return today > date ? today : today.addingTimeInterval(86_400)
     }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
