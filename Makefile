@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test build release deps test-deps clean
+.PHONY: serve test bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -13,6 +13,11 @@ serve: deps release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## Every figure of BENCHMARKS.md in one run (a few minutes; the first run also builds bench/baseline).
+bench: release bench-deps
+	$(SWIFT) build -c release --package-path bench/baseline
+	bash bench/run.sh
 
 build: deps
 	$(SWIFT) build
@@ -32,6 +37,17 @@ test-deps: deps
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null; then \
 		echo "Installing openssh-server git (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git; \
+	fi
+
+## The benchmark's load generator (wrk) and its Flask peer (a virtualenv under bench/).
+bench-deps: deps
+	@if ! command -v wrk >/dev/null; then \
+		echo "Installing wrk (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; \
+	fi
+	@if [ ! -x bench/.venv/bin/gunicorn ]; then \
+		python3 -m venv bench/.venv || { $(SUDO) apt-get install -y -qq python3-venv && python3 -m venv bench/.venv; }; \
+		bench/.venv/bin/pip install -q -r bench/flask/requirements.txt; \
 	fi
 
 clean:

@@ -11,5 +11,6 @@ public enum EmbeddedSDK {
         "JSON+Serialization.swift": String(decoding: PackageResources.JSON_Serialization_swift_txt, as: UTF8.self),
         "ModelError.swift": String(decoding: PackageResources.ModelError_swift_txt, as: UTF8.self),
         "PluginSupport.swift": String(decoding: PackageResources.PluginSupport_swift_txt, as: UTF8.self),
+        "VariablesDecoder.swift": String(decoding: PackageResources.VariablesDecoder_swift_txt, as: UTF8.self),
     ]
 }

@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# `make bench`: every figure of BENCHMARKS.md in one run, each beside the baseline it is a ratio of.
+#   1. baseline: the hand-written Hummingbird 2 server of bench/baseline (GET /hello, POST /Iris);
+#   2. AutoServe serving models_serve/Iris, in-process and in worker processes;
+#   3. the Flask + gunicorn design it replaces (bench/flask, 1 worker, 18 threads);
+#   4. /all over 10 trivial models against one of them;
+#   5. a swap under load (a git push and a sync), before / during / after;
+#   6. start-up with 50 models, cold and warm, and the RSS of the server and of its workers.
+# Loopback only; every load is wrk for DURATION seconds after a WARMUP, with the same threads, connections
+# and body. Usage: bench/run.sh (make bench builds what it needs first). Writes the report to REPORT.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$ROOT/.build/release/autoserve}
+BASELINE=${BASELINE:-$ROOT/bench/baseline/.build/release/Baseline}
+VENV=${VENV:-$ROOT/bench/.venv}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+STARTUP_MODELS=${STARTUP_MODELS:-50}
+PORT=${PORT:-18440}
+REPORT=${REPORT:-$ROOT/.build/bench-report.md}
+WORK=$(mktemp -d)
+RESULTS=$WORK/results.tsv
+SERVER=
+
+for tool in wrk curl git; do command -v $tool >/dev/null || { echo "bench: $tool is missing (make bench installs it)" >&2; exit 1; }; done
+[ -x "$BIN" ] || { echo "bench: $BIN is missing: swift build -c release --product autoserve" >&2; exit 1; }
+[ -x "$BASELINE" ] || { echo "bench: $BASELINE is missing: swift build -c release --package-path bench/baseline" >&2; exit 1; }
+[ -x "$VENV/bin/gunicorn" ] || { echo "bench: gunicorn is missing: python3 -m venv $VENV && $VENV/bin/pip install -r bench/flask/requirements.txt" >&2; exit 1; }
+
+cleanup() {
+    [ -n "$SERVER" ] && kill -KILL "$SERVER" 2>/dev/null
+    kill -KILL $(jobs -p) 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { echo "bench: $*" >&2; }
+now_ms() { date +%s%3N; }
+
+wait_for() {  # wait_for <seconds> <command...>: poll every 20 ms
+    local deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || { log "timed out waiting for: $*"; return 1; }
+        sleep 0.02
+    done
+}
+
+stop_server() {
+    [ -n "$SERVER" ] || return 0
+    kill -TERM "$SERVER" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=
+}
+
+autoserve() {  # autoserve <name> <VAR=value...>: start the server, wait until /readyz is 200
+    local name=$1; shift
+    env PORT=$PORT HOST=127.0.0.1 LOG_LEVEL=warning STATE_DIR=$WORK/state-$name "$@" "$BIN" serve > "$WORK/$name.log" 2>&1 &
+    SERVER=$!
+    wait_for 600 curl -sf "127.0.0.1:$PORT/readyz" || { cat "$WORK/$name.log" >&2; exit 1; }
+}
+
+post_script() {  # post_script <body>: a wrk script sending that body
+    local file=$WORK/post-$RANDOM.lua
+    printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n' "'$1'" > "$file"
+    echo "$file"
+}
+
+IRIS_BODY='{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'
+TRIVIAL_BODY='{"variables": {"n": 42}}'
+IRIS=$(post_script "$IRIS_BODY")
+TRIVIAL=$(post_script "$TRIVIAL_BODY")
+
+to_ms() {  # wrk's "1.23ms" / "512.00us" / "1.10s" in milliseconds
+    awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /ms$/) v += 0; else if (t ~ /s$/) v *= 1000; printf "%.2f", v }'
+}
+
+measure() {  # measure <label> <url> [script] [seconds]: one wrk run, appended to RESULTS
+    local label=$1 url=$2 script=${3:-} seconds=${4:-$DURATION} out=$WORK/wrk-$RANDOM.txt
+    local args=(-t"$THREADS" -c"$CONNECTIONS" --latency)
+    [ -n "$script" ] && args+=(-s "$script")
+    wrk "${args[@]}" -d"$seconds"s "$url" > "$out"
+    local rps p50 p99 errors
+    rps=$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    errors=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(",", ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$rps" "$p50" "$p99" "$errors" >> "$RESULTS"
+    log "$label: $rps requests/s, p50 $p50 ms, p99 $p99 ms, $errors errors"
+}
+
+warm_and_measure() {  # warm_and_measure <label> <url> [script]
+    local args=(-t"$THREADS" -c"$CONNECTIONS")
+    [ -n "${3:-}" ] && args+=(-s "$3")
+    wrk "${args[@]}" -d"$WARMUP"s "$2" > /dev/null
+    measure "$@"
+}
+
+expect_answer() {  # expect_answer <url> <body> <text>: one request must answer with text in its body
+    local answer
+    answer=$(curl -s -XPOST -H 'Content-Type: application/json' -d "$2" "$1")
+    [[ "$answer" == *"$3"* ]] || { log "$1 answered $answer, expected $3"; exit 1; }
+}
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+trivial_models() {  # trivial_models <folder> <count> <prefix>: copies of bench/models/Trivial
+    mkdir -p "$1"
+    for i in $(seq -w 1 "$2"); do
+        mkdir -p "$1/$3$i"
+        sed "s/struct Trivial/struct $3$i/" "$ROOT/bench/models/Trivial/etls.swift" > "$1/$3$i/etls.swift"
+    done
+}
+
+: > "$RESULTS"
+mkdir -p "$WORK/iris" && cp -r "$ROOT/models_serve/Iris" "$WORK/iris/"
+
+# 1. The baseline: a hand-written Hummingbird server.
+log "1/6 baseline (bench/baseline)"
+start=$(now_ms)
+PORT=$PORT "$BASELINE" "$ROOT/models_serve/Iris/weights.json" > "$WORK/baseline.log" 2>&1 &
+SERVER=$!
+wait_for 60 curl -sf "127.0.0.1:$PORT/hello"
+baseline_start=$(( $(now_ms) - start ))
+baseline_rss=$(rss_kb "$SERVER")
+expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
+warm_and_measure "baseline GET /hello" "http://127.0.0.1:$PORT/hello"
+warm_and_measure "baseline POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
+stop_server
+
+# 2. AutoServe serving the same model, same body, same connections.
+for isolation in inprocess process; do
+    log "2/6 AutoServe, MODEL_ISOLATION=$isolation"
+    autoserve "iris-$isolation" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=$isolation
+    expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
+    warm_and_measure "AutoServe $isolation GET /healthz" "http://127.0.0.1:$PORT/healthz"
+    warm_and_measure "AutoServe $isolation POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
+    stop_server
+done
+
+# 3. The Python design AutoServe replaces, deployed as it was.
+log "3/6 Flask + gunicorn (1 worker, 18 threads)"
+MODELS_DIR=$ROOT/bench/flask/models "$VENV/bin/gunicorn" -w 1 --threads 18 -b "127.0.0.1:$PORT" \
+    --chdir "$ROOT/bench/flask" --log-level warning app:app > "$WORK/flask.log" 2>&1 &
+SERVER=$!
+wait_for 60 curl -sf "127.0.0.1:$PORT/hello"
+expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
+warm_and_measure "Flask POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
+stop_server
+
+# 4. /all over 10 trivial models against one model's route.
+log "4/6 /all over 10 trivial models"
+trivial_models "$WORK/ten" 10 Trivial
+for isolation in process inprocess; do
+    autoserve "ten-$isolation" MODELS_DIR="$WORK/ten" MODEL_ISOLATION=$isolation
+    expect_answer "127.0.0.1:$PORT/all" "$TRIVIAL_BODY" '"Trivial10":{'
+    warm_and_measure "AutoServe $isolation POST /Trivial01" "http://127.0.0.1:$PORT/Trivial01" "$TRIVIAL"
+    warm_and_measure "AutoServe $isolation POST /all (10 models)" "http://127.0.0.1:$PORT/all" "$TRIVIAL"
+    stop_server
+done
+
+# 5. A swap under load: the model changes in git, a sync builds and swaps it while wrk keeps 32 connections busy.
+log "5/6 swap under load"
+REPO=$WORK/repo
+cp -r "$WORK/iris" "$REPO"
+git -C "$REPO" init -q -b main
+git -C "$REPO" add -A && git -C "$REPO" -c user.email=bench@localhost -c user.name=bench commit -qm v1
+autoserve swap MODELS_REPO="$REPO" ADMIN_TOKEN=bench
+warm_and_measure "swap: before" "http://127.0.0.1:$PORT/Iris" "$IRIS"
+sed -i 's|"iris_class": .string(weights.classes\[best\]),|"iris_class": .string(weights.classes[best]), "revision": 2,|' "$REPO/Iris/etls.swift"
+git -C "$REPO" -c user.email=bench@localhost -c user.name=bench commit -qam v2
+SWAP_SECONDS=$(( DURATION * 2 ))
+measure "swap: during" "http://127.0.0.1:$PORT/Iris" "$IRIS" "$SWAP_SECONDS" &
+load=$!
+sleep 1
+start=$(now_ms)
+curl -sf -XPOST -H 'Authorization: Bearer bench' "127.0.0.1:$PORT/-/sync" > /dev/null
+wait_for "$SWAP_SECONDS" sh -c "curl -s -XPOST -d '$IRIS_BODY' 127.0.0.1:$PORT/Iris | grep -q revision" \
+    || { log "the new version did not serve within the load window"; exit 1; }
+swap_ms=$(( $(now_ms) - start ))
+wait "$load"
+measure "swap: after" "http://127.0.0.1:$PORT/Iris" "$IRIS"
+stop_server
+
+# 6. Start-up with 50 models: cold (nothing cached), then warm (the same STATE_DIR), and memory.
+log "6/6 start-up with $STARTUP_MODELS models"
+trivial_models "$WORK/many" "$STARTUP_MODELS" Startup
+start=$(now_ms); autoserve many MODELS_DIR="$WORK/many"; cold_ms=$(( $(now_ms) - start ))
+stop_server
+start=$(now_ms); autoserve many MODELS_DIR="$WORK/many"; warm_ms=$(( $(now_ms) - start ))
+curl -sf -XPOST -d "$TRIVIAL_BODY" "127.0.0.1:$PORT/all" > /dev/null
+server_rss=$(rss_kb "$SERVER")
+workers=$(pgrep -P "$SERVER" || true)
+worker_count=$(echo "$workers" | grep -c . || true)
+worker_rss=$(for pid in $workers; do rss_kb "$pid"; done | sort -n)
+worker_max=$(echo "$worker_rss" | tail -1)
+worker_median=$(echo "$worker_rss" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+worker_total=$(echo "$worker_rss" | awk '{ n += $1 } END { print n + 0 }')
+stop_server
+
+# The report: every figure with its baseline, and each goal met or not.
+field() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+goal() {  # goal <text> <value> <op> <threshold>
+    local met
+    met=$(awk -v v="$2" -v t="$4" -v op="$3" 'BEGIN { print ((op == ">=" && v >= t) || (op == "<=" && v <= t) || (op == "<" && v < t)) ? "met" : "NOT met" }')
+    echo "| $1 | $2 | $3 $4 | $met |"
+}
+row() {  # row <label> <baseline label>
+    echo "| $1 | $(field "$1" 2) | $(ratio "$(field "$1" 2)" "$(field "$2" 2)") | $(field "$1" 3) | $(field "$1" 4) | $(ratio "$(field "$1" 4)" "$(field "$2" 4)") | $(field "$1" 5) |"
+}
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+base="baseline POST /Iris"
+inproc="AutoServe inprocess POST /Iris"
+proc="AutoServe process POST /Iris"
+{
+    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), Linux $(uname -r), $(swift --version 2>&1 | head -1 | sed 's/ (.*//')."
+    echo "Date: $(date -u +%Y-%m-%d). Command: \`make bench\` (wrk -t$THREADS -c$CONNECTIONS, ${DURATION} s per figure after a ${WARMUP} s warm-up, loopback; the load generator shares the cores)."
+    echo
+    echo "| load | requests/s | × baseline | p50 ms | p99 ms | p99 × baseline | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    row "baseline GET /hello" "baseline GET /hello"
+    row "AutoServe inprocess GET /healthz" "baseline GET /hello"
+    row "AutoServe process GET /healthz" "baseline GET /hello"
+    row "$base" "$base"
+    row "$inproc" "$base"
+    row "$proc" "$base"
+    row "Flask POST /Iris" "$base"
+    row "AutoServe process POST /Trivial01" "AutoServe process POST /Trivial01"
+    row "AutoServe process POST /all (10 models)" "AutoServe process POST /Trivial01"
+    row "AutoServe inprocess POST /Trivial01" "AutoServe inprocess POST /Trivial01"
+    row "AutoServe inprocess POST /all (10 models)" "AutoServe inprocess POST /Trivial01"
+    row "swap: before" "swap: before"
+    row "swap: during" "swap: before"
+    row "swap: after" "swap: before"
+    echo
+    echo "Swap: POST /-/sync to the new version answering: $swap_ms ms, inside the ${SWAP_SECONDS} s 'during' window."
+    echo
+    echo "| start-up, $STARTUP_MODELS models (process isolation) | figure | baseline (hand-written server) |"
+    echo "|---|---|---|"
+    echo "| cold: empty STATE_DIR to /readyz 200 | $cold_ms ms | $baseline_start ms to its first answer |"
+    echo "| warm: cached plugins to /readyz 200 | $warm_ms ms | $baseline_start ms |"
+    echo "| server RSS | $(mb "$server_rss") MB | $(mb "$baseline_rss") MB |"
+    echo "| worker RSS, median / largest ($worker_count workers) | $(mb "$worker_median") / $(mb "$worker_max") MB | |"
+    echo "| all workers together | $(mb "$worker_total") MB | |"
+    echo
+    echo "| goal | measured | target | |"
+    echo "|---|---|---|---|"
+    goal "in-process throughput × baseline" "$(ratio "$(field "$inproc" 2)" "$(field "$base" 2)")" ">=" 1.0
+    goal "in-process p99 × baseline" "$(ratio "$(field "$inproc" 4)" "$(field "$base" 4)")" "<=" 1.2
+    goal "process isolation throughput × baseline" "$(ratio "$(field "$proc" 2)" "$(field "$base" 2)")" ">=" 0.6
+    goal "process isolation throughput × Flask" "$(ratio "$(field "$proc" 2)" "$(field "Flask POST /Iris" 2)")" ">=" 20
+    goal "in-process throughput × Flask" "$(ratio "$(field "$inproc" 2)" "$(field "Flask POST /Iris" 2)")" ">=" 20
+    goal "/all (10) × one model, process isolation" "$(ratio "$(field "AutoServe process POST /all (10 models)" 2)" "$(field "AutoServe process POST /Trivial01" 2)")" ">=" 0.4
+    goal "/all (10) × one model, in-process" "$(ratio "$(field "AutoServe inprocess POST /all (10 models)" 2)" "$(field "AutoServe inprocess POST /Trivial01" 2)")" ">=" 0.4
+    goal "errors during the swap" "$(field "swap: during" 5)" "<=" 0
+    goal "p99 during the swap × steady state" "$(ratio "$(field "swap: during" 4)" "$(field "swap: before" 4)")" "<=" 2.0
+    goal "warm start-up, $STARTUP_MODELS models (s)" "$(awk -v m="$warm_ms" 'BEGIN { printf "%.2f", m / 1000 }')" "<" 3
+    goal "largest worker RSS (MB)" "$(mb "$worker_max")" "<" 25
+} > "$WORK/report.md"
+mkdir -p "$(dirname "$REPORT")"
+cp "$WORK/report.md" "$REPORT"
+cat "$REPORT"
