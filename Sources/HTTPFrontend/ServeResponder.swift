@@ -61,15 +61,16 @@ public struct ServeResponder: HTTPResponder {
     }
 
     /// The route below the prefix: `""` for the index, else one path component; `nil` when it is not ours.
+    /// Works on UTF-8 bytes: on every request, character-by-character comparison cost more than routing.
     static func modelRoute(_ path: String, prefix: String) -> String? {
-        guard path.hasPrefix(prefix) else { return nil }
-        var rest = path.dropFirst(prefix.count)
+        guard path.utf8.starts(with: prefix.utf8) else { return nil }
+        var rest = path.utf8.dropFirst(prefix.utf8.count)
         if rest.isEmpty { return "" }
-        guard rest.first == "/" else { return nil }
+        guard rest.first == UInt8(ascii: "/") else { return nil }
         rest = rest.dropFirst()
-        if rest.last == "/" { rest = rest.dropLast() }
-        guard !rest.contains("/") else { return nil }
-        return String(rest)
+        if rest.last == UInt8(ascii: "/") { rest = rest.dropLast() }
+        guard !rest.contains(UInt8(ascii: "/")) else { return nil }
+        return String(Substring(rest))
     }
 
     // MARK: - Scoring

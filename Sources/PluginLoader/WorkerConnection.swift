@@ -32,7 +32,15 @@ final class WorkerConnection: @unchecked Sendable {
     let requestDescriptor: Int32
     let responseDescriptor: Int32
     let modelName: String
-    private let pending = Mutex<[UInt64: CheckedContinuation<Prediction, Never>]>([:])
+    /// A request sent and not yet answered: who waits for it, and until when.
+    struct Waiting {
+        var continuation: UnsafeContinuation<Prediction, Never>
+        var deadline: ContinuousClock.Instant
+        var timeout: Duration
+    }
+
+    /// Each waiting continuation is resumed exactly once, by whoever removes it from here.
+    private let pending = Mutex<[UInt64: Waiting]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let writing = NSLock()
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
@@ -65,6 +73,7 @@ final class WorkerConnection: @unchecked Sendable {
         let connection = WorkerConnection(pid: pid, requestDescriptor: requestFD, responseDescriptor: responseFD, modelName: definition.name.rawValue, onExit: onExit)
         let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
             connection.hello.withLock { $0 = continuation }
+            DeadlineWatchdog.shared.watch(connection)
             Thread.detachNewThread { connection.readAnswers() }
             Task {
                 try? await Task.sleep(for: startTimeout)
@@ -79,28 +88,35 @@ final class WorkerConnection: @unchecked Sendable {
     }
 
     /// Sends one row and waits for its answer, at most `timeout`; past it the worker is killed (504).
+    ///
+    /// The deadline is checked by the shared `DeadlineWatchdog`, not by a timer per request.
     func predict(_ variables: [UInt8], timeout: Duration) async -> Prediction {
         let id = nextID.add(1, ordering: .relaxed).oldValue
-        let timer = Task { [weak self] in
-            try await Task.sleep(for: timeout)
-            self?.expire(id, after: timeout)
-        }
-        defer { timer.cancel() }
-        return await withCheckedContinuation { continuation in
-            pending.withLock { $0[id] = continuation }
+        let deadline = ContinuousClock.now + timeout
+        return await withUnsafeContinuation { continuation in
+            pending.withLock { $0[id] = Waiting(continuation: continuation, deadline: deadline, timeout: timeout) }
             let sent = writing.withLock { WorkerFrame.write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables), to: requestDescriptor) }
             if !sent, let waiting = pending.withLock({ $0.removeValue(forKey: id) }) {
-                waiting.resume(returning: .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
+                waiting.continuation.resume(returning: .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
             }
         }
     }
 
-    private func expire(_ id: UInt64, after timeout: Duration) {
-        guard let waiting = pending.withLock({ $0.removeValue(forKey: id) }) else { return }
+    /// Fails every request past its deadline with 504 and restarts the worker that hangs on them.
+    func expireOverdue(at now: ContinuousClock.Instant) {
+        let overdue = pending.withLock { state -> [Waiting] in
+            guard state.values.contains(where: { $0.deadline <= now }) else { return [] }
+            let overdue = state.filter { $0.value.deadline <= now }
+            for id in overdue.keys { state.removeValue(forKey: id) }
+            return Array(overdue.values)
+        }
+        guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
-        waiting.resume(returning: .failure(PredictionFailure(
-            .timeout, "\(modelName) took longer than its timeout of \(timeout.milliseconds) ms; its worker was restarted"
-        )))
+        for waiting in overdue {
+            waiting.continuation.resume(returning: .failure(PredictionFailure(
+                .timeout, "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
+            )))
+        }
     }
 
     /// Stops the worker with SIGKILL (a child may block SIGTERM) and records why.
@@ -119,7 +135,8 @@ final class WorkerConnection: @unchecked Sendable {
 
     /// The reader thread: answers until the pipe ends, then reaps the worker and reports how it ended.
     private func readAnswers() {
-        while let frame = WorkerFrame.read(from: responseDescriptor) {
+        var reader = FrameReader(descriptor: responseDescriptor)
+        while let frame = reader.next() {
             if frame.id == 0 {
                 let result: Result<Void, PluginLoadError> = frame.code == 0
                     ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
@@ -127,8 +144,10 @@ final class WorkerConnection: @unchecked Sendable {
                 hello.withLock { $0.take() }?.resume(returning: result)
                 continue
             }
-            pending.withLock { $0.removeValue(forKey: frame.id) }?.resume(returning: InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+            pending.withLock { $0.removeValue(forKey: frame.id) }?.continuation.resume(
+                returning: InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
         }
+        DeadlineWatchdog.shared.forget(self)
         Glibc.close(responseDescriptor)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
@@ -143,11 +162,11 @@ final class WorkerConnection: @unchecked Sendable {
         if let waiting = hello.withLock({ $0.take() }) {
             waiting.resume(returning: .failure(PluginLoadError("the worker exited during start: \(Self.describe(status))")))
         }
-        for waiting in pending.withLock({ state -> [CheckedContinuation<Prediction, Never>] in
+        for waiting in pending.withLock({ state -> [Waiting] in
             defer { state.removeAll() }
             return Array(state.values)
         }) {
-            waiting.resume(returning: .failure(PredictionFailure(.unavailable, message)))
+            waiting.continuation.resume(returning: .failure(PredictionFailure(.unavailable, message)))
         }
         if started.load(ordering: .acquiring) { onExit(exit) }
     }
@@ -215,6 +234,33 @@ final class WorkerConnection: @unchecked Sendable {
         let fields = statm.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// One thread for every worker's request deadlines: it looks every 10 ms, so a request costs no timer.
+final class DeadlineWatchdog: @unchecked Sendable {
+    static let shared = DeadlineWatchdog()
+    static let interval: Duration = .milliseconds(10)
+
+    private let connections = Mutex<[ObjectIdentifier: WorkerConnection]>([:])
+
+    private init() {
+        Thread.detachNewThread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: Self.interval.seconds)
+                let now = ContinuousClock.now
+                for connection in connections.withLock({ Array($0.values) }) { connection.expireOverdue(at: now) }
+            }
+        }
+    }
+
+    func watch(_ connection: WorkerConnection) {
+        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+    }
+
+    /// Called once the worker's pipe has ended: nothing of it is waiting any more.
+    func forget(_ connection: WorkerConnection) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
     }
 }
 

@@ -39,7 +39,8 @@ public enum WorkerMain {
         guard WorkerFrame.write(WorkerFrame(id: 0, code: 0, payload: []), to: responseDescriptor) else { exit(0) }
         let queue = DispatchQueue(label: "autoserve.worker", attributes: .concurrent)
         let writing = NSLock()
-        while let frame = WorkerFrame.read(from: requestDescriptor) {
+        var reader = FrameReader(descriptor: requestDescriptor)
+        while let frame = reader.next() {
             guard frame.code == WorkerFrame.predict else { continue }
             queue.async {
                 let (status, bytes) = model.call(variables: frame.payload)

@@ -32,15 +32,6 @@ struct WorkerFrame {
         return bytes
     }
 
-    /// Reads one frame; `nil` at end of stream or on a corrupt length.
-    static func read(from descriptor: Int32) -> WorkerFrame? {
-        guard let header = readExactly(descriptor, 4) else { return nil }
-        let length = Int(header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) })
-        guard length >= 9, length <= maximumLength, let body = readExactly(descriptor, length) else { return nil }
-        let id = body.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        return WorkerFrame(id: id, code: body[8], payload: Array(body[9...]))
-    }
-
     /// Writes a whole frame; `false` when the other side is gone.
     static func write(_ frame: WorkerFrame, to descriptor: Int32) -> Bool {
         let bytes = frame.encoded()
@@ -53,16 +44,53 @@ struct WorkerFrame {
         }
         return true
     }
+}
 
-    static func readExactly(_ descriptor: Int32, _ count: Int) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var offset = 0
-        while offset < count {
-            let got = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + offset, count - offset) }
+/// Reads frames from one descriptor through a buffer: under load one `read` brings several frames.
+struct FrameReader {
+    let descriptor: Int32
+    private var buffer: [UInt8]
+    private var start = 0
+    private var end = 0
+
+    init(descriptor: Int32, capacity: Int = 64 << 10) {
+        self.descriptor = descriptor
+        buffer = [UInt8](repeating: 0, count: capacity)
+    }
+
+    /// The next frame; `nil` at end of stream, on a read error or on a corrupt length.
+    mutating func next() -> WorkerFrame? {
+        while true {
+            if end - start >= 4 {
+                let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+                guard length >= 9, length <= WorkerFrame.maximumLength else { return nil }
+                if end - start >= 4 + length {
+                    let body = start + 4
+                    let id = buffer.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: body, as: UInt64.self)) }
+                    let frame = WorkerFrame(id: id, code: buffer[body + 8], payload: Array(buffer[(body + 9)..<(body + length)]))
+                    start += 4 + length
+                    if start == end { (start, end) = (0, 0) }
+                    return frame
+                }
+                makeRoom(for: 4 + length)
+            } else {
+                makeRoom(for: 4)
+            }
+            let got = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + end, $0.count - end) }
             if got < 0, errno == EINTR { continue }
             guard got > 0 else { return nil }
-            offset += got
+            end += got
         }
-        return buffer
+    }
+
+    /// Moves the unread bytes to the front, and grows the buffer when one frame is larger than it.
+    private mutating func makeRoom(for frameSize: Int) {
+        if start > 0, buffer.count - start < frameSize || end == buffer.count {
+            buffer.withUnsafeMutableBytes { bytes in
+                bytes.baseAddress!.copyMemory(from: bytes.baseAddress! + start, byteCount: end - start)
+            }
+            (start, end) = (0, end - start)
+        }
+        if buffer.count < frameSize { buffer.append(contentsOf: repeatElement(0, count: frameSize - buffer.count)) }
     }
 }

@@ -19,6 +19,12 @@ public final class Metrics: Sendable {
         var counts: [UInt64]
         var sum: Double = 0
         var count: UInt64 = 0
+
+        mutating func record(_ value: Double) {
+            if let bucket = buckets.firstIndex(where: { value <= $0 }) { counts[bucket] += 1 }
+            sum += value
+            count += 1
+        }
     }
 
     struct Family {
@@ -61,12 +67,9 @@ public final class Metrics: Sendable {
 
     public func observe(_ name: String, labels: [String] = [], value: Double, buckets: [Double] = Metrics.latencyBuckets) {
         state.withLock { state in
-            let key = Key(name: name, labels: labels)
-            var histogram = state.histograms[key] ?? Histogram(buckets: buckets, counts: Array(repeating: 0, count: buckets.count))
-            if let bucket = histogram.buckets.firstIndex(where: { value <= $0 }) { histogram.counts[bucket] += 1 }
-            histogram.sum += value
-            histogram.count += 1
-            state.histograms[key] = histogram
+            // Modified in place: a copy out and back would copy the bucket counts on every request.
+            state.histograms[Key(name: name, labels: labels), default: Histogram(buckets: buckets, counts: Array(repeating: 0, count: buckets.count))]
+                .record(value)
         }
     }
 

@@ -68,3 +68,58 @@ extension PluginLoaderTests {
         }
     }
 }
+
+/// The worker protocol's framing over a real socket pair: frames arrive whole however the bytes are cut.
+struct FrameReaderTests {
+    func socketPair() throws -> (Int32, Int32) {
+        var sockets: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0)
+        return (sockets[0], sockets[1])
+    }
+
+    @Test func framesArriveWholeWhetherBatchedSplitOrLargerThanTheBuffer() throws {
+        let (writer, reader) = try socketPair()
+        defer { close(reader) }
+        let large = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+        let frames = [
+            WorkerFrame(id: 1, code: 1, payload: Array(#"{"a":1}"#.utf8)),
+            WorkerFrame(id: 2, code: 0, payload: []),
+            WorkerFrame(id: 3, code: 3, payload: large),
+            WorkerFrame(id: UInt64.max, code: 2, payload: Array("last".utf8)),
+        ]
+        let bytes = frames.flatMap { $0.encoded() }
+        let sender = Thread {
+            // Odd cuts: a header split in two, several frames in one write, the large frame in pieces.
+            var offset = 0
+            for size in [2, 5, 30, 70_000, 7] + Array(repeating: 4_096, count: 40) where offset < bytes.count {
+                let end = min(offset + size, bytes.count)
+                _ = bytes[offset..<end].withUnsafeBytes { send(writer, $0.baseAddress, $0.count, 0) }
+                offset = end
+                usleep(200)
+            }
+            close(writer)
+        }
+        sender.start()
+        var frameReader = FrameReader(descriptor: reader, capacity: 64)
+        for expected in frames {
+            let next = frameReader.next()
+            let frame = try #require(next)
+            #expect(frame.id == expected.id)
+            #expect(frame.code == expected.code)
+            #expect(frame.payload == expected.payload)
+        }
+        #expect(frameReader.next() == nil)
+    }
+
+    @Test func aCorruptLengthEndsTheStream() {
+        var sockets: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0)
+        let (writer, reader) = (sockets[0], sockets[1])
+        defer { close(reader) }
+        let corrupt: [UInt8] = [3, 0, 0, 0] + Array(repeating: 0, count: 16)
+        _ = corrupt.withUnsafeBytes { send(writer, $0.baseAddress, $0.count, 0) }
+        close(writer)
+        var frameReader = FrameReader(descriptor: reader)
+        #expect(frameReader.next() == nil)
+    }
+}
