@@ -37,7 +37,7 @@ let package = Package(
         ),
         // libgit2, found with pkg-config; `make` installs libgit2-dev when it is missing.
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
-        // The variadic C calls Swift cannot make: git_libgit2_opts and prctl.
+        // The C calls Swift cannot make: the variadic git_libgit2_opts and prctl, and timerfd.
         .target(name: "CGitShims", dependencies: ["CLibGit2"]),
         // Source: finds the model folders and their versions, exports each version read-only.
         .target(

@@ -119,14 +119,9 @@ public struct ServeResponder: HTTPResponder {
             let message = snapshot.isReady ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
             return record("all", nil, start, clock, APIError(status: 503, code: "no_model_ready", message: message).response())
         }
-        let results = await withTaskGroup(of: (String, Prediction).self) { group in
-            for version in versions {
-                group.addTask { (version.name.rawValue, await version.runner.predict(variables: variables)) }
-            }
-            var results: [String: Prediction] = [:]
-            for await (name, prediction) in group { results[name] = prediction }
-            return results
-        }
+        let predictions = await FanOut.predict(variables, with: versions.map(\.runner))
+        var results: [String: Prediction] = [:]
+        for (version, prediction) in zip(versions, predictions) { results[version.name.rawValue] = prediction }
         var outputs: [(String, [UInt8])] = []
         var errors: [(String, APIError)] = []
         for (name, prediction) in results {

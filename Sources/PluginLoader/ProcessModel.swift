@@ -27,7 +27,7 @@ public struct WorkerSettings: Sendable {
 /// Requests go round-robin to the live workers. A worker that dies is restarted with exponential backoff;
 /// one that fails on every start marks the version as crash-looping. Releasing the last reference (the
 /// version was replaced and drained) stops the workers, which returns their memory.
-public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendable {
+public final class ProcessModel: CallbackModelRunner, WorkerReporting, @unchecked Sendable {
     let plugin: BuiltPlugin
     let settings: WorkerSettings
 
@@ -70,6 +70,12 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
     }
 
     public func predict(variables: [UInt8]) async -> Prediction {
+        await withUnsafeContinuation { continuation in
+            predict(variables: variables) { continuation.resume(returning: $0) }
+        }
+    }
+
+    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
         let worker = state.withLock { state -> WorkerConnection? in
             for offset in 0..<state.workers.count {
                 let slot = (state.next + offset) % state.workers.count
@@ -82,9 +88,10 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         }
         guard let worker else {
             let reason = state.withLock { $0.lastCrash } ?? "it is starting"
-            return .failure(PredictionFailure(.unavailable, "\(plugin.definition.name) is restarting after \(reason); retry shortly"))
+            completion(.failure(PredictionFailure(.unavailable, "\(plugin.definition.name) is restarting after \(reason); retry shortly")))
+            return
         }
-        return await worker.predict(variables, timeout: settings.timeout)
+        worker.send(variables, timeout: settings.timeout, completion: completion)
     }
 
     public func workerReport() -> WorkerReport {

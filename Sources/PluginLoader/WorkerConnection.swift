@@ -32,14 +32,14 @@ final class WorkerConnection: @unchecked Sendable {
     let requestDescriptor: Int32
     let responseDescriptor: Int32
     let modelName: String
-    /// A request sent and not yet answered: who waits for it, and until when.
+    /// A request sent and not yet answered: who is told the answer, and until when.
     struct Waiting {
-        var continuation: UnsafeContinuation<Prediction, Never>
+        var completion: @Sendable (Prediction) -> Void
         var deadline: ContinuousClock.Instant
         var timeout: Duration
     }
 
-    /// Each waiting continuation is resumed exactly once, by whoever removes it from here.
+    /// Each waiting completion runs exactly once, called by whoever removes it from here.
     private let pending = Mutex<[UInt64: Waiting]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let writing = NSLock()
@@ -87,18 +87,15 @@ final class WorkerConnection: @unchecked Sendable {
         return connection
     }
 
-    /// Sends one row and waits for its answer, at most `timeout`; past it the worker is killed (504).
-    ///
-    /// The deadline is checked by the shared `DeadlineWatchdog`, not by a timer per request.
-    func predict(_ variables: [UInt8], timeout: Duration) async -> Prediction {
+    /// Sends one row, answered within `timeout` or the worker is killed: `completion` gets the answer on the
+    /// reader thread, or the 504 from the
+    /// `DeadlineWatchdog` (no timer per request), or the 503 when the worker is gone.
+    func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
-        let deadline = ContinuousClock.now + timeout
-        return await withUnsafeContinuation { continuation in
-            pending.withLock { $0[id] = Waiting(continuation: continuation, deadline: deadline, timeout: timeout) }
-            let sent = writing.withLock { WorkerFrame.write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables), to: requestDescriptor) }
-            if !sent, let waiting = pending.withLock({ $0.removeValue(forKey: id) }) {
-                waiting.continuation.resume(returning: .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
-            }
+        pending.withLock { $0[id] = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout) }
+        let sent = writing.withLock { WorkerFrame.write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables), to: requestDescriptor) }
+        if !sent, let waiting = pending.withLock({ $0.removeValue(forKey: id) }) {
+            waiting.completion(.failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
         }
     }
 
@@ -113,7 +110,7 @@ final class WorkerConnection: @unchecked Sendable {
         guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
         for waiting in overdue {
-            waiting.continuation.resume(returning: .failure(PredictionFailure(
+            waiting.completion(.failure(PredictionFailure(
                 .timeout, "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
             )))
         }
@@ -144,8 +141,7 @@ final class WorkerConnection: @unchecked Sendable {
                 hello.withLock { $0.take() }?.resume(returning: result)
                 continue
             }
-            pending.withLock { $0.removeValue(forKey: frame.id) }?.continuation.resume(
-                returning: InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+            pending.withLock { $0.removeValue(forKey: frame.id) }?.completion(InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
         }
         DeadlineWatchdog.shared.forget(self)
         Glibc.close(responseDescriptor)
@@ -166,7 +162,7 @@ final class WorkerConnection: @unchecked Sendable {
             defer { state.removeAll() }
             return Array(state.values)
         }) {
-            waiting.continuation.resume(returning: .failure(PredictionFailure(.unavailable, message)))
+            waiting.completion(.failure(PredictionFailure(.unavailable, message)))
         }
         if started.load(ordering: .acquiring) { onExit(exit) }
     }

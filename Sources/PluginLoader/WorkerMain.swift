@@ -2,13 +2,12 @@
 import Glibc
 #endif
 import CGitShims
-import Dispatch
 import Foundation
 
 /// The body of `autoserve worker`: one model version in its own process.
 ///
 /// It loads the plugin, runs `init(path:)`, says hello, then answers predict frames from fd 3 on fd 4,
-/// several at a time. A trap in the model kills only this process. It exits when the server closes its pipe,
+/// several at a time (`WorkerLoop`). A trap in the model kills only this process. It exits when the server closes its pipe,
 /// and the kernel kills it if the server dies first.
 public enum WorkerMain {
     public static let requestDescriptor: Int32 = 3
@@ -37,20 +36,7 @@ public enum WorkerMain {
             exit(1)
         }
         guard WorkerFrame.write(WorkerFrame(id: 0, code: 0, payload: []), to: responseDescriptor) else { exit(0) }
-        let queue = DispatchQueue(label: "autoserve.worker", attributes: .concurrent)
-        let writing = NSLock()
-        var reader = FrameReader(descriptor: requestDescriptor)
-        while let frame = reader.next() {
-            guard frame.code == WorkerFrame.predict else { continue }
-            queue.async {
-                let (status, bytes) = model.call(variables: frame.payload)
-                let sent = writing.withLock {
-                    WorkerFrame.write(WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes), to: responseDescriptor)
-                }
-                if !sent { exit(0) }
-            }
-        }
-        exit(0)
+        WorkerLoop(model: model).run()
     }
 
     /// Closes every descriptor above 4 that the server happened to have open when this worker started.

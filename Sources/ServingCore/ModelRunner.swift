@@ -7,6 +7,13 @@ public protocol ModelRunner: Sendable {
     func predict(variables: [UInt8]) async -> Prediction
 }
 
+/// A runner that answers through a callback, without a task of its own (a worker process is answered on its
+/// reader thread): `/all` sends the row to every such model at once and suspends once for all the answers.
+public protocol CallbackModelRunner: ModelRunner {
+    /// Sends the row; `completion` runs exactly once, on any thread, with the answer.
+    func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
+}
+
 /// The result of scoring one row.
 public enum Prediction: Sendable {
     /// The bytes of the output JSON object.

@@ -61,6 +61,22 @@ struct WorkerProcessTests {
         #expect(try await client.get("/metrics").text.contains(#"autoserve_worker_restarts_total{model="Unruly",cause="timeout"}"#))
     }
 
+    /// A worker runs fast calls on its reading thread; a slow call hands the reading on, so both workers
+    /// sleeping on a call still answer the next row at once.
+    @Test func slowCallsDoNotHoldUpTheRowsBehindThem() async throws {
+        async let first = unruly("sleep")
+        async let second = unruly("sleep")
+        try await Task.sleep(for: .milliseconds(300))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let fast = try await unruly("fine")
+        let elapsed = clock.now - start
+        #expect(fast.status == 200)
+        #expect(elapsed < .milliseconds(900), "a fast row waited \(elapsed) behind two 1.5 s calls")
+        #expect(try await first.status == 200)
+        #expect(try await second.status == 200)
+    }
+
     @Test func aMemoryHogIsStoppedAndRestarted() async throws {
         let hog = try await unruly("hog")
         #expect(hog.status == 503)

@@ -1,7 +1,7 @@
 import AutoServeModel
 import Foundation
 
-/// Misbehaves on request: traps, loops forever, or eats memory; otherwise answers `{"ok": true}`.
+/// Misbehaves on request: traps, loops forever, sleeps or eats memory; otherwise answers `{"ok": true}`.
 struct Unruly {
     init(path: String) {}
 
@@ -14,6 +14,9 @@ struct Unruly {
             var spins = 0.0
             while Date().timeIntervalSince1970 > 0 { spins += 1 }
             return ["spins": .number(spins)]
+        case "sleep":
+            Thread.sleep(forTimeInterval: 1.5)
+            return ["slept": true]
         case "hog":
             let block = [UInt8](repeating: 7, count: 400 << 20)
             Thread.sleep(forTimeInterval: 2)
