@@ -7,22 +7,28 @@
 #   5. a swap under load (a git push and a sync), before / during / after;
 #   6. start-up with 50 models, cold and warm, and the RSS of the server and of its workers.
 # Loopback only; every load is wrk for DURATION seconds after a WARMUP, with the same threads, connections
-# and body. Usage: bench/run.sh (make bench builds what it needs first). Writes the report to REPORT.
+# and body. The servers compared with each other run side by side and are loaded in turn, ROUNDS times, and
+# each figure is the median of its rounds: this machine's speed drifts by 10-20 % from minute to minute, and
+# interleaving keeps that drift out of the ratios. Usage: bench/run.sh (make bench builds what it needs
+# first). Writes the report to REPORT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/.build/release/autoserve}
 BASELINE=${BASELINE:-$ROOT/bench/baseline/.build/release/Baseline}
 VENV=${VENV:-$ROOT/bench/.venv}
 DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
+WARMUP=${WARMUP:-1}
+ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 STARTUP_MODELS=${STARTUP_MODELS:-50}
 PORT=${PORT:-18440}
+PORTS=($PORT $((PORT + 1)) $((PORT + 2)))
 REPORT=${REPORT:-$ROOT/.build/bench-report.md}
 WORK=$(mktemp -d)
 RESULTS=$WORK/results.tsv
 SERVER=
+SERVERS=()
 
 for tool in wrk curl git; do command -v $tool >/dev/null || { echo "bench: $tool is missing (make bench installs it)" >&2; exit 1; }; done
 [ -x "$BIN" ] || { echo "bench: $BIN is missing: swift build -c release --product autoserve" >&2; exit 1; }
@@ -30,7 +36,7 @@ for tool in wrk curl git; do command -v $tool >/dev/null || { echo "bench: $tool
 [ -x "$VENV/bin/gunicorn" ] || { echo "bench: gunicorn is missing: python3 -m venv $VENV && $VENV/bin/pip install -r bench/flask/requirements.txt" >&2; exit 1; }
 
 cleanup() {
-    [ -n "$SERVER" ] && kill -KILL "$SERVER" 2>/dev/null
+    for pid in "${SERVERS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     kill -KILL $(jobs -p) 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -47,20 +53,24 @@ wait_for() {  # wait_for <seconds> <command...>: poll every 20 ms
     done
 }
 
-stop_server() {
-    [ -n "$SERVER" ] || return 0
-    kill -TERM "$SERVER" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER" 2>/dev/null || true
-    wait "$SERVER" 2>/dev/null || true
-    SERVER=
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
 }
 
-autoserve() {  # autoserve <name> <VAR=value...>: start the server, wait until /readyz is 200
-    local name=$1; shift
-    env PORT=$PORT HOST=127.0.0.1 LOG_LEVEL=warning STATE_DIR=$WORK/state-$name "$@" "$BIN" serve > "$WORK/$name.log" 2>&1 &
+stop_all() {
+    for pid in "${SERVERS[@]}"; do stop_pid "$pid"; done
+    SERVERS=()
+}
+
+autoserve() {  # autoserve <name> <port> <VAR=value...>: start a server, wait until /readyz is 200
+    local name=$1 port=$2; shift 2
+    env PORT=$port HOST=127.0.0.1 LOG_LEVEL=warning STATE_DIR=$WORK/state-$name "$@" "$BIN" serve > "$WORK/$name.log" 2>&1 &
     SERVER=$!
-    wait_for 600 curl -sf "127.0.0.1:$PORT/readyz" || { cat "$WORK/$name.log" >&2; exit 1; }
+    SERVERS+=("$SERVER")
+    wait_for 600 curl -sf "127.0.0.1:$port/readyz" || { cat "$WORK/$name.log" >&2; exit 1; }
 }
 
 post_script() {  # post_script <body>: a wrk script sending that body
@@ -99,6 +109,15 @@ warm_and_measure() {  # warm_and_measure <label> <url> [script]
     measure "$@"
 }
 
+rounds() {  # rounds <label> <url> <script> [<label> <url> <script>]...: each load in turn, ROUNDS times
+    local round index
+    for round in $(seq "$ROUNDS"); do
+        for ((index = 1; index <= $#; index += 3)); do
+            warm_and_measure "${@:index:1}" "${@:index+1:1}" "${@:index+2:1}"
+        done
+    done
+}
+
 expect_answer() {  # expect_answer <url> <body> <text>: one request must answer with text in its body
     local answer
     answer=$(curl -s -XPOST -H 'Content-Type: application/json' -d "$2" "$1")
@@ -118,49 +137,48 @@ trivial_models() {  # trivial_models <folder> <count> <prefix>: copies of bench/
 : > "$RESULTS"
 mkdir -p "$WORK/iris" && cp -r "$ROOT/models_serve/Iris" "$WORK/iris/"
 
-# 1. The baseline: a hand-written Hummingbird server.
-log "1/6 baseline (bench/baseline)"
+# 1 and 2. The baseline (a hand-written Hummingbird server) and AutoServe serving the same model, in-process
+# and in worker processes: same body, same connections, loaded in turn.
+log "1-2/6 baseline (bench/baseline) and AutoServe serving models_serve/Iris"
 start=$(now_ms)
-PORT=$PORT "$BASELINE" "$ROOT/models_serve/Iris/weights.json" > "$WORK/baseline.log" 2>&1 &
-SERVER=$!
-wait_for 60 curl -sf "127.0.0.1:$PORT/hello"
+PORT=${PORTS[0]} "$BASELINE" "$ROOT/models_serve/Iris/weights.json" > "$WORK/baseline.log" 2>&1 &
+SERVERS+=($!)
+baseline_pid=$!
+wait_for 60 curl -sf "127.0.0.1:${PORTS[0]}/hello"
 baseline_start=$(( $(now_ms) - start ))
-baseline_rss=$(rss_kb "$SERVER")
-expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
-warm_and_measure "baseline GET /hello" "http://127.0.0.1:$PORT/hello"
-warm_and_measure "baseline POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
-stop_server
-
-# 2. AutoServe serving the same model, same body, same connections.
-for isolation in inprocess process; do
-    log "2/6 AutoServe, MODEL_ISOLATION=$isolation"
-    autoserve "iris-$isolation" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=$isolation
-    expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
-    warm_and_measure "AutoServe $isolation GET /healthz" "http://127.0.0.1:$PORT/healthz"
-    warm_and_measure "AutoServe $isolation POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
-    stop_server
-done
+baseline_rss=$(rss_kb "$baseline_pid")
+autoserve iris-inprocess "${PORTS[1]}" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=inprocess
+autoserve iris-process "${PORTS[2]}" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=process
+for port in "${PORTS[@]}"; do expect_answer "127.0.0.1:$port/Iris" "$IRIS_BODY" '"iris_class":"setosa"'; done
+rounds "baseline GET /hello" "http://127.0.0.1:${PORTS[0]}/hello" "" \
+    "AutoServe inprocess GET /healthz" "http://127.0.0.1:${PORTS[1]}/healthz" "" \
+    "AutoServe process GET /healthz" "http://127.0.0.1:${PORTS[2]}/healthz" "" \
+    "baseline POST /Iris" "http://127.0.0.1:${PORTS[0]}/Iris" "$IRIS" \
+    "AutoServe inprocess POST /Iris" "http://127.0.0.1:${PORTS[1]}/Iris" "$IRIS" \
+    "AutoServe process POST /Iris" "http://127.0.0.1:${PORTS[2]}/Iris" "$IRIS"
+stop_all
 
 # 3. The Python design AutoServe replaces, deployed as it was.
 log "3/6 Flask + gunicorn (1 worker, 18 threads)"
 MODELS_DIR=$ROOT/bench/flask/models "$VENV/bin/gunicorn" -w 1 --threads 18 -b "127.0.0.1:$PORT" \
     --chdir "$ROOT/bench/flask" --log-level warning app:app > "$WORK/flask.log" 2>&1 &
-SERVER=$!
+SERVERS+=($!)
 wait_for 60 curl -sf "127.0.0.1:$PORT/hello"
 expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
 warm_and_measure "Flask POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
-stop_server
+stop_all
 
 # 4. /all over 10 trivial models against one model's route.
 log "4/6 /all over 10 trivial models"
 trivial_models "$WORK/ten" 10 Trivial
-for isolation in process inprocess; do
-    autoserve "ten-$isolation" MODELS_DIR="$WORK/ten" MODEL_ISOLATION=$isolation
-    expect_answer "127.0.0.1:$PORT/all" "$TRIVIAL_BODY" '"Trivial10":{'
-    warm_and_measure "AutoServe $isolation POST /Trivial01" "http://127.0.0.1:$PORT/Trivial01" "$TRIVIAL"
-    warm_and_measure "AutoServe $isolation POST /all (10 models)" "http://127.0.0.1:$PORT/all" "$TRIVIAL"
-    stop_server
-done
+autoserve ten-process "${PORTS[1]}" MODELS_DIR="$WORK/ten" MODEL_ISOLATION=process
+autoserve ten-inprocess "${PORTS[2]}" MODELS_DIR="$WORK/ten" MODEL_ISOLATION=inprocess
+for port in "${PORTS[1]}" "${PORTS[2]}"; do expect_answer "127.0.0.1:$port/all" "$TRIVIAL_BODY" '"Trivial10":{'; done
+rounds "AutoServe process POST /Trivial01" "http://127.0.0.1:${PORTS[1]}/Trivial01" "$TRIVIAL" \
+    "AutoServe process POST /all (10 models)" "http://127.0.0.1:${PORTS[1]}/all" "$TRIVIAL" \
+    "AutoServe inprocess POST /Trivial01" "http://127.0.0.1:${PORTS[2]}/Trivial01" "$TRIVIAL" \
+    "AutoServe inprocess POST /all (10 models)" "http://127.0.0.1:${PORTS[2]}/all" "$TRIVIAL"
+stop_all
 
 # 5. A swap under load: the model changes in git, a sync builds and swaps it while wrk keeps 32 connections busy.
 log "5/6 swap under load"
@@ -168,7 +186,7 @@ REPO=$WORK/repo
 cp -r "$WORK/iris" "$REPO"
 git -C "$REPO" init -q -b main
 git -C "$REPO" add -A && git -C "$REPO" -c user.email=bench@localhost -c user.name=bench commit -qm v1
-autoserve swap MODELS_REPO="$REPO" ADMIN_TOKEN=bench
+autoserve swap "$PORT" MODELS_REPO="$REPO" ADMIN_TOKEN=bench
 warm_and_measure "swap: before" "http://127.0.0.1:$PORT/Iris" "$IRIS"
 sed -i 's|"iris_class": .string(weights.classes\[best\]),|"iris_class": .string(weights.classes[best]), "revision": 2,|' "$REPO/Iris/etls.swift"
 git -C "$REPO" -c user.email=bench@localhost -c user.name=bench commit -qam v2
@@ -183,14 +201,14 @@ wait_for "$SWAP_SECONDS" sh -c "curl -s -XPOST -d '$IRIS_BODY' 127.0.0.1:$PORT/I
 swap_ms=$(( $(now_ms) - start ))
 wait "$load"
 measure "swap: after" "http://127.0.0.1:$PORT/Iris" "$IRIS"
-stop_server
+stop_all
 
 # 6. Start-up with 50 models: cold (nothing cached), then warm (the same STATE_DIR), and memory.
 log "6/6 start-up with $STARTUP_MODELS models"
 trivial_models "$WORK/many" "$STARTUP_MODELS" Startup
-start=$(now_ms); autoserve many MODELS_DIR="$WORK/many"; cold_ms=$(( $(now_ms) - start ))
-stop_server
-start=$(now_ms); autoserve many MODELS_DIR="$WORK/many"; warm_ms=$(( $(now_ms) - start ))
+start=$(now_ms); autoserve many "$PORT" MODELS_DIR="$WORK/many"; cold_ms=$(( $(now_ms) - start ))
+stop_all
+start=$(now_ms); autoserve many "$PORT" MODELS_DIR="$WORK/many"; warm_ms=$(( $(now_ms) - start ))
 curl -sf -XPOST -d "$TRIVIAL_BODY" "127.0.0.1:$PORT/all" > /dev/null
 server_rss=$(rss_kb "$SERVER")
 workers=$(pgrep -P "$SERVER" || true)
@@ -199,10 +217,13 @@ worker_rss=$(for pid in $workers; do rss_kb "$pid"; done | sort -n)
 worker_max=$(echo "$worker_rss" | tail -1)
 worker_median=$(echo "$worker_rss" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 worker_total=$(echo "$worker_rss" | awk '{ n += $1 } END { print n + 0 }')
-stop_server
+stop_all
 
 # The report: every figure with its baseline, and each goal met or not.
-field() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$RESULTS"; }
+field() {  # field <label> <column>: the median over that load's rounds
+    awk -F'\t' -v l="$1" -v c="$2" '$1 == l { print $c }' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+most() { awk -F'\t' -v l="$1" -v c="$2" '$1 == l && $c > m { m = $c } END { print m + 0 }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 goal() {  # goal <text> <value> <op> <threshold>
     local met
@@ -210,7 +231,7 @@ goal() {  # goal <text> <value> <op> <threshold>
     echo "| $1 | $2 | $3 $4 | $met |"
 }
 row() {  # row <label> <baseline label>
-    echo "| $1 | $(field "$1" 2) | $(ratio "$(field "$1" 2)" "$(field "$2" 2)") | $(field "$1" 3) | $(field "$1" 4) | $(ratio "$(field "$1" 4)" "$(field "$2" 4)") | $(field "$1" 5) |"
+    echo "| $1 | $(field "$1" 2) | $(ratio "$(field "$1" 2)" "$(field "$2" 2)") | $(field "$1" 3) | $(field "$1" 4) | $(ratio "$(field "$1" 4)" "$(field "$2" 4)") | $(most "$1" 5) |"
 }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -219,7 +240,7 @@ inproc="AutoServe inprocess POST /Iris"
 proc="AutoServe process POST /Iris"
 {
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), Linux $(uname -r), $(swift --version 2>&1 | head -1 | sed 's/ (.*//')."
-    echo "Date: $(date -u +%Y-%m-%d). Command: \`make bench\` (wrk -t$THREADS -c$CONNECTIONS, ${DURATION} s per figure after a ${WARMUP} s warm-up, loopback; the load generator shares the cores)."
+    echo "Date: $(date -u +%Y-%m-%d). Command: \`make bench\` (wrk -t$THREADS -c$CONNECTIONS, ${DURATION} s per load after a ${WARMUP} s warm-up, loopback; the load generator shares the cores). Compared servers run side by side and are loaded in turn; each figure is the median of $ROUNDS rounds (errors: the largest round)."
     echo
     echo "| load | requests/s | × baseline | p50 ms | p99 ms | p99 × baseline | errors |"
     echo "|---|---|---|---|---|---|---|"
@@ -257,7 +278,7 @@ proc="AutoServe process POST /Iris"
     goal "in-process throughput × Flask" "$(ratio "$(field "$inproc" 2)" "$(field "Flask POST /Iris" 2)")" ">=" 20
     goal "/all (10) × one model, process isolation" "$(ratio "$(field "AutoServe process POST /all (10 models)" 2)" "$(field "AutoServe process POST /Trivial01" 2)")" ">=" 0.4
     goal "/all (10) × one model, in-process" "$(ratio "$(field "AutoServe inprocess POST /all (10 models)" 2)" "$(field "AutoServe inprocess POST /Trivial01" 2)")" ">=" 0.4
-    goal "errors during the swap" "$(field "swap: during" 5)" "<=" 0
+    goal "errors during the swap" "$(most "swap: during" 5)" "<=" 0
     goal "p99 during the swap × steady state" "$(ratio "$(field "swap: during" 4)" "$(field "swap: before" 4)")" "<=" 2.0
     goal "warm start-up, $STARTUP_MODELS models (s)" "$(awk -v m="$warm_ms" 'BEGIN { printf "%.2f", m / 1000 }')" "<" 3
     goal "largest worker RSS (MB)" "$(mb "$worker_max")" "<" 25

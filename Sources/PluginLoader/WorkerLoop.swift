@@ -7,7 +7,7 @@ import Foundation
 /// How a worker answers frames: on the thread that read them, unless a call is slow.
 ///
 /// Handing every frame to another thread costs a wake-up per request, as much as a fast model's work. So the
-/// reading thread runs each call itself, with a one-shot timer armed (two system calls, no wake-up). When a
+/// reading thread runs each call itself, with a one-shot timer armed (one system call, no wake-up). When a
 /// call outlasts `handOver`, the timer's thread passes the reading to a parked thread (or a new one, up to
 /// `maximumThreads`), so a slow or hung call never holds up the frames behind it; the slow thread parks once
 /// its call is done. `transform_predict` is therefore called from several threads when calls are slow.
@@ -59,9 +59,9 @@ final class WorkerLoop: @unchecked Sendable {
             lock.lock()
             callsInFlight -= 1
             if generation == mine {
+                // The timer stays armed: the next call re-arms it, and an expiry between calls finds no call.
                 readerInCall = false
                 lock.unlock()
-                if timer >= 0 { _ = autoserve_timer_arm(timer, 0) }
                 continue
             }
             lock.broadcast()  // a finishing worker may be waiting for the last call
