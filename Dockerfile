@@ -9,7 +9,7 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --product autoserve
+RUN swift build -c release --product autoserve && swift build -c release --product autoserve-worker
 
 FROM swift:6.3-bookworm
 RUN apt-get update \
@@ -18,7 +18,7 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 autoserve \
     && mkdir -p /var/lib/autoserve \
     && chown autoserve /var/lib/autoserve
-COPY --from=build /src/.build/release/autoserve /usr/local/bin/autoserve
+COPY --from=build /src/.build/release/autoserve /src/.build/release/autoserve-worker /usr/local/bin/
 COPY models_serve /srv/models_serve
 ENV MODELS_DIR=/srv/models_serve STATE_DIR=/var/lib/autoserve PORT=80
 USER autoserve

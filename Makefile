@@ -24,6 +24,7 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --product autoserve
+	$(SWIFT) build -c release --product autoserve-worker
 
 ## System packages: libgit2 (git sync), libcurl (the tests' HTTP client), pkg-config.
 deps:

@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "autoserve", targets: ["autoserve"]),
+        // The worker process of MODEL_ISOLATION=process: small, so that each worker costs little memory.
+        .executable(name: "autoserve-worker", targets: ["autoserve-worker"]),
         // The model SDK: model authors depend on it to unit-test their folders in their own packages.
         .library(name: "AutoServeModel", targets: ["AutoServeModel"]),
     ],
@@ -37,8 +39,13 @@ let package = Package(
         ),
         // libgit2, found with pkg-config; `make` installs libgit2-dev when it is missing.
         .systemLibrary(name: "CLibGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
-        // The C calls Swift cannot make: the variadic git_libgit2_opts and prctl, and timerfd.
+        // The variadic git_libgit2_opts, which Swift cannot call.
         .target(name: "CGitShims", dependencies: ["CLibGit2"]),
+        // prctl and timerfd, for the worker process.
+        .target(name: "CSystemShims"),
+        // The plugins' C ABI (dlopen) and the worker process: no Foundation, no dependency, so workers stay small.
+        .target(name: "PluginRuntime", dependencies: ["CSystemShims"], swiftSettings: swiftSettings),
+        .executableTarget(name: "autoserve-worker", dependencies: ["PluginRuntime"], swiftSettings: swiftSettings),
         // Source: finds the model folders and their versions, exports each version read-only.
         .target(
             name: "ModelSource",
@@ -49,7 +56,7 @@ let package = Package(
         .target(
             name: "PluginBuilder",
             dependencies: [
-                "ServingCore",
+                "ServingCore", "PluginRuntime",
                 .product(name: "SwiftParser", package: "swift-syntax"),
                 .product(name: "SwiftSyntax", package: "swift-syntax"),
                 .product(name: "Yams", package: "Yams"),
@@ -61,7 +68,7 @@ let package = Package(
         // Loader: dlopen, the C ABI, examples.
         .target(
             name: "PluginLoader",
-            dependencies: ["ServingCore", "PluginBuilder", "CGitShims", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ServingCore", "PluginBuilder", "PluginRuntime", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Manager: states, versions, availability-preserving swaps.
@@ -113,7 +120,7 @@ let package = Package(
         .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder", "PluginRuntime", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "ModelManagerTests",
             dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log")],

@@ -74,13 +74,17 @@ public struct AutoServeServer: Sendable {
         case .inprocess:
             return InProcessLoader()
         case .process:
-            let executable = configuration.workerExecutable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-                ?? CommandLine.arguments[0]
-            var settings = WorkerSettings(executable: executable)
+            var settings = WorkerSettings(executable: configuration.workerExecutable ?? workerExecutable())
             settings.timeout = configuration.modelTimeout
             settings.metrics = metrics
             return ProcessLoader(settings: settings)
         }
+    }
+
+    /// `autoserve-worker`, built and installed beside `autoserve`.
+    static func workerExecutable() -> String {
+        let server = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: server).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
     }
 
     static func compiler(_ configuration: ServerConfiguration, logger: Logger) async -> Result<PluginCompiler, ToolchainError> {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PluginRuntime
 public import ServingCore
 
 /// Everything generated for one model version: the input of a plugin build and an entry of the registry.
@@ -17,11 +18,6 @@ public struct ModelDefinition: Sendable, Hashable {
     public var entrySymbol: String { "autoserve_v\(PluginABI.version)_\(moduleName)" }
 
     public var route: String { "/\(name)" }
-}
-
-/// The version of the C ABI between the server and its plugins (mirrors `_AutoServePlugin.abiVersion`).
-public enum PluginABI {
-    public static let version: UInt32 = 1
 }
 
 /// Reads a version's folder and produces its `ModelDefinition`: manifest, entry point, module name.

@@ -1,3 +1,5 @@
+import PluginRuntime
+
 /// Writes `ServeModels.swift`: the registry of every model's plugin and the glue that exposes each model
 /// through the C ABI.
 ///

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import PluginRuntime
 public import ServingCore
 
 /// A model instance living in the server's own process (`MODEL_ISOLATION=inprocess`).
@@ -11,16 +12,14 @@ public import ServingCore
 /// into the plugin on the caller's thread, the lowest-latency path. Releasing the last reference (the
 /// version is replaced and its requests in flight are done) destroys the instance; the library stays.
 public final class InProcessModel: ModelRunner, @unchecked Sendable {
-    let library: PluginLibrary
-    let instance: UnsafeMutableRawPointer
+    let instance: PluginInstance
 
-    init(library: PluginLibrary, instance: UnsafeMutableRawPointer) {
-        self.library = library
+    init(_ instance: PluginInstance) {
         self.instance = instance
     }
 
     deinit {
-        library.destroy(instance)
+        instance.destroy()
     }
 
     public func predict(variables: [UInt8]) async -> Prediction {
@@ -29,20 +28,8 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
 
     /// The synchronous call, for callers that are already off the request path.
     public func predictNow(variables: [UInt8]) -> Prediction {
-        let (status, bytes) = call(variables: variables)
+        let (status, bytes) = instance.call(variables: variables)
         return Self.prediction(status: status, bytes: bytes)
-    }
-
-    /// The plugin's raw answer: its status code and the output or message bytes.
-    func call(variables: [UInt8]) -> (Int32, [UInt8]) {
-        var output: UnsafeMutablePointer<UInt8>?
-        var outputCount = 0
-        let status = variables.withUnsafeBufferPointer { input in
-            library.predict(instance, input.baseAddress, input.count, &output, &outputCount)
-        }
-        guard let output else { return (3, Array("the plugin returned no output".utf8)) }
-        defer { free(output) }
-        return (status, Array(UnsafeBufferPointer(start: output, count: outputCount)))
     }
 
     /// Maps a status code of the C ABI to a prediction.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 public import PluginBuilder
+public import PluginRuntime
 public import ServingCore
 
 /// Turns a built plugin into a running model: loads it, runs `init(path:)`, then the manifest's examples.
@@ -19,13 +20,7 @@ public struct InProcessLoader: PluginLoading {
 
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {
         let library = try PluginLibrary.open(path: plugin.libraryPath, entrySymbol: plugin.definition.entrySymbol)
-        var error: UnsafeMutablePointer<CChar>?
-        guard let instance = library.create(plugin.definition.folder, &error) else {
-            let message = error.map { String(cString: $0) } ?? "init(path:) failed"
-            free(error)
-            throw PluginLoadError(message)
-        }
-        let model = InProcessModel(library: library, instance: instance)
+        let model = InProcessModel(try library.instantiate(folder: plugin.definition.folder))
         try await ExampleRunner.check(model, examples: plugin.definition.manifest.examples, name: plugin.definition.name)
         return model
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 public import PluginBuilder
+public import PluginRuntime
 public import ServingCore
 import Synchronization
 

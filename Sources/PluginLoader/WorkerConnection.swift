@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PluginBuilder
+import PluginRuntime
 import ServingCore
 import Synchronization
 
@@ -58,7 +59,7 @@ final class WorkerConnection: @unchecked Sendable {
         self.onExit = onExit
     }
 
-    /// Spawns `executable worker …` with a clean signal mask and waits for its hello.
+    /// Spawns `autoserve-worker …` with a clean signal mask and waits for its hello.
     static func start(
         executable: String,
         plugin: BuiltPlugin,
@@ -67,7 +68,7 @@ final class WorkerConnection: @unchecked Sendable {
     ) async throws(PluginLoadError) -> WorkerConnection {
         let definition = plugin.definition
         let arguments = [
-            executable, "worker", "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
+            executable, "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
         ]
         let (pid, requestFD, responseFD) = try spawn(arguments)
         let connection = WorkerConnection(pid: pid, requestDescriptor: requestFD, responseDescriptor: responseFD, modelName: definition.name.rawValue, onExit: onExit)

@@ -16,7 +16,7 @@ struct AutoServeCommand: AsyncParsableCommand {
 
             \(ServerConfiguration.environmentHelp)
             """,
-        subcommands: [Serve.self, Generate.self, Check.self, Worker.self],
+        subcommands: [Serve.self, Generate.self, Check.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -83,21 +83,6 @@ extension AutoServeCommand {
             let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger)
             print(report.text, terminator: "")
             if !report.passed { throw ExitCode.failure }
-        }
-    }
-}
-
-extension AutoServeCommand {
-    /// `autoserve worker`: started by the server, one per worker process of a model version.
-    struct Worker: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run one model version for the server (internal).", shouldDisplay: false)
-
-        @Option(help: "The plugin's shared library.") var library: String
-        @Option(name: .customLong("entry-symbol"), help: "The prefix of the plugin's C symbols.") var entrySymbol: String
-        @Option(help: "The version's exported folder, given to init(path:).") var folder: String
-
-        func run() throws {
-            WorkerMain.run(library: library, entrySymbol: entrySymbol, folder: folder)
         }
     }
 }

@@ -20,6 +20,11 @@ enum Paths {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autoserve").path
     }
 
+    /// The `autoserve-worker` binary built beside it.
+    static var workerBinary: String {
+        URL(fileURLWithPath: binary).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
+    }
+
     static func temporaryFolder(_ label: String) throws -> String {
         let path = "\(NSTemporaryDirectory())autoserve-\(label)-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -102,7 +107,7 @@ final class TestServer: Sendable {
         configuration.port = 0
         configuration.modelsDir = directory
         configuration.stateDir = Paths.sharedState
-        configuration.workerExecutable = Paths.binary
+        configuration.workerExecutable = Paths.workerBinary
         configure(&configuration)
         var logger = Logger(label: "autoserve-test")
         logger.logLevel = .warning

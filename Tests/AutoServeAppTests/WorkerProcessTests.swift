@@ -36,6 +36,20 @@ struct WorkerProcessTests {
         #expect(Set(pids + echo).count == 3)
     }
 
+    /// Workers are `autoserve-worker`, which maps none of the server's libraries (git, TLS, HTTP).
+    @Test func workersAreTheSmallWorkerBinary() async throws {
+        let index = try await client.get("/")
+        guard case .array(let pids)? = index.json?["Echo"]?["workers"]?["pids"], case .number(let pid)? = pids.first else {
+            Issue.record("no worker pid")
+            return
+        }
+        let maps = try String(contentsOfFile: "/proc/\(Int(pid))/maps", encoding: .utf8)
+        #expect(maps.contains("autoserve-worker"))
+        for library in ["libgit2", "libcrypto", "libssl"] {
+            #expect(!maps.contains(library), "a worker maps \(library)")
+        }
+    }
+
     @Test func aTrapIsA503WhileOtherModelsKeepAnswering() async throws {
         let crashed = try await unruly("crash")
         #expect(crashed.status == 503)

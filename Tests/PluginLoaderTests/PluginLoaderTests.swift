@@ -1,5 +1,6 @@
 import Foundation
 import PluginBuilder
+import PluginRuntime
 import ServingCore
 import Testing
 

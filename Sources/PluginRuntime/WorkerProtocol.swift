@@ -12,17 +12,23 @@ import Darwin
 /// input, 3 model error) and the output or the message. Frame id 0 is the worker's hello: code 0 once its model
 /// is loaded, or `WorkerFrame.startFailed` with the reason. Requests are multiplexed: answers come back in any
 /// order.
-struct WorkerFrame {
-    static let predict: UInt8 = 1
-    static let startFailed: UInt8 = 255
+public struct WorkerFrame: Sendable {
+    public static let predict: UInt8 = 1
+    public static let startFailed: UInt8 = 255
     /// The largest frame either side accepts (64 MiB); a larger length means the stream is corrupt.
-    static let maximumLength = 64 << 20
+    public static let maximumLength = 64 << 20
 
-    var id: UInt64
-    var code: UInt8
-    var payload: [UInt8]
+    public var id: UInt64
+    public var code: UInt8
+    public var payload: [UInt8]
 
-    func encoded() -> [UInt8] {
+    public init(id: UInt64, code: UInt8, payload: [UInt8]) {
+        self.id = id
+        self.code = code
+        self.payload = payload
+    }
+
+    public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(13 + payload.count)
         withUnsafeBytes(of: UInt32(9 + payload.count).littleEndian) { bytes.append(contentsOf: $0) }
@@ -33,7 +39,7 @@ struct WorkerFrame {
     }
 
     /// Writes a whole frame; `false` when the other side is gone.
-    static func write(_ frame: WorkerFrame, to descriptor: Int32) -> Bool {
+    public static func write(_ frame: WorkerFrame, to descriptor: Int32) -> Bool {
         let bytes = frame.encoded()
         var offset = 0
         while offset < bytes.count {
@@ -47,19 +53,19 @@ struct WorkerFrame {
 }
 
 /// Reads frames from one descriptor through a buffer: under load one `read` brings several frames.
-struct FrameReader {
-    let descriptor: Int32
+public struct FrameReader {
+    public let descriptor: Int32
     private var buffer: [UInt8]
     private var start = 0
     private var end = 0
 
-    init(descriptor: Int32, capacity: Int = 64 << 10) {
+    public init(descriptor: Int32, capacity: Int = 64 << 10) {
         self.descriptor = descriptor
         buffer = [UInt8](repeating: 0, count: capacity)
     }
 
     /// The next frame; `nil` at end of stream, on a read error or on a corrupt length.
-    mutating func next() -> WorkerFrame? {
+    public mutating func next() -> WorkerFrame? {
         while true {
             if end - start >= 4 {
                 let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }

@@ -3,14 +3,26 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PluginBuilder
-import ServingCore
+
+/// The version of the C ABI between the server and its plugins (mirrors `_AutoServePlugin.abiVersion`).
+public enum PluginABI {
+    public static let version: UInt32 = 1
+}
+
+/// A plugin that could not be loaded or initialised.
+public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
 
 /// A plugin's shared library, opened with `dlopen` and never closed.
 ///
 /// `dlclose` of a Swift library crashes the host later (the runtime keeps its type metadata), so a library
 /// stays mapped for the life of the process; each version has its own file, so nothing is ever reused.
-struct PluginLibrary: @unchecked Sendable {
+public struct PluginLibrary: @unchecked Sendable {
     typealias ABIFunction = @convention(c) () -> UInt32
     typealias CreateFunction = @convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> UnsafeMutableRawPointer?
     typealias PredictFunction = @convention(c) (
@@ -23,7 +35,7 @@ struct PluginLibrary: @unchecked Sendable {
     let destroy: DestroyFunction
 
     /// Opens the library and resolves the four entry points of the C ABI under `entrySymbol`.
-    static func open(path: String, entrySymbol: String) throws(PluginLoadError) -> PluginLibrary {
+    public static func open(path: String, entrySymbol: String) throws(PluginLoadError) -> PluginLibrary {
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw PluginLoadError("dlopen failed: \(reason)")
@@ -44,13 +56,38 @@ struct PluginLibrary: @unchecked Sendable {
             destroy: try symbol("destroy", as: DestroyFunction.self)
         )
     }
+
+    /// Runs the model's `init(path:)` once: the instance, or the error it threw.
+    public func instantiate(folder: String) throws(PluginLoadError) -> PluginInstance {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let instance = create(folder, &error) else {
+            let message = error.map { String(cString: $0) } ?? "init(path:) failed"
+            free(error)
+            throw PluginLoadError(message)
+        }
+        return PluginInstance(library: self, instance: instance)
+    }
 }
 
-/// A plugin that could not be loaded or initialised.
-public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
-    public var message: String
+/// One model instance made by a plugin's `init(path:)`, called through the C ABI.
+public struct PluginInstance: @unchecked Sendable {
+    let library: PluginLibrary
+    let instance: UnsafeMutableRawPointer
 
-    public init(_ message: String) { self.message = message }
+    /// The plugin's raw answer: its status code and the output or message bytes.
+    public func call(variables: [UInt8]) -> (Int32, [UInt8]) {
+        var output: UnsafeMutablePointer<UInt8>?
+        var outputCount = 0
+        let status = variables.withUnsafeBufferPointer { input in
+            library.predict(instance, input.baseAddress, input.count, &output, &outputCount)
+        }
+        guard let output else { return (3, Array("the plugin returned no output".utf8)) }
+        defer { free(output) }
+        return (status, Array(UnsafeBufferPointer(start: output, count: outputCount)))
+    }
 
-    public var description: String { message }
+    /// Releases the instance; the library stays mapped.
+    public func destroy() {
+        library.destroy(instance)
+    }
 }

@@ -1,8 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CGitShims
-import Foundation
+import CSystemShims
 
 /// How a worker answers frames: on the thread that read them, unless a call is slow.
 ///
@@ -15,13 +14,13 @@ final class WorkerLoop: @unchecked Sendable {
     static let handOver: Int64 = 1_000_000  // 1 ms, in nanoseconds
     static let maximumThreads = 64
 
-    let model: InProcessModel
+    let instance: PluginInstance
     /// Read only by the thread that holds the reading; handed over under `lock`.
     private var reader = FrameReader(descriptor: WorkerMain.requestDescriptor)
-    private let writing = NSLock()
+    private let writing = Condition()
     private let timer = autoserve_timer_create()
 
-    private let lock = NSCondition()
+    private let lock = Condition()
     /// Bumped at every hand-over: a thread whose generation is stale no longer reads.
     private var generation: UInt64 = 0
     /// Whether the reading thread is inside a call (the only time it may be relieved).
@@ -31,12 +30,12 @@ final class WorkerLoop: @unchecked Sendable {
     private var threads = 1
     private var offered = false
 
-    init(model: InProcessModel) {
-        self.model = model
+    init(instance: PluginInstance) {
+        self.instance = instance
     }
 
     func run() -> Never {
-        if timer >= 0 { Thread.detachNewThread { self.relieveSlowCalls() } }
+        if timer >= 0 { startThread { self.relieveSlowCalls() } }
         read(from: 0)
     }
 
@@ -51,7 +50,7 @@ final class WorkerLoop: @unchecked Sendable {
                 callsInFlight += 1
             }
             if timer >= 0 { _ = autoserve_timer_arm(timer, Self.handOver) }
-            let (status, bytes) = model.call(variables: frame.payload)
+            let (status, bytes) = instance.call(variables: frame.payload)
             let sent = writing.withLock {
                 WorkerFrame.write(WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes), to: WorkerMain.responseDescriptor)
             }
@@ -95,7 +94,7 @@ final class WorkerLoop: @unchecked Sendable {
                 lock.broadcast()  // parked threads and a finishing one share the condition
             } else {
                 threads += 1
-                Thread.detachNewThread { self.read(from: next) }
+                startThread { self.read(from: next) }
             }
             lock.unlock()
         }

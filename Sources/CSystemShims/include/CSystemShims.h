@@ -1,0 +1,16 @@
+#ifndef AUTOSERVE_CSYSTEM_SHIMS_H
+#define AUTOSERVE_CSYSTEM_SHIMS_H
+
+/// The worker process's C calls that Swift cannot make: prctl is variadic, and Glibc's Swift module does not
+/// export timerfd.
+
+/// Asks the kernel to SIGKILL this process when its parent dies (Linux; a no-op returning 0 elsewhere).
+int autoserve_kill_me_with_parent(void);
+
+/// A monotonic one-shot timer read as a descriptor: the descriptor, or -1 (and -1 off Linux).
+int autoserve_timer_create(void);
+
+/// Arms the timer to expire once after `nanoseconds`, or disarms it with 0. Returns 0 or -1.
+int autoserve_timer_arm(int descriptor, long long nanoseconds);
+
+#endif

@@ -1,0 +1,27 @@
+#include "CSystemShims.h"
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#include <signal.h>
+int autoserve_kill_me_with_parent(void) {
+    return prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+#else
+int autoserve_kill_me_with_parent(void) { return 0; }
+#endif
+
+#ifdef __linux__
+#include <sys/timerfd.h>
+int autoserve_timer_create(void) {
+    return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+}
+int autoserve_timer_arm(int descriptor, long long nanoseconds) {
+    struct itimerspec spec = {0};
+    spec.it_value.tv_sec = nanoseconds / 1000000000LL;
+    spec.it_value.tv_nsec = nanoseconds % 1000000000LL;
+    return timerfd_settime(descriptor, 0, &spec, 0);
+}
+#else
+int autoserve_timer_create(void) { return -1; }
+int autoserve_timer_arm(int descriptor, long long nanoseconds) { return -1; }
+#endif

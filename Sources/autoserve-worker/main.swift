@@ -1,0 +1,19 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import PluginRuntime
+
+// autoserve-worker --library PATH --entry-symbol NAME --folder PATH
+// Started by the server (MODEL_ISOLATION=process), one per worker process of a model version; not for people.
+var options: [String: String] = [:]
+var arguments = CommandLine.arguments.dropFirst()
+while let flag = arguments.popFirst() {
+    guard flag.hasPrefix("--"), let value = arguments.popFirst() else { break }
+    options[flag] = value
+}
+guard let library = options["--library"], let entrySymbol = options["--entry-symbol"], let folder = options["--folder"] else {
+    let usage = "usage: autoserve-worker --library PATH --entry-symbol NAME --folder PATH (started by autoserve serve)\n"
+    _ = usage.withCString { write(2, $0, strlen($0)) }
+    exit(64)
+}
+WorkerMain.run(library: library, entrySymbol: entrySymbol, folder: folder)
