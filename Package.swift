@@ -68,7 +68,10 @@ let package = Package(
         // Loader: dlopen, the C ABI, examples.
         .target(
             name: "PluginLoader",
-            dependencies: ["ServingCore", "PluginBuilder", "PluginRuntime", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ServingCore", "PluginBuilder", "PluginRuntime", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Manager: states, versions, availability-preserving swaps.

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import NIOCore
+import NIOPosix
 import PluginBuilder
 import PluginRuntime
 import ServingCore
@@ -75,7 +77,7 @@ final class WorkerConnection: @unchecked Sendable {
         let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
             connection.hello.withLock { $0 = continuation }
             DeadlineWatchdog.shared.watch(connection)
-            Thread.detachNewThread { connection.readAnswers() }
+            connection.attachReader()
             Task {
                 try? await Task.sleep(for: startTimeout)
                 if let waiting = connection.hello.withLock({ $0.take() }) {
@@ -88,9 +90,9 @@ final class WorkerConnection: @unchecked Sendable {
         return connection
     }
 
-    /// Sends one row, answered within `timeout` or the worker is killed: `completion` gets the answer on the
-    /// reader thread, or the 504 from the
-    /// `DeadlineWatchdog` (no timer per request), or the 503 when the worker is gone.
+    /// Sends one row, answered within `timeout` or the worker is killed: `completion` gets the answer on an
+    /// event loop, or the 504 from the `DeadlineWatchdog` (no timer per request), or the 503 when the worker
+    /// is gone.
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
         pending.withLock { $0[id] = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout) }
@@ -131,19 +133,36 @@ final class WorkerConnection: @unchecked Sendable {
         writing.withLock { _ = shutdown(requestDescriptor, Int32(SHUT_WR)) }
     }
 
-    /// The reader thread: answers until the pipe ends, then reaps the worker and reports how it ended.
-    private func readAnswers() {
-        var reader = FrameReader(descriptor: responseDescriptor)
-        while let frame = reader.next() {
-            if frame.id == 0 {
-                let result: Result<Void, PluginLoadError> = frame.code == 0
-                    ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
-                if frame.code == 0 { started.store(true, ordering: .releasing) }
-                hello.withLock { $0.take() }?.resume(returning: result)
-                continue
+    /// Reads the answers on the server's event loops, which are awake anyway while requests come in: no
+    /// thread of its own to wake per answer. NIO reads a duplicate of the socket, so sends stay direct calls.
+    private func attachReader() {
+        let input = dup(responseDescriptor)
+        NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AnswerHandler(connection: self)) }
             }
-            pending.withLock { $0.removeValue(forKey: frame.id) }?.completion(InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+            .takingOwnershipOfDescriptor(input: input)
+            .whenFailure { error in
+                Glibc.close(input)
+                self.kill(because: .crashed("the server could not read its answers: \(error)"))
+                Thread.detachNewThread { self.readerEnded() }
+            }
+    }
+
+    /// One frame from the worker: its hello, or the answer to a request.
+    fileprivate func deliver(_ frame: WorkerFrame) {
+        if frame.id == 0 {
+            let result: Result<Void, PluginLoadError> = frame.code == 0
+                ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
+            if frame.code == 0 { started.store(true, ordering: .releasing) }
+            hello.withLock { $0.take() }?.resume(returning: result)
+            return
         }
+        pending.withLock { $0.removeValue(forKey: frame.id) }?.completion(InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+    }
+
+    /// The answers ended: reaps the worker (on its own thread, `waitpid` blocks) and reports how it ended.
+    fileprivate func readerEnded() {
         DeadlineWatchdog.shared.forget(self)
         Glibc.close(responseDescriptor)
         var status: Int32 = 0
@@ -258,6 +277,49 @@ final class DeadlineWatchdog: @unchecked Sendable {
     /// Called once the worker's pipe has ended: nothing of it is waiting any more.
     func forget(_ connection: WorkerConnection) {
         _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+}
+
+/// Cuts the worker's byte stream into frames and hands each to its connection; the end of the stream (or a
+/// corrupt frame) ends the connection.
+final class AnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let connection: WorkerConnection
+    private var buffer = ByteBuffer()
+    private var ended = false
+
+    init(connection: WorkerConnection) {
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        buffer.writeBuffer(&bytes)
+        while let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) {
+            guard length >= 9, length <= WorkerFrame.maximumLength else {
+                context.close(promise: nil)
+                return
+            }
+            guard buffer.readableBytes >= 4 + Int(length) else { break }
+            buffer.moveReaderIndex(forwardBy: 4)
+            guard let id = buffer.readInteger(endianness: .little, as: UInt64.self), let code = buffer.readInteger(as: UInt8.self),
+                let payload = buffer.readBytes(length: Int(length) - 9)
+            else { break }
+            connection.deliver(WorkerFrame(id: id, code: code, payload: payload))
+        }
+        buffer.discardReadBytes()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        guard !ended else { return }
+        ended = true
+        let connection = connection
+        Thread.detachNewThread { connection.readerEnded() }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }
 
