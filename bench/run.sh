@@ -125,6 +125,8 @@ expect_answer() {  # expect_answer <url> <body> <text>: one request must answer 
 }
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+pss_kb() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+private_kb() { awk '/^Private_(Clean|Dirty):/ { n += $2 } END { print n + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
 trivial_models() {  # trivial_models <folder> <count> <prefix>: copies of bench/models/Trivial
     mkdir -p "$1"
@@ -216,7 +218,9 @@ worker_count=$(echo "$workers" | grep -c . || true)
 worker_rss=$(for pid in $workers; do rss_kb "$pid"; done | sort -n)
 worker_max=$(echo "$worker_rss" | tail -1)
 worker_median=$(echo "$worker_rss" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-worker_total=$(echo "$worker_rss" | awk '{ n += $1 } END { print n + 0 }')
+worker_pss=$(for pid in $workers; do pss_kb "$pid"; done | awk '{ n += $1 } END { print n + 0 }')
+worker_private=$(for pid in $workers; do private_kb "$pid"; done | sort -n | tail -1)
+server_pss=$(pss_kb "$SERVER")
 stop_all
 
 # The report: every figure with its baseline, and each goal met or not.
@@ -267,7 +271,8 @@ proc="AutoServe process POST /Iris"
     echo "| warm: cached plugins to /readyz 200 | $warm_ms ms | $baseline_start ms |"
     echo "| server RSS | $(mb "$server_rss") MB | $(mb "$baseline_rss") MB |"
     echo "| worker RSS, median / largest ($worker_count workers) | $(mb "$worker_median") / $(mb "$worker_max") MB | |"
-    echo "| all workers together | $(mb "$worker_total") MB | |"
+    echo "| largest worker's private memory (USS; the rest is library pages shared by every worker and the server) | $(mb "$worker_private") MB | |"
+    echo "| server and all workers together (PSS: shared pages divided among the processes that map them) | $(mb $((server_pss + worker_pss))) MB | |"
     echo
     echo "| goal | measured | target | |"
     echo "|---|---|---|---|"
