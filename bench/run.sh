@@ -23,7 +23,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 STARTUP_MODELS=${STARTUP_MODELS:-50}
 PORT=${PORT:-18440}
-PORTS=($PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)))
+PORTS=($PORT $((PORT + 1)) $((PORT + 2)))
 REPORT=${REPORT:-$ROOT/.build/bench-report.md}
 WORK=$(mktemp -d)
 RESULTS=$WORK/results.tsv
@@ -150,8 +150,8 @@ read -r decode_foundation decode_sdk decode_ratio _ < <("$WORK/decoder/bench")
 log "decoding: JSONDecoder $decode_foundation µs, the SDK's decoder $decode_sdk µs per row"
 
 # 1 and 2. The baseline (a hand-written Hummingbird server) and AutoServe serving the same model, in-process
-# and in worker processes, and (3) Flask: same body, same connections, loaded in turn.
-log "1-3/6 baseline (bench/baseline), AutoServe serving models_serve/Iris, and Flask + gunicorn (1 worker, 18 threads)"
+# and in worker processes: same body, same connections, loaded in turn.
+log "1-2/6 baseline (bench/baseline) and AutoServe serving models_serve/Iris"
 start=$(now_ms)
 PORT=${PORTS[0]} "$BASELINE" "$ROOT/models_serve/Iris/weights.json" > "$WORK/baseline.log" 2>&1 &
 SERVERS+=($!)
@@ -159,11 +159,6 @@ baseline_pid=$!
 wait_for 60 curl -sf "127.0.0.1:${PORTS[0]}/hello"
 baseline_start=$(( $(now_ms) - start ))
 baseline_rss=$(rss_kb "$baseline_pid")
-# 3. The Python design AutoServe replaces, deployed as it was, loaded in the same rotation.
-MODELS_DIR=$ROOT/bench/flask/models "$VENV/bin/gunicorn" -w 1 --threads 18 -b "127.0.0.1:${PORTS[3]}" \
-    --chdir "$ROOT/bench/flask" --log-level warning app:app > "$WORK/flask.log" 2>&1 &
-SERVERS+=($!)
-wait_for 60 curl -sf "127.0.0.1:${PORTS[3]}/hello"
 autoserve iris-inprocess "${PORTS[1]}" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=inprocess
 autoserve iris-process "${PORTS[2]}" MODELS_DIR="$WORK/iris" MODEL_ISOLATION=process
 for port in "${PORTS[@]}"; do expect_answer "127.0.0.1:$port/Iris" "$IRIS_BODY" '"iris_class":"setosa"'; done
@@ -172,8 +167,17 @@ rounds "baseline GET /hello" "http://127.0.0.1:${PORTS[0]}/hello" "" \
     "AutoServe process GET /healthz" "http://127.0.0.1:${PORTS[2]}/healthz" "" \
     "baseline POST /Iris" "http://127.0.0.1:${PORTS[0]}/Iris" "$IRIS" \
     "AutoServe inprocess POST /Iris" "http://127.0.0.1:${PORTS[1]}/Iris" "$IRIS" \
-    "AutoServe process POST /Iris" "http://127.0.0.1:${PORTS[2]}/Iris" "$IRIS" \
-    "Flask POST /Iris" "http://127.0.0.1:${PORTS[3]}/Iris" "$IRIS"
+    "AutoServe process POST /Iris" "http://127.0.0.1:${PORTS[2]}/Iris" "$IRIS"
+stop_all
+
+# 3. The Python design AutoServe replaces, deployed as it was.
+log "3/6 Flask + gunicorn (1 worker, 18 threads)"
+MODELS_DIR=$ROOT/bench/flask/models "$VENV/bin/gunicorn" -w 1 --threads 18 -b "127.0.0.1:$PORT" \
+    --chdir "$ROOT/bench/flask" --log-level warning app:app > "$WORK/flask.log" 2>&1 &
+SERVERS+=($!)
+wait_for 60 curl -sf "127.0.0.1:$PORT/hello"
+expect_answer "127.0.0.1:$PORT/Iris" "$IRIS_BODY" '"iris_class":"setosa"'
+warm_and_measure "Flask POST /Iris" "http://127.0.0.1:$PORT/Iris" "$IRIS"
 stop_all
 
 # 4. /all over 10 trivial models against one model's route.
