@@ -204,30 +204,21 @@ final class JSONTape {
         return key.utf8.elementsEqual(bytes[node.start..<node.end])
     }
 
-    /// The key indices of the object at `index`, in document order.
-    func memberKeys(of index: Int) -> [Int] {
-        var keys: [Int] = []
-        keys.reserveCapacity(nodes[index].count)
-        var cursor = index + 1
-        let end = nodes[index].next
-        while cursor < end {
-            keys.append(cursor)
-            cursor = nodes[cursor + 1].next
-        }
-        return keys
-    }
+    /// The key indices of the object at `index`, in document order (each key's value follows it).
+    func memberKeys(of index: Int) -> [Int] { children(of: index) { nodes[$0 + 1].next } }
 
     /// The element indices of the array at `index`.
-    func elements(of index: Int) -> [Int] {
-        var elements: [Int] = []
-        elements.reserveCapacity(nodes[index].count)
+    func elements(of index: Int) -> [Int] { children(of: index) { nodes[$0].next } }
+
+    private func children(of index: Int, after: (Int) -> Int) -> [Int] {
+        var children: [Int] = []
+        children.reserveCapacity(nodes[index].count)
         var cursor = index + 1
-        let end = nodes[index].next
-        while cursor < end {
-            elements.append(cursor)
-            cursor = nodes[cursor].next
+        while cursor < nodes[index].next {
+            children.append(cursor)
+            cursor = after(cursor)
         }
-        return elements
+        return children
     }
 
     func string(at index: Int) throws -> String {
