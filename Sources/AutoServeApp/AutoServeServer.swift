@@ -42,9 +42,10 @@ public struct AutoServeServer: Sendable {
         frontend.adminToken = configuration.adminToken
         frontend.webhookSecret = configuration.webhookSecret
         frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch
-        let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger)
+        let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger, serverName: "autoserve")
         let application = Application(
             responder: responder,
+            server: .http1(configuration: .init(additionalChannelHandlers: responder.scoringHandlers())),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "autoserve"),
             services: [manager, SignalReloader(manager: manager)],
             onServerRunning: { channel in

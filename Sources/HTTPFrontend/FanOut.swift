@@ -1,60 +1,97 @@
+import NIOCore
+import NIOPosix
 import ServingCore
 import Synchronization
 
-/// Scores one row with several models at once, for `/all`.
+/// Hands a row to models and collects their answers through callbacks, without a task per model.
 enum FanOut {
-    /// The predictions in the order of `runners`, all requested before any is awaited.
-    ///
-    /// Worker processes are sent every row first and the request suspends once until the last answer; models
-    /// in the server's process run in a task group, in parallel on the cooperative pool.
-    static func predict(_ variables: [UInt8], with runners: [any ModelRunner]) async -> [Prediction] {
-        let callbacks = runners.compactMap { $0 as? any CallbackModelRunner }
-        if !runners.isEmpty, callbacks.count == runners.count {
-            return await withUnsafeContinuation { continuation in
-                let answers = Answers(count: callbacks.count, continuation: continuation)
-                for (index, runner) in callbacks.enumerated() {
-                    runner.predict(variables: variables) { answers.deliver($0, at: index) }
-                }
-            }
-        }
-        return await withTaskGroup(of: (Int, Prediction).self) { group in
-            for (index, runner) in runners.enumerated() {
-                group.addTask { (index, await runner.predict(variables: variables)) }
-            }
-            var predictions = [Prediction](repeating: .failure(PredictionFailure(.unavailable, "no answer")), count: runners.count)
-            for await (index, prediction) in group { predictions[index] = prediction }
-            return predictions
+    /// One model's answer: a worker process answers on an event loop, a model in the server's process on
+    /// this thread, any other runner in a task.
+    static func predict(_ variables: [UInt8], with runner: any ModelRunner, completion: @escaping @Sendable (Prediction) -> Void) {
+        switch runner {
+        case let runner as any CallbackModelRunner:
+            runner.predict(variables: variables, completion: completion)
+        case let runner as any ImmediateModelRunner:
+            completion(runner.predictNow(variables: variables))
+        default:
+            Task { completion(await runner.predict(variables: variables)) }
         }
     }
 
-    /// Collects the answers of callback runners and resumes the request with the last one.
+    /// Every model's answer, in the order of `runners`, once the last one is in. The row goes to every worker
+    /// process first; models in the server's process then run on the event loops in turn, in parallel.
+    static func predict(_ variables: [UInt8], with runners: [any ModelRunner], completion: @escaping @Sendable ([Prediction]) -> Void) {
+        guard !runners.isEmpty else { return completion([]) }
+        let answers = Answers(count: runners.count, completion: completion)
+        for (index, runner) in runners.enumerated() {
+            switch runner {
+            case let runner as any CallbackModelRunner:
+                runner.predict(variables: variables) { answers.deliver($0, at: index) }
+            case let runner as any ImmediateModelRunner:
+                MultiThreadedEventLoopGroup.singleton.next().execute { answers.deliver(runner.predictNow(variables: variables), at: index) }
+            default:
+                Task { answers.deliver(await runner.predict(variables: variables), at: index) }
+            }
+        }
+    }
+
+    /// Collects the answers and passes them on with the last one.
     final class Answers: Sendable {
         struct State {
             var predictions: [Prediction]
             var answered: [Bool]
             var remaining: Int
-            var continuation: UnsafeContinuation<[Prediction], Never>?
         }
 
         let state: Mutex<State>
+        let completion: @Sendable ([Prediction]) -> Void
 
-        init(count: Int, continuation: UnsafeContinuation<[Prediction], Never>) {
+        init(count: Int, completion: @escaping @Sendable ([Prediction]) -> Void) {
             state = Mutex(State(
                 predictions: Array(repeating: .failure(PredictionFailure(.unavailable, "no answer")), count: count),
-                answered: Array(repeating: false, count: count), remaining: count, continuation: continuation
+                answered: Array(repeating: false, count: count), remaining: count
             ))
+            self.completion = completion
         }
 
         func deliver(_ prediction: Prediction, at index: Int) {
-            let finished = state.withLock { state -> (UnsafeContinuation<[Prediction], Never>, [Prediction])? in
+            let finished = state.withLock { state -> [Prediction]? in
                 guard !state.answered[index] else { return nil }
                 state.answered[index] = true
                 state.predictions[index] = prediction
                 state.remaining -= 1
-                guard state.remaining == 0, let continuation = state.continuation.take() else { return nil }
-                return (continuation, state.predictions)
+                return state.remaining == 0 ? state.predictions : nil
             }
-            if let (continuation, predictions) = finished { continuation.resume(returning: predictions) }
+            if let finished { completion(finished) }
+        }
+    }
+}
+
+/// Resumes a request on the event loop it was running on when it suspended (Swift concurrency runs on the
+/// server's event loops): a worker's answer is read on whichever loop owns that worker's socket, and
+/// resuming there would move the rest of the request, and its response, to another thread.
+struct ResumeAtHome<Value: Sendable>: Sendable {
+    let continuation: UnsafeContinuation<Value, Never>
+    let home: (any EventLoop)?
+
+    init(_ continuation: UnsafeContinuation<Value, Never>) {
+        self.continuation = continuation
+        self.home = MultiThreadedEventLoopGroup.currentEventLoop
+    }
+
+    func resume(returning value: Value) {
+        if let home, !home.inEventLoop {
+            home.execute { continuation.resume(returning: value) }
+        } else {
+            continuation.resume(returning: value)
+        }
+    }
+
+    /// Runs `start` with a callback that resumes the caller at home.
+    static func awaiting(_ start: (@escaping @Sendable (Value) -> Void) -> Void) async -> Value {
+        await withUnsafeContinuation { continuation in
+            let home = ResumeAtHome(continuation)
+            start { home.resume(returning: $0) }
         }
     }
 }

@@ -3,28 +3,38 @@ import HTTPTypes
 public import Hummingbird
 public import Logging
 public import ModelManager
+public import NIOCore
 public import ServingCore
 
 /// The HTTP frontend: maps requests to models and answers every route of SPEC 4.
 ///
-/// Each request reads one registry snapshot and holds the `ServingVersion` it found until it answers, so
-/// a swap in the middle never changes the version it runs on. No error escapes: every failure becomes the
-/// JSON error body.
+/// Scoring itself is `Scoring`'s, mostly reached through `scoringHandlers()` in the channel pipeline; the
+/// rest comes here through Hummingbird. No error escapes: every failure becomes the JSON error body.
 public struct ServeResponder: HTTPResponder {
     public typealias Context = BasicRequestContext
 
     let manager: ModelManager
     let configuration: FrontendConfiguration
     let metrics: Metrics
+    let scoring: Scoring
     let logger: Logger
 
-    public init(manager: ModelManager, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger) {
+    /// `serverName` is the `Server` header of the answers given in the channel pipeline (Hummingbird adds
+    /// its configuration's to the others).
+    public init(manager: ModelManager, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String? = nil) {
         self.manager = manager
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
+        self.scoring = Scoring(manager: manager, configuration: configuration, metrics: metrics, logger: logger, serverName: serverName)
         metrics.declare("autoserve_requests_total", type: "counter", help: "Scoring requests by model, status and version.", labels: ["model", "status", "version"])
         metrics.declare("autoserve_request_duration_seconds", type: "histogram", help: "Scoring latency by model.", labels: ["model"])
+    }
+
+    /// The handlers to add to each HTTP/1 connection's pipeline (`HTTP1Channel.Configuration`'s
+    /// `additionalChannelHandlers`): scoring requests are answered there, on the event loop.
+    public func scoringHandlers() -> [any RemovableChannelHandler] {
+        [ScoringChannelHandler(scoring: scoring)]
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -51,9 +61,6 @@ public struct ServeResponder: HTTPResponder {
         switch route {
         case "":
             return only([.get, .head], request) ?? json(200, IndexDocument.render(manager.snapshot(), prefix: configuration.prefix))
-        case "all":
-            if let refusal = only([.get, .post], request) { return refusal }
-            return await scoreAll(request)
         default:
             if let refusal = only([.get, .post], request) { return refusal }
             return await score(route, request)
@@ -75,118 +82,30 @@ public struct ServeResponder: HTTPResponder {
 
     // MARK: - Scoring
 
-    func score(_ name: String, _ request: Request) async -> Response {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let snapshot = manager.snapshot()
-        guard let status = snapshot.models[name] else {
-            let available = snapshot.servingVersions.map(\.name.rawValue)
-            let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
-            return record(name, nil, start, clock, notFound("no model named '\(name)'; \(list) (see \(configuration.prefix)/)"))
-        }
-        guard let version = status.serving else {
-            return record(name, nil, start, clock, Self.notReady(status).response())
-        }
-        let variables: [UInt8]
-        switch await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes) {
-        case .success(let bytes): variables = bytes
-        case .failure(let error): return record(name, version.version, start, clock, error.response())
-        }
-        let response: Response
-        switch await version.runner.predict(variables: variables) {
-        case .output(let bytes):
-            response = json(200, bytes, headers: [.modelVersion: version.version])
-        case .failure(let failure):
-            var error = APIError(failure, model: name)
-            error.headers[.modelVersion] = version.version
-            response = error.response()
-        }
-        return record(name, version.version, start, clock, response)
-    }
-
-    /// Scores one row against every ready model at once; failures go under `_errors`.
-    func scoreAll(_ request: Request) async -> Response {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let snapshot = manager.snapshot()
-        let variables: [UInt8]
-        switch await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes) {
-        case .success(let bytes): variables = bytes
-        case .failure(let error): return record("all", nil, start, clock, error.response())
-        }
-        let versions = snapshot.servingVersions
-        guard !versions.isEmpty else {
-            let message = snapshot.isReady ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
-            return record("all", nil, start, clock, APIError(status: 503, code: "no_model_ready", message: message).response())
-        }
-        let predictions = await FanOut.predict(variables, with: versions.map(\.runner))
-        var results: [String: Prediction] = [:]
-        for (version, prediction) in zip(versions, predictions) { results[version.name.rawValue] = prediction }
-        var outputs: [(String, [UInt8])] = []
-        var errors: [(String, APIError)] = []
-        for (name, prediction) in results {
-            switch prediction {
-            case .output(let bytes): outputs.append((name, bytes))
-            case .failure(let failure): errors.append((name, APIError(failure, model: name)))
+    /// A scoring request that came through Hummingbird (the `ScoringChannelHandler` answers most of them
+    /// before they get here): the body is read, then scored like there.
+    func score(_ route: String, _ request: Request) async -> Response {
+        let scoring = scoring
+        let variables = await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes)
+        let answer = await ResumeAtHome<Scoring.Answer>.awaiting { completion in
+            if route == "all" {
+                scoring.scoreAll(variables, completion: completion)
+            } else {
+                scoring.scoreOne(route, variables, completion: completion)
             }
         }
-        for (name, status) in snapshot.models where status.serving == nil {
-            errors.append((name, Self.notReady(status)))
-        }
-        outputs.sort { $0.0 < $1.0 }
-        errors.sort { $0.0 < $1.0 }
-        var body: [UInt8] = [UInt8(ascii: "{")]
-        for (name, bytes) in outputs {
-            if body.count > 1 { body.append(UInt8(ascii: ",")) }
-            JSONWriter.writeString(name, into: &body)
-            body.append(UInt8(ascii: ":"))
-            body.append(contentsOf: bytes)
-        }
-        if !errors.isEmpty {
-            if body.count > 1 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: #""_errors":{"#.utf8)
-            for (position, (name, error)) in errors.enumerated() {
-                if position > 0 { body.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(name, into: &body)
-                body.append(UInt8(ascii: ":"))
-                body.append(contentsOf: error.errorObject)
-            }
-            body.append(UInt8(ascii: "}"))
-        }
-        var status = 200
-        if outputs.isEmpty {
-            let answered = errors.filter { name, _ in results[name] != nil }.map { $0.1 }
-            let statuses = Set(answered.map(\.status.code))
-            status = statuses.count == 1 ? statuses.first! : 500
-            let summary = APIError(status: status, code: "no_model_answered", message: "no model answered this row; each model's error is under _errors")
-            if body.count > 1 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: #""error":"#.utf8)
-            body.append(contentsOf: summary.errorObject)
-        }
-        body.append(UInt8(ascii: "}"))
-        return record("all", nil, start, clock, json(status, body))
+        return json(answer.status, answer.body, headers: answer.headers)
     }
 
-    static func notReady(_ status: ModelStatus) -> APIError {
-        switch status.state {
-        case .loading:
-            let version = status.pendingVersion.map { " version \($0.prefix(12))" } ?? ""
-            return APIError(status: 503, code: "model_loading", message: "\(status.folderName) is loading\(version); retry in a few seconds")
-        case .failed, .ready:
-            let reason = status.lastError.map { "\($0.diagnostic)" } ?? "no version could be loaded"
-            return APIError(status: 503, code: "model_failed", message: "\(status.folderName) has no version serving: \(reason); fix the folder and sync again")
-        }
-    }
-
-    func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ clock: ContinuousClock, _ response: Response) -> Response {
-        let seconds = (clock.now - start).seconds
-        let status = String(response.status.code)
-        metrics.increment("autoserve_requests_total", labels: [model, status, version ?? ""])
+    /// Counts a scoring request in the metrics (and the debug log).
+    static func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, status: Int, metrics: Metrics, logger: Logger) {
+        let seconds = (ContinuousClock.now - start).seconds
+        let code = String(status)
+        metrics.increment("autoserve_requests_total", labels: [model, code, version ?? ""])
         metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)
         if logger.logLevel <= .debug {
-            logger.debug("request", metadata: ["model": "\(model)", "status": "\(status)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
+            logger.debug("request", metadata: ["model": "\(model)", "status": "\(code)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
         }
-        return response
     }
 
     // MARK: - Health, readiness, metrics

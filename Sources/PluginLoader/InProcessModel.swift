@@ -6,7 +6,7 @@ public import ServingCore
 /// The instance is created once per loaded version by the model's `init(path:)`; `predict` calls straight
 /// into the plugin on the caller's thread, the lowest-latency path. Releasing the last reference (the
 /// version is replaced and its requests in flight are done) destroys the instance; the library stays.
-public final class InProcessModel: ModelRunner, @unchecked Sendable {
+public final class InProcessModel: ImmediateModelRunner, @unchecked Sendable {
     let instance: PluginInstance
 
     init(_ instance: PluginInstance) {
@@ -21,7 +21,7 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
         predictNow(variables: variables)
     }
 
-    /// The synchronous call, for callers that are already off the request path.
+    /// The call itself, on the caller's thread.
     public func predictNow(variables: [UInt8]) -> Prediction {
         let (status, bytes) = instance.call(variables: variables)
         return Self.prediction(status: status, bytes: bytes)

@@ -46,6 +46,20 @@ final class WorkerConnection: @unchecked Sendable {
     private let pending = Mutex<[UInt64: Waiting]>([:])
     private let nextID = Atomic<UInt64>(1)
     private let writing = NSLock()
+    /// Frames sent from an event loop wait here and leave together, so that the worker wakes once per batch
+    /// rather than once per row: at the end of the loop's turn when the worker has answered everything, else
+    /// when its next answers come in (it is about to read again), or after `holdLimit` at the latest (a slow
+    /// call may be all it has left to answer).
+    private let outbox = Mutex<Outbox>(Outbox())
+    struct Outbox {
+        var bytes: [UInt8] = []
+        var ids: [UInt64] = []
+        /// Frames written and not answered yet.
+        var unanswered = 0
+        var flushScheduled = false
+        var holdScheduled = false
+    }
+    static let holdLimit: TimeAmount = .milliseconds(1)
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
     private let hello = Mutex<CheckedContinuation<Result<Void, PluginLoadError>, Never>?>(nil)
@@ -96,9 +110,64 @@ final class WorkerConnection: @unchecked Sendable {
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
         let id = nextID.add(1, ordering: .relaxed).oldValue
         pending.withLock { $0[id] = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout) }
-        let sent = writing.withLock { WorkerFrame.write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables), to: requestDescriptor) }
-        if !sent, let waiting = pending.withLock({ $0.removeValue(forKey: id) }) {
-            waiting.completion(.failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
+        let frame = WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables)
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
+            outbox.withLock { $0.unanswered += 1 }
+            write(frame.encoded(), ids: [id])
+            return
+        }
+        enum Flush { case scheduled, atEndOfTurn, atHoldLimit }
+        let flush = outbox.withLock { outbox -> Flush in
+            frame.append(to: &outbox.bytes)
+            outbox.ids.append(id)
+            if outbox.unanswered == 0 {
+                guard !outbox.flushScheduled else { return .scheduled }
+                outbox.flushScheduled = true
+                return .atEndOfTurn
+            }
+            guard !outbox.holdScheduled else { return .scheduled }
+            outbox.holdScheduled = true
+            return .atHoldLimit
+        }
+        switch flush {
+        case .scheduled: break
+        case .atEndOfTurn: loop.execute { self.flushOutbox() }
+        case .atHoldLimit:
+            loop.scheduleTask(in: Self.holdLimit) {
+                self.outbox.withLock { $0.holdScheduled = false }
+                self.flushOutbox()
+            }
+        }
+    }
+
+    /// Writes the frames waiting in the outbox, if any.
+    private func flushOutbox() {
+        let (bytes, ids) = outbox.withLock { outbox in
+            outbox.flushScheduled = false
+            outbox.unanswered += outbox.ids.count
+            defer { (outbox.bytes, outbox.ids) = ([], []) }
+            return (outbox.bytes, outbox.ids)
+        }
+        write(bytes, ids: ids)
+    }
+
+    /// The worker answered `count` frames in one write, so it is about to read: the frames that waited for
+    /// it go now.
+    fileprivate func answered(_ count: Int) {
+        let waiting = outbox.withLock { outbox in
+            outbox.unanswered -= count
+            return !outbox.ids.isEmpty
+        }
+        if waiting { flushOutbox() }
+    }
+
+    /// Writes frames to the worker; when it is gone, their requests fail at once with 503.
+    private func write(_ bytes: [UInt8], ids: [UInt64]) {
+        guard !bytes.isEmpty, !writing.withLock({ WorkerFrame.write(bytes, to: requestDescriptor) }) else { return }
+        for id in ids {
+            pending.withLock { $0.removeValue(forKey: id) }?.completion(
+                .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly"))
+            )
         }
     }
 
@@ -296,6 +365,8 @@ final class AnswerHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         buffer.writeBuffer(&bytes)
+        var answers = 0
+        defer { if answers > 0 { connection.answered(answers) } }
         while let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) {
             guard length >= 9, length <= WorkerFrame.maximumLength else {
                 context.close(promise: nil)
@@ -306,6 +377,7 @@ final class AnswerHandler: ChannelInboundHandler {
             guard let id = buffer.readInteger(endianness: .little, as: UInt64.self), let code = buffer.readInteger(as: UInt8.self),
                 let payload = buffer.readBytes(length: Int(length) - 9)
             else { break }
+            if id != 0 { answers += 1 }
             connection.deliver(WorkerFrame(id: id, code: code, payload: payload))
         }
         buffer.discardReadBytes()

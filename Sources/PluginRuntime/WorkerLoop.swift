@@ -6,19 +6,29 @@ import CSystemShims
 /// How a worker answers frames: on the thread that read them, unless a call is slow.
 ///
 /// Handing every frame to another thread costs a wake-up per request, as much as a fast model's work. So the
-/// reading thread runs each call itself, with a one-shot timer armed (one system call, no wake-up). When a
-/// call outlasts `handOver`, the timer's thread passes the reading to a parked thread (or a new one, up to
+/// reading thread runs each call itself, under a one-shot timer (a system call, no wake-up, re-armed only
+/// when the last arming is `rearmAfter` old, so a busy worker arms it a few thousand times a second rather
+/// than once per row). When a call outlasts `handOver` (or `handOver - rearmAfter`), the timer's thread passes the reading to a parked thread (or a new one, up to
 /// `maximumThreads`), so a slow or hung call never holds up the frames behind it; the slow thread parks once
 /// its call is done. `transform_predict` is therefore called from several threads when calls are slow.
+///
+/// Answers to frames that arrived together leave together: the reading thread queues its answers and writes
+/// them in one go when no whole frame is left in its buffer, before it reads again. A server with many rows
+/// in flight thus wakes once per batch, not once per row.
 final class WorkerLoop: @unchecked Sendable {
     static let handOver: Int64 = 1_000_000  // 1 ms, in nanoseconds
+    static let rearmAfter: Int64 = 250_000
     static let maximumThreads = 64
 
     let instance: PluginInstance
     /// Read only by the thread that holds the reading; handed over under `lock`.
     private var reader = FrameReader(descriptor: WorkerMain.requestDescriptor)
     private let writing = Condition()
+    /// Answers not yet written, under `writing`.
+    private var answers: [UInt8] = []
     private let timer = autoserve_timer_create()
+    /// When the timer was last armed (monotonic nanoseconds); used by the thread that holds the reading.
+    private var armedAt = Int64.min / 2
 
     private let lock = Condition()
     /// Bumped at every hand-over: a thread whose generation is stale no longer reads.
@@ -43,26 +53,37 @@ final class WorkerLoop: @unchecked Sendable {
     private func read(from start: UInt64) -> Never {
         var mine = start
         while true {
+            if !reader.hasFrame, !flush() { exit(0) }
             guard let frame = reader.next() else { finish() }
             guard frame.code == WorkerFrame.predict else { continue }
             lock.withLock {
                 readerInCall = true
                 callsInFlight += 1
             }
-            if timer >= 0 { _ = autoserve_timer_arm(timer, Self.handOver) }
-            let (status, bytes) = instance.call(variables: frame.payload)
-            let sent = writing.withLock {
-                WorkerFrame.write(WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes), to: WorkerMain.responseDescriptor)
+            if timer >= 0 {
+                let now = Self.monotonicNanoseconds()
+                if now - armedAt >= Self.rearmAfter {
+                    _ = autoserve_timer_arm(timer, Self.handOver)
+                    armedAt = now
+                }
             }
-            if !sent { exit(0) }
+            let (status, bytes) = instance.call(variables: frame.payload)
+            let answer = WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes)
+            writing.withLock { answer.append(to: &answers) }
             lock.lock()
-            callsInFlight -= 1
             if generation == mine {
-                // The timer stays armed: the next call re-arms it, and an expiry between calls finds no call.
+                // Still the reading thread: its answers go out before it reads again. The timer stays armed:
+                // a later call re-arms it, and an expiry between calls finds no call.
                 readerInCall = false
+                callsInFlight -= 1
                 lock.unlock()
                 continue
             }
+            // Relieved of the reading during the call: answer at once, then park.
+            lock.unlock()
+            if !flush() { exit(0) }
+            lock.lock()
+            callsInFlight -= 1
             lock.broadcast()  // a finishing worker may be waiting for the last call
             parked += 1
             while !offered { lock.wait() }
@@ -70,6 +91,21 @@ final class WorkerLoop: @unchecked Sendable {
             parked -= 1
             mine = generation
             lock.unlock()
+        }
+    }
+
+    static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// Writes every answer not yet written; `false` when the server is gone.
+    private func flush() -> Bool {
+        writing.withLock {
+            guard !answers.isEmpty else { return true }
+            defer { answers.removeAll(keepingCapacity: true) }
+            return WorkerFrame.write(answers, to: WorkerMain.responseDescriptor)
         }
     }
 

@@ -31,16 +31,25 @@ public struct WorkerFrame: Sendable {
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(13 + payload.count)
+        append(to: &bytes)
+        return bytes
+    }
+
+    /// Appends the frame's bytes, so that several frames go out in one write.
+    public func append(to bytes: inout [UInt8]) {
         withUnsafeBytes(of: UInt32(9 + payload.count).littleEndian) { bytes.append(contentsOf: $0) }
         withUnsafeBytes(of: id.littleEndian) { bytes.append(contentsOf: $0) }
         bytes.append(code)
         bytes.append(contentsOf: payload)
-        return bytes
     }
 
     /// Writes a whole frame; `false` when the other side is gone.
     public static func write(_ frame: WorkerFrame, to descriptor: Int32) -> Bool {
-        let bytes = frame.encoded()
+        write(frame.encoded(), to: descriptor)
+    }
+
+    /// Writes whole frames' bytes; `false` when the other side is gone.
+    public static func write(_ bytes: [UInt8], to descriptor: Int32) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let written = bytes.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -68,6 +77,13 @@ public struct FrameReader {
     public init(descriptor: Int32, capacity: Int = 64 << 10) {
         self.descriptor = descriptor
         buffer = [UInt8](repeating: 0, count: capacity)
+    }
+
+    /// Whether a whole frame is already buffered, so that `next()` returns without reading.
+    public var hasFrame: Bool {
+        guard end - start >= 4 else { return false }
+        let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+        return end - start >= 4 + length
     }
 
     /// The next frame; `nil` at end of stream, on a read error or on a corrupt length.

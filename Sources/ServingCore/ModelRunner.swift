@@ -14,6 +14,11 @@ public protocol CallbackModelRunner: ModelRunner {
     func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
 }
 
+/// A runner that answers on the caller's thread without suspending (a plugin in the server's process).
+public protocol ImmediateModelRunner: ModelRunner {
+    func predictNow(variables: [UInt8]) -> Prediction
+}
+
 /// The result of scoring one row.
 public enum Prediction: Sendable {
     /// The bytes of the output JSON object.

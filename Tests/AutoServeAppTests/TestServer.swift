@@ -86,12 +86,14 @@ final class TestServer: Sendable {
     let group: ServiceGroup
     let task: Task<Void, any Error>
     let client: HTTPClient
+    let port: Int
     let modelsDirectory: String
 
     init(server: AutoServeServer, group: ServiceGroup, task: Task<Void, any Error>, port: Int, modelsDirectory: String) {
         self.server = server
         self.group = group
         self.task = task
+        self.port = port
         self.client = HTTPClient(base: "http://127.0.0.1:\(port)")
         self.modelsDirectory = modelsDirectory
     }

@@ -1,0 +1,179 @@
+import HTTPTypes
+import Logging
+import ModelManager
+import NIOCore
+import ServingCore
+
+/// Scores rows: `<prefix>/<Model>` and `<prefix>/all`, for both paths a scoring request can take (the
+/// `ScoringChannelHandler` on the event loop, `ServeResponder` behind Hummingbird), so that both give the
+/// same answers, errors, headers and metrics.
+///
+/// Each request reads one registry snapshot and holds the `ServingVersion` it found until it answers, so
+/// a swap in the middle never changes the version it runs on. The answer goes to a callback, exactly once.
+struct Scoring: Sendable {
+    /// A scoring response before HTTP: `Content-Type` is always JSON.
+    struct Answer: Sendable {
+        var status: Int
+        var headers: HTTPFields = [:]
+        var body: [UInt8]
+    }
+
+    let manager: ModelManager
+    let configuration: FrontendConfiguration
+    let metrics: Metrics
+    let logger: Logger
+    let serverName: String?
+
+    var maxBodyBytes: Int { configuration.maxBodyBytes }
+
+    /// The route of a request the channel handler answers itself: a POST to a model or to `all`; `nil` sends
+    /// the request to Hummingbird, which answers everything else.
+    func scoringRoute(_ head: HTTPRequest) -> String? {
+        guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil,
+            head.headerFields[.connection].map({ $0.lowercased() != "close" }) ?? true
+        else { return nil }
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
+        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty else { return nil }
+        if configuration.prefix.isEmpty, FrontendConfiguration.rootEndpoints.contains(route) || route == "hooks" { return nil }
+        return route
+    }
+
+    /// Scores `body` (`{"variables": {...}}`, or `nil` when it was over `maxBodyBytes`) with the model `route`
+    /// names, or with every model for `all`.
+    func score(_ route: String, body: ByteBuffer?, completion: @escaping @Sendable (Answer) -> Void) {
+        let variables: Result<[UInt8], APIError>
+        if let body {
+            variables = body.withUnsafeReadableBytes { RequestVariables.parse($0) }
+        } else {
+            variables = .failure(RequestVariables.tooLarge(maxBodyBytes))
+        }
+        if route == "all" {
+            scoreAll(variables, completion: completion)
+        } else {
+            scoreOne(route, variables, completion: completion)
+        }
+    }
+
+    func scoreOne(_ name: String, _ variables: Result<[UInt8], APIError>, completion: @escaping @Sendable (Answer) -> Void) {
+        let start = ContinuousClock.now
+        let snapshot = manager.snapshot()
+        guard let status = snapshot.models[name] else {
+            let available = snapshot.servingVersions.map(\.name.rawValue)
+            let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
+            let error = APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
+            completion(record(name, nil, start, error.answer))
+            return
+        }
+        guard let version = status.serving else {
+            completion(record(name, nil, start, Self.notReady(status).answer))
+            return
+        }
+        let versionHeader: HTTPFields = [.modelVersion: version.version]
+        switch variables {
+        case .failure(let error):
+            completion(record(name, version.version, start, error.answer))
+        case .success(let variables):
+            FanOut.predict(variables, with: version.runner) { prediction in
+                var answer: Answer
+                switch prediction {
+                case .output(let bytes): answer = Answer(status: 200, body: bytes)
+                case .failure(let failure): answer = APIError(failure, model: name).answer
+                }
+                answer.headers = versionHeader
+                completion(record(name, version.version, start, answer))
+            }
+        }
+    }
+
+    /// Scores one row against every ready model at once; failures go under `_errors`.
+    func scoreAll(_ body: Result<[UInt8], APIError>, completion: @escaping @Sendable (Answer) -> Void) {
+        let start = ContinuousClock.now
+        let snapshot = manager.snapshot()
+        let variables: [UInt8]
+        switch body {
+        case .success(let bytes): variables = bytes
+        case .failure(let error):
+            completion(record("all", nil, start, error.answer))
+            return
+        }
+        let versions = snapshot.servingVersions
+        guard !versions.isEmpty else {
+            let message = snapshot.isReady ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
+            completion(record("all", nil, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
+            return
+        }
+        FanOut.predict(variables, with: versions.map(\.runner)) { predictions in
+            let notReady = snapshot.models.filter { $0.value.serving == nil }.map { ($0.key, $0.value) }
+            let answer = Self.merge(zip(versions.map(\.name.rawValue), predictions), notReady: notReady)
+            completion(record("all", nil, start, answer))
+        }
+    }
+
+    /// `/all`'s body, from `results` in the order of their names: each model's output under its name, errors
+    /// under `_errors`; when no model answered, the status they share (or 500) and an `error` summary.
+    static func merge(_ results: some Sequence<(String, Prediction)>, notReady: [(String, ModelStatus)]) -> Answer {
+        var outputs: [(String, [UInt8])] = []
+        var errors: [(String, APIError)] = []
+        var answered: Set<String> = []
+        for (name, prediction) in results {
+            answered.insert(name)
+            switch prediction {
+            case .output(let bytes): outputs.append((name, bytes))
+            case .failure(let failure): errors.append((name, APIError(failure, model: name)))
+            }
+        }
+        for (name, status) in notReady { errors.append((name, Self.notReady(status))) }
+        // `results` come in the order of the names; the models that are not ready join the errors unsorted.
+        if !notReady.isEmpty { errors.sort { $0.0 < $1.0 } }
+        var body: [UInt8] = [UInt8(ascii: "{")]
+        for (name, bytes) in outputs {
+            if body.count > 1 { body.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(name, into: &body)
+            body.append(UInt8(ascii: ":"))
+            body.append(contentsOf: bytes)
+        }
+        if !errors.isEmpty {
+            if body.count > 1 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: #""_errors":{"#.utf8)
+            for (position, (name, error)) in errors.enumerated() {
+                if position > 0 { body.append(UInt8(ascii: ",")) }
+                JSONWriter.writeString(name, into: &body)
+                body.append(UInt8(ascii: ":"))
+                body.append(contentsOf: error.errorObject)
+            }
+            body.append(UInt8(ascii: "}"))
+        }
+        var status = 200
+        if outputs.isEmpty {
+            let statuses = Set(errors.filter { answered.contains($0.0) }.map(\.1.status.code))
+            status = statuses.count == 1 ? statuses.first! : 500
+            let summary = APIError(status: status, code: "no_model_answered", message: "no model answered this row; each model's error is under _errors")
+            if body.count > 1 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: #""error":"#.utf8)
+            body.append(contentsOf: summary.errorObject)
+        }
+        body.append(UInt8(ascii: "}"))
+        return Answer(status: status, body: body)
+    }
+
+    static func notReady(_ status: ModelStatus) -> APIError {
+        switch status.state {
+        case .loading:
+            let version = status.pendingVersion.map { " version \($0.prefix(12))" } ?? ""
+            return APIError(status: 503, code: "model_loading", message: "\(status.folderName) is loading\(version); retry in a few seconds")
+        case .failed, .ready:
+            let reason = status.lastError.map { "\($0.diagnostic)" } ?? "no version could be loaded"
+            return APIError(status: 503, code: "model_failed", message: "\(status.folderName) has no version serving: \(reason); fix the folder and sync again")
+        }
+    }
+
+    /// Counts the request in the metrics (and the debug log) and passes the answer on.
+    func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {
+        ServeResponder.record(model, version, start, status: answer.status, metrics: metrics, logger: logger)
+        return answer
+    }
+}
+
+extension APIError {
+    var answer: Scoring.Answer { Scoring.Answer(status: Int(status.code), headers: headers, body: bodyBytes) }
+}

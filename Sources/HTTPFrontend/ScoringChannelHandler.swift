@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import ServingCore
+
+/// Answers scoring requests (`POST <prefix>/<Model>` and `POST <prefix>/all`) in the connection's channel
+/// pipeline, on its event loop, and hands every other request to Hummingbird behind it.
+///
+/// A request answered through Hummingbird's responder costs a task switch at each step (the request stream,
+/// the responder, the response writer), more than the scoring itself; here the row goes from the HTTP
+/// decoder to the model and the answer back to the encoder in callbacks. Answers are the ones the responder
+/// gives (same `Scoring` code, same headers, same errors). Responses keep the order of requests: while
+/// Hummingbird owes an answer on this connection every request goes to it, and while a row is being scored
+/// the next requests wait here (and reading stops). On a graceful shutdown a connection with a row in flight
+/// is closed once it is answered (Hummingbird, which does not see these requests, would close it at once).
+final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        case idle
+        /// A scoring request whose body is being read; `tooLarge` once it passed the limit.
+        case reading(route: String, head: HTTPRequest, body: ByteBuffer, tooLarge: Bool)
+        /// The current request goes to Hummingbird, up to its end.
+        case passing
+        /// A row is with its model; further parts wait in `held`.
+        case scoring
+    }
+
+    let scoring: Scoring
+    private var state = State.idle
+    /// Responses Hummingbird still owes on this connection.
+    private var owed = 0
+    private var held = CircularBuffer<HTTPRequestPart>()
+    private var readRequested = false
+    /// The server is shutting down: close once the row in flight is answered.
+    private var closeWhenAnswered = false
+    private var clock = HTTPDate()
+
+    init(scoring: Scoring) {
+        self.scoring = scoring
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .scoring = state {
+            held.append(part)
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            if owed == 0, let route = scoring.scoringRoute(head) {
+                if let length = head.headerFields[.contentLength].flatMap(Int.init), length > scoring.maxBodyBytes {
+                    state = .reading(route: route, head: head, body: ByteBuffer(), tooLarge: true)
+                } else {
+                    state = .reading(route: route, head: head, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false)
+                }
+            } else {
+                owed += 1
+                state = .passing
+                context.fireChannelRead(wrapInboundOut(part))
+            }
+        case (.reading(let route, let head, var body, var tooLarge), .body(var chunk)):
+            state = .idle  // lets `body` be appended to in place
+            if !tooLarge, body.readableBytes + chunk.readableBytes > scoring.maxBodyBytes { tooLarge = true }
+            if tooLarge { body.clear() } else { body.writeBuffer(&chunk) }
+            state = .reading(route: route, head: head, body: body, tooLarge: tooLarge)
+        case (.reading(let route, _, let body, let tooLarge), .end):
+            state = .scoring
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            scoring.score(route, body: tooLarge ? nil : body) { answer in
+                if loop.inEventLoop {
+                    bound.value.0.respond(answer, context: bound.value.1)
+                } else {
+                    loop.execute { bound.value.0.respond(answer, context: bound.value.1) }
+                }
+            }
+        case (.passing, .end):
+            state = .idle
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.passing, _):
+            context.fireChannelRead(wrapInboundOut(part))
+        default:
+            // A head inside a request, or a body before any head: the decoder never sends these; Hummingbird
+            // answers them as it does.
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    /// Writes a scoring answer, then goes on with the requests that came in meanwhile.
+    private func respond(_ answer: Scoring.Answer, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        var fields = answer.headers
+        fields[.contentType] = "application/json"
+        fields[.contentLength] = String(answer.body.count)
+        fields[.date] = clock.now()
+        if let server = scoring.serverName { fields[.server] = server }
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: .init(code: answer.status), headerFields: fields))), promise: nil)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        state = .idle
+        if closeWhenAnswered {
+            held.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        var replayed = false
+        defer {
+            // Hummingbird's side takes what it was given at the end of a read.
+            if replayed { context.fireChannelReadComplete() }
+        }
+        while let part = held.popFirst() {
+            replayed = true
+            handle(part, context: context)
+            if case .scoring = state { return }
+        }
+        if readRequested {
+            readRequested = false
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            switch state {
+            case .reading, .scoring:
+                closeWhenAnswered = true
+                return
+            case .idle, .passing:
+                break
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if case .scoring = state {
+            readRequested = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { owed -= 1 }
+        context.write(data, promise: promise)
+    }
+}
+
+/// The `Date` header's value (RFC 9110), formatted once a second.
+struct HTTPDate {
+    private var second = 0
+    private var text = ""
+
+    mutating func now() -> String {
+        let current = time(nil)
+        if current != second {
+            second = current
+            text = Self.format(current)
+        }
+        return text
+    }
+
+    static func format(_ seconds: Int) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}
