@@ -115,7 +115,6 @@ let package = Package(
             dependencies: [
                 "AutoServeApp", "ServingCore", "PluginLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

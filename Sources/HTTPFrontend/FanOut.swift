@@ -66,32 +66,3 @@ enum FanOut {
         }
     }
 }
-
-/// Resumes a request on the event loop it was running on when it suspended (Swift concurrency runs on the
-/// server's event loops): a worker's answer is read on whichever loop owns that worker's socket, and
-/// resuming there would move the rest of the request, and its response, to another thread.
-struct ResumeAtHome<Value: Sendable>: Sendable {
-    let continuation: UnsafeContinuation<Value, Never>
-    let home: (any EventLoop)?
-
-    init(_ continuation: UnsafeContinuation<Value, Never>) {
-        self.continuation = continuation
-        self.home = MultiThreadedEventLoopGroup.currentEventLoop
-    }
-
-    func resume(returning value: Value) {
-        if let home, !home.inEventLoop {
-            home.execute { continuation.resume(returning: value) }
-        } else {
-            continuation.resume(returning: value)
-        }
-    }
-
-    /// Runs `start` with a callback that resumes the caller at home.
-    static func awaiting(_ start: (@escaping @Sendable (Value) -> Void) -> Void) async -> Value {
-        await withUnsafeContinuation { continuation in
-            let home = ResumeAtHome(continuation)
-            start { home.resume(returning: $0) }
-        }
-    }
-}

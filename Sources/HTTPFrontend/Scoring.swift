@@ -30,7 +30,7 @@ struct Scoring: Sendable {
     /// the request to Hummingbird, which answers everything else.
     func scoringRoute(_ head: HTTPRequest) -> String? {
         guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil,
-            head.headerFields[.connection].map({ $0.lowercased() != "close" }) ?? true
+            !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
         guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty else { return nil }

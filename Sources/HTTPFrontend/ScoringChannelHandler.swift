@@ -152,7 +152,8 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { owed -= 1 }
+        // (Hummingbird also answers a request the decoder could not parse, which was never passed on.)
+        if case .end = unwrapOutboundIn(data) { owed = max(0, owed - 1) }
         context.write(data, promise: promise)
     }
 }

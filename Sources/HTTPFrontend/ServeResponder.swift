@@ -87,7 +87,8 @@ public struct ServeResponder: HTTPResponder {
     func score(_ route: String, _ request: Request) async -> Response {
         let scoring = scoring
         let variables = await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes)
-        let answer = await ResumeAtHome<Scoring.Answer>.awaiting { completion in
+        let answer = await withUnsafeContinuation { (continuation: UnsafeContinuation<Scoring.Answer, Never>) in
+            let completion: @Sendable (Scoring.Answer) -> Void = { continuation.resume(returning: $0) }
             if route == "all" {
                 scoring.scoreAll(variables, completion: completion)
             } else {

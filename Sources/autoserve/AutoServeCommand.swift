@@ -3,8 +3,6 @@ import PluginLoader
 import ArgumentParser
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
 import ServingCore
 
 /// `autoserve`: serve a folder of Swift models over HTTP, generate their glue, or check them.
@@ -30,7 +28,6 @@ extension AutoServeCommand {
         @OptionGroup var options: ServeOptions
 
         func run() async throws {
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
             let configuration = try loadConfiguration(options)
             let logger = bootstrapLogging(configuration.logLevel)
             do {
