@@ -1,37 +1,24 @@
-import NIOCore
-import NIOPosix
 import ServingCore
 import Synchronization
 
 /// Hands a row to models and collects their answers through callbacks, without a task per model.
 enum FanOut {
-    /// One model's answer: a worker process answers on an event loop, a model in the server's process on
-    /// this thread, any other runner in a task.
+    /// One model's answer: through its callback (worker processes, in-process models), else from a task.
     static func predict(_ variables: [UInt8], with runner: any ModelRunner, completion: @escaping @Sendable (Prediction) -> Void) {
-        switch runner {
-        case let runner as any CallbackModelRunner:
+        if let runner = runner as? any CallbackModelRunner {
             runner.predict(variables: variables, completion: completion)
-        case let runner as any ImmediateModelRunner:
-            completion(runner.predictNow(variables: variables))
-        default:
+        } else {
             Task { completion(await runner.predict(variables: variables)) }
         }
     }
 
-    /// Every model's answer, in the order of `runners`, once the last one is in. The row goes to every worker
-    /// process first; models in the server's process then run on the event loops in turn, in parallel.
+    /// Every model's answer, in the order of `runners`, once the last one is in: the row goes to every model
+    /// before any answers, so they run in parallel (worker processes, the model pool's threads).
     static func predict(_ variables: [UInt8], with runners: [any ModelRunner], completion: @escaping @Sendable ([Prediction]) -> Void) {
         guard !runners.isEmpty else { return completion([]) }
         let answers = Answers(count: runners.count, completion: completion)
         for (index, runner) in runners.enumerated() {
-            switch runner {
-            case let runner as any CallbackModelRunner:
-                runner.predict(variables: variables) { answers.deliver($0, at: index) }
-            case let runner as any ImmediateModelRunner:
-                MultiThreadedEventLoopGroup.singleton.next().execute { answers.deliver(runner.predictNow(variables: variables), at: index) }
-            default:
-                Task { answers.deliver(await runner.predict(variables: variables), at: index) }
-            }
+            predict(variables, with: runner) { answers.deliver($0, at: index) }
         }
     }
 

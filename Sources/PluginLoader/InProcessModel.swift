@@ -3,10 +3,10 @@ public import ServingCore
 
 /// A model instance living in the server's own process (`MODEL_ISOLATION=inprocess`).
 ///
-/// The instance is created once per loaded version by the model's `init(path:)`; `predict` calls straight
-/// into the plugin on the caller's thread, the lowest-latency path. Releasing the last reference (the
-/// version is replaced and its requests in flight are done) destroys the instance; the library stays.
-public final class InProcessModel: ImmediateModelRunner, @unchecked Sendable {
+/// The instance is created once per loaded version by the model's `init(path:)`; calls run on the
+/// `ModelCallPool`'s threads, never on an event loop. Releasing the last reference (the version is replaced
+/// and its requests in flight are done) destroys the instance; the library stays.
+public final class InProcessModel: CallbackModelRunner, @unchecked Sendable {
     let instance: PluginInstance
 
     init(_ instance: PluginInstance) {
@@ -18,7 +18,13 @@ public final class InProcessModel: ImmediateModelRunner, @unchecked Sendable {
     }
 
     public func predict(variables: [UInt8]) async -> Prediction {
-        predictNow(variables: variables)
+        await withUnsafeContinuation { continuation in
+            predict(variables: variables) { continuation.resume(returning: $0) }
+        }
+    }
+
+    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+        ModelCallPool.shared.run { completion(self.predictNow(variables: variables)) }
     }
 
     /// The call itself, on the caller's thread.

@@ -7,16 +7,12 @@ public protocol ModelRunner: Sendable {
     func predict(variables: [UInt8]) async -> Prediction
 }
 
-/// A runner that answers through a callback, without a task of its own (a worker process is answered on its
-/// reader thread): `/all` sends the row to every such model at once and suspends once for all the answers.
+/// A runner that answers through a callback, without a task of its own (a worker process is answered on an
+/// event loop, an in-process model on a thread of the model pool): a scoring request waits for it without a
+/// task, and `/all` sends the row to every such model at once.
 public protocol CallbackModelRunner: ModelRunner {
     /// Sends the row; `completion` runs exactly once, on any thread, with the answer.
     func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
-}
-
-/// A runner that answers on the caller's thread without suspending (a plugin in the server's process).
-public protocol ImmediateModelRunner: ModelRunner {
-    func predictNow(variables: [UInt8]) -> Prediction
 }
 
 /// The result of scoring one row.

@@ -99,6 +99,27 @@ struct ScoringPathTests {
         #expect(after[1].status == 200)
     }
 
+    /// In-process models run on the model pool, never on an event loop: while slow rows keep every loop's
+    /// connections busy, health checks and the index still answer at once.
+    @Test func slowInProcessModelsNeverHoldUpTheEventLoops() async throws {
+        let server = try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
+            configuration.modelIsolation = .inprocess
+        }
+        defer { Task { await server.stop() } }
+        // One slow row per core, each on its own connection: the connections land on every event loop.
+        let slow = (0..<ProcessInfo.processInfo.activeProcessorCount).map { _ in
+            Task { try await RawHTTP.exchange(port: server.port, send: [Self.post("/Unruly", #"{"variables": {"mode": "sleep"}}"#)], expecting: 1) }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<4 {
+            let start = ContinuousClock.now
+            let health = try await RawHTTP.exchange(port: server.port, send: [Self.healthz], expecting: 1)[0]
+            #expect(health.status == 200)
+            #expect(ContinuousClock.now - start < .milliseconds(500), "a health check waited for a model")
+        }
+        for request in slow { #expect(try await request.value[0].json?["slept"] == .bool(true)) }
+    }
+
     /// SIGTERM lets the row in flight finish: the client gets its answer, then the server exits 0.
     @Test func sigtermAnswersTheRowInFlightBeforeExiting() async throws {
         let server = try BinaryServer(environment: [
