@@ -69,7 +69,7 @@ public struct PluginCompiler: Sendable {
                 "-emit-library", "-emit-module", "-parse-as-library", "-O", "-module-name", "AutoServeModel", "-swift-version", "6",
                 "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
                 "-o", "libAutoServeModel.so",
-            ] + sources, directory: staging, timeout: buildTimeout)
+            ] + sources, directory: staging, timeout: buildTimeout, background: true)
             guard outcome.succeeded else {
                 try? manager.removeItem(atPath: staging)
                 throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
@@ -113,7 +113,7 @@ public struct PluginCompiler: Sendable {
                 "-emit-library", "-parse-as-library", "-O", "-module-name", definition.moduleName, "-swift-version", "5",
                 "-I", sdk.directory, "-L", sdk.directory, "-lAutoServeModel", "-Xlinker", "-rpath", "-Xlinker", sdk.directory,
                 "-o", staging,
-            ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout)
+            ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout, background: true)
             guard outcome.succeeded else {
                 var log = outcome.output
                 if outcome.timedOut { log += "\nswiftc did not finish within \(buildTimeout); the build was stopped\n" } else {

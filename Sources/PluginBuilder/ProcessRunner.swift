@@ -10,13 +10,21 @@ public enum ProcessRunner {
         public var succeeded: Bool { exitCode == 0 && !timedOut }
     }
 
+    /// Where `nice` is: builds run under it, so that a compile never takes the cores from the requests.
+    static let nice = ["/usr/bin/nice", "/bin/nice"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
     /// Runs `executable` with `arguments`; stdout and stderr are merged, as a developer would read them.
+    /// `background` lowers its CPU priority (`nice -n 10`; the compiler's own subprocesses inherit it).
     public static func run(
         _ executable: String,
         _ arguments: [String],
         directory: String? = nil,
-        timeout: Duration = .seconds(600)
+        timeout: Duration = .seconds(600),
+        background: Bool = false
     ) async throws -> Outcome {
+        if background, let nice {
+            return try await run(nice, ["-n", "10", executable] + arguments, directory: directory, timeout: timeout)
+        }
         let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("autoserve-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: logURL) }

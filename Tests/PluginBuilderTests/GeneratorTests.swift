@@ -43,3 +43,14 @@ struct GeneratorTests {
         }
     }
 }
+
+/// Builds run under `nice`, so that a compile during a sync never takes the cores from the requests.
+struct ProcessRunnerTests {
+    @Test func backgroundCommandsRunAtALowerPriority() async throws {
+        let normal = try await ProcessRunner.run("/bin/sh", ["-c", "nice"])
+        let background = try await ProcessRunner.run("/bin/sh", ["-c", "nice"], background: true)
+        let base = try #require(Int(normal.output.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(Int(background.output.trimmingCharacters(in: .whitespacesAndNewlines)) == min(base + 10, 19))
+        #expect(background.succeeded)
+    }
+}
