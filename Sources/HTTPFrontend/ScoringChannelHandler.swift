@@ -25,7 +25,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private enum State {
         case idle
         /// A scoring request whose body is being read; `tooLarge` once it passed the limit.
-        case reading(route: String, head: HTTPRequest, body: ByteBuffer, tooLarge: Bool)
+        case reading(route: String, body: ByteBuffer, tooLarge: Bool)
         /// The current request goes to Hummingbird, up to its end.
         case passing
         /// A row is with its model; further parts wait in `held`.
@@ -60,21 +60,21 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         case (.idle, .head(let head)):
             if owed == 0, let route = scoring.scoringRoute(head) {
                 if let length = head.headerFields[.contentLength].flatMap(Int.init), length > scoring.maxBodyBytes {
-                    state = .reading(route: route, head: head, body: ByteBuffer(), tooLarge: true)
+                    state = .reading(route: route, body: ByteBuffer(), tooLarge: true)
                 } else {
-                    state = .reading(route: route, head: head, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false)
+                    state = .reading(route: route, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false)
                 }
             } else {
                 owed += 1
                 state = .passing
                 context.fireChannelRead(wrapInboundOut(part))
             }
-        case (.reading(let route, let head, var body, var tooLarge), .body(var chunk)):
+        case (.reading(let route, var body, var tooLarge), .body(var chunk)):
             state = .idle  // lets `body` be appended to in place
             if !tooLarge, body.readableBytes + chunk.readableBytes > scoring.maxBodyBytes { tooLarge = true }
             if tooLarge { body.clear() } else { body.writeBuffer(&chunk) }
-            state = .reading(route: route, head: head, body: body, tooLarge: tooLarge)
-        case (.reading(let route, _, let body, let tooLarge), .end):
+            state = .reading(route: route, body: body, tooLarge: tooLarge)
+        case (.reading(let route, let body, let tooLarge), .end):
             state = .scoring
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
