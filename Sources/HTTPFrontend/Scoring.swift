@@ -169,7 +169,13 @@ struct Scoring: Sendable {
 
     /// Counts the request in the metrics (and the debug log) and passes the answer on.
     func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {
-        ServeResponder.record(model, version, start, status: answer.status, metrics: metrics, logger: logger)
+        let seconds = (ContinuousClock.now - start).seconds
+        let code = String(answer.status)
+        metrics.increment("autoserve_requests_total", labels: [model, code, version ?? ""])
+        metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)
+        if logger.logLevel <= .debug {
+            logger.debug("request", metadata: ["model": "\(model)", "status": "\(code)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
+        }
         return answer
     }
 }

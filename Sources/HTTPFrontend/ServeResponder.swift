@@ -98,17 +98,6 @@ public struct ServeResponder: HTTPResponder {
         return json(answer.status, answer.body, headers: answer.headers)
     }
 
-    /// Counts a scoring request in the metrics (and the debug log).
-    static func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, status: Int, metrics: Metrics, logger: Logger) {
-        let seconds = (ContinuousClock.now - start).seconds
-        let code = String(status)
-        metrics.increment("autoserve_requests_total", labels: [model, code, version ?? ""])
-        metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)
-        if logger.logLevel <= .debug {
-            logger.debug("request", metadata: ["model": "\(model)", "status": "\(code)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
-        }
-    }
-
     // MARK: - Health, readiness, metrics
 
     func readiness() -> Response {
