@@ -1,3 +1,6 @@
+#ifdef __linux__
+#define _GNU_SOURCE
+#endif
 #include "CSystemShims.h"
 
 #ifdef __linux__
@@ -24,4 +27,14 @@ int autoserve_timer_arm(int descriptor, long long nanoseconds) {
 #else
 int autoserve_timer_create(void) { return -1; }
 int autoserve_timer_arm(int descriptor, long long nanoseconds) { return -1; }
+#endif
+
+#ifdef __linux__
+#include <sched.h>
+int autoserve_schedule_as_batch(void) {
+    struct sched_param parameters = {0};
+    return sched_setscheduler(0, SCHED_BATCH, &parameters);
+}
+#else
+int autoserve_schedule_as_batch(void) { return 0; }
 #endif

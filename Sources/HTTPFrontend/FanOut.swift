@@ -1,55 +1,45 @@
+import ModelManager
 import ServingCore
 import Synchronization
 
-/// Hands a row to models and collects their answers through callbacks, without a task per model.
+/// Hands a row to every model of `/all` and collects their answers through callbacks, without a task per
+/// model: the row goes to every model before any answers, so they run in parallel (worker processes, the
+/// model pool's threads).
 enum FanOut {
-    /// One model's answer: through its callback (worker processes, in-process models), else from a task.
-    static func predict(_ variables: [UInt8], with runner: any ModelRunner, completion: @escaping @Sendable (Prediction) -> Void) {
-        if let runner = runner as? any CallbackModelRunner {
-            runner.predict(variables: variables, completion: completion)
-        } else {
-            Task { completion(await runner.predict(variables: variables)) }
-        }
-    }
-
-    /// Every model's answer, in the order of `runners`, once the last one is in: the row goes to every model
-    /// before any answers, so they run in parallel (worker processes, the model pool's threads).
-    static func predict(_ variables: [UInt8], with runners: [any ModelRunner], completion: @escaping @Sendable ([Prediction]) -> Void) {
-        guard !runners.isEmpty else { return completion([]) }
-        let answers = Answers(count: runners.count, completion: completion)
-        for (index, runner) in runners.enumerated() {
-            predict(variables, with: runner) { answers.deliver($0, at: index) }
+    /// Every version's answer, in the order of `versions`, once the last one is in.
+    static func predict(_ variables: [UInt8], with versions: [ServingVersion], completion: @escaping @Sendable ([Prediction]) -> Void) {
+        guard !versions.isEmpty else { return completion([]) }
+        let answers = Answers(count: versions.count, completion: completion)
+        for index in versions.indices {
+            versions[index].runner.predict(variables: variables) { answers.deliver($0, at: index) }
         }
     }
 
     /// Collects the answers and passes them on with the last one.
-    final class Answers: Sendable {
-        struct State {
-            var predictions: [Prediction]
-            var answered: [Bool]
-            var remaining: Int
-        }
-
-        let state: Mutex<State>
-        let completion: @Sendable ([Prediction]) -> Void
+    ///
+    /// Each model answers exactly once (the runners' contract), each into its own slot; the countdown
+    /// publishes the slots to whoever delivers last. No lock: answers arrive on several threads at once.
+    final class Answers: @unchecked Sendable {
+        private let slots: UnsafeMutableBufferPointer<Prediction?>
+        private let remaining: Atomic<Int>
+        private let completion: @Sendable ([Prediction]) -> Void
 
         init(count: Int, completion: @escaping @Sendable ([Prediction]) -> Void) {
-            state = Mutex(State(
-                predictions: Array(repeating: .failure(PredictionFailure(.unavailable, "no answer")), count: count),
-                answered: Array(repeating: false, count: count), remaining: count
-            ))
+            slots = .allocate(capacity: count)
+            slots.initialize(repeating: nil)
+            remaining = Atomic(count)
             self.completion = completion
         }
 
+        deinit {
+            _ = slots.deinitialize()
+            slots.deallocate()
+        }
+
         func deliver(_ prediction: Prediction, at index: Int) {
-            let finished = state.withLock { state -> [Prediction]? in
-                guard !state.answered[index] else { return nil }
-                state.answered[index] = true
-                state.predictions[index] = prediction
-                state.remaining -= 1
-                return state.remaining == 0 ? state.predictions : nil
-            }
-            if let finished { completion(finished) }
+            slots[index] = prediction
+            guard remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 else { return }
+            completion(slots.map { $0 ?? .failure(PredictionFailure(.unavailable, "no answer")) })
         }
     }
 }

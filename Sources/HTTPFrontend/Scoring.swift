@@ -73,7 +73,7 @@ struct Scoring: Sendable {
         case .failure(let error):
             completion(record(name, version.version, start, error.answer))
         case .success(let variables):
-            FanOut.predict(variables, with: version.runner) { prediction in
+            version.runner.predict(variables: variables) { prediction in
                 var answer: Answer
                 switch prediction {
                 case .output(let bytes): answer = Answer(status: 200, body: bytes)
@@ -102,38 +102,42 @@ struct Scoring: Sendable {
             completion(record("all", nil, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
             return
         }
-        FanOut.predict(variables, with: versions.map(\.runner)) { predictions in
-            let notReady = snapshot.models.filter { $0.value.serving == nil }.map { ($0.key, $0.value) }
-            let answer = Self.merge(zip(versions.map(\.name.rawValue), predictions), notReady: notReady)
-            completion(record("all", nil, start, answer))
+        FanOut.predict(variables, with: versions) { predictions in
+            completion(record("all", nil, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing)))
         }
     }
 
-    /// `/all`'s body, from `results` in the order of their names: each model's output under its name, errors
-    /// under `_errors`; when no model answered, the status they share (or 500) and an `error` summary.
-    static func merge(_ results: some Sequence<(String, Prediction)>, notReady: [(String, ModelStatus)]) -> Answer {
-        var outputs: [(String, [UInt8])] = []
-        var errors: [(String, APIError)] = []
-        var answered: Set<String> = []
-        for (name, prediction) in results {
-            answered.insert(name)
+    /// `/all`'s body, from each version's prediction: each model's output under its name (in name order),
+    /// errors under `_errors`, the models without a version serving among them; when no model answered, the
+    /// status they share (or 500) and an `error` summary.
+    static func merge(_ predictions: [Prediction], of versions: [ServingVersion], notServing: [(name: String, status: ModelStatus)]) -> Answer {
+        var body: [UInt8] = [UInt8(ascii: "{")]
+        body.reserveCapacity(predictions.reduce(64) { total, prediction in
+            if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
+        })
+        var errors: [(name: String, error: APIError)] = []
+        for (version, prediction) in zip(versions, predictions) {
             switch prediction {
-            case .output(let bytes): outputs.append((name, bytes))
-            case .failure(let failure): errors.append((name, APIError(failure, model: name)))
+            case .output(let bytes):
+                if body.count > 1 { body.append(UInt8(ascii: ",")) }
+                // A model name is letters, digits, '_' and '-' (`ModelName`): nothing to escape.
+                body.append(UInt8(ascii: "\""))
+                body.append(contentsOf: version.name.rawValue.utf8)
+                body.append(contentsOf: #"":"#.utf8)
+                body.append(contentsOf: bytes)
+            case .failure(let failure):
+                errors.append((version.name.rawValue, APIError(failure, model: version.name.rawValue)))
             }
         }
-        for (name, status) in notReady { errors.append((name, Self.notReady(status))) }
-        // `results` come in the order of the names; the models that are not ready join the errors unsorted.
-        if !notReady.isEmpty { errors.sort { $0.0 < $1.0 } }
-        var body: [UInt8] = [UInt8(ascii: "{")]
-        for (name, bytes) in outputs {
-            if body.count > 1 { body.append(UInt8(ascii: ",")) }
-            JSONWriter.writeString(name, into: &body)
-            body.append(UInt8(ascii: ":"))
-            body.append(contentsOf: bytes)
+        let answered = body.count > 1
+        // The status the answering models' errors share, before the models without a version join them.
+        let statuses = Set(errors.map(\.error.status.code))
+        if !notServing.isEmpty {
+            errors += notServing.map { ($0.name, Self.notReady($0.status)) }
+            errors.sort { $0.name < $1.name }
         }
         if !errors.isEmpty {
-            if body.count > 1 { body.append(UInt8(ascii: ",")) }
+            if answered { body.append(UInt8(ascii: ",")) }
             body.append(contentsOf: #""_errors":{"#.utf8)
             for (position, (name, error)) in errors.enumerated() {
                 if position > 0 { body.append(UInt8(ascii: ",")) }
@@ -144,9 +148,8 @@ struct Scoring: Sendable {
             body.append(UInt8(ascii: "}"))
         }
         var status = 200
-        if outputs.isEmpty {
-            let statuses = Set(errors.filter { answered.contains($0.0) }.map(\.1.status.code))
-            status = statuses.count == 1 ? statuses.first! : 500
+        if !answered {
+            status = statuses.count == 1 ? Int(statuses.first!) : 500
             let summary = APIError(status: status, code: "no_model_answered", message: "no model answered this row; each model's error is under _errors")
             if body.count > 1 { body.append(UInt8(ascii: ",")) }
             body.append(contentsOf: #""error":"#.utf8)

@@ -81,7 +81,13 @@ public struct SyncReport: Sendable {
 
 /// An immutable view of every model: what one request reads, with one lock held for a copy.
 public struct RegistrySnapshot: Sendable {
-    public var models: [String: ModelStatus] = [:]
+    public var models: [String: ModelStatus] = [:] {
+        didSet { indexServing() }
+    }
+    /// Every version serving now, in name order: `/all`'s models, sorted once per change rather than per row.
+    public private(set) var servingVersions: [ServingVersion] = []
+    /// The models without a version serving, in name order, with their state: `/all`'s errors.
+    public private(set) var notServing: [(name: String, status: ModelStatus)] = []
     /// True once the first sync and load have finished.
     public var isReady = false
     public var readinessReason = "the first sync has not started"
@@ -94,8 +100,8 @@ public struct RegistrySnapshot: Sendable {
     /// The version serving `name`, if any.
     public func serving(_ name: String) -> ServingVersion? { models[name]?.serving }
 
-    /// Every version serving now, in name order.
-    public var servingVersions: [ServingVersion] {
-        models.values.compactMap(\.serving).sorted { $0.name < $1.name }
+    private mutating func indexServing() {
+        servingVersions = models.values.compactMap(\.serving).sorted { $0.name < $1.name }
+        notServing = models.filter { $0.value.serving == nil }.map { (name: $0.key, status: $0.value) }.sorted { $0.name < $1.name }
     }
 }

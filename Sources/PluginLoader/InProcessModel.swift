@@ -6,7 +6,7 @@ public import ServingCore
 /// The instance is created once per loaded version by the model's `init(path:)`; calls run on the
 /// `ModelCallPool`'s threads, never on an event loop. Releasing the last reference (the version is replaced
 /// and its requests in flight are done) destroys the instance; the library stays.
-public final class InProcessModel: CallbackModelRunner, @unchecked Sendable {
+public final class InProcessModel: ModelRunner, @unchecked Sendable {
     let instance: PluginInstance
 
     init(_ instance: PluginInstance) {
@@ -15,12 +15,6 @@ public final class InProcessModel: CallbackModelRunner, @unchecked Sendable {
 
     deinit {
         instance.destroy()
-    }
-
-    public func predict(variables: [UInt8]) async -> Prediction {
-        await withUnsafeContinuation { continuation in
-            predict(variables: variables) { continuation.resume(returning: $0) }
-        }
     }
 
     public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {

@@ -28,7 +28,7 @@ public struct WorkerSettings: Sendable {
 /// Requests go round-robin to the live workers. A worker that dies is restarted with exponential backoff;
 /// one that fails on every start marks the version as crash-looping. Releasing the last reference (the
 /// version was replaced and drained) stops the workers, which returns their memory.
-public final class ProcessModel: CallbackModelRunner, WorkerReporting, @unchecked Sendable {
+public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendable {
     let plugin: BuiltPlugin
     let settings: WorkerSettings
 
@@ -68,12 +68,6 @@ public final class ProcessModel: CallbackModelRunner, WorkerReporting, @unchecke
             return state.workers.compactMap { $0 }
         }
         workers.forEach { $0.close() }
-    }
-
-    public func predict(variables: [UInt8]) async -> Prediction {
-        await withUnsafeContinuation { continuation in
-            predict(variables: variables) { continuation.resume(returning: $0) }
-        }
     }
 
     public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {

@@ -17,6 +17,10 @@ public enum WorkerMain {
         _ = autoserve_kill_me_with_parent()
         if getppid() == 1 { exit(0) }
         signal(SIGPIPE, SIG_IGN)
+        // Woken by a row, a worker would preempt the event loop that sent it, before that loop has sent the
+        // rest of its turn's rows: a switch per row each way, and rows answered one at a time. As a batch
+        // thread it runs when the loop waits or on an idle core, and answers the whole turn's rows at once.
+        _ = autoserve_schedule_as_batch()
         // A process this worker starts (a model's own subprocess) must not hold the server's socket open.
         _ = fcntl(requestDescriptor, F_SETFD, FD_CLOEXEC)
         _ = fcntl(responseDescriptor, F_SETFD, FD_CLOEXEC)

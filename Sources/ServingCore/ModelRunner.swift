@@ -1,18 +1,22 @@
 /// A loaded model version that scores rows: what the manager hands the HTTP layer for one request.
 ///
-/// In-process plugins and (later) worker processes both implement it, so the HTTP layer never knows how a
-/// model is isolated. `predict` takes the UTF-8 bytes of the `variables` object and never throws: every
-/// failure is a `Prediction.failure` that maps to one HTTP status.
+/// In-process plugins and worker processes both implement it, so the HTTP layer never knows how a model is
+/// isolated. `predict` takes the UTF-8 bytes of the `variables` object and never throws: every failure is a
+/// `Prediction.failure` that maps to one HTTP status. It answers through a callback, without a task of its
+/// own (a worker process is answered on an event loop, an in-process model on a thread of the model pool), so
+/// a scoring request waits for it without a task, and `/all` sends the row to every model at once.
 public protocol ModelRunner: Sendable {
-    func predict(variables: [UInt8]) async -> Prediction
-}
-
-/// A runner that answers through a callback, without a task of its own (a worker process is answered on an
-/// event loop, an in-process model on a thread of the model pool): a scoring request waits for it without a
-/// task, and `/all` sends the row to every such model at once.
-public protocol CallbackModelRunner: ModelRunner {
     /// Sends the row; `completion` runs exactly once, on any thread, with the answer.
     func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
+}
+
+extension ModelRunner {
+    /// The answer, for callers in a task (the examples check, tests).
+    public func predict(variables: [UInt8]) async -> Prediction {
+        await withUnsafeContinuation { continuation in
+            predict(variables: variables) { continuation.resume(returning: $0) }
+        }
+    }
 }
 
 /// The result of scoring one row.

@@ -2,7 +2,7 @@
 #define AUTOSERVE_CSYSTEM_SHIMS_H
 
 /// The worker process's C calls that Swift cannot make: prctl is variadic, and Glibc's Swift module does not
-/// export timerfd.
+/// export timerfd or SCHED_BATCH.
 
 /// Asks the kernel to SIGKILL this process when its parent dies (Linux; a no-op returning 0 elsewhere).
 int autoserve_kill_me_with_parent(void);
@@ -12,5 +12,9 @@ int autoserve_timer_create(void);
 
 /// Arms the timer to expire once after `nanoseconds`, or disarms it with 0. Returns 0 or -1.
 int autoserve_timer_arm(int descriptor, long long nanoseconds);
+
+/// Schedules the calling thread, and the threads it starts later, as SCHED_BATCH: woken, it waits for the
+/// running thread's turn to end instead of preempting it (Linux; a no-op returning 0 elsewhere). Returns 0 or -1.
+int autoserve_schedule_as_batch(void);
 
 #endif
