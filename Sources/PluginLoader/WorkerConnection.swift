@@ -42,23 +42,25 @@ final class WorkerConnection: @unchecked Sendable {
         var timeout: Duration
     }
 
-    /// Each waiting completion runs exactly once, called by whoever removes it from here.
-    private let pending = Mutex<[UInt64: Waiting]>([:])
-    private let nextID = Atomic<UInt64>(1)
-    private let writing = NSLock()
-    /// Frames sent from an event loop wait here and leave together, so that the worker wakes once per batch
-    /// rather than once per row: at the end of the loop's turn when the worker has answered everything, else
-    /// when its next answers come in (it is about to read again), or after `holdLimit` at the latest (a slow
-    /// call may be all it has left to answer).
-    private let outbox = Mutex<Outbox>(Outbox())
-    struct Outbox {
-        var bytes: [UInt8] = []
-        var ids: [UInt64] = []
+    /// The requests waiting for answers and the frames waiting to leave, under one lock: a row takes it
+    /// once when it is sent and once when its answer comes in.
+    ///
+    /// Each waiting completion runs exactly once, called by whoever removes it from `pending`. Frames sent
+    /// from an event loop wait in the outbox and leave together, so that the worker wakes once per batch rather
+    /// than once per row: at the end of the loop's turn when the worker has answered everything, else when its
+    /// next answers come in (it is about to read again), or after `holdLimit` at the latest (a slow call may
+    /// be all it has left to answer).
+    private let state = Mutex<State>(State())
+    struct State {
+        var pending = PendingRequests<Waiting>()
+        var outbox: [UInt8] = []
+        var outboxIDs: [UInt64] = []
         /// Frames written and not answered yet.
         var unanswered = 0
         var flushScheduled = false
         var holdScheduled = false
     }
+    private let writing = NSLock()
     static let holdLimit: TimeAmount = .milliseconds(1)
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
@@ -108,25 +110,27 @@ final class WorkerConnection: @unchecked Sendable {
     /// event loop, or the 504 from the `DeadlineWatchdog` (no timer per request), or the 503 when the worker
     /// is gone.
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
-        let id = nextID.add(1, ordering: .relaxed).oldValue
-        pending.withLock { $0[id] = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout) }
-        let frame = WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables)
+        let waiting = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout)
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
-            outbox.withLock { $0.unanswered += 1 }
-            write(frame.encoded(), ids: [id])
+            let id = state.withLock { state in
+                state.unanswered += 1
+                return state.pending.insert(waiting)
+            }
+            write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).encoded(), ids: [id])
             return
         }
         enum Flush { case scheduled, atEndOfTurn, atHoldLimit }
-        let flush = outbox.withLock { outbox -> Flush in
-            frame.append(to: &outbox.bytes)
-            outbox.ids.append(id)
-            if outbox.unanswered == 0 {
-                guard !outbox.flushScheduled else { return .scheduled }
-                outbox.flushScheduled = true
+        let flush = state.withLock { state -> Flush in
+            let id = state.pending.insert(waiting)
+            WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).append(to: &state.outbox)
+            state.outboxIDs.append(id)
+            if state.unanswered == 0 {
+                guard !state.flushScheduled else { return .scheduled }
+                state.flushScheduled = true
                 return .atEndOfTurn
             }
-            guard !outbox.holdScheduled else { return .scheduled }
-            outbox.holdScheduled = true
+            guard !state.holdScheduled else { return .scheduled }
+            state.holdScheduled = true
             return .atHoldLimit
         }
         switch flush {
@@ -134,7 +138,7 @@ final class WorkerConnection: @unchecked Sendable {
         case .atEndOfTurn: loop.execute { self.flushOutbox() }
         case .atHoldLimit:
             loop.scheduleTask(in: Self.holdLimit) {
-                self.outbox.withLock { $0.holdScheduled = false }
+                self.state.withLock { $0.holdScheduled = false }
                 self.flushOutbox()
             }
         }
@@ -142,43 +146,39 @@ final class WorkerConnection: @unchecked Sendable {
 
     /// Writes the frames waiting in the outbox, if any.
     private func flushOutbox() {
-        let (bytes, ids) = outbox.withLock { outbox in
-            outbox.flushScheduled = false
-            outbox.unanswered += outbox.ids.count
-            defer { (outbox.bytes, outbox.ids) = ([], []) }
-            return (outbox.bytes, outbox.ids)
+        let (bytes, ids) = state.withLock { state in
+            state.flushScheduled = false
+            state.unanswered += state.outboxIDs.count
+            defer { (state.outbox, state.outboxIDs) = ([], []) }
+            return (state.outbox, state.outboxIDs)
         }
         write(bytes, ids: ids)
     }
 
-    /// The worker answered `count` frames in one write, so it is about to read: the frames that waited for
-    /// it go now.
-    fileprivate func answered(_ count: Int) {
-        let waiting = outbox.withLock { outbox in
-            outbox.unanswered -= count
-            return !outbox.ids.isEmpty
+    /// The answers the worker wrote in one go: each completes its request. The worker is about to read
+    /// again, so the frames that waited for it go now.
+    fileprivate func deliver(answers: [WorkerFrame]) {
+        let (waiting, outboxWaits) = state.withLock { state in
+            state.unanswered -= answers.count
+            return (answers.map { state.pending.remove($0.id) }, !state.outboxIDs.isEmpty)
         }
-        if waiting { flushOutbox() }
+        if outboxWaits { flushOutbox() }
+        for (answer, waiting) in zip(answers, waiting) {
+            waiting?.completion(InProcessModel.prediction(status: Int32(answer.code), bytes: answer.payload))
+        }
     }
 
     /// Writes frames to the worker; when it is gone, their requests fail at once with 503.
     private func write(_ bytes: [UInt8], ids: [UInt64]) {
         guard !bytes.isEmpty, !writing.withLock({ WorkerFrame.write(bytes, to: requestDescriptor) }) else { return }
-        for id in ids {
-            pending.withLock { $0.removeValue(forKey: id) }?.completion(
-                .failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly"))
-            )
+        for waiting in state.withLock({ state in ids.compactMap { state.pending.remove($0) } }) {
+            waiting.completion(.failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
         }
     }
 
     /// Fails every request past its deadline with 504 and restarts the worker that hangs on them.
     func expireOverdue(at now: ContinuousClock.Instant) {
-        let overdue = pending.withLock { state -> [Waiting] in
-            guard state.values.contains(where: { $0.deadline <= now }) else { return [] }
-            let overdue = state.filter { $0.value.deadline <= now }
-            for id in overdue.keys { state.removeValue(forKey: id) }
-            return Array(overdue.values)
-        }
+        let overdue = state.withLock { $0.pending.removeAll { $0.deadline <= now } }
         guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
         for waiting in overdue {
@@ -218,16 +218,12 @@ final class WorkerConnection: @unchecked Sendable {
             }
     }
 
-    /// One frame from the worker: its hello, or the answer to a request.
-    fileprivate func deliver(_ frame: WorkerFrame) {
-        if frame.id == 0 {
-            let result: Result<Void, PluginLoadError> = frame.code == 0
-                ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
-            if frame.code == 0 { started.store(true, ordering: .releasing) }
-            hello.withLock { $0.take() }?.resume(returning: result)
-            return
-        }
-        pending.withLock { $0.removeValue(forKey: frame.id) }?.completion(InProcessModel.prediction(status: Int32(frame.code), bytes: frame.payload))
+    /// The worker's hello: it started, or says why it could not.
+    fileprivate func greeted(_ frame: WorkerFrame) {
+        let result: Result<Void, PluginLoadError> = frame.code == 0
+            ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
+        if frame.code == 0 { started.store(true, ordering: .releasing) }
+        hello.withLock { $0.take() }?.resume(returning: result)
     }
 
     /// The answers ended: reaps the worker (on its own thread, `waitpid` blocks) and reports how it ended.
@@ -247,10 +243,7 @@ final class WorkerConnection: @unchecked Sendable {
         if let waiting = hello.withLock({ $0.take() }) {
             waiting.resume(returning: .failure(PluginLoadError("the worker exited during start: \(Self.describe(status))")))
         }
-        for waiting in pending.withLock({ state -> [Waiting] in
-            defer { state.removeAll() }
-            return Array(state.values)
-        }) {
+        for waiting in state.withLock({ $0.pending.removeAll { _ in true } }) {
             waiting.completion(.failure(PredictionFailure(.unavailable, message)))
         }
         if started.load(ordering: .acquiring) { onExit(exit) }
@@ -364,23 +357,41 @@ final class AnswerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        buffer.writeBuffer(&bytes)
-        var answers = 0
-        defer { if answers > 0 { connection.answered(answers) } }
-        while let length = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self) {
+        // Frames are read straight from the channel's buffer (which the channel reuses once it is let go);
+        // only a frame cut in two waits in `buffer` for its rest.
+        if buffer.readableBytes == 0 {
+            guard frames(in: &bytes, context: context) else { return }
+            if bytes.readableBytes > 0 { buffer.writeBuffer(&bytes) }
+        } else {
+            buffer.writeBuffer(&bytes)
+            guard frames(in: &buffer, context: context) else { return }
+            buffer.discardReadBytes()
+        }
+    }
+
+    /// Hands the whole frames of `bytes` to the connection, leaving a partial one; `false` when the stream
+    /// is corrupt and the connection closes.
+    private func frames(in bytes: inout ByteBuffer, context: ChannelHandlerContext) -> Bool {
+        var answers: [WorkerFrame] = []
+        defer { if !answers.isEmpty { connection.deliver(answers: answers) } }
+        while let length = bytes.getInteger(at: bytes.readerIndex, endianness: .little, as: UInt32.self) {
             guard length >= 9, length <= WorkerFrame.maximumLength else {
                 context.close(promise: nil)
-                return
+                return false
             }
-            guard buffer.readableBytes >= 4 + Int(length) else { break }
-            buffer.moveReaderIndex(forwardBy: 4)
-            guard let id = buffer.readInteger(endianness: .little, as: UInt64.self), let code = buffer.readInteger(as: UInt8.self),
-                let payload = buffer.readBytes(length: Int(length) - 9)
+            guard bytes.readableBytes >= 4 + Int(length) else { break }
+            bytes.moveReaderIndex(forwardBy: 4)
+            guard let id = bytes.readInteger(endianness: .little, as: UInt64.self), let code = bytes.readInteger(as: UInt8.self),
+                let payload = bytes.readBytes(length: Int(length) - 9)
             else { break }
-            if id != 0 { answers += 1 }
-            connection.deliver(WorkerFrame(id: id, code: code, payload: payload))
+            let frame = WorkerFrame(id: id, code: code, payload: payload)
+            if id == 0 {
+                connection.greeted(frame)
+            } else {
+                answers.append(frame)
+            }
         }
-        buffer.discardReadBytes()
+        return true
     }
 
     func channelInactive(context: ChannelHandlerContext) {

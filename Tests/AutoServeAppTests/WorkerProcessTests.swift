@@ -50,6 +50,23 @@ struct WorkerProcessTests {
         }
     }
 
+    /// Every thread of a worker is SCHED_BATCH, so a row sent to it does not preempt the event loop that sent it.
+    @Test func workersAreBatchThreads() async throws {
+        let index = try await client.get("/")
+        guard case .array(let pids)? = index.json?["Echo"]?["workers"]?["pids"], case .number(let pid)? = pids.first else {
+            Issue.record("no worker pid")
+            return
+        }
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(Int(pid))/task")
+        #expect(!threads.isEmpty)
+        for thread in threads {
+            // Field 41 of stat is the policy (3 is SCHED_BATCH); the name in field 2 may hold spaces, so count from ')'.
+            let stat = try String(contentsOfFile: "/proc/\(Int(pid))/task/\(thread)/stat", encoding: .utf8)
+            let fields = stat[stat.lastIndex(of: ")")!...].split(separator: " ")
+            #expect(fields[39] == "3", "thread \(thread) of the worker has policy \(fields[39])")
+        }
+    }
+
     @Test func aTrapIsA503WhileOtherModelsKeepAnswering() async throws {
         let crashed = try await unruly("crash")
         #expect(crashed.status == 503)
