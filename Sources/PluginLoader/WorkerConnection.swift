@@ -43,25 +43,19 @@ final class WorkerConnection: @unchecked Sendable {
     }
 
     /// The requests waiting for answers and the frames waiting to leave, under one lock: a row takes it
-    /// once when it is sent and once when its answer comes in.
+    /// once when it is sent and once with the other answers of its worker's write.
     ///
     /// Each waiting completion runs exactly once, called by whoever removes it from `pending`. Frames sent
-    /// from an event loop wait in the outbox and leave together, so that the worker wakes once per batch rather
-    /// than once per row: at the end of the loop's turn when the worker has answered everything, else when its
-    /// next answers come in (it is about to read again), or after `holdLimit` at the latest (a slow call may
-    /// be all it has left to answer).
+    /// from an event loop wait in the outbox and leave together at the end of the loop's turn, so that the
+    /// worker wakes once per turn rather than once per row.
     private let state = Mutex<State>(State())
     struct State {
         var pending = PendingRequests<Waiting>()
         var outbox: [UInt8] = []
         var outboxIDs: [UInt64] = []
-        /// Frames written and not answered yet.
-        var unanswered = 0
         var flushScheduled = false
-        var holdScheduled = false
     }
     private let writing = NSLock()
-    static let holdLimit: TimeAmount = .milliseconds(1)
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
     private let hello = Mutex<CheckedContinuation<Result<Void, PluginLoadError>, Never>?>(nil)
@@ -112,57 +106,33 @@ final class WorkerConnection: @unchecked Sendable {
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
         let waiting = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout)
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else {
-            let id = state.withLock { state in
-                state.unanswered += 1
-                return state.pending.insert(waiting)
-            }
+            let id = state.withLock { $0.pending.insert(waiting) }
             write(WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).encoded(), ids: [id])
             return
         }
-        enum Flush { case scheduled, atEndOfTurn, atHoldLimit }
-        let flush = state.withLock { state -> Flush in
+        let scheduleFlush = state.withLock { state in
             let id = state.pending.insert(waiting)
             WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).append(to: &state.outbox)
             state.outboxIDs.append(id)
-            if state.unanswered == 0 {
-                guard !state.flushScheduled else { return .scheduled }
-                state.flushScheduled = true
-                return .atEndOfTurn
-            }
-            guard !state.holdScheduled else { return .scheduled }
-            state.holdScheduled = true
-            return .atHoldLimit
+            defer { state.flushScheduled = true }
+            return !state.flushScheduled
         }
-        switch flush {
-        case .scheduled: break
-        case .atEndOfTurn: loop.execute { self.flushOutbox() }
-        case .atHoldLimit:
-            loop.scheduleTask(in: Self.holdLimit) {
-                self.state.withLock { $0.holdScheduled = false }
-                self.flushOutbox()
-            }
-        }
+        if scheduleFlush { loop.execute { self.flushOutbox() } }
     }
 
-    /// Writes the frames waiting in the outbox, if any.
+    /// Writes the frames waiting in the outbox.
     private func flushOutbox() {
         let (bytes, ids) = state.withLock { state in
             state.flushScheduled = false
-            state.unanswered += state.outboxIDs.count
             defer { (state.outbox, state.outboxIDs) = ([], []) }
             return (state.outbox, state.outboxIDs)
         }
         write(bytes, ids: ids)
     }
 
-    /// The answers the worker wrote in one go: each completes its request. The worker is about to read
-    /// again, so the frames that waited for it go now.
+    /// The answers the worker wrote in one go: each completes its request.
     fileprivate func deliver(answers: [WorkerFrame]) {
-        let (waiting, outboxWaits) = state.withLock { state in
-            state.unanswered -= answers.count
-            return (answers.map { state.pending.remove($0.id) }, !state.outboxIDs.isEmpty)
-        }
-        if outboxWaits { flushOutbox() }
+        let waiting = state.withLock { state in answers.map { state.pending.remove($0.id) } }
         for (answer, waiting) in zip(answers, waiting) {
             waiting?.completion(InProcessModel.prediction(status: Int32(answer.code), bytes: answer.payload))
         }
