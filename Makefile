@@ -14,7 +14,7 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-## Every figure of BENCHMARKS.md in one run (a few minutes; the first run also builds bench/baseline).
+## Every figure of BENCHMARKS.md in one run (about 20 minutes; the first run also builds bench/baseline).
 bench: release bench-deps
 	$(SWIFT) build -c release --package-path bench/baseline
 	bash bench/run.sh

@@ -9,7 +9,8 @@
 # Loopback only; every load is wrk for DURATION seconds after a WARMUP, with the same threads, connections
 # and body. The servers compared with each other run side by side and are loaded in turn, ROUNDS times, and
 # each figure is the median of its rounds: this machine's speed drifts by 10-20 % from minute to minute, and
-# interleaving keeps that drift out of the ratios. Usage: bench/run.sh (make bench builds what it needs
+# interleaving keeps that drift out of the ratios; five rounds, because the host at times stalls every server
+# for a whole round (p99 of 100 ms and more), and a median of five outlasts two such rounds. Usage: bench/run.sh (make bench builds what it needs
 # first). Writes the report to REPORT.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,7 @@ BASELINE=${BASELINE:-$ROOT/bench/baseline/.build/release/Baseline}
 VENV=${VENV:-$ROOT/bench/.venv}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
 STARTUP_MODELS=${STARTUP_MODELS:-50}

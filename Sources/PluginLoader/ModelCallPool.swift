@@ -16,9 +16,11 @@ final class ModelCallPool: @unchecked Sendable {
 
     init(threads: Int) {
         for index in 0..<threads {
-            let thread = Thread { [self] in work() }
-            thread.name = "autoserve-model-\(index)"
-            thread.start()
+            Thread.detachNewThread { [self] in
+                // What `top -H` shows (Linux keeps 15 bytes of a thread's name and refuses a longer one).
+                Thread.current.name = "model-call-\(index)"
+                work()
+            }
         }
     }
 
