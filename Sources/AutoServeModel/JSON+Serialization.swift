@@ -31,11 +31,11 @@ extension JSON {
     /// Writes an object with its keys sorted, so that the same output always has the same bytes.
     static func writeObject(_ members: [String: JSON], into bytes: inout [UInt8]) -> Bool {
         bytes.append(UInt8(ascii: "{"))
-        for (position, key) in members.keys.sorted().enumerated() {
+        for (position, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
             if position > 0 { bytes.append(UInt8(ascii: ",")) }
-            writeString(key, into: &bytes)
+            writeString(member.key, into: &bytes)
             bytes.append(UInt8(ascii: ":"))
-            guard members[key]!.write(into: &bytes) else { return false }
+            guard member.value.write(into: &bytes) else { return false }
         }
         bytes.append(UInt8(ascii: "}"))
         return true

@@ -224,8 +224,13 @@ final class JSONTape {
     func string(at index: Int) throws -> String {
         let node = nodes[index]
         if node.count == 0 {
-            guard let text = String(validating: bytes[node.start..<node.end], as: UTF8.self) else { throw giveUp() }
-            return text
+            return try bytes.withUnsafeBufferPointer { all in
+                let text = UnsafeBufferPointer(rebasing: all[node.start..<node.end])
+                // ASCII (keys, most values) needs no validation; `String(validating:)` is generic and slow.
+                if !text.contains(where: { $0 >= 0x80 }) { return String(decoding: text, as: UTF8.self) }
+                guard let text = String(validating: text, as: UTF8.self) else { throw giveUp() }
+                return text
+            }
         }
         var unescaped: [UInt8] = []
         unescaped.reserveCapacity(node.end - node.start)

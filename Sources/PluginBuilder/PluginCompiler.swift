@@ -28,9 +28,14 @@ public struct PluginCompiler: Sendable {
     public let buildDirectory: String
     public let buildTimeout: Duration
 
-    /// A hash of the embedded SDK's sources.
+    /// How the SDK is compiled: as one module (`-wmo`, as SwiftPM's release builds do), so that the decoder's
+    /// accesses and generic calls are optimized across its files.
+    static let sdkFlags = ["-emit-library", "-emit-module", "-parse-as-library", "-O", "-wmo", "-module-name", "AutoServeModel", "-swift-version", "6"]
+
+    /// A hash of the embedded SDK's sources and of how they are compiled.
     public static let sdkHash: String = {
         var hasher = SHA256()
+        hasher.update(data: Data(sdkFlags.joined(separator: " ").utf8))
         for name in EmbeddedSDK.files.keys.sorted() {
             hasher.update(data: Data(name.utf8))
             hasher.update(data: Data(EmbeddedSDK.files[name]!.utf8))
@@ -65,8 +70,7 @@ public struct PluginCompiler: Sendable {
                 try text.write(toFile: path, atomically: false, encoding: .utf8)
                 sources.append(name)
             }
-            let outcome = try await ProcessRunner.run(toolchain.swiftc, [
-                "-emit-library", "-emit-module", "-parse-as-library", "-O", "-module-name", "AutoServeModel", "-swift-version", "6",
+            let outcome = try await ProcessRunner.run(toolchain.swiftc, Self.sdkFlags + [
                 "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
                 "-o", "libAutoServeModel.so",
             ] + sources, directory: staging, timeout: buildTimeout, background: true)

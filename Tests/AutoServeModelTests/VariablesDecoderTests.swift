@@ -147,6 +147,9 @@ struct VariablesDecoderTests {
         #expect(compare(Single<Int>.self, #"{"x": 1,}"#) == false)
         #expect(compare(Single<Int>.self, "{\"x\": \"a\u{1}\"}") == false)
         #expect(compare(Single<String>.self, bytes: Array(#"{"x": "a"#.utf8) + [0xFF] + Array(#""}"#.utf8)) == false)
+        #expect(compare(Single<String>.self, #"{"x": "héllo ✓ 😀"}"#) == true, "UTF-8 as it comes, without escapes")
+        #expect(compare([String: JSON].self, #"{"clé": "valeur", "n": 1}"#) == true)
+        #expect(compare(Single<String>.self, bytes: Array(#"{"x": "caf"#.utf8) + [0xC3] + Array(#""}"#.utf8)) == false, "a cut sequence")
     }
 
     /// Doubles as a client prints them, from Python's `repr` to fixed precision, read exactly as Foundation reads them.
