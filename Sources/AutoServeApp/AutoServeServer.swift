@@ -31,7 +31,7 @@ public struct AutoServeServer: Sendable {
         let manager = ModelManager(
             source: source,
             compiler: await Self.compiler(configuration, logger: logger),
-            loader: loader(configuration, metrics: metrics),
+            loader: loader(configuration, metrics: metrics, logger: logger),
             configuration: managerConfiguration(configuration),
             metrics: metrics,
             logger: logger
@@ -70,7 +70,7 @@ public struct AutoServeServer: Sendable {
     }
 
     /// Worker processes (the default) or plugins loaded into the server itself.
-    static func loader(_ configuration: ServerConfiguration, metrics: Metrics) -> any PluginLoading {
+    static func loader(_ configuration: ServerConfiguration, metrics: Metrics, logger: Logger) -> any PluginLoading {
         switch configuration.modelIsolation {
         case .inprocess:
             return InProcessLoader()
@@ -78,6 +78,7 @@ public struct AutoServeServer: Sendable {
             var settings = WorkerSettings(executable: configuration.workerExecutable ?? workerExecutable())
             settings.timeout = configuration.modelTimeout
             settings.metrics = metrics
+            settings.logger = logger
             return ProcessLoader(settings: settings)
         }
     }

@@ -19,7 +19,7 @@ public enum ModelCheck {
         let manager = ModelManager(
             source: source,
             compiler: await AutoServeServer.compiler(configuration, logger: logger),
-            loader: AutoServeServer.loader(configuration, metrics: Metrics()),
+            loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
             configuration: AutoServeServer.managerConfiguration(configuration),
             metrics: Metrics(),
             logger: logger

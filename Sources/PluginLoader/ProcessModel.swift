@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+public import Logging
 public import PluginBuilder
 public import PluginRuntime
 public import ServingCore
@@ -16,6 +17,8 @@ public struct WorkerSettings: Sendable {
     public var memoryLimitMegabytes: Int?
     public var startTimeout: Duration = .seconds(120)
     public var metrics: Metrics?
+    /// Where a worker's unplanned exit and its restart are told.
+    public var logger: Logger?
 
     public init(executable: String) {
         self.executable = executable
@@ -111,12 +114,15 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         }
         guard let failures else { return }
         settings.metrics?.increment("autoserve_worker_restarts_total", labels: [plugin.definition.name.rawValue, exit.cause])
+        settings.logger?.warning("worker exited; restarting it", metadata: [
+            "model": "\(plugin.definition.name)", "version": "\(plugin.definition.version.prefix(12))", "cause": "\(exit.cause)",
+            "detail": "\(exit.detail)", "restart_in_seconds": "\(Self.backoff(after: failures))",
+        ])
         Task { [weak self] in await self?.restart(slot: slot, after: failures) }
     }
 
     private func restart(slot: Int, after failures: Int) async {
-        let delay = min(0.1 * pow(2, Double(failures)), 30)
-        try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        try? await Task.sleep(for: .milliseconds(Int(Self.backoff(after: failures) * 1000)))
         guard !state.withLock({ $0.stopped }) else { return }
         do throws(PluginLoadError) {
             let connection = try await WorkerConnection.start(
@@ -138,6 +144,9 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
             await restart(slot: slot, after: failures)
         }
     }
+
+    /// Seconds before a restart: 0.1 doubling with each failed start, up to 30.
+    static func backoff(after failures: Int) -> Double { min(0.1 * pow(2, Double(failures)), 30) }
 
     /// Stops any worker whose resident memory passes `memory_mb`; it is restarted like a crashed one.
     private func watchMemory() {

@@ -16,6 +16,16 @@ enum WorkerExit: Sendable {
     case overMemory(Int)
     case stopped
 
+    /// What happened, for the log: the signal or exit status, the memory limit.
+    var detail: String {
+        switch self {
+        case .crashed(let how): how
+        case .timedOut: "a request passed its timeout"
+        case .overMemory(let megabytes): "over memory_mb (\(megabytes) MB)"
+        case .stopped: "stopped"
+        }
+    }
+
     var cause: String {
         switch self {
         case .crashed: "crash"
@@ -228,10 +238,15 @@ final class WorkerConnection: @unchecked Sendable {
         return "exit status \((status >> 8) & 0xFF)"
     }
 
+    /// Starts a worker from the `SpawnThread`, so that its parent-death signal waits for the server's end.
+    static func spawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+        try SpawnThread.shared.run { Result { () throws(PluginLoadError) in try posixSpawn(arguments) } }.get()
+    }
+
     /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
     /// the request pipe on fd 3, the answer pipe on fd 4, and stdout sent to stderr so a model's `print`
     /// cannot corrupt the protocol.
-    static func spawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+    private static func posixSpawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw PluginLoadError("cannot create the worker's socket: \(String(cString: strerror(errno)))")

@@ -180,6 +180,26 @@ struct WorkerProcessTests {
         }
     }
 
+    /// The real binary tells a worker's unplanned exit in its log, with the cause and when it restarts.
+    @Test func aWorkersCrashIsLogged() async throws {
+        let server = try BinaryServer(environment: [
+            "STATE_DIR": Paths.sharedState,
+            "MODELS_DIR": try Paths.modelsFolder(["Unruly": "\(Paths.fixtures)/models/Unruly"]),
+        ])
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        try await eventually("ready", timeout: .seconds(120)) { try await client.get("/readyz").status == 200 }
+        #expect(try await client.post("/Unruly", #"{"variables": {"mode": "crash"}}"#).status == 503)
+        try await eventually("Unruly answers again", timeout: .seconds(60)) {
+            try await client.post("/Unruly", #"{"variables": {"mode": "fine"}}"#).status == 200
+        }
+        server.stop()
+        let line = server.logs.split(separator: "\n").first { $0.contains("worker exited; restarting it") }
+        #expect(line?.contains("model=Unruly") == true, "\(server.logs)")
+        #expect(line?.contains("cause=crash") == true)
+        #expect(line?.contains("detail=\"signal") == true)
+        #expect(line?.contains("restart_in_seconds=") == true)
+    }
+
     static func isZombie(_ pid: Int32) -> Bool {
         ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
     }

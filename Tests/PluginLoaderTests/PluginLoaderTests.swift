@@ -2,6 +2,7 @@ import Foundation
 import PluginBuilder
 import PluginRuntime
 import ServingCore
+import Synchronization
 import Testing
 
 @testable import PluginLoader
@@ -56,6 +57,45 @@ extension PluginLoaderTests {
         #expect(error.diagnostic.file == "CompileError/etls.swift")
         #expect(error.diagnostic.line == 7)
         #expect(error.log?.contains("etls.swift:7:") == true)
+    }
+
+    /// Linux kills a worker (its parent-death signal) when the *thread* that spawned it exits: workers are spawned
+    /// from a thread that never does, whichever thread asks (Swift's task threads come and go with the load).
+    @Test func aWorkerOutlivesTheThreadThatAskedForIt() async throws {
+        let plugin = try await Self.build("Iris")
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
+        let arguments = [
+            executable, "--library", plugin.libraryPath, "--entry-symbol", plugin.definition.entrySymbol, "--folder", plugin.definition.folder,
+        ]
+        let spawned = Mutex<(pid: pid_t, socket: Int32)?>(nil)
+        // The asking thread waits for the worker's hello (sent after it set its parent-death signal), then ends.
+        let asking = Thread {
+            guard let (pid, socket, _) = try? WorkerConnection.spawn(arguments) else { return }
+            var hello = [UInt8](repeating: 0, count: 13)
+            _ = read(socket, &hello, 13)
+            spawned.withLock { $0 = (pid, socket) }
+        }
+        asking.start()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while spawned.withLock({ $0 }) == nil || !asking.isFinished, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let worker = try #require(spawned.withLock { $0 })
+        defer {
+            kill(worker.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(worker.pid, &status, 0)
+            close(worker.socket)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let state = try String(contentsOfFile: "/proc/\(worker.pid)/stat", encoding: .utf8).split(separator: ")").last?.split(separator: " ").first
+        #expect(state != "Z", "the worker died with the thread that asked for it")
+        let frame = WorkerFrame(id: 7, code: WorkerFrame.predict, payload: Array(#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#.utf8))
+        #expect(WorkerFrame.write(frame, to: worker.socket))
+        var reader = FrameReader(descriptor: worker.socket)
+        let answer = reader.next()
+        #expect(answer?.id == 7)
+        #expect(answer.map { String(decoding: $0.payload, as: UTF8.self).contains("setosa") } == true)
     }
 
     @Test func failingExamplesAndThrowingInitializersAreLoadErrors() async throws {
