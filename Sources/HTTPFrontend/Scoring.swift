@@ -112,6 +112,7 @@ struct Scoring: Sendable {
     /// status they share (or 500) and an `error` summary.
     static func merge(_ predictions: [Prediction], of versions: [ServingVersion], notServing: [(name: String, status: ModelStatus)]) -> Answer {
         var body: [UInt8] = [UInt8(ascii: "{")]
+        // Each output with its name (64 bytes at most), quotes, colon and comma; errors grow it as they come.
         body.reserveCapacity(predictions.reduce(64) { total, prediction in
             if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
         })
