@@ -52,9 +52,4 @@ struct PendingRequests<Value> {
         count -= removed.count
         return removed
     }
-
-    /// Whether any waiting value satisfies `predicate`.
-    func contains(where predicate: (Value) -> Bool) -> Bool {
-        slots.contains { $0.value.map(predicate) ?? false }
-    }
 }

@@ -32,7 +32,7 @@ struct BrokenFolderTests {
         #expect(index.json?["BadManifest"]?["last_error"]?["line"] == .number(3))
         #expect(lastError("TwoTypes").contains("First") && lastError("TwoTypes").contains("Second"))
         #expect(index.json?["Iris"]?["state"] == .string("ready"))
-        #expect(try await server.client.post("/Iris", ServerRouteTests.setosa).status == 200)
+        #expect(try await server.client.post("/Iris", Rows.setosa).status == 200)
         #expect(try await server.client.get("/healthz").json?["status"] == .string("ok"))
     }
 

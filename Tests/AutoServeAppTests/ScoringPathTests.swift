@@ -16,7 +16,6 @@ struct ScoringPathTests {
         }
     }
 
-    static let setosa = #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}"#
 
     static func post(_ path: String, _ body: String, headers: String = "") -> String {
         "POST \(path) HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\(headers)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
@@ -30,7 +29,7 @@ struct ScoringPathTests {
         let requests = [
             Self.post("/Unruly", #"{"variables": {"mode": "sleep"}}"#),
             Self.healthz,
-            Self.post("/Iris", Self.setosa),
+            Self.post("/Iris", Rows.setosa),
             Self.post("/Echo", #"{"variables": {"n": 1}}"#),
             Self.healthz,
             Self.post("/Echo", #"{"variables": {"n": 2}}"#),
@@ -53,7 +52,7 @@ struct ScoringPathTests {
     /// `Connection: close` sends a request through Hummingbird's responder: the same row must get the same
     /// status, headers and body there as in the pipeline.
     @Test(arguments: [
-        ("/Iris", ScoringPathTests.setosa),
+        ("/Iris", Rows.setosa),
         ("/Iris", #"{"variables": {"sepal_length": 5.1}}"#),
         ("/Iris", #"{"variables": "no"}"#),
         ("/Iris", "not json"),
@@ -83,7 +82,7 @@ struct ScoringPathTests {
 
     @Test func chunkedBodiesAreReadWholeAndLimitedWhileTheyArrive() async throws {
         let server = try await Self.server.value
-        let row = Array(Self.setosa.utf8)
+        let row = Array(Rows.setosa.utf8)
         let head = "POST /Iris HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
         // The row in three chunks, each in its own write.
         let pieces = [row[..<10], row[10..<40], row[40...]].map { "\(String($0.count, radix: 16))\r\n\(String(decoding: $0, as: UTF8.self))\r\n" }
@@ -92,7 +91,7 @@ struct ScoringPathTests {
         #expect(answers[0].json?["iris_class"] == .string("setosa"))
         // Over the limit (4096 bytes) in chunks: 413, and the connection goes on serving.
         let chunk = String(repeating: " ", count: 1000)
-        let large = head + String(repeating: "3e8\r\n\(chunk)\r\n", count: 5) + "0\r\n\r\n" + Self.post("/Iris", Self.setosa)
+        let large = head + String(repeating: "3e8\r\n\(chunk)\r\n", count: 5) + "0\r\n\r\n" + Self.post("/Iris", Rows.setosa)
         let after = try await RawHTTP.exchange(port: server.port, send: [large], expecting: 2)
         #expect(after[0].status == 413)
         #expect(after[0].error("code") == .string("payload_too_large"))

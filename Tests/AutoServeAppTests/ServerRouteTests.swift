@@ -21,12 +21,11 @@ struct ServerRouteTests {
         }
     }
 
-    static let setosa = #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}"#
 
     var client: HTTPClient { get async throws { try await Self.server.value.client } }
 
     @Test func postScoresARowWithTheModelVersionHeader() async throws {
-        let answer = try await client.post("/Iris", Self.setosa)
+        let answer = try await client.post("/Iris", Rows.setosa)
         #expect(answer.status == 200)
         #expect(answer.header("Content-Type") == "application/json")
         #expect(answer.json?["iris_class"] == .string("setosa"))
@@ -89,7 +88,7 @@ struct ServerRouteTests {
     }
 
     @Test func unknownModelIsA404ListingTheAvailableOnes() async throws {
-        let answer = try await client.post("/Nope", Self.setosa)
+        let answer = try await client.post("/Nope", Rows.setosa)
         #expect(answer.status == 404)
         #expect(answer.error("code") == .string("not_found"))
         let message = answer.error("message")?.jsonText ?? ""
@@ -141,7 +140,7 @@ struct ServerRouteTests {
         #expect(answer.status == 503)
         #expect(answer.error("code") == .string("model_failed"))
         #expect(index.json?["Iris"]?["state"] == .string("ready"))
-        #expect(try await client.post("/Iris", Self.setosa).status == 200)
+        #expect(try await client.post("/Iris", Rows.setosa).status == 200)
     }
 
     @Test func allScoresEveryModelAndListsFailuresUnderErrors() async throws {
@@ -162,7 +161,7 @@ struct ServerRouteTests {
     @Test func concurrentRequestsToOneModelAllAnswerCorrectly() async throws {
         let client = try await self.client
         let rows: [(String, String)] = [
-            (Self.setosa, "setosa"),
+            (Rows.setosa, "setosa"),
             (#"{"variables": {"sepal_length": 6.4, "sepal_width": 3.2, "petal_length": 4.5, "petal_width": 1.5}}"#, "versicolor"),
             (#"{"variables": {"sepal_length": 6.3, "sepal_width": 3.3, "petal_length": 6.0, "petal_width": 2.5}}"#, "virginica"),
         ]
@@ -198,7 +197,7 @@ struct ServerRouteTests {
         #expect(ready.status == 200)
         #expect(ready.json?["models"]?["ready"] == .number(5))
         #expect(ready.json?["models"]?["failed"] == .number(1))
-        _ = try await client.post("/Iris", Self.setosa)
+        _ = try await client.post("/Iris", Rows.setosa)
         let metrics = try await client.get("/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.header("Content-Type")?.hasPrefix("text/plain") == true)

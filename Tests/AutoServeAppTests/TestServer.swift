@@ -8,6 +8,12 @@ import ServingCore
 import FoundationNetworking
 #endif
 
+/// Rows the tests send.
+enum Rows {
+    /// An Iris row the model classifies as setosa.
+    static let setosa = #"{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}"#
+}
+
 /// Paths of the repository and its fixtures, found from this file.
 enum Paths {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

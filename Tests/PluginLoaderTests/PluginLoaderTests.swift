@@ -12,6 +12,9 @@ import Testing
 struct PluginLoaderTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
+    /// The variables of an Iris row the model classifies as setosa.
+    static let setosa = #"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#
+
     static func build(_ folderName: String) async throws -> BuiltPlugin {
         let state = NSTemporaryDirectory() + "autoserve-loader-tests"
         let toolchain = try await Toolchain.locate(configured: nil)
@@ -26,7 +29,7 @@ struct PluginLoaderTests {
     @Test func irisBuildsLoadsAndPredicts() async throws {
         let plugin = try await Self.build("Iris")
         let model = try await InProcessLoader().load(plugin)
-        let answer = await model.predict(variables: Array(#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#.utf8))
+        let answer = await model.predict(variables: Array(Self.setosa.utf8))
         guard case .output(let bytes) = answer else { Issue.record("expected an output, got \(answer)"); return }
         let output = try JSONParser.parse(bytes)
         #expect(output["iris_class"] == .string("setosa"))
@@ -90,7 +93,7 @@ extension PluginLoaderTests {
         try await Task.sleep(for: .milliseconds(500))
         let state = try String(contentsOfFile: "/proc/\(worker.pid)/stat", encoding: .utf8).split(separator: ")").last?.split(separator: " ").first
         #expect(state != "Z", "the worker died with the thread that asked for it")
-        let frame = WorkerFrame(id: 7, code: WorkerFrame.predict, payload: Array(#"{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}"#.utf8))
+        let frame = WorkerFrame(id: 7, code: WorkerFrame.predict, payload: Array(Self.setosa.utf8))
         #expect(WorkerFrame.write(frame, to: worker.socket))
         var reader = FrameReader(descriptor: worker.socket)
         let answer = reader.next()
