@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "AutoServeApp",
             dependencies: [
-                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "ModelManager", "HTTPFrontend",
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime", "CSystemShims", "ModelManager", "HTTPFrontend",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

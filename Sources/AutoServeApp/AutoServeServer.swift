@@ -1,3 +1,4 @@
+import CSystemShims
 import Foundation
 public import HTTPFrontend
 public import Hummingbird
@@ -21,11 +22,13 @@ public struct AutoServeServer: Sendable {
 
     /// Assembles the server; `onListening` receives the bound port (useful with `PORT=0`).
     public static func build(
-        configuration: ServerConfiguration,
+        configuration given: ServerConfiguration,
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws(ConfigurationError) -> AutoServeServer {
+        let configuration = given.resolvingPaths(against: FileManager.default.currentDirectoryPath)
         for notice in configuration.notices { logger.warning("\(notice)") }
+        for (setting, path) in configuration.resolvedPaths { logger.info("path", metadata: ["setting": "\(setting)", "path": "\(path)"]) }
         let metrics = Metrics()
         let source = modelSource(configuration)
         let manager = ModelManager(
@@ -61,11 +64,12 @@ public struct AutoServeServer: Sendable {
     /// The git repository when `MODELS_REPO` is set, else the models folder as it is on disk.
     static func modelSource(_ configuration: ServerConfiguration) -> any ModelSourceProvider {
         guard let repository = configuration.modelsRepo else {
-            return LocalModelSource(directory: configuration.modelsDir, stateDirectory: configuration.stateDir)
+            return LocalModelSource(directory: configuration.modelsDir, stateDirectory: configuration.stateDir, maxModelBytes: configuration.maxModelBytes)
         }
         return GitModelSource(
             url: repository, branch: configuration.modelsBranch, stateDirectory: configuration.stateDir,
-            username: configuration.gitUsername, token: configuration.gitToken?.value, sshKeyPath: configuration.gitSSHKey
+            username: configuration.gitUsername, token: configuration.gitToken?.value, sshKeyPath: configuration.gitSSHKey,
+            maxModelBytes: configuration.maxModelBytes
         )
     }
 
@@ -79,6 +83,7 @@ public struct AutoServeServer: Sendable {
             settings.timeout = configuration.modelTimeout
             settings.metrics = metrics
             settings.logger = logger
+            settings.environment = ServerConfiguration.workerEnvironment(ProcessInfo.processInfo.environment)
             return ProcessLoader(settings: settings)
         }
     }
@@ -107,6 +112,12 @@ public struct AutoServeServer: Sendable {
             manager.schedule = SyncSchedule(interval: configuration.syncInterval, dailyAtMinute: configuration.syncAtMinute)
         }
         return manager
+    }
+
+    /// Makes the server's process non-dumpable, so that a process of the same user (a model's worker among
+    /// them) cannot read its environment and memory, where the secrets are, from `/proc` (README, "Reliability").
+    public static func protectProcessMemory() {
+        _ = autoserve_make_undumpable()
     }
 
     /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.

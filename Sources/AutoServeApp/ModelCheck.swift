@@ -14,8 +14,11 @@ public enum ModelCheck {
         public var passed: Bool
     }
 
-    public static func run(directory: String, configuration: ServerConfiguration, logger: Logger) async -> Report {
-        let source = LocalModelSource(directory: directory, stateDirectory: configuration.stateDir)
+    public static func run(directory givenDirectory: String, configuration given: ServerConfiguration, logger: Logger) async -> Report {
+        let here = FileManager.default.currentDirectoryPath
+        let configuration = given.resolvingPaths(against: here)
+        let directory = ServerConfiguration.absolute(givenDirectory, against: here)
+        let source = LocalModelSource(directory: directory, stateDirectory: configuration.stateDir, maxModelBytes: configuration.maxModelBytes)
         let manager = ModelManager(
             source: source,
             compiler: await AutoServeServer.compiler(configuration, logger: logger),

@@ -1,6 +1,8 @@
 import Foundation
-import ServingCore
 import Logging
+import PluginBuilder
+import PluginRuntime
+import ServingCore
 
 /// One setting: its environment name, its flag, its help text and how to apply a value.
 struct Setting: Sendable {
@@ -17,8 +19,7 @@ extension ServerConfiguration {
             config.baseUrl = try parseBaseUrl(value)
         },
         Setting(environment: "PORT", help: "TCP port to listen on (default: 8080)", isSecret: false) { config, value in
-            guard let port = Int(value), (0...65535).contains(port) else { throw invalid("PORT", value, "a port number from 0 to 65535") }
-            config.port = port
+            config.port = try parseInteger(value, setting: "PORT", in: 0...65535, expected: "a port number from 0 to 65535")
         },
         Setting(environment: "HOST", help: "Address to listen on (default: 0.0.0.0)", isSecret: false) { config, value in
             guard !value.isEmpty else { throw invalid("HOST", value, "an address such as 0.0.0.0 or 127.0.0.1") }
@@ -61,11 +62,21 @@ extension ServerConfiguration {
             config.adminToken = value.isEmpty ? nil : Secret(value)
         },
         Setting(environment: "MAX_BODY_BYTES", help: "Largest request body in bytes (default: 1048576)", isSecret: false) { config, value in
-            guard let bytes = Int(value), bytes > 0 else { throw invalid("MAX_BODY_BYTES", value, "a number of bytes above 0, like 1048576") }
-            config.maxBodyBytes = bytes
+            config.maxBodyBytes = try parseInteger(
+                value, setting: "MAX_BODY_BYTES", in: 1...maximumBodyBytes,
+                expected: "a number of bytes from 1 to \(maximumBodyBytes) (the largest row a worker frame carries), like 1048576"
+            )
+        },
+        Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) { config, value in
+            config.maxModelBytes = try parseInteger(
+                value, setting: "MAX_MODEL_BYTES", in: 1...(1 << 40), expected: "a number of bytes from 1 to 1099511627776 (1 TiB), like 1073741824"
+            )
         },
         Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) { config, value in
-            guard let milliseconds = Int(value), milliseconds > 0 else { throw invalid("MODEL_TIMEOUT_MS", value, "a number of milliseconds above 0, like 10000") }
+            let milliseconds = try parseInteger(
+                value, setting: "MODEL_TIMEOUT_MS", in: 1...ModelManifest.maximumTimeoutMilliseconds,
+                expected: "a number of milliseconds from 1 to \(ModelManifest.maximumTimeoutMilliseconds) (24 h), like 10000"
+            )
             config.modelTimeout = .milliseconds(milliseconds)
         },
         Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess (default: process)", isSecret: false) { config, value in
@@ -90,6 +101,20 @@ extension ServerConfiguration {
 
     /// The original project's names, still accepted.
     static let aliases: [(old: String, new: String)] = [("gitPath", "MODELS_REPO"), ("usergit", "GIT_USERNAME"), ("password", "GIT_TOKEN")]
+
+    /// The names a worker process never sees: every secret, and the settings that may hold one (a key file's
+    /// path, a repository URL with credentials in it), under their current and their original names.
+    static let keptFromWorkers: Set<String> = {
+        var names = Set(settings.filter(\.isSecret).map(\.environment))
+        names.formUnion(["GIT_SSH_KEY", "MODELS_REPO"])
+        for (old, new) in aliases where names.contains(new) { names.insert(old) }
+        return names
+    }()
+
+    /// The environment a model's worker process starts with: the server's, less `keptFromWorkers`.
+    public static func workerEnvironment(_ environment: [String: String]) -> [String: String] {
+        environment.filter { !keptFromWorkers.contains($0.key) }
+    }
 
     /// Reads every setting from an environment; values that cannot be used are errors, never ignored.
     public static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
@@ -136,37 +161,56 @@ extension ServerConfiguration {
         return trimmed
     }
 
-    /// `30s`, `1m`, `24h`, `1h30m`, `500ms`, or a bare number of seconds.
+    /// The longest duration a setting accepts: a year, far beyond any schedule, so no sum of parts overflows.
+    static let maximumDurationMilliseconds = 366 * 86_400_000
+
+    /// `30s`, `1m`, `24h`, `1h30m`, `500ms`, or a bare number of seconds; at most 366 days.
     static func parseDuration(_ value: String, setting: String) throws(ConfigurationError) -> Duration {
-        if let seconds = Int(value), seconds > 0 { return .seconds(seconds) }
-        var total: Duration = .zero
+        let expected = "a duration from 1ms to 366d like 30s, 1m, 24h or 1h30m"
+        var milliseconds = 0
         var number = ""
         var rest = Substring(value)
+        if !value.isEmpty, value.allSatisfy(\.isASCIIDigit) { rest = Substring(value + "s") }
         while let character = rest.first {
-            if character.isNumber {
+            if character.isASCIIDigit {
                 number.append(character)
                 rest = rest.dropFirst()
                 continue
             }
-            guard let amount = Int(number) else { throw invalid(setting, value, "a duration like 30s, 1m, 24h or 1h30m") }
+            // Parts are bounded one by one, so that neither a part nor the sum can overflow.
+            guard number.count <= 10, let amount = Int(number) else { throw invalid(setting, value, expected) }
+            let unit: Int
             if rest.hasPrefix("ms") {
-                total += .milliseconds(amount)
+                unit = 1
                 rest = rest.dropFirst(2)
             } else {
                 switch character {
-                case "s": total += .seconds(amount)
-                case "m": total += .seconds(amount * 60)
-                case "h": total += .seconds(amount * 3600)
-                case "d": total += .seconds(amount * 86400)
-                default: throw invalid(setting, value, "a duration like 30s, 1m, 24h or 1h30m")
+                case "s": unit = 1000
+                case "m": unit = 60_000
+                case "h": unit = 3_600_000
+                case "d": unit = 86_400_000
+                default: throw invalid(setting, value, expected)
                 }
                 rest = rest.dropFirst()
             }
+            milliseconds += amount * unit
+            guard milliseconds <= maximumDurationMilliseconds else { throw invalid(setting, value, expected) }
             number = ""
         }
-        guard number.isEmpty, total > .zero else { throw invalid(setting, value, "a duration above zero like 30s, 1m, 24h or 1h30m") }
-        return total
+        guard number.isEmpty, milliseconds > 0 else { throw invalid(setting, value, expected) }
+        return .milliseconds(milliseconds)
     }
+
+    /// A whole number within `range`, in decimal digits; anything else names the setting and the range.
+    static func parseInteger(_ value: String, setting: String, in range: ClosedRange<Int>, expected: String) throws(ConfigurationError) -> Int {
+        guard !value.isEmpty, value.count <= 19, value.allSatisfy(\.isASCIIDigit), let number = Int(value), range.contains(number) else {
+            throw invalid(setting, value, expected)
+        }
+        return number
+    }
+
+    /// The largest `MAX_BODY_BYTES`: the variables of a row must fit in one frame of the worker protocol.
+    static let maximumBodyBytes = WorkerFrame.maximumLength - 1024
 
     static func parseTimeOfDay(_ value: String) throws(ConfigurationError) -> Int {
         let parts = value.split(separator: ":")
@@ -175,4 +219,9 @@ extension ServerConfiguration {
         else { throw invalid("SYNC_AT", value, "a UTC time HH:MM like 03:30") }
         return hour * 60 + minute
     }
+}
+
+extension Character {
+    /// `0` to `9` only: `isNumber` also accepts other scripts' digits and fractions, which `Int` cannot read.
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import ServingCore
 
@@ -27,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var webhookSecret: Secret?
     public var adminToken: Secret?
     public var maxBodyBytes = 1 << 20
+    /// The largest model folder a version may have; a bigger one fails with a diagnostic before it is written.
+    public var maxModelBytes = 1 << 30
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
     /// The binary that runs `autoserve worker`; `nil` is this executable (tests point it at the built binary).
@@ -38,6 +41,47 @@ public struct ServerConfiguration: Sendable {
     public var notices: [String] = []
 
     public init() {}
+
+    /// The same settings with every path made absolute against `directory` (the working directory at start).
+    ///
+    /// Done once, at start: swiftc runs in its own working directory, and a relative `STATE_DIR` handed to it
+    /// named files that did not exist there (the first `make serve` on a fresh clone served nothing).
+    public func resolvingPaths(against directory: String) -> ServerConfiguration {
+        var resolved = self
+        resolved.stateDir = Self.absolute(stateDir, against: directory)
+        resolved.modelsDir = Self.absolute(modelsDir, against: directory)
+        resolved.gitSSHKey = gitSSHKey.map { Self.absolute($0, against: directory) }
+        resolved.inferenceLog = inferenceLog.map { Self.absolute($0, against: directory) }
+        // A bare name is looked up on PATH; only a path with a slash is a file relative to the directory.
+        resolved.swiftc = swiftc.map { $0.contains("/") ? Self.absolute($0, against: directory) : $0 }
+        resolved.modelsRepo = modelsRepo.map { Self.isLocalPath($0) ? Self.absolute($0, against: directory) : $0 }
+        resolved.workerExecutable = workerExecutable.map { Self.absolute($0, against: directory) }
+        return resolved
+    }
+
+    /// The paths the server uses, as logged at start.
+    public var resolvedPaths: [(setting: String, path: String)] {
+        var paths = [("STATE_DIR", stateDir)]
+        if let modelsRepo, Self.isLocalPath(modelsRepo) { paths.append(("MODELS_REPO", modelsRepo)) }
+        if modelsRepo == nil { paths.append(("MODELS_DIR", modelsDir)) }
+        if let gitSSHKey { paths.append(("GIT_SSH_KEY", gitSSHKey)) }
+        if let inferenceLog { paths.append(("INFERENCE_LOG", inferenceLog)) }
+        if let swiftc { paths.append(("SWIFTC", swiftc)) }
+        return paths
+    }
+
+    /// `path` made absolute and standardized (`.` and `..` removed); an absolute path is only standardized.
+    static func absolute(_ path: String, against directory: String) -> String {
+        let joined = path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
+        return (joined as NSString).standardizingPath
+    }
+
+    /// Whether a `MODELS_REPO` names a folder rather than a URL (`scheme://…`) or an scp-like `host:path`.
+    static func isLocalPath(_ repository: String) -> Bool {
+        if repository.contains("://") { return false }
+        guard let colon = repository.firstIndex(of: ":") else { return true }
+        return repository[..<colon].contains("/")
+    }
 }
 
 /// A setting whose value cannot be used, naming the setting and what it accepts.

@@ -9,8 +9,12 @@
 int autoserve_kill_me_with_parent(void) {
     return prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
+int autoserve_make_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0);
+}
 #else
 int autoserve_kill_me_with_parent(void) { return 0; }
+int autoserve_make_undumpable(void) { return 0; }
 #endif
 
 #ifdef __linux__

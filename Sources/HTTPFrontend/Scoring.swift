@@ -61,7 +61,8 @@ struct Scoring: Sendable {
             let available = snapshot.servingVersions.map(\.name.rawValue)
             let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
             let error = APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
-            completion(record(name, nil, start, error.answer))
+            // Only model folders become label values: any client can make up names without end.
+            completion(record(Self.unknownModelLabel, nil, start, error.answer))
             return
         }
         guard let version = status.serving else {
@@ -170,6 +171,9 @@ struct Scoring: Sendable {
             return APIError(status: 503, code: "model_failed", message: "\(status.folderName) has no version serving: \(reason); fix the folder and sync again")
         }
     }
+
+    /// The `model` label of requests to no model folder; a folder name starts with a letter, so none collides.
+    static let unknownModelLabel = "_unknown"
 
     /// Counts the request in the metrics (and the debug log) and passes the answer on.
     func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {

@@ -12,20 +12,35 @@ public struct GitModelSource: ModelSourceProvider {
     public let url: String
     public let branch: String
     public let stateDirectory: String
+    /// The largest total size of a version's files (`MAX_MODEL_BYTES`).
+    public let maxModelBytes: Int
     let credentials: GitCredentials
 
-    public init(url: String, branch: String, stateDirectory: String, username: String?, token: String?, sshKeyPath: String?) {
-        self.url = url
+    /// `url` is `MODELS_REPO` as given; credentials written into it are taken out of the URL that libgit2
+    /// stores and used like `GIT_USERNAME`/`GIT_TOKEN` (which win when they are set too).
+    public init(
+        url: String, branch: String, stateDirectory: String, username: String?, token: String?, sshKeyPath: String?, maxModelBytes: Int = 1 << 30
+    ) {
+        let remote = RemoteURL(url)
+        self.maxModelBytes = maxModelBytes
+        self.url = remote.url
         self.branch = branch
         self.stateDirectory = stateDirectory
         self.credentials = GitCredentials(
-            username: username, token: token, sshKeyPath: sshKeyPath,
+            username: username ?? remote.username, token: token ?? remote.password, sshKeyPath: sshKeyPath,
             hostKeyPins: (stateDirectory as NSString).appendingPathComponent("ssh_known_hosts")
         )
     }
 
     /// The URL without any user information, for logs and the index.
-    public var displayName: String { "\(GitRepository.redact(url)) (\(branch))" }
+    public var displayName: String { "\(RemoteURL.redact(url)) (\(branch))" }
+
+    /// A message with URLs' user information and the token itself removed, wherever they appear in it.
+    func scrub(_ text: String) -> String {
+        var text = RemoteURL.redact(text)
+        if let token = credentials.token, token.count >= 4 { text = text.replacingOccurrences(of: token, with: "<redacted>") }
+        return text
+    }
 
     /// The clone's folder: one per repository URL, so changing `MODELS_REPO` starts a fresh clone.
     var clonePath: String {
@@ -43,9 +58,9 @@ public struct GitModelSource: ModelSourceProvider {
                 result.notices = notices
                 return .success(result)
             } catch let error as GitError {
-                return .failure(SourceError(error.message))
+                return .failure(SourceError(scrub(error.message)))
             } catch {
-                return .failure(SourceError(GitRepository.redact("\(error)")))
+                return .failure(SourceError(scrub("\(error)")))
             }
         }
         return try result.get()
@@ -87,17 +102,18 @@ public struct GitModelSource: ModelSourceProvider {
         let destination = exporter.exportedPath(for: folder)
         if FileManager.default.fileExists(atPath: destination) { return destination }
         let clonePath = self.clonePath
+        let maxModelBytes = self.maxModelBytes
         let result = await Self.offThread { () -> Result<String, any Error> in
             let staging = destination + ".staging-\(UUID().uuidString)"
             do {
-                try GitRepository.open(path: clonePath).export(tree: folder.version, to: staging)
+                try GitRepository.open(path: clonePath).export(tree: folder.version, to: staging, maxBytes: maxModelBytes)
                 try VersionExporter.makeReadOnly(staging)
                 try FileManager.default.moveItem(atPath: staging, toPath: destination)
                 return .success(destination)
             } catch {
                 try? FileManager.default.removeItem(atPath: staging)
                 if FileManager.default.fileExists(atPath: destination) { return .success(destination) }
-                return .failure(error)
+                return .failure(SourceError(scrub("\(error)")))
             }
         }
         return try result.get()

@@ -1,6 +1,9 @@
 import CGitShims
 import CLibGit2
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ServingCore
 
 /// libgit2, wrapped once: every `git_*` call of AutoServe is in this file, and every return code becomes a
@@ -90,6 +93,26 @@ final class GitRepository {
         let url = git_remote_url(remote).map { String(cString: $0) } ?? "origin"
         if let pinned = context.pinnedHostKey { notices.append("trusted a new SSH host key on first use: \(pinned)") }
         try Self.check(code, "fetch \(Self.redact(url)) (branch \(branch))", context: context)
+        // A fetch of a branch the remote no longer has succeeds and fetches nothing; the tip would then fall
+        // back to an older commit. The remote's list of references, kept from the fetch, tells.
+        guard try Self.remoteAdvertises(remote!, "refs/heads/\(branch)") else {
+            throw GitError(
+                code: GIT_ENOTFOUND.rawValue,
+                message: "the remote \(Self.redact(url)) no longer has branch \(branch); the models keep serving the last commit fetched. "
+                    + "Push the branch again or set MODELS_BRANCH to one the remote has"
+            )
+        }
+    }
+
+    /// Whether the remote named `reference` in its list of references, as read by the last connection.
+    private static func remoteAdvertises(_ remote: OpaquePointer, _ reference: String) throws(GitError) -> Bool {
+        var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+        var count = 0
+        try check(git_remote_ls(&heads, &count, remote), "list the remote's branches")
+        for index in 0..<count {
+            if let head = heads?[index], String(cString: head.pointee.name) == reference { return true }
+        }
+        return false
     }
 
     /// The commit at the tip of `branch` as last fetched (or as cloned).
@@ -119,42 +142,118 @@ final class GitRepository {
     }
 
     /// Writes every file of a tree below `path` (folders included); links and submodules are left out.
-    func export(tree treeID: String, to path: String) throws(GitError) {
+    ///
+    /// The tree comes from a repository anyone may push to, so it is checked before anything is written: no
+    /// entry may name `.`, `..` or `.git` or hold a `/` (git's object format allows such names; `git fsck` only
+    /// warns), every target must stay below `path`, and the files together must fit in `maxBytes` (their
+    /// sizes are read from the object headers, before any content is inflated).
+    func export(tree treeID: String, to path: String, maxBytes: Int) throws(GitError) {
         var oid = git_oid()
         try Self.check(git_oid_fromstr(&oid, treeID), "read the tree id \(treeID)")
         var tree: OpaquePointer?
         try Self.check(git_tree_lookup(&tree, pointer, &oid), "find tree \(treeID)")
         defer { git_tree_free(tree) }
-        try write(tree: tree!, to: path)
+        var odb: OpaquePointer?
+        try Self.check(git_repository_odb(&odb, pointer), "open the object database")
+        defer { git_odb_free(odb) }
+        let root = (path as NSString).standardizingPath
+        do {
+            try FileManager.default.createDirectory(atPath: (root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw GitError(code: -1, message: "cannot create the folder of \(root): \(error.localizedDescription)")
+        }
+        var total = 0
+        try measure(tree: tree!, odb: odb!, under: "", total: &total, limit: maxBytes)
+        try write(tree: tree!, to: root, root: root)
     }
 
-    private func write(tree: OpaquePointer, to path: String) throws(GitError) {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw GitError(code: -1, message: "cannot create \(path): \(error.localizedDescription)")
+    /// Adds up the sizes of a tree's files, refusing unsafe names and a total over `limit`.
+    private func measure(tree: OpaquePointer, odb: OpaquePointer, under folder: String, total: inout Int, limit: Int) throws(GitError) {
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            let shown = folder.isEmpty ? name : "\(folder)/\(name)"
+            guard Self.isSafeEntryName(name) else {
+                throw GitError(
+                    code: -1,
+                    message: "the folder holds an entry named '\(shown)', which would be written outside the version's folder; "
+                        + "remove it from the repository (entries named ., .. or .git, or holding / are refused)"
+                )
+            }
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                var child: OpaquePointer?
+                try Self.check(git_tree_lookup(&child, pointer, git_tree_entry_id(entry)), "find folder \(shown)")
+                defer { git_tree_free(child) }
+                try measure(tree: child!, odb: odb, under: shown, total: &total, limit: limit)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                var size = 0
+                var type = GIT_OBJECT_ANY
+                try Self.check(git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry)), "read the size of \(shown)")
+                total += size
+                guard total <= limit else {
+                    throw GitError(
+                        code: -1,
+                        message: "the folder's files are larger than MAX_MODEL_BYTES (\(limit) bytes; '\(shown)' alone is \(size)); "
+                            + "keep large artifacts out of the models repository or raise MAX_MODEL_BYTES"
+                    )
+                }
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Whether a tree entry's name is one file or folder name: not `.`, `..` or `.git`, no `/`, no NUL.
+    static func isSafeEntryName(_ name: String) -> Bool {
+        !name.isEmpty && name != "." && name != ".." && name.lowercased() != ".git" && !name.contains("/") && !name.contains("\0")
+    }
+
+    private func write(tree: OpaquePointer, to path: String, root: String) throws(GitError) {
+        guard path == root || path.hasPrefix(root + "/") else {
+            throw GitError(code: -1, message: "refused to write \(path): it is outside the version's folder \(root)")
+        }
+        guard Glibc.mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw GitError(code: -1, message: "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         for index in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, index) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
-            let target = (path as NSString).appendingPathComponent(name)
+            let target = ((path as NSString).appendingPathComponent(name) as NSString).standardizingPath
+            guard Self.isSafeEntryName(name), target.hasPrefix(root + "/") else {
+                throw GitError(code: -1, message: "refused to write the entry '\(name)': it is outside the version's folder \(root)")
+            }
             switch git_tree_entry_filemode(entry) {
             case GIT_FILEMODE_TREE:
                 var child: OpaquePointer?
                 try Self.check(git_tree_lookup(&child, pointer, git_tree_entry_id(entry)), "find folder \(name)")
                 defer { git_tree_free(child) }
-                try write(tree: child!, to: target)
+                try write(tree: child!, to: target, root: root)
             case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
-                var blob: OpaquePointer?
-                try Self.check(git_blob_lookup(&blob, pointer, git_tree_entry_id(entry)), "find file \(name)")
-                defer { git_blob_free(blob) }
-                let data = Data(bytes: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
-                guard FileManager.default.createFile(atPath: target, contents: data) else {
-                    throw GitError(code: -1, message: "cannot write \(target)")
-                }
+                try writeBlob(git_tree_entry_id(entry), to: target, name: name)
             default:
                 continue
             }
+        }
+    }
+
+    /// Writes one file straight from libgit2's buffer (no copy of the content), created exclusively: an entry
+    /// can never write through a file or link that is already there.
+    private func writeBlob(_ id: UnsafePointer<git_oid>, to target: String, name: String) throws(GitError) {
+        var blob: OpaquePointer?
+        try Self.check(git_blob_lookup(&blob, pointer, id), "find file \(name)")
+        defer { git_blob_free(blob) }
+        let descriptor = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard descriptor >= 0 else { throw GitError(code: -1, message: "cannot write \(target): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(descriptor) }
+        var content = git_blob_rawcontent(blob)
+        var remaining = Int(git_blob_rawsize(blob))
+        while remaining > 0, let chunk = content {
+            let written = Glibc.write(descriptor, chunk, min(remaining, 1 << 20))
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { throw GitError(code: -1, message: "cannot write \(target): \(String(cString: strerror(errno)))") }
+            remaining -= written
+            content = UnsafeRawPointer(chunk + written)
         }
     }
 
@@ -185,20 +284,7 @@ final class GitRepository {
     }
 
     /// Removes user information (`user:password@`) from every URL in a message.
-    static func redact(_ text: String) -> String {
-        var result = ""
-        var rest = Substring(text)
-        while let scheme = rest.range(of: "://") {
-            result += rest[..<scheme.upperBound]
-            rest = rest[scheme.upperBound...]
-            let hostEnd = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "'" || $0 == "\"" } ?? rest.endIndex
-            if let at = rest[..<hostEnd].lastIndex(of: "@") {
-                result += "<redacted>@"
-                rest = rest[rest.index(after: at)...]
-            }
-        }
-        return result + rest
-    }
+    static func redact(_ text: String) -> String { RemoteURL.redact(text) }
 }
 
 /// What libgit2 may answer an authentication challenge with. Secrets never leave this struct except into

@@ -10,10 +10,13 @@ public struct LocalModelSource: Sendable {
     public let directory: String
     /// Where exported versions go (`STATE_DIR`).
     public let stateDirectory: String
+    /// The largest total size of a version's files (`MAX_MODEL_BYTES`).
+    public let maxModelBytes: Int
 
-    public init(directory: String, stateDirectory: String) {
+    public init(directory: String, stateDirectory: String, maxModelBytes: Int = 1 << 30) {
         self.directory = directory
         self.stateDirectory = stateDirectory
+        self.maxModelBytes = maxModelBytes
     }
 
     /// Lists the model folders with their versions; folders that break a naming rule are reported, not fatal.

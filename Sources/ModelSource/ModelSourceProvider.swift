@@ -17,7 +17,7 @@ extension LocalModelSource: ModelSourceProvider {
     }
 
     public func export(_ folder: ModelFolder) async throws -> String {
-        try VersionExporter(stateDirectory: stateDirectory).export(folder)
+        try VersionExporter(stateDirectory: stateDirectory, maxModelBytes: maxModelBytes).export(folder)
     }
 
     public var displayName: String { directory }

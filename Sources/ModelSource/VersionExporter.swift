@@ -8,9 +8,12 @@ import ServingCore
 public struct VersionExporter: Sendable {
     /// `STATE_DIR/versions`.
     public let root: String
+    /// The largest total size of a version's files (`MAX_MODEL_BYTES`).
+    public let maxModelBytes: Int
 
-    public init(stateDirectory: String) {
+    public init(stateDirectory: String, maxModelBytes: Int = 1 << 30) {
         self.root = (stateDirectory as NSString).appendingPathComponent("versions")
+        self.maxModelBytes = maxModelBytes
     }
 
     public func exportedPath(for folder: ModelFolder) -> String {
@@ -22,10 +25,22 @@ public struct VersionExporter: Sendable {
         let destination = exportedPath(for: folder)
         let manager = FileManager.default
         if manager.fileExists(atPath: destination) { return destination }
+        let files = try FolderDigest.files(in: folder.sourcePath)
+        var total = 0
+        for relative in files {
+            let size = (try manager.attributesOfItem(atPath: (folder.sourcePath as NSString).appendingPathComponent(relative))[.size] as? Int) ?? 0
+            total += size
+            guard total <= maxModelBytes else {
+                throw SourceError(
+                    "the folder's files are larger than MAX_MODEL_BYTES (\(maxModelBytes) bytes; '\(relative)' alone is \(size)); "
+                        + "keep large artifacts out of the models folder or raise MAX_MODEL_BYTES"
+                )
+            }
+        }
         let staging = destination + ".staging-\(UUID().uuidString)"
         try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {
-            for relative in try FolderDigest.files(in: folder.sourcePath) {
+            for relative in files {
                 let target = (staging as NSString).appendingPathComponent(relative)
                 try manager.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try manager.copyItem(atPath: (folder.sourcePath as NSString).appendingPathComponent(relative), toPath: target)

@@ -15,6 +15,11 @@ public struct ModelManifest: Sendable, Hashable {
     /// Resident memory above which a worker is stopped and restarted (unset: no limit).
     public var memoryMegabytes: Int?
 
+    /// The largest `timeout_ms`: a day, far beyond any row, and small enough that no deadline overflows.
+    public static let maximumTimeoutMilliseconds = 86_400_000
+    /// The largest `memory_mb`: 1 TiB, so that the limit in bytes never wraps.
+    public static let maximumMemoryMegabytes = 1 << 20
+
     public init() {}
 
     public static let fileName = "model.yaml"
@@ -83,8 +88,8 @@ extension ModelManifest {
             }
         }
         if let node = top["timeout_ms"] {
-            guard let value = node.int, value > 0, node.tag.rawValue == Tag.Name.int.rawValue else {
-                throw reader.error(node, "timeout_ms must be a whole number of milliseconds above 0, like 2000")
+            guard let value = node.int, (1...Self.maximumTimeoutMilliseconds).contains(value), node.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(node, "timeout_ms must be a whole number of milliseconds from 1 to \(Self.maximumTimeoutMilliseconds) (24 h), like 2000")
             }
             manifest.timeoutMilliseconds = value
         }
@@ -95,8 +100,8 @@ extension ModelManifest {
             manifest.workers = value
         }
         if let node = top["memory_mb"] {
-            guard let value = node.int, value > 0, node.tag.rawValue == Tag.Name.int.rawValue else {
-                throw reader.error(node, "memory_mb must be a whole number of megabytes above 0, like 512")
+            guard let value = node.int, (1...Self.maximumMemoryMegabytes).contains(value), node.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(node, "memory_mb must be a whole number of megabytes from 1 to \(Self.maximumMemoryMegabytes) (1 TiB), like 512")
             }
             manifest.memoryMegabytes = value
         }

@@ -120,8 +120,15 @@ public struct PluginCompiler: Sendable {
             ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout, background: true)
             guard outcome.succeeded else {
                 var log = outcome.output
-                if outcome.timedOut { log += "\nswiftc did not finish within \(buildTimeout); the build was stopped\n" } else {
+                if outcome.timedOut {
+                    log += "\nswiftc did not finish within \(buildTimeout); the build was stopped and is retried on the next sync\n"
+                } else if outcome.signalled {
+                    log += "\nswiftc was killed (signal \(outcome.exitCode)), perhaps out of memory; the build is retried on the next sync\n"
+                } else if Self.isCompileError(outcome.output) {
+                    // Only the sources' own errors are cached: they fail the same way until the folder changes.
                     try? log.write(toFile: failure, atomically: true, encoding: .utf8)
+                } else {
+                    log += "\nswiftc exited with status \(outcome.exitCode) without an error of the sources; the build is retried on the next sync\n"
                 }
                 return .failure(Self.compileError(definition, log: log))
             }
@@ -130,6 +137,17 @@ public struct PluginCompiler: Sendable {
         } catch {
             return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)")))
         }
+    }
+
+    /// Whether swiftc's output reports an error in the sources (`file:line:column: error: …`), as opposed to a
+    /// compiler that failed for reasons of its own (killed, out of memory, a broken toolchain).
+    ///
+    /// The driver reports a killed frontend as an error line too (`error: compile command failed due to signal
+    /// 9`): that one is the compiler's fate, not the sources'.
+    static func isCompileError(_ output: String) -> Bool {
+        let lines = output.split(separator: "\n")
+        let killed = lines.contains { $0.contains("due to signal") || $0.contains("unable to execute command") }
+        return !killed && lines.contains { $0.contains(": error: ") }
     }
 
     /// The first compiler error, located in the model's folder, with the whole log attached.

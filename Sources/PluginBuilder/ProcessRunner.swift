@@ -6,8 +6,10 @@ public enum ProcessRunner {
         public var exitCode: Int32
         public var output: String
         public var timedOut: Bool
+        /// True when a signal ended the process (a kill, the out-of-memory killer, a crash), not its own exit.
+        public var signalled = false
 
-        public var succeeded: Bool { exitCode == 0 && !timedOut }
+        public var succeeded: Bool { exitCode == 0 && !timedOut && !signalled }
     }
 
     /// Where `nice` is: builds run under it, so that a compile never takes the cores from the requests.
@@ -59,6 +61,8 @@ public enum ProcessRunner {
         }
         process.waitUntilExit()
         let output = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-        return Outcome(exitCode: process.terminationStatus, output: output, timedOut: timedOut)
+        return Outcome(
+            exitCode: process.terminationStatus, output: output, timedOut: timedOut, signalled: process.terminationReason == .uncaughtSignal
+        )
     }
 }

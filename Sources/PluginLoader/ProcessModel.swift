@@ -19,6 +19,8 @@ public struct WorkerSettings: Sendable {
     public var metrics: Metrics?
     /// Where a worker's unplanned exit and its restart are told.
     public var logger: Logger?
+    /// The environment a worker starts with: the server's, less every secret (the server strips them).
+    public var environment: [String: String] = ProcessInfo.processInfo.environment
 
     public init(executable: String) {
         self.executable = executable
@@ -57,7 +59,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         let model = ProcessModel(plugin: plugin, settings: settings, workers: Array(repeating: nil, count: max(1, settings.workers)))
         for slot in 0..<max(1, settings.workers) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, startTimeout: settings.startTimeout
             ) { [weak model] exit in model?.workerExited(slot: slot, exit) }
             model.state.withLock { $0.workers[slot] = connection }
         }
@@ -126,7 +128,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         guard !state.withLock({ $0.stopped }) else { return }
         do throws(PluginLoadError) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, startTimeout: settings.startTimeout
             ) { [weak self] exit in self?.workerExited(slot: slot, exit) }
             let keep = state.withLock { state -> Bool in
                 guard !state.stopped else { return false }

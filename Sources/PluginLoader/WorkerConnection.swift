@@ -65,7 +65,18 @@ final class WorkerConnection: @unchecked Sendable {
         var outboxIDs: [UInt64] = []
         var flushScheduled = false
     }
+    /// Serializes writes, so that frames from several threads never interleave on the socket.
     private let writing = NSLock()
+    /// Whether the socket's descriptor is still open, and how many writes are under way on it.
+    ///
+    /// The kernel hands a closed descriptor's number to the next socket it opens (the next client's
+    /// connection, say), so the descriptor is closed only once the reader has ended and no write can reach
+    /// it: a late write then finds it closed instead of sending a worker frame to a stranger.
+    private let descriptor = Mutex<DescriptorState>(DescriptorState())
+    struct DescriptorState {
+        var open = true
+        var writers = 0
+    }
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
     private let hello = Mutex<CheckedContinuation<Result<Void, PluginLoadError>, Never>?>(nil)
@@ -85,6 +96,7 @@ final class WorkerConnection: @unchecked Sendable {
     static func start(
         executable: String,
         plugin: BuiltPlugin,
+        environment: [String: String],
         startTimeout: Duration,
         onExit: @escaping @Sendable (WorkerExit) -> Void
     ) async throws(PluginLoadError) -> WorkerConnection {
@@ -92,7 +104,7 @@ final class WorkerConnection: @unchecked Sendable {
         let arguments = [
             executable, "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
         ]
-        let (pid, requestFD, responseFD) = try spawn(arguments)
+        let (pid, requestFD, responseFD) = try spawn(arguments, environment: environment)
         let connection = WorkerConnection(pid: pid, requestDescriptor: requestFD, responseDescriptor: responseFD, modelName: definition.name.rawValue, onExit: onExit)
         let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
             connection.hello.withLock { $0 = continuation }
@@ -150,7 +162,17 @@ final class WorkerConnection: @unchecked Sendable {
 
     /// Writes frames to the worker; when it is gone, their requests fail at once with 503.
     private func write(_ bytes: [UInt8], ids: [UInt64]) {
-        guard !bytes.isEmpty, !writing.withLock({ WorkerFrame.write(bytes, to: requestDescriptor) }) else { return }
+        guard !bytes.isEmpty else { return }
+        let open = descriptor.withLock { state in
+            if state.open { state.writers += 1 }
+            return state.open
+        }
+        var written = false
+        if open {
+            written = writing.withLock { WorkerFrame.write(bytes, to: requestDescriptor) }
+            releaseDescriptor { $0.writers -= 1 }
+        }
+        guard !written else { return }
         for waiting in state.withLock({ state in ids.compactMap { state.pending.remove($0) } }) {
             waiting.completion(.failure(PredictionFailure(.unavailable, "the worker of \(modelName) is gone; it is restarting, retry shortly")))
         }
@@ -172,14 +194,24 @@ final class WorkerConnection: @unchecked Sendable {
     func kill(because reason: WorkerExit) {
         plannedExit.withLock { if $0 == nil { $0 = reason } }
         _ = Glibc.kill(pid, SIGKILL)
-        // Wake the reader now, even if some other process still holds the worker's end of the socket.
-        _ = shutdown(responseDescriptor, Int32(SHUT_RDWR))
+        // Wake the reader and any blocked writer now, even if some other process still holds the worker's end
+        // of the socket. Under the descriptor's lock: never a shutdown of a number the kernel gave to another.
+        descriptor.withLock { state in if state.open { _ = shutdown(responseDescriptor, Int32(SHUT_RDWR)) } }
     }
 
     /// Ends the request direction: the worker finishes what it has and exits.
     func close() {
         plannedExit.withLock { if $0 == nil { $0 = .stopped } }
-        writing.withLock { _ = shutdown(requestDescriptor, Int32(SHUT_WR)) }
+        descriptor.withLock { state in if state.open { _ = shutdown(requestDescriptor, Int32(SHUT_WR)) } }
+    }
+
+    /// Changes the descriptor's state and closes it once it is marked closed and no write is under way.
+    private func releaseDescriptor(_ change: (inout DescriptorState) -> Void) {
+        descriptor.withLock { state in
+            let wasOpen = state.open || state.writers > 0
+            change(&state)
+            if wasOpen, !state.open, state.writers == 0 { Glibc.close(responseDescriptor) }
+        }
     }
 
     /// Reads the answers on the server's event loops, which are awake anyway while requests come in: no
@@ -209,7 +241,7 @@ final class WorkerConnection: @unchecked Sendable {
     /// The answers ended: reaps the worker (on its own thread, `waitpid` blocks) and reports how it ended.
     fileprivate func readerEnded() {
         DeadlineWatchdog.shared.forget(self)
-        Glibc.close(responseDescriptor)
+        releaseDescriptor { $0.open = false }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         let exit = plannedExit.withLock { $0 } ?? .crashed(Self.describe(status))
@@ -239,14 +271,14 @@ final class WorkerConnection: @unchecked Sendable {
     }
 
     /// Starts a worker from the `SpawnThread`, so that its parent-death signal waits for the server's end.
-    static func spawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
-        try SpawnThread.shared.run { Result { () throws(PluginLoadError) in try posixSpawn(arguments) } }.get()
+    static func spawn(_ arguments: [String], environment: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+        try SpawnThread.shared.run { Result { () throws(PluginLoadError) in try posixSpawn(arguments, environment: environment) } }.get()
     }
 
     /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
     /// the request pipe on fd 3, the answer pipe on fd 4, and stdout sent to stderr so a model's `print`
     /// cannot corrupt the protocol.
-    private static func posixSpawn(_ arguments: [String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+    private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw PluginLoadError("cannot create the worker's socket: \(String(cString: strerror(errno)))")
@@ -278,7 +310,7 @@ final class WorkerConnection: @unchecked Sendable {
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // A crashing model should die at once: the runtime's backtracer can take seconds under load.
-        var environment = ProcessInfo.processInfo.environment
+        var environment = given
         environment["SWIFT_BACKTRACE"] = "enable=no"
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }

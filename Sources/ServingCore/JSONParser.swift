@@ -209,7 +209,9 @@ public struct JSONParser {
                 index += 1
                 return
             case UInt8(ascii: "\\"):
-                guard index + 1 < bytes.count else { break }
+                guard index + 1 < bytes.count else {
+                    throw JSONParseError(reason: .truncated(expecting: "an escape sequence and the end of a string"), offset: index)
+                }
                 switch bytes[index + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):

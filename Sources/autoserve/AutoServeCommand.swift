@@ -30,6 +30,7 @@ extension AutoServeCommand {
         func run() async throws {
             let configuration = try loadConfiguration(options)
             let logger = bootstrapLogging(configuration.logLevel)
+            AutoServeServer.protectProcessMemory()
             do {
                 let server = try await AutoServeServer.build(configuration: configuration, logger: logger)
                 try await server.run()
@@ -91,6 +92,7 @@ extension AutoServeCommand {
 func loadConfiguration(_ options: ServeOptions) throws -> ServerConfiguration {
     do {
         return try options.configuration(environment: ProcessInfo.processInfo.environment)
+            .resolvingPaths(against: FileManager.default.currentDirectoryPath)
     } catch {
         FileHandle.standardError.write(Data("autoserve: \(error.message)\n".utf8))
         throw ExitCode(78)

@@ -1,11 +1,15 @@
 #ifndef AUTOSERVE_CSYSTEM_SHIMS_H
 #define AUTOSERVE_CSYSTEM_SHIMS_H
 
-/// The worker process's C calls that Swift cannot make: prctl is variadic, and Glibc's Swift module does not
+/// The C calls of the worker process and the server that Swift cannot make: prctl is variadic, and Glibc's Swift module does not
 /// export timerfd or SCHED_BATCH.
 
 /// Asks the kernel to SIGKILL this process when its parent dies (Linux; a no-op returning 0 elsewhere).
 int autoserve_kill_me_with_parent(void);
+
+/// Makes this process non-dumpable: no core dump, and its /proc files (environ, mem) belong to root, so a
+/// process of the same user (a model's worker) cannot read the server's secrets there (Linux; 0 elsewhere).
+int autoserve_make_undumpable(void);
 
 /// A monotonic one-shot timer read as a descriptor: the descriptor, or -1 (and -1 off Linux).
 int autoserve_timer_create(void);
