@@ -12,9 +12,10 @@ enum IndexDocument {
         for (name, status) in snapshot.models {
             members[name] = model(status, prefix: prefix, commit: snapshot.commit)
         }
+        let readiness = snapshot.readiness
         members["_server"] = .object([
-            "ready": .bool(snapshot.isReady),
-            "readiness": .string(snapshot.readinessReason),
+            "ready": .bool(readiness.ready),
+            "readiness": .string(readiness.reason),
             "commit": snapshot.commit.map(JSONValue.string) ?? .null,
             "source": .string(snapshot.source),
             "last_sync": syncObject(snapshot.lastSync),
@@ -26,7 +27,7 @@ enum IndexDocument {
     static func model(_ status: ModelStatus, prefix: String, commit: String?) -> JSONValue {
         let serving = status.serving
         var object: [String: JSONValue] = [
-            "state": .string(status.state.rawValue),
+            "state": .string(status.currentState.rawValue),
             "version": serving.map { .string($0.version) } ?? .null,
             "commit": (serving?.commit).map(JSONValue.string) ?? .null,
             "loaded_at": serving.map { .string(timestamp($0.loadedAt)) } ?? .null,
@@ -42,9 +43,12 @@ enum IndexDocument {
                 "restarts": .number(Double(report.restarts)),
                 "last_crash": report.lastCrash.map(JSONValue.string) ?? .null,
             ])
-            if report.crashLooping {
-                object["state"] = .string(ModelState.failed.rawValue)
-            }
+        }
+        if status.lastError == nil, let serving, let reason = serving.runner.brokenReason {
+            object["last_error"] = .object([
+                "message": .string("\(status.folderName): \(reason)"), "file": .null, "line": .null,
+                "version": .string(serving.version), "at": .null, "build_log": .null,
+            ])
         }
         if let error = status.lastError {
             object["last_error"] = .object([

@@ -99,7 +99,7 @@ struct Scoring: Sendable {
         }
         let versions = snapshot.servingVersions
         guard !versions.isEmpty else {
-            let message = snapshot.isReady ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
+            let message = snapshot.sourceRead ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
             completion(record("all", nil, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
             return
         }

@@ -102,12 +102,13 @@ public struct ServeResponder: HTTPResponder {
 
     func readiness() -> Response {
         let snapshot = manager.snapshot()
-        guard snapshot.isReady else {
-            return APIError(status: 503, code: "not_ready", message: snapshot.readinessReason).response()
+        let readiness = snapshot.readiness
+        guard readiness.ready else {
+            return APIError(status: 503, code: "not_ready", message: readiness.reason).response()
         }
         var counts: [String: JSONValue] = [:]
         for state in [ModelState.ready, .loading, .failed] {
-            counts[state.rawValue] = .number(Double(snapshot.models.values.filter { $0.state == state }.count))
+            counts[state.rawValue] = .number(Double(snapshot.models.values.filter { $0.currentState == state }.count))
         }
         let body: JSONValue = .object([
             "status": "ready",
@@ -119,7 +120,8 @@ public struct ServeResponder: HTTPResponder {
     }
 
     func metricsResponse() -> Response {
-        Response(
+        manager.publishStateMetrics()
+        return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render()))

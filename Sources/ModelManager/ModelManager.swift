@@ -131,15 +131,17 @@ public final class ModelManager: Service, Sendable {
             metrics.increment("autoserve_syncs_total", labels: ["failure"])
             registry.withLock { state in
                 state.lastSync = SyncReport(id: id, startedAt: started, finishedAt: Date(), succeeded: false, message: error.message)
-                if !state.isReady { state.readinessReason = "the first sync failed: \(error.message)" }
+                if !state.sourceRead { state.readinessReason = "the first sync failed: \(error.message)" }
             }
             return false
         }
         for notice in snapshot.notices { logger.notice("\(notice)", metadata: ["sync_id": "\(id)"]) }
         let work = plan(snapshot)
         registry.withLock { state in
-            if !state.isReady { state.readinessReason = "the first sync is loading \(work.count) model(s)" }
+            state.sourceRead = true
+            state.commit = snapshot.commit
         }
+        publishStateMetrics()
         await withTaskGroup(of: Void.self) { group in
             var pending = work[...]
             var running = 0
@@ -157,9 +159,6 @@ public final class ModelManager: Service, Sendable {
         metrics.increment("autoserve_syncs_total", labels: ["success"])
         metrics.set("autoserve_last_sync_success_timestamp_seconds", to: finished.timeIntervalSince1970)
         registry.withLock { state in
-            state.commit = snapshot.commit
-            state.isReady = true
-            state.readinessReason = "ready"
             let message = work.isEmpty ? "no model changed" : "\(work.count) model version(s) processed"
             state.lastSync = SyncReport(id: id, startedAt: started, finishedAt: finished, succeeded: true, message: message)
         }
@@ -274,11 +273,14 @@ public final class ModelManager: Service, Sendable {
         publishStateMetrics()
     }
 
-    func publishStateMetrics() {
+    /// Sets `autoserve_model_state` from each model's current state; also called before every scrape, since
+    /// a version can break between syncs.
+    public func publishStateMetrics() {
         let models = registry.withLock { $0.models }
         var series: [[String]: Double] = [:]
         for (name, status) in models {
-            for state in [ModelState.loading, .ready, .failed] { series[[name, state.rawValue]] = status.state == state ? 1 : 0 }
+            let current = status.currentState
+            for state in [ModelState.loading, .ready, .failed] { series[[name, state.rawValue]] = current == state ? 1 : 0 }
         }
         metrics.replaceGauge("autoserve_model_state", with: series)
     }

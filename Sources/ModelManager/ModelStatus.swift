@@ -68,6 +68,13 @@ public struct ModelStatus: Sendable {
         self.pendingVersion = pendingVersion
         self.lastError = lastError
     }
+
+    /// The state the index, `/readyz` and `autoserve_model_state` all report: `state`, except that a version
+    /// whose runner broke after it took the route (workers that fail on every start) is `failed`.
+    public var currentState: ModelState {
+        if state == .ready, serving?.runner.brokenReason != nil { return .failed }
+        return state
+    }
 }
 
 /// The outcome of one sync, for the index and `/readyz`.
@@ -88,14 +95,32 @@ public struct RegistrySnapshot: Sendable {
     public private(set) var servingVersions: [ServingVersion] = []
     /// The models without a version serving, in name order, with their state: `/all`'s errors.
     public private(set) var notServing: [(name: String, status: ModelStatus)] = []
-    /// True once the first sync and load have finished.
-    public var isReady = false
+    /// True once a sync has read the model source (listed the folders and their versions).
+    public var sourceRead = false
+    /// Why the server is not ready before the source was read.
     public var readinessReason = "the first sync has not started"
     public var commit: String?
     public var lastSync: SyncReport?
     public var source: String = ""
 
     public init() {}
+
+    /// Whether the server should take traffic (`/readyz`), and why, from the models' current states.
+    ///
+    /// Ready once the source was read and some model serves, or the source holds no model folder at all: a
+    /// slow model does not hold up the others, and a server whose every model failed takes no traffic.
+    public var readiness: (ready: Bool, reason: String) {
+        guard sourceRead else { return (false, readinessReason) }
+        guard !models.isEmpty else { return (true, "ready; the source has no model folder") }
+        let states = models.values.map(\.currentState)
+        if states.contains(.ready) { return (true, "ready") }
+        let loading = states.filter { $0 == .loading }.count
+        if loading > 0 { return (false, "no model is ready yet; \(loading) model(s) loading") }
+        return (false, "no model can serve: every one of the \(states.count) model folder(s) failed; see the index for each one's error")
+    }
+
+    /// `readiness.ready`.
+    public var isReady: Bool { readiness.ready }
 
     /// The version serving `name`, if any.
     public func serving(_ name: String) -> ServingVersion? { models[name]?.serving }

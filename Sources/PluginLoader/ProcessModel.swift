@@ -43,8 +43,14 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         var restarts = 0
         var lastCrash: String?
         var failedStarts = 0
+        /// Workers of this version that died soon after they started, in a row: the restart backoff grows with
+        /// them, so a model that traps on every request does not restart ten times a second.
+        var quickDeaths = 0
         var stopped = false
     }
+
+    /// A worker that lived this long before it died was healthy: its death does not grow the backoff.
+    static let healthyLifetime: Duration = .seconds(30)
 
     let state: Mutex<State>
 
@@ -94,25 +100,34 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         worker.send(variables, timeout: settings.timeout, completion: completion)
     }
 
+    /// Three failed starts in a row: the version cannot serve until a new one replaces it.
+    public var brokenReason: String? {
+        state.withLock { state in
+            state.failedStarts >= 3 ? "its workers fail on every start (last: \(state.lastCrash ?? "unknown")); push a fixed version" : nil
+        }
+    }
+
     public func workerReport() -> WorkerReport {
         state.withLock { state in
-            WorkerReport(pids: state.workers.compactMap { $0?.pid }, restarts: state.restarts, lastCrash: state.lastCrash, crashLooping: state.failedStarts >= 3)
+            WorkerReport(pids: state.workers.compactMap { $0?.pid }, restarts: state.restarts, lastCrash: state.lastCrash)
         }
     }
 
     /// Records how a worker ended and starts its replacement after a backoff.
     func workerExited(slot: Int, _ exit: WorkerExit) {
         let failures = state.withLock { state -> Int? in
+            let lifetime = state.workers[slot].map { ContinuousClock.now - $0.startedAt } ?? .zero
             state.workers[slot] = nil
             guard !state.stopped else { return nil }
             state.restarts += 1
+            state.quickDeaths = lifetime < Self.healthyLifetime ? state.quickDeaths + 1 : 0
             switch exit {
             case .crashed(let how): state.lastCrash = "a crash (\(how))"
             case .timedOut: state.lastCrash = "a request over its timeout"
             case .overMemory(let megabytes): state.lastCrash = "using more than \(megabytes) MB"
             case .stopped: state.lastCrash = "a stop"
             }
-            return state.failedStarts
+            return state.failedStarts + state.quickDeaths - 1
         }
         guard let failures else { return }
         settings.metrics?.increment("autoserve_worker_restarts_total", labels: [plugin.definition.name.rawValue, exit.cause])
@@ -147,8 +162,8 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         }
     }
 
-    /// Seconds before a restart: 0.1 doubling with each failed start, up to 30.
-    static func backoff(after failures: Int) -> Double { min(0.1 * pow(2, Double(failures)), 30) }
+    /// Seconds before a restart: 0.1 doubling with each failed start or quick death in a row, up to 30.
+    static func backoff(after failures: Int) -> Double { min(0.1 * pow(2, Double(min(max(failures, 0), 16))), 30) }
 
     /// Stops any worker whose resident memory passes `memory_mb`; it is restarted like a crashed one.
     private func watchMemory() {

@@ -45,6 +45,8 @@ final class WorkerConnection: @unchecked Sendable {
     let requestDescriptor: Int32
     let responseDescriptor: Int32
     let modelName: String
+    /// When the process was spawned, to tell a worker that dies at once from one that served for a while.
+    let startedAt = ContinuousClock.now
     /// A request sent and not yet answered: who is told the answer, and until when.
     struct Waiting {
         var completion: @Sendable (Prediction) -> Void

@@ -7,7 +7,10 @@ extension JSONParser {
         case UInt8(ascii: "{"):
             var members: [String: JSONValue] = [:]
             try forEachMember { parser, key throws(JSONParseError) in
-                members[parser.decodeString(key)] = try parser.parseValue()
+                let value = try parser.parseValue()
+                // A repeated key: the first one counts, as on the request path.
+                let name = parser.decodeString(key)
+                if members[name] == nil { members[name] = value }
             }
             return .object(members)
         case UInt8(ascii: "["):
@@ -99,6 +102,9 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
         case truncated(expecting: String)
         case unexpectedByte(UInt8, expecting: String)
         case invalidEscape
+        case unpairedSurrogate
+        case invalidUTF8
+        case numberOutOfRange(String)
         case controlCharacterInString
         case tooDeep
         case notAnObject
@@ -114,6 +120,9 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
         case .truncated(let expecting): "the document ends early at byte \(offset), expecting \(expecting)"
         case .unexpectedByte(let byte, let expecting): "unexpected \(Self.show(byte)) at byte \(offset), expecting \(expecting)"
         case .invalidEscape: "invalid escape sequence in a string at byte \(offset)"
+        case .unpairedSurrogate: "a \\u escape at byte \(offset) is half of a surrogate pair; escape a character outside the BMP as two \\u escapes"
+        case .invalidUTF8: "the bytes at \(offset) are not valid UTF-8; send the body as UTF-8"
+        case .numberOutOfRange(let text): "the number \(text) at byte \(offset) is beyond the range of a double (about 1.8e308)"
         case .controlCharacterInString: "unescaped control character in a string at byte \(offset)"
         case .tooDeep: "values nested deeper than \(JSONParser.maximumDepth) levels at byte \(offset)"
         case .notAnObject: "the document is not a JSON object"

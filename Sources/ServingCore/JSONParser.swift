@@ -43,10 +43,11 @@ public struct JSONParser {
         let keyBytes = Array(key.utf8)
         var found: ObjectMember?
         try parser.forEachMember { parser, key throws(JSONParseError) in
-            let isKey = parser.rawStringEquals(key, keyBytes)
+            let isKey = found == nil && parser.stringEquals(key, keyBytes)
             parser.skipWhitespace()
             let valueStart = parser.index
             try parser.skipValue()
+            // A repeated key: the first one counts, as inside `variables` (README, "HTTP API").
             if isKey { found = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart])) }
         }
         try parser.expectEnd()
@@ -104,11 +105,18 @@ public struct JSONParser {
         return JSONParseError(reason: .unexpectedByte(byte, expecting: expecting), offset: index)
     }
 
-    /// Whether a string token (quotes included) holds exactly `key`, without escapes.
-    func rawStringEquals(_ token: Range<Int>, _ key: [UInt8]) -> Bool {
-        guard token.count - 2 == key.count else { return false }
-        for offset in 0..<key.count where bytes[token.lowerBound + 1 + offset] != key[offset] { return false }
-        return true
+    /// Whether a string token (quotes included) holds exactly `key`, its escapes decoded.
+    func stringEquals(_ token: Range<Int>, _ key: [UInt8]) -> Bool {
+        if token.count - 2 == key.count {
+            var equal = true
+            for offset in 0..<key.count where bytes[token.lowerBound + 1 + offset] != key[offset] {
+                equal = false
+                break
+            }
+            if equal { return true }
+        }
+        guard bytes[token].contains(UInt8(ascii: "\\")) else { return false }
+        return Array(decodeString(token).utf8) == key
     }
 
     mutating func enter() throws(JSONParseError) {
@@ -217,20 +225,67 @@ public struct JSONParser {
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     index += 2
                 case UInt8(ascii: "u"):
-                    guard index + 6 <= bytes.count, (2..<6).allSatisfy({ Self.hexValue(bytes[index + $0]) != nil }) else {
-                        throw JSONParseError(reason: .invalidEscape, offset: index)
+                    guard let unit = hexQuad(at: index + 2) else { throw JSONParseError(reason: .invalidEscape, offset: index) }
+                    switch unit {
+                    case 0xD800..<0xDC00:
+                        // A high surrogate must be followed by the escape of a low one: together one character.
+                        guard index + 12 <= bytes.count, bytes[index + 6] == UInt8(ascii: "\\"), bytes[index + 7] == UInt8(ascii: "u"),
+                            let low = hexQuad(at: index + 8), (0xDC00..<0xE000).contains(low)
+                        else { throw JSONParseError(reason: .unpairedSurrogate, offset: index) }
+                        index += 12
+                    case 0xDC00..<0xE000:
+                        throw JSONParseError(reason: .unpairedSurrogate, offset: index)
+                    default:
+                        index += 6
                     }
-                    index += 6
                 default:
                     throw JSONParseError(reason: .invalidEscape, offset: index)
                 }
             case 0..<0x20:
                 throw JSONParseError(reason: .controlCharacterInString, offset: index)
+            case 0x80...:
+                index += try utf8SequenceLength(at: index)
             default:
                 index += 1
             }
         }
         throw JSONParseError(reason: .truncated(expecting: "the end of a string"), offset: index)
+    }
+
+    /// The four hex digits at `position` as a UTF-16 code unit, or `nil` when they are not four hex digits.
+    func hexQuad(at position: Int) -> UInt32? {
+        guard position + 4 <= bytes.count else { return nil }
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            guard let digit = Self.hexValue(bytes[position + offset]) else { return nil }
+            value = value << 4 | digit
+        }
+        return value
+    }
+
+    /// The length of the well-formed UTF-8 sequence of two to four bytes at `position` (Unicode's table 3-7:
+    /// no overlong forms, no surrogates, nothing above U+10FFFF).
+    func utf8SequenceLength(at position: Int) throws(JSONParseError) -> Int {
+        let lead = bytes[position]
+        let length: Int
+        var low: UInt8 = 0x80
+        var high: UInt8 = 0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: (length, low) = (3, 0xA0)
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: (length, high) = (3, 0x9F)
+        case 0xF0: (length, low) = (4, 0x90)
+        case 0xF1...0xF3: length = 4
+        case 0xF4: (length, high) = (4, 0x8F)
+        default: throw JSONParseError(reason: .invalidUTF8, offset: position)
+        }
+        guard position + length <= bytes.count else { throw JSONParseError(reason: .invalidUTF8, offset: position) }
+        guard (low...high).contains(bytes[position + 1]) else { throw JSONParseError(reason: .invalidUTF8, offset: position) }
+        for offset in 2..<length where !(0x80...0xBF).contains(bytes[position + offset]) {
+            throw JSONParseError(reason: .invalidUTF8, offset: position)
+        }
+        return length
     }
 
     /// Validates a number against JSON's grammar and returns its byte range.
@@ -252,6 +307,12 @@ public struct JSONParser {
             if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
             guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit in the exponent") }
             while let byte = peek(), Self.isDigit(byte) { index += 1 }
+            // Only an exponent can take a number past a double's range (a 300-digit integer cannot).
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(text), offset: start) }
+        } else if index - start > 309 {
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(String(text.prefix(20)) + "…"), offset: start) }
         }
         return start..<index
     }

@@ -8,6 +8,13 @@
 public protocol ModelRunner: Sendable {
     /// Sends the row; `completion` runs exactly once, on any thread, with the answer.
     func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
+
+    /// Why this loaded version cannot serve any more (its workers fail on every start), or `nil` while it can.
+    var brokenReason: String? { get }
+}
+
+extension ModelRunner {
+    public var brokenReason: String? { nil }
 }
 
 extension ModelRunner {
@@ -80,13 +87,10 @@ public struct WorkerReport: Sendable {
     public var pids: [Int32]
     public var restarts: Int
     public var lastCrash: String?
-    /// True when the worker fails on every start: the version cannot serve and the index says `failed`.
-    public var crashLooping: Bool
 
-    public init(pids: [Int32], restarts: Int, lastCrash: String?, crashLooping: Bool) {
+    public init(pids: [Int32], restarts: Int, lastCrash: String?) {
         self.pids = pids
         self.restarts = restarts
         self.lastCrash = lastCrash
-        self.crashLooping = crashLooping
     }
 }

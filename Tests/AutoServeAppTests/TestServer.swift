@@ -130,14 +130,13 @@ final class TestServer: Sendable {
         return test
     }
 
-    /// Polls `/readyz` until the first sync has finished.
+    /// Polls the index until the first sync has finished, every model brought up or failed (`/readyz` may
+    /// answer 200 earlier, once one model serves).
     func waitUntilReady(timeout: Duration = .seconds(300)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if (try? await client.get("/readyz"))?.status == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
+        try await eventually("the first sync finished", timeout: timeout) {
+            let prefix = server.configuration.baseUrl.isEmpty ? "" : "/\(server.configuration.baseUrl)"
+            return (try? await client.get(prefix + "/"))?.json?["_server"]?["last_sync"]?["result"] == .string("success")
         }
-        throw TestFailure("the server was not ready within \(timeout)")
     }
 
     func stop() async {

@@ -37,11 +37,52 @@ struct JSONParserTests {
     @Test func locatesTheVariablesMember() throws {
         #expect(try locate(#"{"model": "x", "variables": {"a": [1, {"b": 2}]}, "z": null}"#) == (#"{"a": [1, {"b": 2}]}"#, .object))
         #expect(try locate(#"{"variables":"x"}"#) == (#""x""#, .string))
-        #expect(try locate(#"{"variables":{}, "variables": [1]}"#) == ("[1]", .array))
+        // A repeated key: the first one counts, at the top level as inside the variables (JSONDecoder's rule).
+        #expect(try locate(#"{"variables":{}, "variables": [1]}"#) == ("{}", .object))
+        #expect(try locate(#"{"\u0076ariables": {"a": 1}}"#) == (#"{"a": 1}"#, .object))
         #expect(throws: JSONParseError.self) { try locate(#"{"vars": {}}"#) }
         #expect(throws: JSONParseError.self) { try locate(#"[{"variables": {}}]"#) }
         #expect(throws: JSONParseError.self) { try locate(#"{"variables": {}} x"#) }
         #expect(throws: JSONParseError.self) { try locate(#"{"variables": {"a": }}"#) }
+    }
+
+    /// Inputs that once hung the parser or read as something else, each with the reason it must give.
+    @Test(arguments: [
+        ("\"\\", "ends early"),  // a string ending in a backslash looped forever
+        ("{\"variables\": \"\\", "ends early"),
+        ("\"\\u12", "invalid escape"),
+        ("\"\\ud800\"", "half of a surrogate pair"),
+        ("\"\\udc00\"", "half of a surrogate pair"),
+        ("\"\\ud800\\u0041\"", "half of a surrogate pair"),
+        ("{\"a\": 1e400}", "beyond the range of a double"),
+        ("[-1E+999]", "beyond the range of a double"),
+    ])
+    func rejectsWithTheReason(text: String, reason: String) {
+        do {
+            _ = try JSONParser.parse(Array(text.utf8))
+            Issue.record("accepted \(text)")
+        } catch {
+            #expect(error.description.contains(reason), "\(text): \(error)")
+        }
+    }
+
+    @Test func invalidUTF8IsNamedAsSuch() {
+        for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xC3, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC0, 0xAF, 0x22], [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22]] {
+            do {
+                _ = try JSONParser.parse(bytes)
+                Issue.record("accepted \(bytes)")
+            } catch {
+                #expect(error.description.contains("not valid UTF-8"), "\(bytes): \(error)")
+            }
+        }
+        #expect((try? JSONParser.parse(Array("\"é😀\u{7F}\"".utf8))) == .string("é😀\u{7F}"))
+        #expect((try? JSONParser.parse(Array("1e-400".utf8))) == .number(0))
+    }
+
+    @Test func aLongRunOfBackslashesEndsInTime() {
+        // Linear in the body: a megabyte of escapes that never closes is refused in one pass.
+        let body = Array("\"".utf8) + Array(repeating: UInt8(ascii: "\\"), count: 1 << 20)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(body) }
     }
 
     @Test func subsetMatchingForExamples() {
