@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test bench build release deps test-deps bench-deps clean
+.PHONY: serve test fuzz bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -13,6 +13,10 @@ serve: deps release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## Fuzz the request-body parser and the SDK's decoder (FUZZ_SECONDS each, default 60).
+fuzz:
+	bash fuzz/run.sh
 
 ## Every figure of BENCHMARKS.md in one run (about 20 minutes; the first run also builds bench/baseline).
 bench: release bench-deps

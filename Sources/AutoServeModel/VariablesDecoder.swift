@@ -132,22 +132,64 @@ final class JSONTape {
         let start = position + 1
         var cursor = start
         var escapes = 0
+        var nonASCII = false
         while cursor < bytes.count {
             let byte = bytes[cursor]
             if byte == UInt8(ascii: "\"") {
+                // Every string is checked, keys and ignored members too: JSONDecoder refuses invalid UTF-8 anywhere.
+                if nonASCII, !Self.isValidUTF8(bytes[start..<cursor]) { return false }
                 nodes.append(TapeNode(kind: .string, start: start, end: cursor, next: nodes.count + 1, count: escapes))
                 position = cursor + 1
                 return true
             }
+            if byte >= 0x80 { nonASCII = true }
             if byte < 0x20 { return false }
             if byte == UInt8(ascii: "\\") {
+                // Escapes are checked here, where every string passes, ignored members included.
+                guard let length = escapeLength(at: cursor) else { return false }
                 escapes += 1
-                cursor += 2
+                cursor += length
             } else {
                 cursor += 1
             }
         }
         return false
+    }
+
+    /// The length of the valid escape at `position` (a backslash): 2, 6 for `\uXXXX`, 12 for a surrogate
+    /// pair; `nil` for anything else, unpaired surrogates included, which JSONDecoder then judges.
+    private func escapeLength(at position: Int) -> Int? {
+        guard position + 1 < bytes.count else { return nil }
+        switch bytes[position + 1] {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+            UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return 2
+        case UInt8(ascii: "u"):
+            guard let unit = hexQuad(at: position + 2, end: bytes.count) else { return nil }
+            switch unit {
+            case 0xD800..<0xDC00:
+                guard position + 12 <= bytes.count, bytes[position + 6] == UInt8(ascii: "\\"), bytes[position + 7] == UInt8(ascii: "u"),
+                    let low = hexQuad(at: position + 8, end: bytes.count), (0xDC00..<0xE000).contains(low)
+                else { return nil }
+                return 12
+            case 0xDC00..<0xE000: return nil
+            default: return 6
+            }
+        default:
+            return nil
+        }
+    }
+
+    static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var decoder = UTF8()
+        var iterator = bytes.makeIterator()
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
     }
 
     private func parseNumber(_ position: inout Int) -> Bool {

@@ -1,0 +1,82 @@
+// libFuzzer target: the server's request-body parser (`JSONParser`, compiled in with this file by fuzz/run.sh).
+//
+// The oracle is Foundation's `JSONSerialization` on the same bytes:
+// - whatever the parser accepts, Foundation accepts, and the tree written back out parses to itself;
+// - whatever Foundation accepts and the parser refuses must be one of Foundation's known leniencies
+//   (a trailing comma, a leading byte-order mark) or nesting past the parser's bound.
+// `locateObjectMember` (the request path) must agree with `parse` on whether the document is valid.
+import Foundation
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: start, count: count))
+    let ours = Result { () throws(JSONParseError) in try JSONParser.parse(bytes) }
+    let foundation = (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+    switch ours {
+    case .success(let value):
+        guard foundation else { fail("the parser accepts what Foundation refuses", bytes) }
+        guard (try? JSONParser.parse(value.jsonBytes)) == value else { fail("the parsed tree does not survive being written out", bytes) }
+    case .failure(let error):
+        if foundation, !isKnownLeniency(bytes, error) { fail("Foundation accepts what the parser refuses (\(error))", bytes) }
+    }
+    let located = bytes.withUnsafeBytes { raw in Result { () throws(JSONParseError) in try JSONParser.locateObjectMember("variables", in: raw) } }
+    if case .success(let member) = located {
+        guard case .success(let value) = ours, case .object = value else { fail("locateObjectMember accepts an invalid document", bytes) }
+        let inner = Array(bytes[member.range])
+        guard (try? JSONParser.parse(inner)) != nil else { fail("the located member is not a JSON value", bytes) }
+    }
+    return 0
+}
+
+/// Foundation's parser allows `[1,]` and a leading byte-order mark, and guesses UTF-16 or UTF-32 from NUL bytes
+/// (`00 32 00` reads as "2"); the server follows RFC 8259 there: UTF-8 only, no trailing comma.
+func isKnownLeniency(_ bytes: [UInt8], _ error: JSONParseError) -> Bool {
+    if case .tooDeep = error.reason { return true }
+    if bytes.contains(0) || bytes.starts(with: [0xFE, 0xFF]) || bytes.starts(with: [0xFF, 0xFE]) { return true }
+    var cleaned = bytes
+    if cleaned.starts(with: [0xEF, 0xBB, 0xBF]) { cleaned.removeFirst(3) }
+    cleaned = removingTrailingCommas(cleaned)
+    // Foundation checks a number's range only for the values it keeps: one that a repeated key replaces
+    // passes, however large. The server refuses every number beyond a double.
+    for _ in 0..<64 {
+        do {
+            _ = try JSONParser.parse(cleaned)
+            return cleaned != bytes
+        } catch {
+            guard case .numberOutOfRange = error.reason else { return false }
+            var end = error.offset
+            while end < cleaned.count, "+-.0123456789eE".utf8.contains(cleaned[end]) { end += 1 }
+            cleaned.replaceSubrange(error.offset..<end, with: [UInt8(ascii: "0")])
+        }
+    }
+    return false
+}
+
+/// The bytes without any comma that only white space separates from a closing `]` or `}` (outside strings).
+func removingTrailingCommas(_ bytes: [UInt8]) -> [UInt8] {
+    var result: [UInt8] = []
+    var inString = false
+    var escaped = false
+    for (index, byte) in bytes.enumerated() {
+        if inString {
+            if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+        } else if byte == UInt8(ascii: "\"") {
+            inString = true
+        } else if byte == UInt8(ascii: ",") {
+            let next = bytes[(index + 1)...].first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }
+            if next == UInt8(ascii: "]") || next == UInt8(ascii: "}") { continue }
+        }
+        result.append(byte)
+    }
+    return result
+}
+
+func fail(_ what: String, _ bytes: [UInt8]) -> Never {
+    report("FUZZ FAILURE: \(what): \(String(decoding: bytes.prefix(300), as: UTF8.self).debugDescription) (\(bytes.count) bytes)")
+    abort()
+}
+
+/// Written to standard error at once: the process aborts right after, and buffered output would be lost.
+func report(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
