@@ -191,7 +191,8 @@ public final class ModelManager: Service, Sendable {
                 }
                 var status = state.models[key] ?? ModelStatus(folderName: key, state: .loading)
                 // Unchanged, or this very version already failed: nothing to do until the folder changes.
-                if status.serving?.version == folder.version || status.lastError?.version == folder.version { continue }
+                if status.serving?.version == folder.version { continue }
+                if let failure = status.lastError, failure.version == folder.version, !failure.retryable { continue }
                 status.pendingVersion = folder.version
                 if status.serving == nil { status.state = .loading }
                 state.models[key] = status
@@ -218,7 +219,8 @@ public final class ModelManager: Service, Sendable {
         do {
             exported = try await source.export(folder)
         } catch {
-            return fail(folder, ModelBuildError(Diagnostic(file: folder.name.rawValue, message: "cannot export the version: \(error)")), logger: logger)
+            // A failed export may be the disk's; a refused tree is the same tree on the next sync and fails again.
+            return fail(folder, ModelBuildError(Diagnostic(file: folder.name.rawValue, message: "cannot export the version: \(error)"), retryable: true), logger: logger)
         }
         let definition: ModelDefinition
         let built: BuiltPlugin
@@ -266,7 +268,7 @@ public final class ModelManager: Service, Sendable {
         registry.withLock { state in
             guard var status = state.models[folder.name.rawValue] else { return }
             status.pendingVersion = nil
-            status.lastError = FailureReport(version: folder.version, diagnostic: error.diagnostic, log: error.log)
+            status.lastError = FailureReport(version: folder.version, diagnostic: error.diagnostic, log: error.log, retryable: error.retryable)
             status.state = status.serving == nil ? .failed : .ready
             state.models[folder.name.rawValue] = status
         }

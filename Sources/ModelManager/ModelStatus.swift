@@ -37,12 +37,15 @@ public struct FailureReport: Sendable, Hashable {
     public var diagnostic: Diagnostic
     public var log: String?
     public var at: Date
+    /// Whether the next sync tries this version again (the failure was the build's, not the sources').
+    public var retryable: Bool
 
-    public init(version: String?, diagnostic: Diagnostic, log: String?, at: Date = Date()) {
+    public init(version: String?, diagnostic: Diagnostic, log: String?, at: Date = Date(), retryable: Bool = false) {
         self.version = version
         self.diagnostic = diagnostic
         self.log = log.map(Self.excerpt)
         self.at = at
+        self.retryable = retryable
     }
 
     /// The last 4 KiB of a build log: enough for swiftc's errors, small enough for the index.

@@ -120,10 +120,14 @@ public struct ModelInspector {
 public struct ModelBuildError: Error, Sendable {
     public var diagnostic: Diagnostic
     public var log: String?
+    /// True when the failure is not the sources' (a compiler killed or timed out, a full disk): the next sync
+    /// tries the same version again instead of waiting for the folder to change.
+    public var retryable: Bool
 
-    public init(_ diagnostic: Diagnostic, log: String? = nil) {
+    public init(_ diagnostic: Diagnostic, log: String? = nil, retryable: Bool = false) {
         self.diagnostic = diagnostic
         self.log = log
+        self.retryable = retryable
     }
 }
 

@@ -130,12 +130,14 @@ public struct PluginCompiler: Sendable {
                 } else {
                     log += "\nswiftc exited with status \(outcome.exitCode) without an error of the sources; the build is retried on the next sync\n"
                 }
-                return .failure(Self.compileError(definition, log: log))
+                var error = Self.compileError(definition, log: log)
+                error.retryable = !Self.isCompileError(outcome.output) || outcome.timedOut || outcome.signalled
+                return .failure(error)
             }
             if !manager.fileExists(atPath: library) { try manager.moveItem(atPath: staging, toPath: library) }
             return .success(BuiltPlugin(definition: definition, libraryPath: library, log: outcome.output, fromCache: false, duration: clock.now - start))
         } catch {
-            return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)")))
+            return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)"), retryable: true))
         }
     }
 

@@ -150,10 +150,10 @@ enum RawHTTP {
         }
     }
 
-    static func exchangeNow(port: Int, send writes: [String], expecting count: Int) throws -> [HTTPAnswer] {
+    /// A blocking TCP connection to 127.0.0.1:`port`, with a 60 s read timeout; the caller closes it.
+    static func connected(port: Int) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("no socket") }
-        defer { close(descriptor) }
         var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -163,7 +163,16 @@ enum RawHTTP {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw TestFailure("cannot connect to port \(port)") }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TestFailure("cannot connect to port \(port)")
+        }
+        return descriptor
+    }
+
+    static func exchangeNow(port: Int, send writes: [String], expecting count: Int) throws -> [HTTPAnswer] {
+        let descriptor = try connected(port: port)
+        defer { close(descriptor) }
         for text in writes {
             let bytes = Array(text.utf8)
             var offset = 0

@@ -1,0 +1,341 @@
+import AutoServeApp
+import Foundation
+import ServingCore
+import Testing
+
+/// What a hostile client or a hostile models repository can do to the server, each through the real server
+/// (README, "Reliability"): the server answers, keeps serving the models that work, and gives nothing away.
+@Suite(.serialized)
+struct HardeningTests {
+    static let adminToken = "admin-token-hardening-3b1"
+
+    @Test func stringsEndingInABackslashAreRefusedAndTheServerKeepsAnswering() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        // Twice: each of these once left an event loop spinning for ever.
+        for body in ["\"\\", "\"\\", "{\"variables\": {\"a\": \"\\u12", "{\"variables\": {\"a\": \"\\"] {
+            let answer = try await server.client.post("/Echo", body)
+            #expect(answer.status == 400, "\(body.debugDescription)")
+            #expect(answer.error("code") == .string("invalid_json"))
+        }
+        #expect(try await server.client.get("/healthz").status == 200)
+        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
+    }
+
+    @Test func malformedBodiesAreNamedForWhatTheyAre() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        let huge = try await server.client.post("/Echo", #"{"variables": {"a": 1e400}}"#)
+        #expect(huge.status == 400)
+        #expect(huge.error("message")?.jsonText.contains("beyond the range of a double") == true, "\(huge.text)")
+        let latin1 = try await server.client.send("POST", "/Echo", data: Data([0x7B, 0x22, 0x76] + Array(#"ariables": {"name": ""#.utf8) + [0xE9] + Array(#""}}"#.utf8)))
+        #expect(latin1.status == 400)
+        #expect(latin1.error("message")?.jsonText.contains("not valid UTF-8") == true, "\(latin1.text)")
+        // One rule for a repeated key, at the top level and inside the variables: the first one counts.
+        let repeated = try await server.client.post("/Echo", #"{"variables": {"a": 1, "a": 2}, "variables": {"a": 3}}"#)
+        #expect(repeated.json?["echo"]?["a"] == .number(1), "\(repeated.text)")
+        let escaped = try await server.client.post("/Echo", #"{"\u0076ariables": {"a": 4}}"#)
+        #expect(escaped.json?["echo"]?["a"] == .number(4), "\(escaped.text)")
+    }
+
+    /// 2,000 made-up model names: one label value for all of them, and `/metrics` stays small.
+    @Test func unknownModelNamesNeverBecomeMetricLabels() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for index in 0..<250 {
+                        let answer = try await server.client.post("/made-up-\(worker)-\(index)-\(UUID().uuidString.prefix(8))", "{}")
+                        #expect(answer.status == 404)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let metrics = try await server.client.get("/metrics").text
+        #expect(!metrics.contains("made-up-"))
+        #expect(metrics.contains(#"autoserve_requests_total{model="_unknown",status="404",version=""} 2000"#))
+        #expect(metrics.utf8.count < 64 << 10, "/metrics is \(metrics.utf8.count) bytes")
+    }
+
+    /// 100 clients send 200 KB rows at once to a model whose worker traps on a third of them: the worker's
+    /// socket is closed while rows are still being written to it, and the kernel reuses its number for the
+    /// next client. Every client must get an HTTP answer that carries its own marker and nobody else's.
+    @Test func aDyingWorkerNeverSendsOneClientsRowToAnother() async throws {
+        let server = try await TestServer.start(models: ["TrapOrEcho": "\(Paths.fixtures)/models/TrapOrEcho"])
+        defer { Task { await server.stop() } }
+        let padding = String(repeating: "p", count: 200_000)
+        for round in 0..<3 {
+            let clients = 100
+            let answers = await withTaskGroup(of: (Int, [UInt8]).self) { group in
+                for client in 0..<clients {
+                    let marker = "client-\(round)-\(client)-marker"
+                    let body = #"{"variables": {"marker": "\#(marker)", "trap": \#(client % 3 == 0), "padding": "\#(padding)"}}"#
+                    group.addTask { (client, await RawHTTP.exchange(port: server.port, path: "/TrapOrEcho", body: Array(body.utf8))) }
+                }
+                var all: [(Int, [UInt8])] = []
+                for await answer in group { all.append(answer) }
+                return all
+            }
+            for (client, bytes) in answers {
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(text.hasPrefix("HTTP/1.1 "), "client \(client) got no HTTP answer: \(text.prefix(80).debugDescription)")
+                let markers = text.ranges(of: "-marker").count
+                let own = text.contains("client-\(round)-\(client)-marker")
+                #expect(markers == (own ? 1 : 0), "client \(client) got another client's row: \(text.prefix(200).debugDescription)")
+                #expect(!text.contains("ppppppppppppppppppp"), "client \(client) got raw worker bytes")
+                if client % 3 != 0, text.hasPrefix("HTTP/1.1 200") { #expect(own) }
+            }
+        }
+        #expect(try await server.client.get("/healthz").status == 200)
+    }
+
+    /// A tree made with `git hash-object --literally` whose entry is named `../../…`: git's object format
+    /// allows it. The version fails with a diagnostic, nothing is written outside STATE_DIR, Echo serves.
+    @Test func aTreeEntryThatClimbsOutOfTheExportIsRefused() async throws {
+        let repository = try GitFixture.make(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        let escapeName = "autoserve-escape-\(UUID().uuidString)"
+        let state = try Paths.temporaryFolder("traversal-state")
+        let blob = try repository.gitWithInput(Data("payload\n".utf8), "hash-object", "-w", "--stdin").trimmed
+        let etls = try repository.gitWithInput(Data(GitFixture.labelModel("evil").utf8), "hash-object", "-w", "--stdin").trimmed
+        // Deep enough to leave STATE_DIR from STATE_DIR/versions/Evil/<staging>/.
+        let climb = String(repeating: "../", count: 8) + "tmp/\(escapeName)"
+        let tree = try repository.gitWithInput(
+            Data("100644 etls.swift\0".utf8) + Data(hex: etls) + Data("100644 \(climb)\0".utf8) + Data(hex: blob),
+            "hash-object", "-w", "-t", "tree", "--literally", "--stdin"
+        ).trimmed
+        let root = try repository.git("write-tree").trimmed
+        let rootEntries = try repository.git("ls-tree", root) + "040000 tree \(tree)\tEvil\n"
+        let newRoot = try repository.gitWithInput(Data(rootEntries.utf8), "mktree").trimmed
+        let commit = try repository.git("commit-tree", newRoot, "-p", "HEAD", "-m", "a crafted tree").trimmed
+        try repository.git("update-ref", "refs/heads/main", commit)
+
+        let server = try await TestServer.start(models: [:]) { configuration in
+            configuration.modelsRepo = repository.path
+            configuration.stateDir = state
+        }
+        defer { Task { await server.stop() } }
+        let index = try await server.client.get("/")
+        #expect(index.json?["Evil"]?["state"] == .string("failed"))
+        let message = index.json?["Evil"]?["last_error"]?["message"]?.jsonText ?? ""
+        #expect(message.contains("outside the version's folder"), "\(message)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(escapeName)"))
+        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
+    }
+
+    @Test func aFolderOverMaxModelBytesFailsAndTheOthersServe() async throws {
+        let repository = try GitFixture.make(
+            models: ["Echo": "\(Paths.fixtures)/models/Echo"],
+            files: ["Heavy/etls.swift": GitFixture.labelModel("heavy"), "Heavy/weights.bin": String(repeating: "w", count: 300_000)]
+        )
+        let server = try await TestServer.start(models: [:]) { configuration in
+            configuration.modelsRepo = repository.path
+            configuration.stateDir = try! Paths.temporaryFolder("max-model-bytes")
+            configuration.maxModelBytes = 100_000
+        }
+        defer { Task { await server.stop() } }
+        let message = try await server.client.get("/").json?["Heavy"]?["last_error"]?["message"]?.jsonText ?? ""
+        #expect(message.contains("MAX_MODEL_BYTES") && message.contains("weights.bin"), "\(message)")
+        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
+
+        let local = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris"]) { configuration in
+            configuration.maxModelBytes = 1_500
+        }
+        defer { Task { await local.stop() } }
+        let localIndex = try await local.client.get("/")
+        #expect(localIndex.json?["Iris"]?["last_error"]?["message"]?.jsonText.contains("MAX_MODEL_BYTES") == true)
+        #expect(localIndex.json?["Echo"]?["state"] == .string("ready"))
+    }
+
+    /// The branch is deleted on the remote: a failed sync that changes nothing, not a roll-back to the commit
+    /// of the first clone.
+    @Test func aDeletedBranchIsAFailedSyncNotARollBack() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("v1")])
+        let server = try await TestServer.start(models: [:]) { configuration in
+            configuration.modelsRepo = repository.path
+            configuration.stateDir = try! Paths.temporaryFolder("deleted-branch")
+            configuration.adminToken = Secret(Self.adminToken)
+        }
+        defer { Task { await server.stop() } }
+        try repository.write("Labelled/etls.swift", GitFixture.labelModel("v2"))
+        try repository.commit("v2")
+        let v2Commit = try repository.head
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("v2 serves") { try await server.client.get("/Labelled").json?["label"] == .string("v2") }
+
+        try repository.git("checkout", "-q", "-b", "other")
+        try repository.git("branch", "-q", "-D", "main")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("the sync fails") {
+            try await server.client.get("/").json?["_server"]?["last_sync"]?["result"] == .string("failure")
+        }
+        let index = try await server.client.get("/")
+        #expect(index.json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("no longer has branch main") == true, "\(index.text)")
+        #expect(index.json?["_server"]?["commit"] == .string(v2Commit))
+        #expect(try await server.client.get("/Labelled").json?["label"] == .string("v2"))
+        let ready = try await server.client.get("/readyz")
+        #expect(ready.json?["last_sync"]?["result"] == .string("failure"))
+    }
+
+    /// A compiler killed by a signal (out of memory, say) is not a compile error: nothing is cached, and the
+    /// next sync builds the model.
+    @Test func aKilledCompilerIsRetriedOnTheNextSync() async throws {
+        let folder = try Paths.temporaryFolder("killed-swiftc")
+        let marker = "\(folder)/killed-once"
+        let wrapper = "\(folder)/swiftc"
+        let real = try #require(ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { "\($0)/swiftc" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) })
+        try """
+            #!/bin/sh
+            case "$*" in *ServeModels+*) if [ ! -e \(marker) ]; then touch \(marker); kill -9 $$; fi ;; esac
+            exec \(real) "$@"
+            """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        let models = try Paths.temporaryFolder("killed-swiftc-models")
+        try FileManager.default.createDirectory(atPath: "\(models)/Labelled", withIntermediateDirectories: true)
+        try GitFixture.labelModel("killed-\(UUID().uuidString)").write(toFile: "\(models)/Labelled/etls.swift", atomically: true, encoding: .utf8)
+        let server = try await TestServer.start(models: [:]) { configuration in
+            configuration.modelsDir = models
+            configuration.swiftc = wrapper
+            configuration.adminToken = Secret(Self.adminToken)
+        }
+        defer { Task { await server.stop() } }
+        let first = try await server.client.get("/")
+        #expect(first.json?["Labelled"]?["state"] == .string("failed"))
+        #expect(first.json?["Labelled"]?["last_error"]?["build_log"]?.jsonText.contains("retried on the next sync") == true, "\(first.text)")
+        #expect(try await adminSync(server).status == 202)
+        try await eventually("the model builds on the next sync") { try await server.client.get("/Labelled").status == 200 }
+    }
+
+    /// A model sees none of the server's secrets in its environment.
+    @Test func workersStartWithoutTheServersSecrets() async throws {
+        let models = try Paths.modelsFolder(["EnvProbe": "\(Paths.fixtures)/models/EnvProbe"])
+        let secrets = [
+            "ADMIN_TOKEN": "admin-secret-for-env-probe", "WEBHOOK_SECRET": "webhook-secret-for-env-probe",
+            "GIT_TOKEN": "git-token-for-env-probe", "GIT_SSH_KEY": "/nonexistent/key-for-env-probe", "password": "old-password-for-env-probe",
+        ]
+        let server = try BinaryServer(environment: secrets.merging([
+            "MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "AUTOSERVE_HARMLESS": "visible",
+        ]) { $1 })
+        let port = try await server.waitUntilListening()
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        var answer = try await client.get("/EnvProbe")
+        try await eventually("EnvProbe answers") {
+            answer = try await client.get("/EnvProbe")
+            return answer.status == 200
+        }
+        server.stop()
+        let environment = answer.json?["environment"]
+        #expect(environment?["AUTOSERVE_HARMLESS"] == .string("visible"), "the probe sees the rest of the environment")
+        for name in secrets.keys { #expect(environment?[name] == nil, "\(name) reached the worker") }
+        let leaked = secrets.values.contains { answer.text.contains($0) }
+        #expect(!leaked)
+    }
+
+    /// A crash-looping model is `failed` in the index, in `/readyz` and in `autoserve_model_state` alike; a
+    /// model with a slow `init(path:)` does not hold `/readyz` for the others.
+    @Test func everyViewOfAModelsStateAgrees() async throws {
+        let server = try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"], waitUntilReady: true)
+        defer { Task { await server.stop() } }
+        #expect(try await server.client.get("/readyz").status == 200)
+        #expect(try await server.client.post("/CrashLoop", #"{"variables": {"mode": "crash"}}"#).status == 503)
+        try await eventually("the index says failed", timeout: .seconds(60)) {
+            try await server.client.get("/").json?["CrashLoop"]?["state"] == .string("failed")
+        }
+        let ready = try await server.client.get("/readyz")
+        #expect(ready.status == 503, "the only model cannot serve: \(ready.text)")
+        let metrics = try await server.client.get("/metrics").text
+        #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="failed"} 1"#))
+        #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="ready"} 0"#))
+
+        let slow = try await TestServer.start(
+            models: ["SlowInit": "\(Paths.fixtures)/models/SlowInit", "Echo": "\(Paths.fixtures)/models/Echo"], waitUntilReady: false
+        )
+        defer { Task { await slow.stop() } }
+        try await eventually("/readyz answers 200 while SlowInit loads", timeout: .seconds(120)) {
+            try await slow.client.get("/readyz").status == 200
+        }
+        let index = try await slow.client.get("/")
+        #expect(index.json?["SlowInit"]?["state"] == .string("loading"), "\(index.text)")
+        #expect(try await slow.client.get("/readyz").json?["models"]?["loading"] == .number(1))
+        #expect(try await slow.client.post("/Echo", #"{"variables": {}}"#).status == 200)
+    }
+
+    func adminSync(_ server: TestServer) async throws -> HTTPAnswer {
+        try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer \(Self.adminToken)"])
+    }
+}
+
+extension RawHTTP {
+    /// One POST on its own connection (`Connection: close`), read to the end: what a client receives, byte
+    /// for byte, whatever it is.
+    static func exchange(port: Int, path: String, body: [UInt8]) async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: (try? readToEnd(port: port, path: path, body: body)) ?? []) }
+        }
+    }
+
+    static func readToEnd(port: Int, path: String, body: [UInt8]) throws -> [UInt8] {
+        let socket = try connected(port: port)
+        defer { close(socket) }
+        let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let request = Array(head.utf8) + body
+        var sent = 0
+        while sent < request.count {
+            let written = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { break }
+            sent += written
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        return received
+    }
+}
+
+extension GitFixture {
+    /// Runs git with `input` on its standard input (text or bytes) and returns what it prints.
+    @discardableResult
+    func gitWithInput(_ input: Data, _ arguments: String...) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: path)
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("git \(arguments.joined(separator: " ")) failed: \(output)") }
+        return output
+    }
+
+}
+
+extension String {
+    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}
+
+extension Data {
+    /// The bytes of a hex string (an object id).
+    init(hex: String) {
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            bytes.append(UInt8(hex[index..<next], radix: 16)!)
+            index = next
+        }
+        self.init(bytes)
+    }
+}
