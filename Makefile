@@ -37,11 +37,12 @@ deps:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libgit2-dev libcurl4-openssl-dev pkg-config; \
 	fi
 
-## The tests also run git daemon and a throwaway sshd on loopback (SSH remotes).
+## The tests also run git daemon and a throwaway sshd on loopback (SSH remotes), the README's curl examples,
+## and the server as an unprivileged user (setpriv, from util-linux).
 test-deps: deps
-	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null; then \
-		echo "Installing openssh-server git (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git; \
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null || ! command -v curl >/dev/null || ! command -v setpriv >/dev/null; then \
+		echo "Installing openssh-server git curl util-linux (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git curl util-linux; \
 	fi
 
 ## The benchmark's load generator (wrk) and its Flask peer (a virtualenv under bench/).

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import ServingCore
 
@@ -102,6 +103,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard context.channel.isActive else { return }
         var fields = answer.headers
         fields[.contentType] = "application/json"
+        if closeWhenAnswered { fields[.connection] = "close" }
         fields[.contentLength] = String(answer.body.count)
         fields[.date] = clock.now()
         if let server = scoring.serverName { fields[.server] = server }
@@ -149,6 +151,34 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         } else {
             context.read()
         }
+    }
+
+    /// A request the HTTP decoder cannot parse (a bad request line, header or chunk size) ends the connection;
+    /// when no answer is due on it, the client gets the JSON error body first, as for every other 400.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        switch state {
+        case .idle, .reading:
+            guard owed == 0 else { break }
+            let answer = APIError(
+                status: 400, code: "invalid_http",
+                message: "the request is not valid HTTP/1.1 (\(error)); check the request line, the headers and the body's framing"
+            ).answer
+            closeWhenAnswered = true
+            respond(answer, context: context)
+            return
+        case .scoring:
+            // The row in flight is answered first, then the connection closes.
+            held.removeAll()
+            closeWhenAnswered = true
+            return
+        case .passing:
+            break
+        }
+        context.fireErrorCaught(error)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -38,6 +38,22 @@ struct HardeningTests {
         #expect(escaped.json?["echo"]?["a"] == .number(4), "\(escaped.text)")
     }
 
+    /// Requests the HTTP decoder cannot parse get the JSON error body, then the connection closes.
+    @Test func framingErrorsAnswerWithTheJSONErrorBody() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        for request in [
+            "GARBAGE / HTTP/1.1\r\n\r\n", "POST /Echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            "POST /Echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
+            #expect(text.lowercased().contains("connection: close"))
+            let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
+            #expect((try? JSONParser.parse(Array(body.utf8)))?["error"]?["code"] == .string("invalid_http"), "\(text)")
+        }
+    }
+
     /// 2,000 made-up model names: one label value for all of them, and `/metrics` stays small.
     @Test func unknownModelNamesNeverBecomeMetricLabels() async throws {
         let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
@@ -59,35 +75,44 @@ struct HardeningTests {
         #expect(metrics.utf8.count < 64 << 10, "/metrics is \(metrics.utf8.count) bytes")
     }
 
-    /// 100 clients send 200 KB rows at once to a model whose worker traps on a third of them: the worker's
-    /// socket is closed while rows are still being written to it, and the kernel reuses its number for the
-    /// next client. Every client must get an HTTP answer that carries its own marker and nobody else's.
+    /// Clients keep opening connections and sending 200 KB rows while the model's worker traps on some of
+    /// them: the worker's socket is closed while rows may still be written to it, and the kernel gives its
+    /// number to the next client connection it accepts. Every client must get an HTTP answer that carries its
+    /// own marker and nobody else's, never a worker frame with another client's row.
     @Test func aDyingWorkerNeverSendsOneClientsRowToAnother() async throws {
         let server = try await TestServer.start(models: ["TrapOrEcho": "\(Paths.fixtures)/models/TrapOrEcho"])
         defer { Task { await server.stop() } }
         let padding = String(repeating: "p", count: 200_000)
-        for round in 0..<3 {
-            let clients = 100
-            let answers = await withTaskGroup(of: (Int, [UInt8]).self) { group in
-                for client in 0..<clients {
-                    let marker = "client-\(round)-\(client)-marker"
-                    let body = #"{"variables": {"marker": "\#(marker)", "trap": \#(client % 3 == 0), "padding": "\#(padding)"}}"#
-                    group.addTask { (client, await RawHTTP.exchange(port: server.port, path: "/TrapOrEcho", body: Array(body.utf8))) }
+        let clients = 48
+        let requestsPerClient = 12
+        let answers = await withTaskGroup(of: [(String, [UInt8])].self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var answers: [(String, [UInt8])] = []
+                    for request in 0..<requestsPerClient {
+                        let marker = "client-\(client)-\(request)-marker"
+                        let trap = (client * requestsPerClient + request) % 97 == 0
+                        let body = #"{"variables": {"marker": "\#(marker)", "trap": \#(trap), "padding": "\#(padding)"}}"#
+                        answers.append((marker, await RawHTTP.exchange(port: server.port, path: "/TrapOrEcho", body: Array(body.utf8))))
+                    }
+                    return answers
                 }
-                var all: [(Int, [UInt8])] = []
-                for await answer in group { all.append(answer) }
-                return all
             }
-            for (client, bytes) in answers {
-                let text = String(decoding: bytes, as: UTF8.self)
-                #expect(text.hasPrefix("HTTP/1.1 "), "client \(client) got no HTTP answer: \(text.prefix(80).debugDescription)")
-                let markers = text.ranges(of: "-marker").count
-                let own = text.contains("client-\(round)-\(client)-marker")
-                #expect(markers == (own ? 1 : 0), "client \(client) got another client's row: \(text.prefix(200).debugDescription)")
-                #expect(!text.contains("ppppppppppppppppppp"), "client \(client) got raw worker bytes")
-                if client % 3 != 0, text.hasPrefix("HTTP/1.1 200") { #expect(own) }
-            }
+            var all: [(String, [UInt8])] = []
+            for await some in group { all += some }
+            return all
         }
+        #expect(answers.count == clients * requestsPerClient)
+        var foreign = 0
+        for (marker, bytes) in answers {
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 "), "\(marker) got no HTTP answer: \(text.prefix(80).debugDescription)")
+            let markers = text.ranges(of: "-marker").count
+            let own = text.contains(marker)
+            if markers != (own ? 1 : 0) || text.contains("ppppppppppppppppppp") { foreign += 1 }
+            if text.hasPrefix("HTTP/1.1 200") { #expect(own, "\(marker) was answered with another row: \(text.prefix(200).debugDescription)") }
+        }
+        #expect(foreign == 0, "\(foreign) clients received another client's bytes")
         #expect(try await server.client.get("/healthz").status == 200)
     }
 
@@ -277,10 +302,14 @@ extension RawHTTP {
     }
 
     static func readToEnd(port: Int, path: String, body: [UInt8]) throws -> [UInt8] {
+        let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        return try readToEnd(port: port, request: Array(head.utf8) + body)
+    }
+
+    /// Sends `request` as it is and reads until the server closes the connection.
+    static func readToEnd(port: Int, request: [UInt8]) throws -> [UInt8] {
         let socket = try connected(port: port)
         defer { close(socket) }
-        let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        let request = Array(head.utf8) + body
         var sent = 0
         while sent < request.count {
             let written = request[sent...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

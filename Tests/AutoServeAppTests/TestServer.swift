@@ -158,14 +158,23 @@ final class BinaryServer: @unchecked Sendable {
     let output = Pipe()
     private(set) var logs = ""
 
-    init(environment extra: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
-        process.arguments = ["serve"]
+    /// `environment` is added to this process's, less the names in `removing`; `directory` is the working
+    /// directory; `launcher` runs before the binary (`setpriv …` to drop privileges).
+    init(environment extra: [String: String], removing: [String] = [], directory: String? = nil, launcher: [String] = []) throws {
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Paths.binary, "serve"]
+        } else {
+            process.executableURL = URL(fileURLWithPath: Paths.binary)
+            process.arguments = ["serve"]
+        }
         var environment = ProcessInfo.processInfo.environment
+        for name in removing { environment[name] = nil }
         environment["PORT"] = "0"
         environment["HOST"] = "127.0.0.1"
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardOutput = output
         process.standardError = output
         try process.run()

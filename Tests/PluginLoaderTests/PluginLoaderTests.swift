@@ -167,3 +167,53 @@ struct FrameReaderTests {
         #expect(frameReader.next() == nil)
     }
 }
+
+extension PluginLoaderTests {
+    /// A row sent to a worker connection after its worker died must never be written to the descriptor number
+    /// the connection had: the kernel hands that number to the next socket opened (a client's connection), which
+    /// would then receive a worker frame with another client's row.
+    @Test func aDeadWorkersDescriptorIsNeverWrittenAgain() async throws {
+        let plugin = try await Self.build("Iris")
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
+        let exited = AsyncStream<WorkerExit>.makeStream()
+        let connection = try await WorkerConnection.start(
+            executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment, startTimeout: .seconds(60)
+        ) { exit in exited.continuation.yield(exit) }
+        let number = connection.requestDescriptor
+        _ = kill(connection.pid, SIGKILL)
+        var exits = exited.stream.makeAsyncIterator()
+        _ = await exits.next()
+        // The lowest free number is the one the connection closed: a new socket takes it, as an accepted
+        // client connection would.
+        var sockets: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sockets) == 0)
+        defer { sockets.forEach { close($0) } }
+        #expect(sockets.contains(number), "the test needs the kernel to reuse descriptor \(number); it gave \(sockets)")
+        let answer = Mutex<Prediction?>(nil)
+        Thread.detachNewThread {
+            connection.send(Array("{\"secret\": \"another client's row\"}".utf8), timeout: .seconds(5)) { prediction in
+                answer.withLock { $0 = prediction }
+            }
+        }
+        // Whatever the send did, it did it within a second; a frame on the stranger's socket shows at once.
+        let peer = sockets[0] == number ? sockets[1] : sockets[0]
+        var readable = pollfd(fd: peer, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&readable, 1, 1000)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let received = ready > 0 ? buffer.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } : 0
+        #expect(received <= 0, "\(received) bytes meant for the dead worker reached the socket that took its number")
+        try await eventually("the row is answered") { answer.withLock { $0 } != nil }
+        guard case .failure(let failure) = answer.withLock({ $0 }) else { Issue.record("a dead worker answered"); return }
+        #expect(failure.kind == .unavailable)
+    }
+
+    /// Polls until `condition` holds, or fails after `timeout`.
+    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("timed out waiting until \(what)")
+    }
+}
