@@ -120,7 +120,12 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
             state.workers[slot] = nil
             guard !state.stopped else { return nil }
             state.restarts += 1
-            state.quickDeaths = lifetime < Self.healthyLifetime ? state.quickDeaths + 1 : 0
+            // A crash or a memory kill soon after the start is the model's doing, again and again; a timeout kill is
+            // the server's answer to one hung row, and the restart should be quick.
+            switch exit {
+            case .crashed, .overMemory: state.quickDeaths = lifetime < Self.healthyLifetime ? state.quickDeaths + 1 : 0
+            case .timedOut, .stopped: state.quickDeaths = 0
+            }
             switch exit {
             case .crashed(let how): state.lastCrash = "a crash (\(how))"
             case .timedOut: state.lastCrash = "a request over its timeout"

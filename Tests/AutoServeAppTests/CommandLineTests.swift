@@ -83,6 +83,14 @@ struct CommandLineTests {
         (["MAX_BODY_BYTES": "-5"], "MAX_BODY_BYTES=-5 is not valid"),
         (["LOG_LEVEL": "loud"], "LOG_LEVEL=loud is not valid"),
         (["SYNC_INTERVAL": "soon"], "SYNC_INTERVAL=soon is not valid"),
+        // Values that once trapped on an overflow (exit 132) or wrapped instead of being refused.
+        (["SYNC_INTERVAL": "9999999999999999h"], "SYNC_INTERVAL=9999999999999999h is not valid: expected a duration from 1ms to 366d"),
+        (["SYNC_INTERVAL": "99999999999999999999"], "SYNC_INTERVAL=99999999999999999999 is not valid"),
+        (["SYNC_INTERVAL": "400d"], "SYNC_INTERVAL=400d is not valid"),
+        (["MAX_BODY_BYTES": "99999999999"], "MAX_BODY_BYTES=99999999999 is not valid: expected a number of bytes from 1 to"),
+        (["MODEL_TIMEOUT_MS": "99999999999999999999"], "MODEL_TIMEOUT_MS=99999999999999999999 is not valid"),
+        (["MAX_MODEL_BYTES": "0"], "MAX_MODEL_BYTES=0 is not valid"),
+        (["PORT": "+80"], "PORT=+80 is not valid"),
     ])
     func anUnusableSettingStopsWithItsName(environment: [String: String], message: String) throws {
         let result = try Self.run(["serve"], environment: environment)

@@ -31,6 +31,39 @@ struct ConfigurationTests {
         #expect(configuration.modelTimeout == .milliseconds(250))
     }
 
+    @Test func relativePathsAreResolvedAgainstTheWorkingDirectory() throws {
+        var configuration = try ServerConfiguration.fromEnvironment([
+            "GIT_SSH_KEY": "keys/id_ed25519", "INFERENCE_LOG": "../logs/rows.jsonl", "SWIFTC": "swiftc", "MODELS_REPO": "../models.git",
+        ])
+        configuration = configuration.resolvingPaths(against: "/srv/app")
+        #expect(configuration.stateDir == "/srv/app/.autoserve")
+        #expect(configuration.modelsDir == "/srv/app/models_serve")
+        #expect(configuration.gitSSHKey == "/srv/app/keys/id_ed25519")
+        #expect(configuration.inferenceLog == "/srv/logs/rows.jsonl")
+        #expect(configuration.swiftc == "swiftc", "a bare name is looked up on PATH")
+        #expect(configuration.modelsRepo == "/srv/models.git")
+        for url in ["https://host/m.git", "git@host:team/m.git", "ssh://git@host/m.git", "file:///srv/m.git"] {
+            var remote = try ServerConfiguration.fromEnvironment(["MODELS_REPO": url])
+            remote = remote.resolvingPaths(against: "/srv/app")
+            #expect(remote.modelsRepo == url)
+        }
+    }
+
+    @Test func durationsAreBoundedAndNeverOverflow() throws {
+        #expect(try ServerConfiguration.fromEnvironment(["SYNC_INTERVAL": "366d"]).syncInterval == .seconds(366 * 86_400))
+        #expect(try ServerConfiguration.fromEnvironment(["SYNC_INTERVAL": "500ms"]).syncInterval == .milliseconds(500))
+        #expect(try ServerConfiguration.fromEnvironment(["SYNC_INTERVAL": "90"]).syncInterval == .seconds(90))
+        for value in ["9999999999h", "367d", "0s", "1h-5m", "１h", "9223372036854775807ms", "99999999999999999999999s"] {
+            #expect(throws: ConfigurationError.self, "\(value)") { try ServerConfiguration.fromEnvironment(["SYNC_INTERVAL": value]) }
+        }
+    }
+
+    /// Worker processes start without any secret, and without settings that may hold one.
+    @Test func workersEnvironmentHasNoSecret() {
+        let server = ["GIT_TOKEN": "a", "ADMIN_TOKEN": "b", "WEBHOOK_SECRET": "c", "GIT_SSH_KEY": "d", "MODELS_REPO": "e", "password": "f", "gitPath": "g", "PATH": "/bin"]
+        #expect(ServerConfiguration.workerEnvironment(server) == ["PATH": "/bin"])
+    }
+
     @Test func theOriginalNamesAreAliasesWithADeprecationNotice() throws {
         let configuration = try ServerConfiguration.fromEnvironment(["gitPath": "/srv/models.git", "usergit": "bot", "password": "pw"])
         #expect(configuration.modelsRepo == "/srv/models.git")

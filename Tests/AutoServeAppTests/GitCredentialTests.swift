@@ -43,6 +43,47 @@ struct GitCredentialTests {
         #expect(!leaked, "the index must not hold the token")
     }
 
+    /// Credentials written into `MODELS_REPO` (a password with a quote in it, legal in a URL) clone and serve;
+    /// the password reaches neither the clone's config file (readable by other users), nor a log line, the
+    /// index or `/readyz`: the whole user information of the URL is hidden, whatever it holds.
+    @Test func credentialsInTheURLStayInMemory() async throws {
+        let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("in-url")])
+        let password = "it's-a-url-secret-5e2"
+        let portFile = try Paths.temporaryFolder("git-http-quote") + "/port"
+        let http = try startHelper("/usr/bin/env", [
+            "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, Self.user, password,
+        ])
+        defer { stopHelper(http) }
+        var port: Int?
+        try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
+            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
+            return port != nil
+        }
+        let state = try Paths.temporaryFolder("url-credentials")
+        let server = try BinaryServer(environment: [
+            "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port!)/models", "LOG_LEVEL": "debug",
+        ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
+        let serverPort = try await server.waitUntilListening()
+        let client = HTTPClient(base: "http://127.0.0.1:\(serverPort)")
+        try await eventually("the model serves", timeout: .seconds(120)) { try await client.get("/Labelled").json?["label"] == .string("in-url") }
+        let index = try await client.get("/").text
+        let readiness = try await client.get("/readyz").text
+        let metrics = try await client.get("/metrics").text
+        server.stop()
+        let configs = try FileManager.default.contentsOfDirectory(atPath: "\(state)/repos").map { "\(state)/repos/\($0)/config" }
+        #expect(!configs.isEmpty)
+        for config in configs {
+            let text = try String(contentsOfFile: config, encoding: .utf8)
+            #expect(text.contains("url = http://127.0.0.1:\(port!)/models"), "the clone's remote is the URL without user information")
+            #expect(!text.contains(password.prefix(8)), "the clone's config holds the password")
+        }
+        #expect(index.contains("http://127.0.0.1:\(port!)/models"), "the index names the source without its user information")
+        for text in [server.logs, index, readiness, metrics] {
+            let leaked = text.contains(password) || text.contains("url-secret")
+            #expect(!leaked, "the password was printed or served")
+        }
+    }
+
     /// The real binary, with a wrong token and a password in the URL: everything it prints and serves is
     /// searched for both.
     @Test func refusedCredentialsAreReportedWithoutPrintingThem() async throws {
@@ -73,7 +114,7 @@ struct GitCredentialTests {
         server.stop()
         #expect(server.process.terminationStatus == 0, "SIGTERM stops the server cleanly")
         #expect(server.logs.contains("refused the credentials"))
-        #expect(server.logs.contains("<redacted>@127.0.0.1"))
+        #expect(server.logs.contains("http://127.0.0.1:\(port)/models"), "the URL shows without its user information")
         for text in [server.logs, index, readiness.text] {
             let leaked = text.contains(urlPassword) || text.contains(wrongToken)
             #expect(!leaked, "a secret was printed or served")

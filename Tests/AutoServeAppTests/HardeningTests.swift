@@ -116,6 +116,27 @@ struct HardeningTests {
         #expect(try await server.client.get("/healthz").status == 200)
     }
 
+    /// A worker that starts fine and dies on its rows again and again is restarted ever later (0.1 s, 0.2 s,
+    /// 0.4 s …), not ten times a second.
+    @Test func theRestartBackoffGrowsWithRepeatedCrashes() async throws {
+        let models = try Paths.modelsFolder(["TrapOrEcho": "\(Paths.fixtures)/models/TrapOrEcho"])
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState])
+        defer { server.stop() }
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        for _ in 0..<3 {
+            try await eventually("the worker is back", timeout: .seconds(60)) {
+                try await client.post("/TrapOrEcho", #"{"variables": {"marker": "x"}}"#).status == 200
+            }
+            #expect(try await client.post("/TrapOrEcho", #"{"variables": {"trap": true}}"#).status == 503)
+        }
+        try await eventually("the worker is back", timeout: .seconds(60)) {
+            try await client.post("/TrapOrEcho", #"{"variables": {"marker": "x"}}"#).status == 200
+        }
+        server.stop()
+        let delays = server.logs.components(separatedBy: "restart_in_seconds=").dropFirst().map { $0.prefix { $0 != " " && $0 != "\n" } }
+        #expect(delays == ["0.1", "0.2", "0.4"], "\(delays)")
+    }
+
     /// A tree made with `git hash-object --literally` whose entry is named `../../…`: git's object format
     /// allows it. The version fails with a diagnostic, nothing is written outside STATE_DIR, Echo serves.
     @Test func aTreeEntryThatClimbsOutOfTheExportIsRefused() async throws {

@@ -53,6 +53,10 @@ struct ModelManifestTests {
         ("entrypoints:\n  train: {}\n", 2, "unknown key 'train'"),
         ("description: [unclosed\n", 2, "not valid YAML"),
         ("- a list\n", 1, "model.yaml must be a mapping"),
+        // Values that once wrapped (a worker killed every 0.1 s) or overflowed a deadline.
+        ("memory_mb: 17592186044416\n", 1, "memory_mb must be a whole number of megabytes from 1 to 1048576"),
+        ("timeout_ms: 9223372036854775807\n", 1, "timeout_ms must be a whole number of milliseconds from 1 to 86400000"),
+        ("workers: 65\n", 1, "workers must be a whole number from 1 to 64"),
     ])
     func aBadManifestNamesTheLine(text: String, line: Int, fragment: String) {
         #expect {
