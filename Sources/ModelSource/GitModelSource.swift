@@ -100,13 +100,16 @@ public struct GitModelSource: ModelSourceProvider {
     public func export(_ folder: ModelFolder) async throws -> String {
         let exporter = VersionExporter(stateDirectory: stateDirectory)
         let destination = exporter.exportedPath(for: folder)
-        if FileManager.default.fileExists(atPath: destination) { return destination }
         let clonePath = self.clonePath
         let maxModelBytes = self.maxModelBytes
         let result = await Self.offThread { () -> Result<String, any Error> in
             let staging = destination + ".staging-\(UUID().uuidString)"
             do {
-                try GitRepository.open(path: clonePath).export(tree: folder.version, to: staging, maxBytes: maxModelBytes)
+                let repository = try GitRepository.open(path: clonePath)
+                // Checked before an earlier export is reused too: the limit holds for every version that serves.
+                try repository.check(tree: folder.version, maxBytes: maxModelBytes)
+                if FileManager.default.fileExists(atPath: destination) { return .success(destination) }
+                try repository.export(tree: folder.version, to: staging)
                 try VersionExporter.makeReadOnly(staging)
                 try FileManager.default.moveItem(atPath: staging, toPath: destination)
                 return .success(destination)

@@ -143,11 +143,27 @@ final class GitRepository {
 
     /// Writes every file of a tree below `path` (folders included); links and submodules are left out.
     ///
-    /// The tree comes from a repository anyone may push to, so it is checked before anything is written: no
-    /// entry may name `.`, `..` or `.git` or hold a `/` (git's object format allows such names; `git fsck` only
-    /// warns), every target must stay below `path`, and the files together must fit in `maxBytes` (their
-    /// sizes are read from the object headers, before any content is inflated).
-    func export(tree treeID: String, to path: String, maxBytes: Int) throws(GitError) {
+    /// The tree comes from a repository anyone may push to: `check(tree:maxBytes:)` runs first (names and
+    /// sizes), and every target is checked again here to stay below `path`.
+    func export(tree treeID: String, to path: String) throws(GitError) {
+        var oid = git_oid()
+        try Self.check(git_oid_fromstr(&oid, treeID), "read the tree id \(treeID)")
+        var tree: OpaquePointer?
+        try Self.check(git_tree_lookup(&tree, pointer, &oid), "find tree \(treeID)")
+        defer { git_tree_free(tree) }
+        let root = (path as NSString).standardizingPath
+        do {
+            try FileManager.default.createDirectory(atPath: (root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw GitError(code: -1, message: "cannot create the folder of \(root): \(error.localizedDescription)")
+        }
+        try write(tree: tree!, to: root, root: root)
+    }
+
+    /// Checks a tree before anything of it is written: no entry may name `.`, `..` or `.git` or hold a `/` (git's
+    /// object format allows such names; `git fsck` only warns), and the files together must fit in `maxBytes`
+    /// (their sizes are read from the object headers, before any content is inflated).
+    func check(tree treeID: String, maxBytes: Int) throws(GitError) {
         var oid = git_oid()
         try Self.check(git_oid_fromstr(&oid, treeID), "read the tree id \(treeID)")
         var tree: OpaquePointer?
@@ -156,15 +172,8 @@ final class GitRepository {
         var odb: OpaquePointer?
         try Self.check(git_repository_odb(&odb, pointer), "open the object database")
         defer { git_odb_free(odb) }
-        let root = (path as NSString).standardizingPath
-        do {
-            try FileManager.default.createDirectory(atPath: (root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        } catch {
-            throw GitError(code: -1, message: "cannot create the folder of \(root): \(error.localizedDescription)")
-        }
         var total = 0
         try measure(tree: tree!, odb: odb!, under: "", total: &total, limit: maxBytes)
-        try write(tree: tree!, to: root, root: root)
     }
 
     /// Adds up the sizes of a tree's files, refusing unsafe names and a total over `limit`.
@@ -319,6 +328,11 @@ private let credentialCallback: git_credential_acquire_cb = { out, _, usernameFr
         return GIT_EAUTH.rawValue
     }
     let credentials = context.credentials
+    if allowedTypes & GIT_CREDENTIAL_USERNAME.rawValue != 0, let user = credentials.username {
+        // libgit2 asks for the user name alone first when the URL names none, then asks again for the key.
+        context.attempts -= 1
+        return git_credential_username_new(out, user)
+    }
     if allowedTypes & GIT_CREDENTIAL_SSH_KEY.rawValue != 0, let key = credentials.sshKeyPath {
         let user = usernameFromURL.map { String(cString: $0) } ?? credentials.username ?? "git"
         return git_credential_ssh_key_new(out, user, nil, key, nil)

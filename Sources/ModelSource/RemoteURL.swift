@@ -7,21 +7,22 @@ import Foundation
 /// memory. Every text that shows a URL goes through `redact`, which hides user information whatever
 /// characters it holds.
 struct RemoteURL: Sendable, Hashable {
-    /// The URL without user information: what libgit2 stores and what logs may show.
+    /// The URL without its password: what libgit2 stores (logs show it through `redact`).
     var url: String
     /// The user name and password of the URL, percent-decoded; `nil` when it has none.
     var username: String?
     var password: String?
 
+    /// The user name stays in the URL (SSH needs it there, and it is no secret); the password leaves it.
     init(_ text: String) {
         guard let scheme = text.range(of: "://"), let at = Self.userinfoEnd(in: text[scheme.upperBound...]) else {
             url = text
             return
         }
         let userinfo = text[scheme.upperBound..<at]
-        url = String(text[..<scheme.upperBound]) + String(text[text.index(after: at)...])
         let user = userinfo.firstIndex(of: ":").map { userinfo[..<$0] } ?? userinfo
         let password = userinfo.firstIndex(of: ":").map { userinfo[userinfo.index(after: $0)...] }
+        url = String(text[..<scheme.upperBound]) + (user.isEmpty ? "" : "\(user)@") + String(text[text.index(after: at)...])
         username = user.isEmpty ? nil : (user.removingPercentEncoding ?? String(user))
         self.password = password.map { $0.removingPercentEncoding ?? String($0) }
     }

@@ -24,7 +24,7 @@ public struct VersionExporter: Sendable {
     public func export(_ folder: ModelFolder) throws -> String {
         let destination = exportedPath(for: folder)
         let manager = FileManager.default
-        if manager.fileExists(atPath: destination) { return destination }
+        // Checked before an earlier export is reused too: the limit holds for every version that serves.
         let files = try FolderDigest.files(in: folder.sourcePath)
         var total = 0
         for relative in files {
@@ -37,6 +37,7 @@ public struct VersionExporter: Sendable {
                 )
             }
         }
+        if manager.fileExists(atPath: destination) { return destination }
         let staging = destination + ".staging-\(UUID().uuidString)"
         try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
         do {

@@ -282,7 +282,10 @@ struct HardeningTests {
     /// A crash-looping model is `failed` in the index, in `/readyz` and in `autoserve_model_state` alike; a
     /// model with a slow `init(path:)` does not hold `/readyz` for the others.
     @Test func everyViewOfAModelsStateAgrees() async throws {
-        let server = try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"], waitUntilReady: true)
+        // A state folder of its own: CrashLoop starts once per exported path, and other suites load it too.
+        let server = try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"]) { configuration in
+            configuration.stateDir = try! Paths.temporaryFolder("crash-loop-state")
+        }
         defer { Task { await server.stop() } }
         #expect(try await server.client.get("/readyz").status == 200)
         #expect(try await server.client.post("/CrashLoop", #"{"variables": {"mode": "crash"}}"#).status == 503)

@@ -18,10 +18,12 @@ struct RemoteURLTests {
 
     @Test func credentialsLeaveTheURL() {
         let remote = RemoteURL("https://deploy:p%40ss'word@git.example/team/models.git")
-        #expect(remote.url == "https://git.example/team/models.git")
+        #expect(remote.url == "https://deploy@git.example/team/models.git")
         #expect(remote.username == "deploy")
         #expect(remote.password == "p@ss'word")
         #expect(RemoteURL("git@host:team/m.git").url == "git@host:team/m.git")
+        #expect(RemoteURL("ssh://git@host/m.git").url == "ssh://git@host/m.git")
+        #expect(RemoteURL("https://:token@host/m.git").url == "https://host/m.git")
         #expect(RemoteURL("/srv/models.git").password == nil)
     }
 }
