@@ -16,7 +16,7 @@ struct NewcomerTests {
         let server = try BinaryServer(environment: try Self.makeServeEnvironment(), removing: Self.unset, directory: copy)
         defer { server.stop() }
         let port = try await server.waitUntilListening()
-        try await Self.waitForTheFirstSync(port: port)
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync(timeout: .seconds(600))
         try await Self.runReadmeExamples(port: port)
         #expect(FileManager.default.fileExists(atPath: "\(copy)/.autoserve/cache"), "the default STATE_DIR is ./.autoserve")
         server.stop()
@@ -68,7 +68,7 @@ struct NewcomerTests {
         let server = try BinaryServer(environment: environment, removing: Self.unset, directory: home, launcher: launcher)
         defer { server.stop() }
         let port = try await server.waitUntilListening()
-        try await Self.waitForTheFirstSync(port: port)
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync(timeout: .seconds(600))
         try await Self.runReadmeExamples(port: port)
         let healthcheck = try Self.dockerHealthcheck().replacingOccurrences(of: "${PORT}", with: "\(port)")
         #expect(try Self.shell(healthcheck).status == 0, "the HEALTHCHECK command: \(healthcheck)")
@@ -175,13 +175,6 @@ struct NewcomerTests {
             if case .object(let members) = expected, case .object(let answered) = actual {
                 #expect(Set(answered.keys) == Set(members.keys), "\(command): the README shows \(shown), the server answered \(body)")
             }
-        }
-    }
-
-    static func waitForTheFirstSync(port: Int) async throws {
-        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
-        try await eventually("the first sync finished", timeout: .seconds(600)) {
-            (try? await client.get("/"))?.json?["_server"]?["last_sync"]?["result"] == .string("success")
         }
     }
 

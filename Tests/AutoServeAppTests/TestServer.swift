@@ -83,6 +83,13 @@ struct HTTPClient: Sendable {
     }
 
     func get(_ path: String) async throws -> HTTPAnswer { try await send("GET", path) }
+
+    /// Polls the index until a sync has finished with success: every model of the first one brought up or failed.
+    func waitForTheFirstSync(index: String = "/", timeout: Duration = .seconds(300)) async throws {
+        try await eventually("the first sync finished", timeout: timeout) {
+            (try? await get(index))?.json?["_server"]?["last_sync"]?["result"] == .string("success")
+        }
+    }
     func post(_ path: String, _ body: String) async throws -> HTTPAnswer { try await send("POST", path, body: body) }
 }
 
@@ -133,10 +140,7 @@ final class TestServer: Sendable {
     /// Polls the index until the first sync has finished, every model brought up or failed (`/readyz` may
     /// answer 200 earlier, once one model serves).
     func waitUntilReady(timeout: Duration = .seconds(300)) async throws {
-        try await eventually("the first sync finished", timeout: timeout) {
-            let prefix = server.configuration.baseUrl.isEmpty ? "" : "/\(server.configuration.baseUrl)"
-            return (try? await client.get(prefix + "/"))?.json?["_server"]?["last_sync"]?["result"] == .string("success")
-        }
+        try await client.waitForTheFirstSync(index: server.configuration.baseUrl.isEmpty ? "/" : "/\(server.configuration.baseUrl)/", timeout: timeout)
     }
 
     func stop() async {

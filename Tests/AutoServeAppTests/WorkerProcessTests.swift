@@ -164,7 +164,7 @@ struct WorkerProcessTests {
             "MODELS_DIR": try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo", "Unruly": "\(Paths.fixtures)/models/Unruly"]),
         ])
         let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
-        try await eventually("ready", timeout: .seconds(120)) { try await client.get("/readyz").status == 200 }
+        try await client.waitForTheFirstSync()
         var pids: [Int32] = []
         for name in ["Echo", "Unruly"] {
             if case .array(let list)? = try await client.get("/").json?[name]?["workers"]?["pids"] {
@@ -187,7 +187,7 @@ struct WorkerProcessTests {
             "MODELS_DIR": try Paths.modelsFolder(["Unruly": "\(Paths.fixtures)/models/Unruly"]),
         ])
         let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
-        try await eventually("ready", timeout: .seconds(120)) { try await client.get("/readyz").status == 200 }
+        try await client.waitForTheFirstSync()
         #expect(try await client.post("/Unruly", #"{"variables": {"mode": "crash"}}"#).status == 503)
         try await eventually("Unruly answers again", timeout: .seconds(60)) {
             try await client.post("/Unruly", #"{"variables": {"mode": "fine"}}"#).status == 200
