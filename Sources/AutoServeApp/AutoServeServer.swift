@@ -5,6 +5,7 @@ public import Hummingbird
 public import Logging
 public import ModelManager
 import ModelSource
+import NIOCore
 import PluginBuilder
 import PluginLoader
 import ServiceLifecycle
@@ -29,6 +30,7 @@ public struct AutoServeServer: Sendable {
         let configuration = given.resolvingPaths(against: FileManager.default.currentDirectoryPath)
         for notice in configuration.notices { logger.warning("\(notice)") }
         for (setting, path) in configuration.resolvedPaths { logger.info("path", metadata: ["setting": "\(setting)", "path": "\(path)"]) }
+        try StartupChecks.writableFolder(configuration.stateDir, setting: "STATE_DIR")
         let metrics = Metrics()
         let source = modelSource(configuration)
         let manager = ModelManager(
@@ -122,7 +124,11 @@ public struct AutoServeServer: Sendable {
 
     /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.
     public func run() async throws {
-        try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        do {
+            try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch let error as IOError where [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) {
+            throw StartupChecks.listenRefused(error, host: configuration.host, port: configuration.port)
+        }
     }
 }
 

@@ -16,7 +16,7 @@ struct AutoServeCommand: AsyncParsableCommand {
 
             \(ServerConfiguration.environmentHelp)
             """,
-        subcommands: [Serve.self, Generate.self, Check.self],
+        subcommands: [Serve.self, Generate.self, Check.self, HealthCheck.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -84,6 +84,31 @@ extension AutoServeCommand {
             let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger)
             print(report.text, terminator: "")
             if !report.passed { throw ExitCode.failure }
+        }
+    }
+}
+
+extension AutoServeCommand {
+    /// The container's HEALTHCHECK: `GET /healthz` on this machine's `PORT`, exit 0 when it answers 200.
+    ///
+    /// The image's HEALTHCHECK runs it in exec form, so it follows a `PORT` given with `--env-file` and needs
+    /// neither a shell nor curl in the image.
+    struct HealthCheck: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "healthcheck",
+            abstract: "Exit 0 when the server on this machine answers GET /healthz with 200 (the container's HEALTHCHECK)."
+        )
+
+        @Option(help: "The port to probe (default: PORT, else 8080).") var port: Int?
+        @Option(help: "Seconds to wait for the answer.") var timeout: Int = 3
+
+        func run() throws {
+            let port = port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
+            let status = HealthProbe.status(port: port, timeoutSeconds: timeout)
+            guard status == 200 else {
+                FileHandle.standardError.write(Data("autoserve healthcheck: 127.0.0.1:\(port)/healthz \(status.map { "answered \($0)" } ?? "did not answer")\n".utf8))
+                throw ExitCode.failure
+            }
         }
     }
 }

@@ -49,7 +49,9 @@ struct NewcomerTests {
     /// and the image's HEALTHCHECK command. The server's /proc files belong to root: no process of its user
     /// (a model's worker among them) can read its environment.
     @Test func theEnvFileServesAsAnUnprivilegedUser() async throws {
-        var environment = try Self.dockerEnvFile("\(Paths.repository)/env")
+        // The image's ENV first, then the env file over it, as `docker run --env-file` does.
+        var environment = try Self.dockerfileEnvironment().merging(try Self.dockerEnvFile("\(Paths.repository)/env")) { $1 }
+        #expect(environment["PORT"] == "8080", "the image and the env file listen where uid 10001 may")
         let state = try Paths.temporaryFolder("env-file-state")
         let home = try Paths.temporaryFolder("env-file-home")
         let models = try Paths.temporaryFolder("env-file-models") + "/models_serve"
@@ -70,14 +72,65 @@ struct NewcomerTests {
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync(timeout: .seconds(600))
         try await Self.runReadmeExamples(port: port)
-        let healthcheck = try Self.dockerHealthcheck().replacingOccurrences(of: "${PORT}", with: "\(port)")
-        #expect(try Self.shell(healthcheck).status == 0, "the HEALTHCHECK command: \(healthcheck)")
+        let healthcheck = try Self.dockerHealthcheck()
+        #expect(try Self.shell("PORT=\(port) " + healthcheck).status == 0, "the HEALTHCHECK command: \(healthcheck)")
+        #expect(try Self.shell("PORT=1 " + healthcheck).status != 0, "the HEALTHCHECK fails where nothing listens")
 
         var owner = stat()
         #expect(stat("/proc/\(server.process.processIdentifier)/environ", &owner) == 0)
         let status = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
         #expect(status.contains("Uid:\t\(uid)\t"), "the server runs as uid \(uid)")
         #expect(owner.st_uid == 0, "the server is not dumpable: its /proc files belong to root, not to uid \(uid)")
+    }
+
+    /// A state folder uid 10001 cannot write (a root-owned host folder mounted on the volume): exit 78 at
+    /// start, naming the folder, the user and the fix, not a server that looks healthy and serves nothing.
+    @Test func anUnwritableStateDirStopsTheServerWithTheFix() throws {
+        let state = try Paths.temporaryFolder("root-owned-state")
+        chmod(state, 0o755)
+        let result = try Self.runAsUnprivileged(["serve"], environment: ["STATE_DIR": state, "MODELS_DIR": Paths.modelsServe])
+        #expect(result.status == 78, "\(result.output)")
+        #expect(result.output.contains("STATE_DIR=\(state) cannot be written by uid \(Self.unprivileged)"), "\(result.output)")
+        #expect(result.output.contains("chown \(Self.unprivileged):"), "\(result.output)")
+    }
+
+    /// Port 80 as uid 10001: exit 78 with the port, the user and the fix, not a bare `bind(...)` error.
+    @Test func aRefusedPortIsNamedWithTheFix() throws {
+        let state = try Paths.temporaryFolder("refused-port-state")
+        chown(state, Self.unprivileged, Self.unprivileged)
+        let result = try Self.runAsUnprivileged(["serve"], environment: ["STATE_DIR": state, "MODELS_DIR": Paths.modelsServe, "PORT": "80"])
+        #expect(result.status == 78, "\(result.output)")
+        #expect(result.output.contains("cannot listen on 127.0.0.1:80 as uid \(Self.unprivileged)"), "\(result.output)")
+        #expect(result.output.contains("Set PORT=8080"), "\(result.output)")
+    }
+
+    /// The uid the tests run the server as when they run as root, like the image's user.
+    static let unprivileged: uid_t = getuid() == 0 ? 10001 : getuid()
+
+    /// The binary run to its end as uid 10001 (when the tests run as root), with everything it prints.
+    static func runAsUnprivileged(_ arguments: [String], environment extra: [String: String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        if getuid() == 0 {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=10001", "--regid=10001", "--clear-groups", "--", Paths.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Paths.binary)
+            process.arguments = arguments
+        }
+        var environment = ProcessInfo.processInfo.environment
+        for name in unset { environment[name] = nil }
+        environment["HOST"] = "127.0.0.1"
+        environment["PORT"] = "0"
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
     }
 
     // MARK: - The repository's own documents
@@ -124,7 +177,20 @@ struct NewcomerTests {
         return environment
     }
 
-    /// The command of the Dockerfile's HEALTHCHECK, as the shell form runs it.
+    /// The `ENV KEY=value …` line of the Dockerfile's runtime stage.
+    static func dockerfileEnvironment() throws -> [String: String] {
+        let dockerfile = try String(contentsOfFile: "\(Paths.repository)/Dockerfile", encoding: .utf8)
+        var environment: [String: String] = [:]
+        for line in dockerfile.components(separatedBy: "\n") where line.hasPrefix("ENV ") {
+            for pair in line.dropFirst(4).split(separator: " ") {
+                guard let equals = pair.firstIndex(of: "=") else { continue }
+                environment[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            }
+        }
+        return environment
+    }
+
+    /// The command of the Dockerfile's HEALTHCHECK as a shell command line, `autoserve` being the binary built here.
     static func dockerHealthcheck() throws -> String {
         let dockerfile = try String(contentsOfFile: "\(Paths.repository)/Dockerfile", encoding: .utf8)
             .replacingOccurrences(of: "\\\n", with: " ")
@@ -138,7 +204,7 @@ struct NewcomerTests {
             guard case .array(let elements) = words else { throw TestFailure("HEALTHCHECK CMD is not a list") }
             text = elements.compactMap { if case .string(let word) = $0 { "'\(word)'" } else { nil } }.joined(separator: " ")
         }
-        return text
+        return text.replacingOccurrences(of: "'autoserve'", with: "'\(Paths.binary)'")
     }
 
     /// Each `curl` line of the README's "Try it" section, with the answer shown on the comment line under it.

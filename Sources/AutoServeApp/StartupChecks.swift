@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+
+/// What the server checks before it serves, so that a setting it cannot use stops it at once with the fix
+/// (exit 78) instead of a server that answers `/healthz` while every model fails.
+enum StartupChecks {
+    /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix.
+    static func writableFolder(_ path: String, setting: String) throws(ConfigurationError) {
+        let probe = (path as NSString).appendingPathComponent(".autoserve-write-check-\(getpid())")
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try Data().write(to: URL(fileURLWithPath: probe))
+            try FileManager.default.removeItem(atPath: probe)
+        } catch {
+            let user = currentUser
+            throw ConfigurationError(
+                "\(setting)=\(path) cannot be written by \(user.description): \(Self.reason(error)). "
+                    + "Give the folder to that user (chown \(user.uid):\(user.gid) \(path)), mount a named volume there "
+                    + "(docker run -v autoserve-state:\(path)), or set \(setting) to a folder it can write"
+            )
+        }
+    }
+
+    /// The message of a listening socket the system refused: the port, the user and what to do.
+    static func listenRefused(_ error: IOError, host: String, port: Int) -> ConfigurationError {
+        let user = currentUser
+        switch error.errnoCode {
+        case EACCES:
+            return ConfigurationError(
+                "cannot listen on \(host):\(port) as \(user.description): ports below "
+                    + "\((try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "1024") "
+                    + "need root or CAP_NET_BIND_SERVICE. Set PORT=8080 (the image's default) and publish it as the port you want "
+                    + "(docker run -p 80:8080)"
+            )
+        case EADDRINUSE:
+            return ConfigurationError("cannot listen on \(host):\(port): another process listens there; stop it or set PORT to a free port")
+        default:
+            return ConfigurationError("cannot listen on \(host):\(port): \(error); set HOST to an address of this machine (0.0.0.0 for all)")
+        }
+    }
+
+    /// The user the server runs as, for messages: `uid 10001 (autoserve)`.
+    static var currentUser: (uid: uid_t, gid: gid_t, description: String) {
+        let uid = getuid()
+        let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        return (uid, getgid(), "uid \(uid)" + (name.map { " (\($0))" } ?? ""))
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let nsError = error as NSError
+        if let underlying = nsError.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if nsError.domain == NSCocoaErrorDomain, [NSFileWriteNoPermissionError, 513].contains(nsError.code) { return "permission denied" }
+        return nsError.localizedDescription
+    }
+}
