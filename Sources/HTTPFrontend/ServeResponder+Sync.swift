@@ -48,13 +48,22 @@ extension ServeResponder {
         if request.headers[.githubEvent] == "ping" {
             return json(200, Array(#"{"status":"pong"}"#.utf8))
         }
+        // A delivery the host sends again (a retry, a replay by hand or by someone who captured it) is answered
+        // with the sync it started, and starts nothing.
+        let delivery = [HTTPField.Name.githubDelivery, .giteaDelivery, .gitlabEventUUID].lazy.compactMap { request.headers[$0] }.first
+        if let delivery, let earlier = deliveries.seen(delivery) {
+            let body: JSONValue = .object(["sync_id": .number(Double(earlier)), "status": "duplicate"])
+            return json(200, body.jsonBytes)
+        }
         if let branch = configuration.branch, let ref = (try? JSONParser.parse(bytes))?["ref"], case .string(let pushed) = ref,
             pushed != "refs/heads/\(branch)"
         {
             let body: JSONValue = .object(["status": "ignored", "reason": .string("the push is to \(pushed); this server serves refs/heads/\(branch)")])
             return json(200, body.jsonBytes)
         }
-        return accepted(manager.requestSync(reason: "webhook"))
+        let id = manager.requestSync(reason: "webhook")
+        if let delivery { deliveries.record(delivery, sync: id) }
+        return accepted(id)
     }
 
     func accepted(_ id: Int) -> Response {
@@ -99,4 +108,7 @@ extension HTTPField.Name {
     static let giteaSignature = HTTPField.Name("X-Gitea-Signature")!
     static let gitlabToken = HTTPField.Name("X-Gitlab-Token")!
     static let githubEvent = HTTPField.Name("X-GitHub-Event")!
+    static let githubDelivery = HTTPField.Name("X-GitHub-Delivery")!
+    static let giteaDelivery = HTTPField.Name("X-Gitea-Delivery")!
+    static let gitlabEventUUID = HTTPField.Name("X-Gitlab-Event-UUID")!
 }

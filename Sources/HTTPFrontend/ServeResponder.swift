@@ -18,6 +18,8 @@ public struct ServeResponder: HTTPResponder {
     let metrics: Metrics
     let scoring: Scoring
     let logger: Logger
+    /// Webhook deliveries seen lately, so that a replayed delivery starts no sync.
+    let deliveries = WebhookDeliveries()
 
     /// `serverName` is the `Server` header of the answers given in the channel pipeline (Hummingbird adds
     /// its configuration's to the others).

@@ -40,6 +40,8 @@ public final class ModelManager: Service, Sendable {
     let syncCounter = Atomic<Int>(0)
     /// When the scheduled sync is due, and how many syncs in a row have failed.
     let timing = Mutex<(due: Date?, failures: Int)>((nil, 0))
+    /// The id of the sync requested and not started yet, which absorbs further requests.
+    let queuedSync = Mutex<Int?>(nil)
     let triggers: AsyncStream<Int>
     let triggerContinuation: AsyncStream<Int>.Continuation
 
@@ -67,12 +69,18 @@ public final class ModelManager: Service, Sendable {
         registry.withLock { $0 }
     }
 
-    /// Asks for a sync; returns its id. A sync already queued absorbs this one.
+    /// Asks for a sync; returns the id of the sync that will serve the request. A sync already queued (not yet
+    /// started) absorbs this one, and its id is returned: a burst of pushes costs at most one more sync.
     @discardableResult
     public func requestSync(reason: String) -> Int {
-        let id = syncCounter.add(1, ordering: .relaxed).newValue
-        logger.info("sync requested", metadata: ["reason": "\(reason)", "sync_id": "\(id)"])
-        triggerContinuation.yield(id)
+        let (id, isNew) = queuedSync.withLock { queued -> (Int, Bool) in
+            if let queued { return (queued, false) }
+            let id = syncCounter.add(1, ordering: .relaxed).newValue
+            queued = id
+            return (id, true)
+        }
+        logger.info(isNew ? "sync requested" : "sync requested; the sync already queued covers it", metadata: ["reason": "\(reason)", "sync_id": "\(id)"])
+        if isNew { triggerContinuation.yield(id) }
         return id
     }
 
@@ -82,6 +90,7 @@ public final class ModelManager: Service, Sendable {
             group.addTask {
                 await self.syncAndSchedule(id: self.syncCounter.add(1, ordering: .relaxed).newValue)
                 for await id in self.triggers.cancelOnGracefulShutdown() {
+                    self.queuedSync.withLock { if $0 == id { $0 = nil } }
                     await self.syncAndSchedule(id: id)
                 }
             }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import ModelSource
-import PluginBuilder
+@testable import PluginBuilder
 import PluginLoader
 import ServingCore
 import Testing
@@ -101,5 +101,18 @@ struct ModelManagerTests {
         let echo = try #require(manager.snapshot().models["Echo"])
         #expect(echo.state == .failed)
         #expect(echo.lastError?.diagnostic.message.contains("SWIFTC=/nonexistent/swiftc") == true)
+    }
+}
+
+extension ModelManagerTests {
+    /// A burst of sync requests before the queued one starts costs one sync: every request gets its id.
+    @Test func aQueuedSyncAbsorbsTheRequestsThatFollowIt() async throws {
+        let manager = ModelManager(
+            source: LocalModelSource(directory: NSTemporaryDirectory() + "autoserve-no-models", stateDirectory: NSTemporaryDirectory()),
+            compiler: .failure(ToolchainError("not needed")), loader: InProcessLoader(), configuration: ModelManagerConfiguration(),
+            metrics: Metrics(), logger: Logger(label: "test")
+        )
+        let ids = (0..<5).map { _ in manager.requestSync(reason: "burst") }
+        #expect(Set(ids).count == 1, "\(ids)")
     }
 }
