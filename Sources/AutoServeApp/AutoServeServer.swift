@@ -124,10 +124,12 @@ public struct AutoServeServer: Sendable {
 
     /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.
     public func run() async throws {
+        let (host, port) = (configuration.host, configuration.port)
         do {
             try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
-        } catch let error as IOError where [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) {
-            throw StartupChecks.listenRefused(error, host: configuration.host, port: configuration.port)
+        } catch {
+            guard let refused = error as? IOError, [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(refused.errnoCode) else { throw error }
+            throw StartupChecks.listenRefused(refused, host: host, port: port)
         }
     }
 }

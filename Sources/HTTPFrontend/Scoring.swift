@@ -29,7 +29,7 @@ struct Scoring: Sendable {
     /// The route of a request the channel handler answers itself: a POST to a model or to `all`; `nil` sends
     /// the request to Hummingbird, which answers everything else.
     func scoringRoute(_ head: HTTPRequest) -> String? {
-        guard head.method == .post, let target = head.path, head.headerFields[.expect] == nil,
+        guard head.method == .post, let target = head.path,
             !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target

@@ -5,6 +5,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 import ServingCore
 
 /// Answers scoring requests (`POST <prefix>/<Model>` and `POST <prefix>/all`) in the connection's channel
@@ -45,6 +46,14 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     init(scoring: Scoring) {
         self.scoring = scoring
+    }
+
+    /// Puts the `HTTP1CompatibilityHandler` where the request's HTTP version is still known: before the
+    /// conversion to HTTP types, which Hummingbird adds ahead of the additional handlers.
+    func handlerAdded(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        guard let codec = try? pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self) else { return }
+        try? pipeline.addHandler(HTTP1CompatibilityHandler(maxBodyBytes: scoring.maxBodyBytes), position: .before(codec.handler))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

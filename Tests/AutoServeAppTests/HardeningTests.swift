@@ -392,3 +392,69 @@ extension Data {
         self.init(bytes)
     }
 }
+
+/// HTTP/1.0 clients and `Expect: 100-continue`, byte for byte over raw sockets.
+@Suite(.serialized)
+struct HTTP1DetailsTests {
+    @Test func http10IsAnsweredAs10AndClosedUnlessItAskedForKeepAlive() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        for request in ["GET /healthz HTTP/1.0\r\n\r\n", "POST /Echo HTTP/1.0\r\nContent-Length: 17\r\n\r\n{\"variables\": {}}"] {
+            // Read to the end: it returns only because the server closes the connection.
+            let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
+            #expect(text.lowercased().contains("connection: close"), "\(text)")
+        }
+        let socket = try RawHTTP.connected(port: server.port)
+        defer { close(socket) }
+        for _ in 0..<2 {
+            let text = try Self.exchange(socket, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
+            #expect(text.lowercased().contains("connection: keep-alive"), "the connection stays open: \(text)")
+        }
+    }
+
+    @Test func expect100ContinueGetsContinueOr417() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        defer { Task { await server.stop() } }
+        let body = #"{"variables": {"a": 1}}"#
+        for path in ["/Echo", "/all"] {
+            let socket = try RawHTTP.connected(port: server.port)
+            defer { close(socket) }
+            let interim = try Self.exchange(socket, "POST \(path) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+            #expect(interim == "HTTP/1.1 100 Continue\r\n\r\n", "\(interim)")
+            let answer = try Self.exchange(socket, body)
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
+            #expect(answer.contains(#""a":1"#))
+        }
+        let tooLarge = String(decoding: try RawHTTP.readToEnd(
+            port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n".utf8)
+        ), as: UTF8.self)
+        #expect(tooLarge.hasPrefix("HTTP/1.1 417 "), "\(tooLarge)")
+        #expect(tooLarge.contains("MAX_BODY_BYTES"))
+        let unknown = String(decoding: try RawHTTP.readToEnd(
+            port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8)
+        ), as: UTF8.self)
+        #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
+    }
+
+    /// Sends `text` and returns what arrives next: one answer, read until the bytes stop for a moment.
+    static func exchange(_ socket: Int32, _ text: String) throws -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else {
+            throw TestFailure("the server closed the connection")
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        // The first bytes within 30 s, then whatever follows within 200 ms of the last.
+        var wait: Int32 = 30_000
+        while poll(&readable, 1, wait) > 0 {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+            wait = 200
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
