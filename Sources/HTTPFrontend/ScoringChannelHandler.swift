@@ -135,7 +135,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
             handle(part, context: context)
             if case .scoring = state { return }
         }
-        if readRequested {
+        if readRequested, context.channel.isWritable {
             readRequested = false
             context.read()
         }
@@ -154,12 +154,30 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// Reading stops while a row is scored (later requests wait for its answer) and while the client does not
+    /// read its answers (the channel is not writable: its unsent answers passed NIO's high-water mark), so a
+    /// client that sends rows and never reads costs the server a bounded buffer, not memory without end.
     func read(context: ChannelHandlerContext) {
         if case .scoring = state {
+            readRequested = true
+        } else if !context.channel.isWritable {
             readRequested = true
         } else {
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readRequested, !isScoring {
+            readRequested = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private var isScoring: Bool {
+        if case .scoring = state { return true }
+        return false
     }
 
     /// A request the HTTP decoder cannot parse (a bad request line, header or chunk size) ends the connection;

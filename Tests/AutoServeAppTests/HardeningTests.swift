@@ -137,6 +137,39 @@ struct HardeningTests {
         #expect(delays == ["0.1", "0.2", "0.4"], "\(delays)")
     }
 
+    /// A client that pipelines rows and never reads the answers: the server stops reading it once its unsent
+    /// answers pass NIO's high-water mark, so its memory stays flat (before: +167 MB).
+    @Test(arguments: ["process", "inprocess"])
+    func aClientThatNeverReadsCostsABoundedBuffer(isolation: String) async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MODEL_ISOLATION": isolation])
+        defer { server.stop() }
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        func residentMB() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+        let before = residentMB()
+        let request = Array("POST /Echo HTTP/1.1\r\nHost: x\r\nContent-Length: 45\r\n\r\n{\"variables\": {\"padding\": \"0123456789abcde\"}}".utf8)
+        let socket = try RawHTTP.connected(port: port)
+        defer { close(socket) }
+        _ = fcntl(socket, F_SETFL, fcntl(socket, F_GETFL) | O_NONBLOCK)
+        // Up to 40 MB of rows, until the server has stopped reading for a second.
+        let batch = Array([[UInt8]](repeating: request, count: 1000).joined())
+        var sent = 0
+        var writable = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
+        while sent < 40 << 20, poll(&writable, 1, 1000) > 0 {
+            let count = batch.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count > 0 { sent += count } else if errno != EAGAIN { break }
+        }
+        let after = residentMB()
+        #expect(sent < 40 << 20, "the server read every row of a client that reads nothing (\(sent >> 20) MB)")
+        #expect(after - before < 32, "the server grew from \(before) MB to \(after) MB after \(sent >> 10) KB of rows")
+        #expect(try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/healthz").status == 200)
+    }
+
     /// A tree made with `git hash-object --literally` whose entry is named `../../…`: git's object format
     /// allows it. The version fails with a diagnostic, nothing is written outside STATE_DIR, Echo serves.
     @Test func aTreeEntryThatClimbsOutOfTheExportIsRefused() async throws {
