@@ -17,6 +17,8 @@ public struct WorkerFrame: Sendable {
     public static let startFailed: UInt8 = 255
     /// The largest frame either side accepts (64 MiB); a larger length means the stream is corrupt.
     public static let maximumLength = 64 << 20
+    /// The largest payload of a frame: an output, or the variables of a row.
+    public static let maximumPayload = maximumLength - 9
 
     public var id: UInt64
     public var code: UInt8

@@ -170,6 +170,19 @@ struct HardeningTests {
         #expect(try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/healthz").status == 200)
     }
 
+    /// An output larger than a worker frame is a 500 that says so, not a worker "crash"; the worker lives on.
+    @Test func anOutputTooLargeForAFrameIsAModelError() async throws {
+        let server = try await TestServer.start(models: ["Huge": "\(Paths.fixtures)/models/Huge"])
+        defer { Task { await server.stop() } }
+        let pids = try await server.client.get("/").json?["Huge"]?["workers"]?["pids"]
+        let answer = try await server.client.post("/Huge", #"{"variables": {"megabytes": 70}}"#)
+        #expect(answer.status == 500)
+        #expect(answer.error("code") == .string("model_error"))
+        #expect(answer.error("message")?.jsonText.contains("more than the 67108855 a worker can send back") == true, "\(answer.text.prefix(300))")
+        #expect(try await server.client.get("/").json?["Huge"]?["workers"]?["pids"] == pids, "the worker was not restarted")
+        #expect(try await server.client.post("/Huge", #"{"variables": {"megabytes": 1}}"#).status == 200)
+    }
+
     /// A tree made with `git hash-object --literally` whose entry is named `../../…`: git's object format
     /// allows it. The version fails with a diagnostic, nothing is written outside STATE_DIR, Echo serves.
     @Test func aTreeEntryThatClimbsOutOfTheExportIsRefused() async throws {

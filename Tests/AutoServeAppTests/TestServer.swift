@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import ServingCore
+import Synchronization
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -75,11 +76,37 @@ struct HTTPClient: Sendable {
         if let body { request.httpBody = Data(body.utf8) }
         if let data { request.httpBody = data }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        let (bytes, response) = try await URLSession.shared.data(for: request)
+        let (bytes, response) = try await Self.bounded(request)
         let http = response as! HTTPURLResponse
         var fields: [String: String] = [:]
         for (key, value) in http.allHeaderFields { fields["\(key)"] = "\(value)" }
         return HTTPAnswer(status: http.statusCode, headers: fields, body: bytes)
+    }
+
+    /// URLSession's answer, or a failure after 150 s: a request that libcurl never completes fails its test
+    /// instead of holding the whole run (a task group would wait for it).
+    static func bounded(_ request: URLRequest) async throws -> (Data, URLResponse) {
+        final class Waiting: Sendable {
+            let continuation = Mutex<CheckedContinuation<(Data, URLResponse), any Error>?>(nil)
+        }
+        let waiting = Waiting()
+        return try await withCheckedThrowingContinuation { continuation in
+            waiting.continuation.withLock { $0 = continuation }
+            let transfer = Task {
+                do {
+                    let answer = try await URLSession.shared.data(for: request)
+                    waiting.continuation.withLock { $0.take() }?.resume(returning: answer)
+                } catch {
+                    waiting.continuation.withLock { $0.take() }?.resume(throwing: error)
+                }
+            }
+            Task {
+                try? await Task.sleep(for: .seconds(150))
+                guard let late = waiting.continuation.withLock({ $0.take() }) else { return }
+                transfer.cancel()
+                late.resume(throwing: TestFailure("no answer to \(request.url!) within 150 s"))
+            }
+        }
     }
 
     func get(_ path: String) async throws -> HTTPAnswer { try await send("GET", path) }
