@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "PluginLoader",
             dependencies: [
-                "ServingCore", "PluginBuilder", "PluginRuntime", .product(name: "Logging", package: "swift-log"),
+                "ServingCore", "PluginBuilder", "PluginRuntime", "CSystemShims", .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

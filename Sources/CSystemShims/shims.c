@@ -3,6 +3,16 @@
 #endif
 #include "CSystemShims.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+int autoserve_pipe_cloexec(int descriptors[2]) {
+#ifdef __linux__
+    return pipe2(descriptors, O_CLOEXEC);
+#else
+    return pipe(descriptors);
+#endif
+}
+
 #ifdef __linux__
 #include <sys/prctl.h>
 #include <signal.h>
@@ -42,3 +52,8 @@ int autoserve_schedule_as_batch(void) {
 #else
 int autoserve_schedule_as_batch(void) { return 0; }
 #endif
+
+#include <stdio.h>
+void autoserve_line_buffer_stdout(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}

@@ -53,11 +53,14 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
     static let healthyLifetime: Duration = .seconds(30)
 
     let state: Mutex<State>
+    /// Where the workers' output goes, a line per event (shared by the workers of this version: one rate limit).
+    let output: ModelOutputLog?
 
     init(plugin: BuiltPlugin, settings: WorkerSettings, workers: [WorkerConnection?]) {
         self.plugin = plugin
         self.settings = settings
         self.state = Mutex(State(workers: workers))
+        self.output = settings.logger.map { ModelOutputLog(model: plugin.definition.name.rawValue, logger: $0, metrics: settings.metrics) }
     }
 
     /// Starts the workers and waits until each has loaded the model.
@@ -65,7 +68,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         let model = ProcessModel(plugin: plugin, settings: settings, workers: Array(repeating: nil, count: max(1, settings.workers)))
         for slot in 0..<max(1, settings.workers) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, environment: settings.environment, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, output: model.output, startTimeout: settings.startTimeout
             ) { [weak model] exit in model?.workerExited(slot: slot, exit) }
             model.state.withLock { $0.workers[slot] = connection }
         }
@@ -148,7 +151,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         guard !state.withLock({ $0.stopped }) else { return }
         do throws(PluginLoadError) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, environment: settings.environment, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, output: output, startTimeout: settings.startTimeout
             ) { [weak self] exit in self?.workerExited(slot: slot, exit) }
             let keep = state.withLock { state -> Bool in
                 guard !state.stopped else { return false }

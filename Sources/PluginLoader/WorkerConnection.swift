@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSystemShims
 import Foundation
 import NIOCore
 import NIOPosix
@@ -99,6 +100,7 @@ final class WorkerConnection: @unchecked Sendable {
         executable: String,
         plugin: BuiltPlugin,
         environment: [String: String],
+        output: ModelOutputLog?,
         startTimeout: Duration,
         onExit: @escaping @Sendable (WorkerExit) -> Void
     ) async throws(PluginLoadError) -> WorkerConnection {
@@ -106,7 +108,11 @@ final class WorkerConnection: @unchecked Sendable {
         let arguments = [
             executable, "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
         ]
-        let (pid, requestFD, responseFD) = try spawn(arguments, environment: environment)
+        let (pid, requestFD, responseFD, outputs) = try spawn(arguments, environment: environment)
+        // The worker's standard output and error, a line per log event; without a log, to the server's stderr.
+        for (descriptor, stream) in zip(outputs, ["stdout", "stderr"]) {
+            if let output { output.attach(descriptor, stream: stream) } else { Self.forward(descriptor) }
+        }
         let connection = WorkerConnection(pid: pid, requestDescriptor: requestFD, responseDescriptor: responseFD, modelName: definition.name.rawValue, onExit: onExit)
         let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
             connection.hello.withLock { $0 = continuation }
@@ -273,14 +279,28 @@ final class WorkerConnection: @unchecked Sendable {
     }
 
     /// Starts a worker from the `SpawnThread`, so that its parent-death signal waits for the server's end.
-    static func spawn(_ arguments: [String], environment: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+    static func spawn(_ arguments: [String], environment: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32, [Int32]) {
         try SpawnThread.shared.run { Result { () throws(PluginLoadError) in try posixSpawn(arguments, environment: environment) } }.get()
     }
 
+    /// Copies what a worker prints to the server's standard error as it is (no model log configured: tests).
+    static func forward(_ descriptor: Int32) {
+        Thread.detachNewThread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                _ = buffer.withUnsafeBytes { Glibc.write(2, $0.baseAddress, count) }
+            }
+            Glibc.close(descriptor)
+        }
+    }
+
     /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
-    /// the request pipe on fd 3, the answer pipe on fd 4, and stdout sent to stderr so a model's `print`
-    /// cannot corrupt the protocol.
-    private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32) {
+    /// the request pipe on fd 3, the answer pipe on fd 4, and stdout and stderr on pipes of their own (returned
+    /// last, read ends), so a model's `print` can neither corrupt the protocol nor mix with the server's log.
+    private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (pid_t, Int32, Int32, [Int32]) {
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw PluginLoadError("cannot create the worker's socket: \(String(cString: strerror(errno)))")
@@ -291,11 +311,22 @@ final class WorkerConnection: @unchecked Sendable {
             Glibc.close(sockets[index])
             sockets[index] = moved
         }
+        var output: [Int32] = [-1, -1, -1, -1]
+        let piped = output.withUnsafeMutableBufferPointer { ends in
+            autoserve_pipe_cloexec(ends.baseAddress!) == 0 && autoserve_pipe_cloexec(ends.baseAddress! + 2) == 0
+        }
+        guard piped else {
+            sockets.forEach { Glibc.close($0) }
+            output.filter { $0 >= 0 }.forEach { Glibc.close($0) }
+            throw PluginLoadError("cannot create the worker's output pipes: \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(output[1]); Glibc.close(output[3]) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, output[3], 2)
         posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.requestDescriptor)
         posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.responseDescriptor)
         var attributes = posix_spawnattr_t()
@@ -320,9 +351,11 @@ final class WorkerConnection: @unchecked Sendable {
         Glibc.close(sockets[1])
         guard result == 0 else {
             Glibc.close(sockets[0])
+            Glibc.close(output[0])
+            Glibc.close(output[2])
             throw PluginLoadError("cannot start a worker (\(arguments[0])): \(String(cString: strerror(result)))")
         }
-        return (pid, sockets[0], sockets[0])
+        return (pid, sockets[0], sockets[0], [output[0], output[2]])
     }
 
     /// The worker's resident memory in bytes, from /proc.

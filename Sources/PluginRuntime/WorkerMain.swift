@@ -17,6 +17,9 @@ public enum WorkerMain {
         _ = autoserve_kill_me_with_parent()
         if getppid() == 1 { exit(0) }
         signal(SIGPIPE, SIG_IGN)
+        // The output goes to a pipe the server reads line by line: a line goes out when it ends, so a worker
+        // that is killed loses no line it finished.
+        autoserve_line_buffer_stdout()
         // Woken by a row, a worker would preempt the event loop that sent it, before that loop has sent the
         // rest of its turn's rows: a switch per row each way, and rows answered one at a time. As a batch
         // thread it runs when the loop waits or on an idle core, and answers the whole turn's rows at once.

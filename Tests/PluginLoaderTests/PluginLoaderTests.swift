@@ -73,7 +73,7 @@ extension PluginLoaderTests {
         let spawned = Mutex<(pid: pid_t, socket: Int32)?>(nil)
         // The asking thread waits for the worker's hello (sent after it set its parent-death signal), then ends.
         let asking = Thread {
-            guard let (pid, socket, _) = try? WorkerConnection.spawn(arguments, environment: ProcessInfo.processInfo.environment) else { return }
+            guard let (pid, socket, _, _) = try? WorkerConnection.spawn(arguments, environment: ProcessInfo.processInfo.environment) else { return }
             var hello = [UInt8](repeating: 0, count: 13)
             _ = read(socket, &hello, 13)
             spawned.withLock { $0 = (pid, socket) }
@@ -180,7 +180,7 @@ extension PluginLoaderTests {
         for _ in 0..<10 where taken == nil {
             let exited = AsyncStream<WorkerExit>.makeStream()
             let connection = try await WorkerConnection.start(
-                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment, startTimeout: .seconds(60)
+                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment, output: nil, startTimeout: .seconds(60)
             ) { exit in exited.continuation.yield(exit) }
             let number = connection.requestDescriptor
             _ = kill(connection.pid, SIGKILL)

@@ -21,4 +21,10 @@ int autoserve_timer_arm(int descriptor, long long nanoseconds);
 /// running thread's turn to end instead of preempting it (Linux; a no-op returning 0 elsewhere). Returns 0 or -1.
 int autoserve_schedule_as_batch(void);
 
+/// A pipe whose two ends close on exec, created atomically (no other thread's child can inherit it). 0 or -1.
+int autoserve_pipe_cloexec(int descriptors[2]);
+
+/// Makes the C standard output (which Swift's `print` writes to) line-buffered, as on a terminal.
+void autoserve_line_buffer_stdout(void);
+
 #endif
