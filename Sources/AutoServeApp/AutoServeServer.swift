@@ -47,6 +47,13 @@ public struct AutoServeServer: Sendable {
         frontend.adminToken = configuration.adminToken
         frontend.webhookSecret = configuration.webhookSecret
         frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch
+        frontend.maxConnections = configuration.maxConnections ?? StartupChecks.defaultMaxConnections()
+        frontend.timeouts.header = configuration.headerTimeout
+        frontend.timeouts.body = configuration.bodyTimeout
+        frontend.timeouts.keepAlive = configuration.keepAliveTimeout
+        logger.info("connections", metadata: [
+            "max_connections": "\(frontend.maxConnections)", "descriptor_limit": "\(StartupChecks.descriptorLimit())",
+        ])
         let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger, serverName: "autoserve")
         let application = Application(
             responder: responder,

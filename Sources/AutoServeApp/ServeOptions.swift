@@ -18,6 +18,10 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("admin-token"), help: help("ADMIN_TOKEN")) var adminToken: String?
     @Option(name: .customLong("max-body-bytes"), help: help("MAX_BODY_BYTES")) var maxBodyBytes: String?
     @Option(name: .customLong("max-model-bytes"), help: help("MAX_MODEL_BYTES")) var maxModelBytes: String?
+    @Option(name: .customLong("max-connections"), help: help("MAX_CONNECTIONS")) var maxConnections: String?
+    @Option(name: .customLong("header-timeout"), help: help("HEADER_TIMEOUT")) var headerTimeout: String?
+    @Option(name: .customLong("body-timeout"), help: help("BODY_TIMEOUT")) var bodyTimeout: String?
+    @Option(name: .customLong("keepalive-timeout"), help: help("KEEPALIVE_TIMEOUT")) var keepAliveTimeout: String?
     @Option(name: .customLong("model-timeout-ms"), help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
     @Option(name: .customLong("model-isolation"), help: help("MODEL_ISOLATION")) var modelIsolation: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
@@ -37,7 +41,8 @@ public struct ServeOptions: ParsableArguments {
             ("baseUrl", baseUrl), ("PORT", port), ("HOST", host), ("MODELS_REPO", modelsRepo), ("MODELS_BRANCH", modelsBranch),
             ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
-            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
+            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
+            ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
             ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
         ]
     }

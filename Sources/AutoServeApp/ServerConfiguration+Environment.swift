@@ -72,6 +72,18 @@ extension ServerConfiguration {
                 value, setting: "MAX_MODEL_BYTES", in: 1...(1 << 40), expected: "a number of bytes from 1 to 1099511627776 (1 TiB), like 1073741824"
             )
         },
+        Setting(environment: "MAX_CONNECTIONS", help: "Most client connections at once; more get 503 (default: from the descriptor limit)", isSecret: false) { config, value in
+            config.maxConnections = try parseInteger(value, setting: "MAX_CONNECTIONS", in: 1...10_000_000, expected: "a number of connections from 1 to 10000000, like 10000")
+        },
+        Setting(environment: "HEADER_TIMEOUT", help: "Longest time to receive a request's head (default: 10s)", isSecret: false) { config, value in
+            config.headerTimeout = try parseDuration(value, setting: "HEADER_TIMEOUT")
+        },
+        Setting(environment: "BODY_TIMEOUT", help: "Longest wait between two parts of a request's body (default: 30s)", isSecret: false) { config, value in
+            config.bodyTimeout = try parseDuration(value, setting: "BODY_TIMEOUT")
+        },
+        Setting(environment: "KEEPALIVE_TIMEOUT", help: "How long an idle kept-alive connection stays open (default: 60s)", isSecret: false) { config, value in
+            config.keepAliveTimeout = try parseDuration(value, setting: "KEEPALIVE_TIMEOUT")
+        },
         Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) { config, value in
             let milliseconds = try parseInteger(
                 value, setting: "MODEL_TIMEOUT_MS", in: 1...ModelManifest.maximumTimeoutMilliseconds,

@@ -30,6 +30,12 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 1 << 20
     /// The largest model folder a version may have; a bigger one fails with a diagnostic before it is written.
     public var maxModelBytes = 1 << 30
+    /// The most client connections at once; `nil` derives it at start from the descriptor limit.
+    public var maxConnections: Int?
+    /// How long a client may take to send a request head, between body parts, and to start its next request.
+    public var headerTimeout: Duration = .seconds(10)
+    public var bodyTimeout: Duration = .seconds(30)
+    public var keepAliveTimeout: Duration = .seconds(60)
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
     /// The binary that runs `autoserve worker`; `nil` is this executable (tests point it at the built binary).

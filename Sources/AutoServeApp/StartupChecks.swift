@@ -42,6 +42,25 @@ enum StartupChecks {
         }
     }
 
+    /// The descriptors this process may open, after raising the soft limit to the hard one (as daemons do).
+    static func descriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(min(limit.rlim_cur, 1 << 30))
+    }
+
+    /// `MAX_CONNECTIONS` by default: the descriptor limit less a reserve for workers (three descriptors each),
+    /// git, builds and the plugin files, a quarter of the limit and at least 512; never below 64.
+    static func defaultMaxConnections() -> Int {
+        let descriptors = descriptorLimit()
+        return max(64, descriptors - max(512, descriptors / 4))
+    }
+
     /// The user the server runs as, for messages: `uid 10001 (autoserve)`.
     static var currentUser: (uid: uid_t, gid: gid_t, description: String) {
         let uid = getuid()

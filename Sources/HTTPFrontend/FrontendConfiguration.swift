@@ -11,6 +11,10 @@ public struct FrontendConfiguration: Sendable {
     public var webhookSecret: Secret?
     /// The branch served in git mode: pushes to other branches are acknowledged and ignored.
     public var branch: String?
+    /// The most client connections held at once (`MAX_CONNECTIONS`); more are refused with 503.
+    public var maxConnections: Int = 1024
+    /// How long a client may take to send a request and to start the next one.
+    public var timeouts = ConnectionTimeouts()
 
     public init() {}
 

@@ -24,6 +24,8 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     let maxBodyBytes: Int
+    /// Told where requests and answers begin and end, for its timeouts.
+    let connectionGuard: ConnectionGuard?
     /// The requests received and not answered yet, in order (HTTP/1.1 pipelining keeps answers in that order).
     private var pending = CircularBuffer<Answering>()
     /// Set when the answer in progress is the last one on this connection.
@@ -31,12 +33,19 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
     /// The request whose expectation was refused: its body parts, if any come, are dropped.
     private var refusing = false
 
-    init(maxBodyBytes: Int) {
+    init(maxBodyBytes: Int, connectionGuard: ConnectionGuard?) {
         self.maxBodyBytes = maxBodyBytes
+        self.connectionGuard = connectionGuard
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head: connectionGuard?.requestHeadReceived()
+        case .body: connectionGuard?.requestBodyReceived()
+        case .end: connectionGuard?.requestEnded()
+        }
+        switch part {
         case .head(var head):
             refusing = false
             let keepAlive = head.version.major == 1 && head.version.minor == 0
@@ -105,6 +114,7 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
         case .end:
             guard !pending.isEmpty else { break }
             pending.removeFirst()
+            connectionGuard?.answerEnded()
             if closeAfterAnswer {
                 closeAfterAnswer = false
                 let channel = context.channel

@@ -44,16 +44,23 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var closeWhenAnswered = false
     private var clock = HTTPDate()
 
-    init(scoring: Scoring) {
+    /// The connection's limits and timeouts, put first in its pipeline when this handler is added.
+    let connectionGuard: ConnectionGuard
+
+    init(scoring: Scoring, connectionGuard: ConnectionGuard) {
         self.scoring = scoring
+        self.connectionGuard = connectionGuard
     }
 
-    /// Puts the `HTTP1CompatibilityHandler` where the request's HTTP version is still known: before the
-    /// conversion to HTTP types, which Hummingbird adds ahead of the additional handlers.
+    /// Puts the `ConnectionGuard` first in the pipeline, where the raw bytes arrive, and the
+    /// `HTTP1CompatibilityHandler` where the request's HTTP version is still known: before the conversion to HTTP
+    /// types, which Hummingbird adds ahead of the additional handlers.
     func handlerAdded(context: ChannelHandlerContext) {
         let pipeline = context.pipeline.syncOperations
+        try? pipeline.addHandler(connectionGuard, position: .first)
         guard let codec = try? pipeline.context(handlerType: HTTP1ToHTTPServerCodec.self) else { return }
-        try? pipeline.addHandler(HTTP1CompatibilityHandler(maxBodyBytes: scoring.maxBodyBytes), position: .before(codec.handler))
+        let compatibility = HTTP1CompatibilityHandler(maxBodyBytes: scoring.maxBodyBytes, connectionGuard: connectionGuard)
+        try? pipeline.addHandler(compatibility, position: .before(codec.handler))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

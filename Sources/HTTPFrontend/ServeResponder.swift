@@ -20,6 +20,8 @@ public struct ServeResponder: HTTPResponder {
     let logger: Logger
     /// Webhook deliveries seen lately, so that a replayed delivery starts no sync.
     let deliveries = WebhookDeliveries()
+    /// Every connection's slot under `MAX_CONNECTIONS`.
+    let connections: ConnectionLimiter
 
     /// `serverName` is the `Server` header of the answers given in the channel pipeline (Hummingbird adds
     /// its configuration's to the others).
@@ -29,6 +31,7 @@ public struct ServeResponder: HTTPResponder {
         self.metrics = metrics
         self.logger = logger
         self.scoring = Scoring(manager: manager, configuration: configuration, metrics: metrics, logger: logger, serverName: serverName)
+        self.connections = ConnectionLimiter(limit: configuration.maxConnections, metrics: metrics, logger: logger)
         metrics.declare("autoserve_requests_total", type: "counter", help: "Scoring requests by model, status and version.", labels: ["model", "status", "version"])
         metrics.declare("autoserve_request_duration_seconds", type: "histogram", help: "Scoring latency by model.", labels: ["model"])
     }
@@ -36,7 +39,7 @@ public struct ServeResponder: HTTPResponder {
     /// The handlers to add to each HTTP/1 connection's pipeline (`HTTP1Channel.Configuration`'s
     /// `additionalChannelHandlers`): scoring requests are answered there, on the event loop.
     public func scoringHandlers() -> [any RemovableChannelHandler] {
-        [ScoringChannelHandler(scoring: scoring)]
+        [ScoringChannelHandler(scoring: scoring, connectionGuard: ConnectionGuard(limiter: connections, timeouts: configuration.timeouts))]
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -123,6 +126,7 @@ public struct ServeResponder: HTTPResponder {
 
     func metricsResponse() -> Response {
         manager.publishStateMetrics()
+        connections.publish()
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

@@ -536,3 +536,110 @@ struct ModelOutputTests {
         #expect(dropped.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 + flood >= 1000 } == true, "\(dropped ?? "no count")")
     }
 }
+
+/// Connections a hostile or careless client opens: a limit, and read and idle timeouts, so that health checks
+/// and scoring keep answering.
+@Suite(.serialized)
+struct ConnectionLimitTests {
+    /// 2,000 idle connections and 200 slowloris ones (a header byte every 200 ms): well-behaved clients keep
+    /// getting answers meanwhile, and the server closes every attacker within its timeouts.
+    @Test func idleAndSlowConnectionsCannotStarveTheServer() async throws {
+        let descriptors = Self.raiseDescriptorLimit()
+        let idleCount = min(2000, (descriptors - 600) * 9 / 10)
+        let slowCount = min(200, idleCount / 10)
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let server = try BinaryServer(environment: [
+            "MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "HEADER_TIMEOUT": "4s", "KEEPALIVE_TIMEOUT": "4s",
+        ])
+        defer { server.stop() }
+        let port = try await server.waitUntilListening()
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        try await client.waitForTheFirstSync()
+        let idle = (0..<idleCount).compactMap { _ in try? RawHTTP.connected(port: port) }
+        let slow = (0..<slowCount).compactMap { _ in try? RawHTTP.connected(port: port) }
+        defer { (idle + slow).forEach { close($0) } }
+        #expect(idle.count == idleCount && slow.count == slowCount, "connected \(idle.count) + \(slow.count)")
+        // Slowloris: one byte of a request head every 200 ms, to every slow connection, until it is closed.
+        let trickle = Task.detached {
+            let head = Array("POST /Echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n".utf8)
+            for index in 0..<head.count where !Task.isCancelled {
+                for socket in slow { _ = withUnsafeBytes(of: head[index]) { send(socket, $0.baseAddress, 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { trickle.cancel() }
+        var latencies: [Duration] = []
+        for index in 0..<200 {
+            let start = ContinuousClock.now
+            let answer = index % 2 == 0 ? try await client.get("/healthz") : try await client.post("/Echo", #"{"variables": {"a": 1}}"#)
+            latencies.append(ContinuousClock.now - start)
+            #expect(answer.status == 200, "request \(index) during the attack: \(answer.status)")
+        }
+        latencies.sort()
+        print("healthz and Echo under \(idle.count) idle + \(slow.count) slowloris connections: p50 \(latencies[100]), p99 \(latencies[197])")
+        // Every attacker is closed within its timeout: idle ones without an answer, slow ones with a 408.
+        for socket in idle { #expect(Self.readUntilClosed(socket).isEmpty) }
+        var timedOut = 0
+        for socket in slow where String(decoding: Self.readUntilClosed(socket), as: UTF8.self).hasPrefix("HTTP/1.1 408 ") { timedOut += 1 }
+        #expect(timedOut == slow.count, "\(timedOut) of \(slow.count) slowloris connections got 408")
+        let metrics = try await client.get("/metrics").text
+        #expect(metrics.contains(#"autoserve_connections_timed_out_total{phase="header"}"#))
+    }
+
+    @Test func connectionsOverTheLimitAreRefusedAndCounted() async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let server = try BinaryServer(environment: [
+            "MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MAX_CONNECTIONS": "8", "KEEPALIVE_TIMEOUT": "2s",
+        ])
+        defer { server.stop() }
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        // The waits above held connections that close after KEEPALIVE_TIMEOUT; hold every slot left, then one more.
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        var refused: String?
+        for _ in 0..<16 where refused == nil {
+            let socket = try RawHTTP.connected(port: port)
+            var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            if poll(&readable, 1, 300) > 0 {
+                refused = String(decoding: Self.readUntilClosed(socket), as: UTF8.self)
+                close(socket)
+            } else {
+                held.append(socket)
+            }
+        }
+        #expect(refused?.hasPrefix("HTTP/1.1 503 Service Unavailable") == true, "\(refused ?? "none refused")")
+        #expect(refused?.contains("too_many_connections") == true)
+        #expect(held.count <= 8)
+        held.forEach { close($0) }
+        held = []
+        let metrics = try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/metrics").text
+        #expect(metrics.contains("autoserve_connections_refused_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("connections") })")
+        // A kept-alive connection left idle is closed after KEEPALIVE_TIMEOUT.
+        let socket = try RawHTTP.connected(port: port)
+        defer { close(socket) }
+        let answer = try HTTP1DetailsTests.exchange(socket, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
+        #expect(Self.readUntilClosed(socket).isEmpty, "closed without another byte")
+    }
+
+    /// Reads until the server closes the connection (60 s at most, the sockets' receive timeout).
+    static func readUntilClosed(_ socket: Int32) -> [UInt8] {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { return received }
+            received += buffer[0..<count]
+        }
+    }
+
+    /// Raises this process's descriptor limit to its hard limit and returns it.
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return Int(min(limit.rlim_cur, 1 << 20))
+    }
+}
