@@ -86,7 +86,7 @@ public struct AutoServeServer: Sendable {
     static func loader(_ configuration: ServerConfiguration, metrics: Metrics, logger: Logger) -> any PluginLoading {
         switch configuration.modelIsolation {
         case .inprocess:
-            return InProcessLoader()
+            return InProcessLoader(timeout: configuration.modelTimeout, logger: logger, metrics: metrics)
         case .process:
             var settings = WorkerSettings(executable: configuration.workerExecutable ?? workerExecutable())
             settings.timeout = configuration.modelTimeout

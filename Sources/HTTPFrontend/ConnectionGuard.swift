@@ -186,9 +186,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func arm(_ duration: Duration, phase name: String, context: ChannelHandlerContext) {
         timer?.cancel()
-        let nanoseconds = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(duration.nanoseconds)) {
             bound.value.0.expired(name, context: bound.value.1)
         }
     }

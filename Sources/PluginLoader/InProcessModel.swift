@@ -1,16 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
 import PluginRuntime
 public import ServingCore
+import Synchronization
 
 /// A model instance living in the server's own process (`MODEL_ISOLATION=inprocess`).
 ///
-/// The instance is created once per loaded version by the model's `init(path:)`; calls run on the
-/// `ModelCallPool`'s threads, never on an event loop. Releasing the last reference (the version is replaced
-/// and its requests in flight are done) destroys the instance; the library stays.
+/// The instance is created once per loaded version by the model's `init(path:)`, on a thread of its own (never
+/// a thread that serves requests); calls run on the `ModelCallPool`'s threads, never on an event loop.
+/// In-process, a call cannot be stopped: one that passes the model's timeout is answered 504 at its deadline and
+/// its thread is written off (replaced in the pool, logged, counted); after `hungCallLimit` of them the version
+/// is `failed` (use `MODEL_ISOLATION=process`, which kills and restarts a hung worker). Releasing the last
+/// reference destroys the instance; the library stays.
 public final class InProcessModel: ModelRunner, @unchecked Sendable {
-    let instance: PluginInstance
+    /// Hung calls after which the version stops serving: each holds a thread for good.
+    static let hungCallLimit = 3
 
-    init(_ instance: PluginInstance) {
+    let instance: PluginInstance
+    let name: String
+    let timeout: Duration
+    let logger: Logger?
+    let metrics: Metrics?
+    private let hungCalls = Atomic<Int>(0)
+
+    init(_ instance: PluginInstance, name: String, timeout: Duration, logger: Logger? = nil, metrics: Metrics? = nil) {
         self.instance = instance
+        self.name = name
+        self.timeout = timeout
+        self.logger = logger
+        self.metrics = metrics
     }
 
     deinit {
@@ -18,7 +41,32 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
     }
 
     public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
-        ModelCallPool.shared.run { completion(self.predictNow(variables: variables)) }
+        let answer = AnswerOnce(completion)
+        let deadline = MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+            guard answer.give(.failure(PredictionFailure(
+                .timeout, "\(name) took longer than its timeout of \(timeout.milliseconds) ms; in-process the call cannot be stopped "
+                    + "and its thread is written off (MODEL_ISOLATION=process restarts a hung model instead)"
+            ))) else { return }
+            let hung = hungCalls.add(1, ordering: .relaxed).newValue
+            ModelCallPool.shared.replaceHungThread()
+            metrics?.increment("autoserve_inprocess_hung_calls_total", labels: [name])
+            logger?.warning("in-process call hung past its timeout; its thread is written off", metadata: [
+                "model": "\(name)", "hung_calls": "\(hung)", "limit": "\(Self.hungCallLimit)",
+            ])
+        }
+        ModelCallPool.shared.run { [self] in
+            let prediction = predictNow(variables: variables)
+            deadline.cancel()
+            // A call answered after its deadline ran on a thread that was replaced: that thread ends.
+            return answer.give(prediction)
+        }
+    }
+
+    /// Too many calls hung: their threads are gone for good, and more would follow.
+    public var brokenReason: String? {
+        let hung = hungCalls.load(ordering: .relaxed)
+        guard hung >= Self.hungCallLimit else { return nil }
+        return "\(hung) calls hung past the timeout and hold threads for good; fix the model, or serve it with MODEL_ISOLATION=process"
     }
 
     /// The call itself, on the caller's thread.
@@ -36,5 +84,21 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
         case 3: return .failure(PredictionFailure(.modelError, String(decoding: bytes, as: UTF8.self)))
         default: return .failure(PredictionFailure(.modelError, "the plugin answered with unknown status \(status)"))
         }
+    }
+}
+
+/// A completion that runs once, whoever gives the answer first (the call or its deadline).
+final class AnswerOnce: Sendable {
+    private let completion: Mutex<(@Sendable (Prediction) -> Void)?>
+
+    init(_ completion: @escaping @Sendable (Prediction) -> Void) {
+        self.completion = Mutex(completion)
+    }
+
+    /// Answers; `false` when the answer was already given.
+    func give(_ prediction: Prediction) -> Bool {
+        guard let completion = completion.withLock({ $0.take() }) else { return false }
+        completion(prediction)
+        return true
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+public import Logging
 public import PluginBuilder
 public import PluginRuntime
 public import ServingCore
@@ -11,13 +13,39 @@ public protocol PluginLoading: Sendable {
 
 /// Loads plugins into the server's own process.
 public struct InProcessLoader: PluginLoading {
-    public init() {}
+    /// The per-call limit of models whose manifest sets none (`MODEL_TIMEOUT_MS`).
+    let timeout: Duration
+    let logger: Logger?
+    let metrics: Metrics?
+
+    public init(timeout: Duration = .seconds(10), logger: Logger? = nil, metrics: Metrics? = nil) {
+        self.timeout = timeout
+        self.logger = logger
+        self.metrics = metrics
+        metrics?.declare(
+            "autoserve_inprocess_hung_calls_total", type: "counter",
+            help: "In-process calls that passed their timeout; each holds a thread for good.", labels: ["model"]
+        )
+    }
 
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {
-        let library = try PluginLibrary.open(path: plugin.libraryPath, entrySymbol: plugin.definition.entrySymbol)
-        let model = InProcessModel(try library.instantiate(folder: plugin.definition.folder))
-        try await ExampleRunner.check(model, examples: plugin.definition.manifest.examples, name: plugin.definition.name)
+        let definition = plugin.definition
+        // dlopen and init(path:) on a thread of their own: a slow init must not hold a thread of the
+        // concurrency pool, where the HTTP responder (health checks included) runs.
+        let instance = try await Self.offThread { () throws(PluginLoadError) -> PluginInstance in
+            try PluginLibrary.open(path: plugin.libraryPath, entrySymbol: definition.entrySymbol).instantiate(folder: definition.folder)
+        }
+        let timeout = definition.manifest.timeoutMilliseconds.map { Duration.milliseconds($0) } ?? self.timeout
+        let model = InProcessModel(instance, name: definition.name.rawValue, timeout: timeout, logger: logger, metrics: metrics)
+        try await ExampleRunner.check(model, examples: definition.manifest.examples, name: definition.name)
         return model
+    }
+
+    static func offThread<T: Sendable>(_ work: @escaping @Sendable () throws(PluginLoadError) -> T) async throws(PluginLoadError) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, PluginLoadError>, Never>) in
+            Thread.detachNewThread { continuation.resume(returning: Result { () throws(PluginLoadError) in try work() }) }
+        }
+        return try result.get()
     }
 }
 

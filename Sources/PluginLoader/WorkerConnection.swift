@@ -457,7 +457,3 @@ final class AnswerHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 }
-
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}
