@@ -10,6 +10,7 @@ import PluginBuilder
 import PluginLoader
 import ServiceLifecycle
 public import ServingCore
+import Synchronization
 import UnixSignals
 
 /// The whole server: the stages assembled in pipeline order, ready to run.
@@ -123,6 +124,27 @@ public struct AutoServeServer: Sendable {
         return manager
     }
 
+    /// Bounds a stop by `SHUTDOWN_TIMEOUT`: from the first SIGTERM or SIGINT, a request still waiting for a model
+    /// then gets 503, and the server exits with status 1 (a stop that finishes in time ends this task).
+    func stopDeadline(_ timedOut: StopTimeout) -> Task<Void, Never> {
+        let (timeout, manager, logger) = (configuration.shutdownTimeout, manager, application.logger)
+        return Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                timedOut.happened.store(true, ordering: .relaxed)
+                logger.error("the stop took longer than SHUTDOWN_TIMEOUT; the requests still in flight get 503", metadata: [
+                    "shutdown_timeout_seconds": "\(timeout.seconds)",
+                ])
+                manager.abandonInFlight("the server is stopping and this request passed SHUTDOWN_TIMEOUT; retry on another replica")
+                // The stop ends now that nothing waits for a model; if something else holds it, exit anyway.
+                try? await Task.sleep(for: .seconds(5))
+                guard !Task.isCancelled else { return }
+                exit(1)
+            }
+        }
+    }
+
     /// Makes the server's process non-dumpable, so that a process of the same user (a model's worker among
     /// them) cannot read its environment and memory, where the secrets are, from `/proc` (README, "Reliability").
     public static func protectProcessMemory() {
@@ -132,13 +154,26 @@ public struct AutoServeServer: Sendable {
     /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.
     public func run() async throws {
         let (host, port) = (configuration.host, configuration.port)
+        let timedOut = StopTimeout()
+        let deadline = stopDeadline(timedOut)
+        defer { deadline.cancel() }
         do {
             try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            if timedOut.happened.load(ordering: .relaxed) { throw timedOut }
+        } catch let error as StopTimeout {
+            throw error
         } catch {
             guard let refused = error as? IOError, [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(refused.errnoCode) else { throw error }
             throw StartupChecks.listenRefused(refused, host: host, port: port)
         }
     }
+}
+
+/// Thrown by `run()` when the stop passed `SHUTDOWN_TIMEOUT`: the command exits with status 1.
+public final class StopTimeout: Error, Sendable {
+    let happened = Atomic<Bool>(false)
+
+    public var description: String { "the stop took longer than SHUTDOWN_TIMEOUT" }
 }
 
 /// Rescans the models folder on SIGHUP, as operators expect of a daemon.

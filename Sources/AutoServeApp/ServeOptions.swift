@@ -22,6 +22,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("header-timeout"), help: help("HEADER_TIMEOUT")) var headerTimeout: String?
     @Option(name: .customLong("body-timeout"), help: help("BODY_TIMEOUT")) var bodyTimeout: String?
     @Option(name: .customLong("keepalive-timeout"), help: help("KEEPALIVE_TIMEOUT")) var keepAliveTimeout: String?
+    @Option(name: .customLong("shutdown-timeout"), help: help("SHUTDOWN_TIMEOUT")) var shutdownTimeout: String?
     @Option(name: .customLong("model-timeout-ms"), help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
     @Option(name: .customLong("model-isolation"), help: help("MODEL_ISOLATION")) var modelIsolation: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
@@ -42,7 +43,7 @@ public struct ServeOptions: ParsableArguments {
             ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
             ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
-            ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
+            ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
             ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
         ]
     }

@@ -84,6 +84,9 @@ extension ServerConfiguration {
         Setting(environment: "KEEPALIVE_TIMEOUT", help: "How long an idle kept-alive connection stays open (default: 60s)", isSecret: false) { config, value in
             config.keepAliveTimeout = try parseDuration(value, setting: "KEEPALIVE_TIMEOUT")
         },
+        Setting(environment: "SHUTDOWN_TIMEOUT", help: "Longest stop after SIGTERM; then requests in flight get 503 and the exit code is 1 (default: 30s)", isSecret: false) { config, value in
+            config.shutdownTimeout = try parseDuration(value, setting: "SHUTDOWN_TIMEOUT")
+        },
         Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) { config, value in
             let milliseconds = try parseInteger(
                 value, setting: "MODEL_TIMEOUT_MS", in: 1...ModelManifest.maximumTimeoutMilliseconds,

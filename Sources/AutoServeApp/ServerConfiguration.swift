@@ -36,6 +36,8 @@ public struct ServerConfiguration: Sendable {
     public var headerTimeout: Duration = .seconds(10)
     public var bodyTimeout: Duration = .seconds(30)
     public var keepAliveTimeout: Duration = .seconds(60)
+    /// The longest a stop (SIGTERM) may take; then the requests in flight get 503 and the server exits 1.
+    public var shutdownTimeout: Duration = .seconds(30)
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
     /// The binary that runs `autoserve worker`; `nil` is this executable (tests point it at the built binary).

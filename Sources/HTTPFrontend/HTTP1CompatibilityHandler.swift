@@ -32,6 +32,8 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
     private var closeAfterAnswer = false
     /// The request whose expectation was refused: its body parts, if any come, are dropped.
     private var refusing = false
+    /// Set on graceful shutdown.
+    private var stopping = false
 
     init(maxBodyBytes: Int, connectionGuard: ConnectionGuard?) {
         self.maxBodyBytes = maxBodyBytes
@@ -96,10 +98,21 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
+    /// The server began to stop: the answer to the last request received says `Connection: close`.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { stopping = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head) where head.status.code >= 200:
-            guard let answering = pending.first else { break }
+            // Stopping: the answer to the last request received says `close` (one after it could not be answered).
+            if stopping, pending.count <= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            guard let answering = pending.first else {
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+                return
+            }
             if answering.version != .http1_1 {
                 head.version = answering.version
                 if answering.keepAlive {

@@ -42,6 +42,8 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readRequested = false
     /// The server is shutting down: close once the row in flight is answered.
     private var closeWhenAnswered = false
+    /// The server is stopping (graceful shutdown): the requests received are answered, then the connection closes.
+    private var stopping = false
     private var clock = HTTPDate()
 
     /// The connection's limits and timeouts, put first in its pipeline when this handler is added.
@@ -119,7 +121,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard context.channel.isActive else { return }
         var fields = answer.headers
         fields[.contentType] = "application/json"
-        if closeWhenAnswered { fields[.connection] = "close" }
+        if closeWhenAnswered, !stopping { fields[.connection] = "close" }
         fields[.contentLength] = String(answer.body.count)
         fields[.date] = clock.now()
         if let server = scoring.serverName { fields[.server] = server }
@@ -127,7 +129,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         state = .idle
-        if closeWhenAnswered {
+        if closeWhenAnswered, !stopping {
             held.removeAll()
             context.close(promise: nil)
             return
@@ -137,10 +139,20 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Hummingbird's side takes what it was given at the end of a read.
             if replayed { context.fireChannelReadComplete() }
         }
+        // While the server stops, the requests already received are answered too (with `Connection: close`).
         while let part = held.popFirst() {
             replayed = true
             handle(part, context: context)
             if case .scoring = state { return }
+        }
+        if stopping {
+            if case .passing = state {
+                // Hummingbird answers the request it was given, then closes.
+                context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            } else {
+                context.close(promise: nil)
+            }
+            return
         }
         if readRequested, context.channel.isWritable {
             readRequested = false
@@ -152,7 +164,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         if event is ChannelShouldQuiesceEvent {
             switch state {
             case .reading, .scoring:
-                closeWhenAnswered = true
+                stopping = true
                 return
             case .idle, .passing:
                 break

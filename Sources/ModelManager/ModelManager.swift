@@ -284,6 +284,11 @@ public final class ModelManager: Service, Sendable {
         publishStateMetrics()
     }
 
+    /// Answers every request waiting for a model with 503 now: the server's stop ran out of time.
+    public func abandonInFlight(_ reason: String) {
+        for version in snapshot().servingVersions { version.runner.abandonPending(PredictionFailure(.unavailable, reason)) }
+    }
+
     /// Sets `autoserve_model_state` from each model's current state; also called before every scrape, since
     /// a version can break between syncs.
     public func publishStateMetrics() {

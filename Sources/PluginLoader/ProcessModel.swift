@@ -110,6 +110,10 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         }
     }
 
+    public func abandonPending(_ failure: PredictionFailure) {
+        for worker in state.withLock({ $0.workers.compactMap { $0 } }) { worker.abandonPending(failure) }
+    }
+
     public func workerReport() -> WorkerReport {
         state.withLock { state in
             WorkerReport(pids: state.workers.compactMap { $0?.pid }, restarts: state.restarts, lastCrash: state.lastCrash)

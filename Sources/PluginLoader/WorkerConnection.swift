@@ -186,6 +186,11 @@ final class WorkerConnection: @unchecked Sendable {
         }
     }
 
+    /// Answers every request still waiting with `failure`; an answer the worker gives later completes nothing.
+    func abandonPending(_ failure: PredictionFailure) {
+        for waiting in state.withLock({ $0.pending.removeAll { _ in true } }) { waiting.completion(.failure(failure)) }
+    }
+
     /// Fails every request past its deadline with 504 and restarts the worker that hangs on them.
     func expireOverdue(at now: ContinuousClock.Instant) {
         let overdue = state.withLock { $0.pending.removeAll { $0.deadline <= now } }

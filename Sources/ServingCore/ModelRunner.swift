@@ -11,10 +11,16 @@ public protocol ModelRunner: Sendable {
 
     /// Why this loaded version cannot serve any more (its workers fail on every start), or `nil` while it can.
     var brokenReason: String? { get }
+
+    /// Answers every request still waiting with `failure` now (the server's stop ran out of time).
+    func abandonPending(_ failure: PredictionFailure)
 }
 
 extension ModelRunner {
     public var brokenReason: String? { nil }
+
+    /// Nothing to abandon by default: an in-process call cannot be interrupted.
+    public func abandonPending(_ failure: PredictionFailure) {}
 }
 
 extension ModelRunner {

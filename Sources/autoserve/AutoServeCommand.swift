@@ -37,6 +37,8 @@ extension AutoServeCommand {
             } catch let error as ConfigurationError {
                 logger.critical("cannot start: \(error.message)")
                 throw ExitCode(78)
+            } catch is StopTimeout {
+                throw ExitCode.failure
             }
         }
     }

@@ -683,3 +683,55 @@ struct InProcessHangTests {
         #expect(server.logs.contains("in-process call hung past its timeout"))
     }
 }
+
+/// SIGTERM: every request the server holds is answered (the last answer of a connection says `Connection:
+/// close`), and `SHUTDOWN_TIMEOUT` bounds the whole stop.
+@Suite(.serialized)
+struct GracefulStopTests {
+    @Test func requestsHeldOnKeepAliveConnectionsAreAnsweredOnSigterm() async throws {
+        let models = try Paths.modelsFolder(["Slow": "\(Paths.fixtures)/models/Slow"])
+        let markers = try Paths.temporaryFolder("stop-markers")
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState])
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        let sockets = try (0..<20).map { _ in try RawHTTP.connected(port: port) }
+        defer { sockets.forEach { close($0) } }
+        for (index, socket) in sockets.enumerated() {
+            let body = #"{"variables": {"seconds": 1.5, "marker": "\#(markers)/\#(index)"}}"#
+            let request = Array("POST /Slow HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+            _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        try await eventually("the model holds all 20 rows", timeout: .seconds(60)) {
+            (try? FileManager.default.contentsOfDirectory(atPath: markers).count) == 20
+        }
+        kill(server.process.processIdentifier, SIGTERM)
+        for (index, socket) in sockets.enumerated() {
+            let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 200 OK"), "connection \(index): \(text.prefix(120).debugDescription)")
+            #expect(text.lowercased().contains("connection: close"), "connection \(index): \(text.prefix(300).debugDescription)")
+        }
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+    }
+
+    @Test func shutdownTimeoutBoundsAStuckStop() async throws {
+        let models = try Paths.modelsFolder(["Slow": "\(Paths.fixtures)/models/Slow"])
+        let markers = try Paths.temporaryFolder("stuck-markers")
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "SHUTDOWN_TIMEOUT": "1s"])
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        let socket = try RawHTTP.connected(port: port)
+        defer { close(socket) }
+        let body = #"{"variables": {"seconds": 50, "marker": "\#(markers)/stuck"}}"#
+        let request = Array("POST /Slow HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        try await eventually("the model holds the row", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: "\(markers)/stuck") }
+        kill(server.process.processIdentifier, SIGTERM)
+        let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 503 "), "\(text.prefix(300).debugDescription)")
+        #expect(text.contains("SHUTDOWN_TIMEOUT"))
+        server.stop()
+        #expect(server.process.terminationStatus == 1, "a stop cut short exits 1")
+        #expect(server.logs.contains("the stop took longer than SHUTDOWN_TIMEOUT"))
+    }
+}
