@@ -104,6 +104,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests received whose answers have not ended.
     private var unanswered = 0
     private var timer: Scheduled<Void>?
+    /// When the timer fires, and the deadline it serves (with its phase's name): the deadline may be later.
+    private var scheduledFor: NIODeadline?
+    private var deadline: (due: NIODeadline, name: String)?
     private var context: ChannelHandlerContext?
 
     init(limiter: ConnectionLimiter, timeouts: ConnectionTimeouts) {
@@ -171,8 +174,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func requestEnded() {
         unanswered += 1
         phase = .answering
-        timer?.cancel()
-        timer = nil
+        disarm()
     }
 
     func answerEnded() {
@@ -184,16 +186,43 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Timers
 
+    /// Sets the deadline of the current phase. A request moves the deadline two or three times, so that costs a
+    /// clock read, not a timer: one timer per connection fires at the earliest deadline set, and moves itself on
+    /// when the deadline moved later meanwhile.
     private func arm(_ duration: Duration, phase name: String, context: ChannelHandlerContext) {
+        let due = NIODeadline.now() + .nanoseconds(duration.nanoseconds)
+        deadline = (due, name)
+        if let scheduledFor, scheduledFor <= due { return }
+        schedule(at: due, context: context)
+    }
+
+    /// No deadline while every request received is being answered.
+    private func disarm() {
+        deadline = nil
+    }
+
+    private func schedule(at due: NIODeadline, context: ChannelHandlerContext) {
         timer?.cancel()
+        scheduledFor = due
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(duration.nanoseconds)) {
-            bound.value.0.expired(name, context: bound.value.1)
+        timer = context.eventLoop.scheduleTask(deadline: due) {
+            bound.value.0.timerFired(context: bound.value.1)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        scheduledFor = nil
+        guard let (due, name) = deadline else { return }
+        if due > NIODeadline.now() {
+            schedule(at: due, context: context)
+        } else {
+            deadline = nil
+            expired(name, context: context)
         }
     }
 
     private func expired(_ name: String, context: ChannelHandlerContext) {
-        timer = nil
         guard context.channel.isActive else { return }
         limiter.metrics.increment("autoserve_connections_timed_out_total", labels: [name])
         let midRequest: Bool
