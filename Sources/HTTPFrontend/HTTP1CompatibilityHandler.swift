@@ -68,7 +68,8 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
                 return
             }
             pending.append(Answering(version: head.version, keepAlive: keepAlive))
-            context.fireChannelRead(wrapInboundOut(.head(head)))
+            // Unchanged: passed on as it came (wrapping it again would box the head anew).
+            context.fireChannelRead(data)
         case .body, .end:
             if refusing { return }
             context.fireChannelRead(data)
@@ -107,6 +108,11 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head) where head.status.code >= 200:
+            // The common case passes untouched: an HTTP/1.1 keep-alive answer while the server runs.
+            if !stopping, let answering = pending.first, answering.keepAlive, answering.version == .http1_1 {
+                closeAfterAnswer = false
+                break
+            }
             // Stopping: the answer to the last request received says `close` (one after it could not be answered).
             if stopping, pending.count <= 1 { head.headers.replaceOrAdd(name: "connection", value: "close") }
             guard let answering = pending.first else {

@@ -3,8 +3,6 @@ import Glibc
 #endif
 import Foundation
 import Logging
-import NIOCore
-import NIOPosix
 import PluginRuntime
 public import ServingCore
 import Synchronization
@@ -17,7 +15,7 @@ import Synchronization
 /// its thread is written off (replaced in the pool, logged, counted); after `hungCallLimit` of them the version
 /// is `failed` (use `MODEL_ISOLATION=process`, which kills and restarts a hung worker). Releasing the last
 /// reference destroys the instance; the library stays.
-public final class InProcessModel: ModelRunner, @unchecked Sendable {
+public final class InProcessModel: ModelRunner, DeadlineWatched, @unchecked Sendable {
     /// Hung calls after which the version stops serving: each holds a thread for good.
     static let hungCallLimit = 3
 
@@ -27,6 +25,9 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
     let logger: Logger?
     let metrics: Metrics?
     private let hungCalls = Atomic<Int>(0)
+    /// The calls not answered yet, so that a stop past `SHUTDOWN_TIMEOUT` can answer them.
+    private let unanswered = Mutex<[Int: (answer: AnswerOnce, deadline: ContinuousClock.Instant)]>([:])
+    private let calls = Atomic<Int>(0)
 
     init(_ instance: PluginInstance, name: String, timeout: Duration, logger: Logger? = nil, metrics: Metrics? = nil) {
         self.instance = instance
@@ -34,19 +35,36 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
         self.timeout = timeout
         self.logger = logger
         self.metrics = metrics
+        DeadlineWatchdog.shared.watch(self)
     }
 
     deinit {
+        DeadlineWatchdog.shared.forget(self)
         instance.destroy()
     }
 
     public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
-        let answer = AnswerOnce(completion)
-        let deadline = MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+        let key = calls.add(1, ordering: .relaxed).newValue
+        let answer = AnswerOnce { [weak self] prediction in
+            _ = self?.unanswered.withLock { $0.removeValue(forKey: key) }
+            completion(prediction)
+        }
+        unanswered.withLock { $0[key] = (answer, .now + timeout) }
+        ModelCallPool.shared.run { [self] in
+            // A call answered after its deadline ran on a thread that was replaced: that thread ends.
+            answer.give(predictNow(variables: variables))
+        }
+    }
+
+    /// Answers 504 to the calls past their deadline (the `DeadlineWatchdog` looks every 10 ms) and writes their
+    /// threads off.
+    func expireOverdue(at now: ContinuousClock.Instant) {
+        let overdue = unanswered.withLock { unanswered in unanswered.values.filter { $0.deadline <= now }.map(\.answer) }
+        for answer in overdue {
             guard answer.give(.failure(PredictionFailure(
                 .timeout, "\(name) took longer than its timeout of \(timeout.milliseconds) ms; in-process the call cannot be stopped "
                     + "and its thread is written off (MODEL_ISOLATION=process restarts a hung model instead)"
-            ))) else { return }
+            ))) else { continue }
             let hung = hungCalls.add(1, ordering: .relaxed).newValue
             ModelCallPool.shared.replaceHungThread()
             metrics?.increment("autoserve_inprocess_hung_calls_total", labels: [name])
@@ -54,12 +72,10 @@ public final class InProcessModel: ModelRunner, @unchecked Sendable {
                 "model": "\(name)", "hung_calls": "\(hung)", "limit": "\(Self.hungCallLimit)",
             ])
         }
-        ModelCallPool.shared.run { [self] in
-            let prediction = predictNow(variables: variables)
-            deadline.cancel()
-            // A call answered after its deadline ran on a thread that was replaced: that thread ends.
-            return answer.give(prediction)
-        }
+    }
+
+    public func abandonPending(_ failure: PredictionFailure) {
+        for entry in unanswered.withLock({ Array($0.values) }) { _ = entry.answer.give(.failure(failure)) }
     }
 
     /// Too many calls hung: their threads are gone for good, and more would follow.

@@ -41,7 +41,7 @@ enum WorkerExit: Sendable {
 ///
 /// A reader thread delivers answers; when the pipe ends it reaps the process and fails every request still
 /// waiting with 503, then tells its owner so that the worker is restarted.
-final class WorkerConnection: @unchecked Sendable {
+final class WorkerConnection: DeadlineWatched, @unchecked Sendable {
     let pid: pid_t
     let requestDescriptor: Int32
     let responseDescriptor: Int32
@@ -372,30 +372,43 @@ final class WorkerConnection: @unchecked Sendable {
     }
 }
 
-/// One thread for every worker's request deadlines: it looks every 10 ms, so a request costs no timer.
+/// Something with requests that have deadlines: a worker connection, an in-process model.
+protocol DeadlineWatched: AnyObject, Sendable {
+    /// Answers the requests whose deadline is past `now` (504).
+    func expireOverdue(at now: ContinuousClock.Instant)
+}
+
+/// One thread for every request deadline, worker and in-process alike: it looks every 10 ms, so a request costs
+/// no timer (a timer per request cost a wake-up of another thread to set and to cancel).
 final class DeadlineWatchdog: @unchecked Sendable {
     static let shared = DeadlineWatchdog()
     static let interval: Duration = .milliseconds(10)
 
-    private let connections = Mutex<[ObjectIdentifier: WorkerConnection]>([:])
+    /// Held weakly: an in-process model leaves when its last request and its version are gone.
+    private struct Entry {
+        weak var watched: (any DeadlineWatched)?
+    }
+
+    private let watched = Mutex<[ObjectIdentifier: Entry]>([:])
 
     private init() {
+        // A thread of its own that only sleeps and scans: the one clock for every deadline.
         Thread.detachNewThread { [self] in
             while true {
                 Thread.sleep(forTimeInterval: Self.interval.seconds)
                 let now = ContinuousClock.now
-                for connection in connections.withLock({ Array($0.values) }) { connection.expireOverdue(at: now) }
+                for entry in watched.withLock({ Array($0.values) }) { entry.watched?.expireOverdue(at: now) }
             }
         }
     }
 
-    func watch(_ connection: WorkerConnection) {
-        connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+    func watch(_ object: any DeadlineWatched) {
+        watched.withLock { $0[ObjectIdentifier(object)] = Entry(watched: object) }
     }
 
-    /// Called once the worker's pipe has ended: nothing of it is waiting any more.
-    func forget(_ connection: WorkerConnection) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    /// Called when nothing of `object` can be waiting any more.
+    func forget(_ object: any DeadlineWatched) {
+        _ = watched.withLock { $0.removeValue(forKey: ObjectIdentifier(object)) }
     }
 }
 

@@ -26,22 +26,9 @@ struct NewcomerTests {
     /// What the hook before a stop runs: `autoserve check models_serve` from the root, with a relative STATE_DIR.
     @Test func checkWithARelativeStateDirPasses() throws {
         let copy = try Self.freshCopy()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
-        process.arguments = ["check", "models_serve"]
-        process.currentDirectoryURL = URL(fileURLWithPath: copy)
-        var environment = ProcessInfo.processInfo.environment
-        for name in Self.unset { environment[name] = nil }
-        environment["STATE_DIR"] = ".autoserve-newcomer"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output)")
-        #expect(output.contains("3 model(s) passed"), "\(output)")
+        let result = try Self.runBinary(["check", "models_serve"], environment: ["STATE_DIR": ".autoserve-newcomer"], directory: copy)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("3 model(s) passed"), "\(result.output)")
     }
 
     /// `docker run --env-file env`: the env file's lines taken literally as Docker takes them, the image's
@@ -108,9 +95,16 @@ struct NewcomerTests {
     static let unprivileged: uid_t = getuid() == 0 ? 10001 : getuid()
 
     /// The binary run to its end as uid 10001 (when the tests run as root), with everything it prints.
-    static func runAsUnprivileged(_ arguments: [String], environment extra: [String: String]) throws -> (status: Int32, output: String) {
+    static func runAsUnprivileged(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+        try runBinary(arguments, environment: environment.merging(["HOST": "127.0.0.1", "PORT": "0"]) { given, _ in given }, unprivileged: true)
+    }
+
+    /// The binary run to its end with a newcomer's environment plus `environment`, with everything it prints.
+    static func runBinary(
+        _ arguments: [String], environment extra: [String: String], directory: String = NSTemporaryDirectory(), unprivileged: Bool = false
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
-        if getuid() == 0 {
+        if unprivileged, getuid() == 0 {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--reuid=10001", "--regid=10001", "--clear-groups", "--", Paths.binary] + arguments
         } else {
@@ -119,11 +113,9 @@ struct NewcomerTests {
         }
         var environment = ProcessInfo.processInfo.environment
         for name in unset { environment[name] = nil }
-        environment["HOST"] = "127.0.0.1"
-        environment["PORT"] = "0"
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
-        process.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
