@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// The Swift compiler plugins are built with, and the identity that keys the build cache.
 public struct Toolchain: Sendable {
@@ -12,6 +13,17 @@ public struct Toolchain: Sendable {
     /// Finds the compiler: `SWIFTC` if set, else `swiftc` on PATH, else the one beside the Swift runtime
     /// this server runs on (the toolchain that built it).
     public static func locate(configured: String?) async throws(ToolchainError) -> Toolchain {
+        // Asked once per compiler and process: a `swiftc -version` is a process start each time.
+        if let known = located.withLock({ $0[configured ?? ""] }) { return known }
+        let toolchain = try await find(configured: configured)
+        located.withLock { $0[configured ?? ""] = toolchain }
+        return toolchain
+    }
+
+    /// The compilers found so far in this process, by the `SWIFTC` they were found for.
+    private static let located = Mutex<[String: Toolchain]>([:])
+
+    static func find(configured: String?) async throws(ToolchainError) -> Toolchain {
         let candidates: [String]
         if let configured, !configured.isEmpty {
             candidates = [configured]
