@@ -14,13 +14,7 @@ REPO=$WORK/models
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 now_ms() { date +%s%3N; }
-wait_for() {  # wait_for <seconds> <command...>
-    local deadline=$(( $(date +%s) + $1 )); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out: $*" >&2; exit 1; }
-        sleep 0.05
-    done
-}
+source "$(dirname "$0")/common.sh"
 model() {  # model <name> <label>
     mkdir -p "$REPO/$1"
     cat > "$REPO/$1/etls.swift" <<SWIFT

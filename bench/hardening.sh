@@ -11,13 +11,7 @@ NAMES=${NAMES:-20000}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-wait_for() {  # wait_for <seconds> <command...>
-    local deadline=$(( $(date +%s) + $1 )); shift
-    until "$@" >/dev/null 2>&1; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out: $*" >&2; exit 1; }
-        sleep 0.1
-    done
-}
+source "$(dirname "$0")/common.sh"
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 synced() { curl -fsS "http://127.0.0.1:$PORT/" | grep -q '"result":"success"'; }

@@ -48,12 +48,13 @@ public struct AutoServeServer: Sendable {
         frontend.adminToken = configuration.adminToken
         frontend.webhookSecret = configuration.webhookSecret
         frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch
-        frontend.maxConnections = configuration.maxConnections ?? StartupChecks.defaultMaxConnections()
+        let descriptors = StartupChecks.descriptorLimit()
+        frontend.maxConnections = configuration.maxConnections ?? StartupChecks.defaultMaxConnections(descriptors: descriptors)
         frontend.timeouts.header = configuration.headerTimeout
         frontend.timeouts.body = configuration.bodyTimeout
         frontend.timeouts.keepAlive = configuration.keepAliveTimeout
         logger.info("connections", metadata: [
-            "max_connections": "\(frontend.maxConnections)", "descriptor_limit": "\(StartupChecks.descriptorLimit())",
+            "max_connections": "\(frontend.maxConnections)", "descriptor_limit": "\(descriptors)",
         ])
         let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger, serverName: "autoserve")
         let application = Application(

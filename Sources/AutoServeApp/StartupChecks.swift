@@ -56,9 +56,8 @@ enum StartupChecks {
 
     /// `MAX_CONNECTIONS` by default: the descriptor limit less a reserve for workers (three descriptors each),
     /// git, builds and the plugin files, a quarter of the limit and at least 512; never below 64.
-    static func defaultMaxConnections() -> Int {
-        let descriptors = descriptorLimit()
-        return max(64, descriptors - max(512, descriptors / 4))
+    static func defaultMaxConnections(descriptors: Int) -> Int {
+        max(64, descriptors - max(512, descriptors / 4))
     }
 
     /// The user the server runs as, for messages: `uid 10001 (autoserve)`.

@@ -48,7 +48,7 @@ final class GitRepository {
             return git_clone(&repository, url, path, &options)
         }
         if let pinned = context.pinnedHostKey { notices.append("trusted a new SSH host key on first use: \(pinned)") }
-        try check(code, "clone \(redact(url)) (branch \(branch))", context: context)
+        try check(code, "clone \(RemoteURL.redact(url)) (branch \(branch))", context: context)
         return GitRepository(repository!)
     }
 
@@ -92,13 +92,13 @@ final class GitRepository {
         }
         let url = git_remote_url(remote).map { String(cString: $0) } ?? "origin"
         if let pinned = context.pinnedHostKey { notices.append("trusted a new SSH host key on first use: \(pinned)") }
-        try Self.check(code, "fetch \(Self.redact(url)) (branch \(branch))", context: context)
+        try Self.check(code, "fetch \(RemoteURL.redact(url)) (branch \(branch))", context: context)
         // A fetch of a branch the remote no longer has succeeds and fetches nothing; the tip would then fall
         // back to an older commit. The remote's list of references, kept from the fetch, tells.
         guard try Self.remoteAdvertises(remote!, "refs/heads/\(branch)") else {
             throw GitError(
                 code: GIT_ENOTFOUND.rawValue,
-                message: "the remote \(Self.redact(url)) no longer has branch \(branch); the models keep serving the last commit fetched. "
+                message: "the remote \(RemoteURL.redact(url)) no longer has branch \(branch); the models keep serving the last commit fetched. "
                     + "Push the branch again or set MODELS_BRANCH to one the remote has"
             )
         }
@@ -289,11 +289,8 @@ final class GitRepository {
         guard code < 0 else { return }
         var reason = git_error_last().flatMap { $0.pointee.message.map { String(cString: $0) } } ?? "error \(code)"
         if let context, let refusal = context.refusal { reason = refusal }
-        throw GitError(code: code, message: redact("cannot \(action): \(reason)"))
+        throw GitError(code: code, message: RemoteURL.redact("cannot \(action): \(reason)"))
     }
-
-    /// Removes user information (`user:password@`) from every URL in a message.
-    static func redact(_ text: String) -> String { RemoteURL.redact(text) }
 }
 
 /// What libgit2 may answer an authentication challenge with. Secrets never leave this struct except into
