@@ -681,7 +681,7 @@ struct GracefulStopTests {
         let sockets = try (0..<20).map { _ in try RawHTTP.connected(port: port) }
         defer { sockets.forEach { close($0) } }
         for (index, socket) in sockets.enumerated() {
-            let body = #"{"variables": {"seconds": 1.5, "marker": "\#(markers)/\#(index)"}}"#
+            let body = #"{"variables": {"seconds": 120, "marker": "\#(markers)/\#(index)", "release": "\#(markers)/release"}}"#
             let request = Array("POST /Slow HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
             _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         }
@@ -689,6 +689,9 @@ struct GracefulStopTests {
             (try? FileManager.default.contentsOfDirectory(atPath: markers).count) == 20
         }
         kill(server.process.processIdentifier, SIGTERM)
+        // The rows end only once the stop has begun (the server no longer accepts), however slow the machine.
+        try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
+        FileManager.default.createFile(atPath: "\(markers)/release", contents: nil)
         for (index, socket) in sockets.enumerated() {
             let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 200 OK"), "connection \(index): \(text.prefix(120).debugDescription)")
