@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test fuzz lint bench build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -13,6 +13,13 @@ serve: deps release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+## The suites that need no swiftc (parsers, the stages' logic, the manager against a fake loader): under a minute
+## once built.
+UNIT_SUITES := AutoServeModelTests|ServingCoreTests|HTTPFrontendTests|ModelSourceTests|PluginBuilderTests|ModelManagerTests\.(AvailabilityPolicyTests|SyncScheduleTests)|PluginLoaderTests\.(PendingRequestsTests|FrameReaderTests|theServerAndTheSDKShareTheStatusCodes)
+test-unit: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter '$(UNIT_SUITES)'
 
 ## Fuzz the request-body parser and the SDK's decoder (FUZZ_SECONDS each, default 60).
 fuzz:

@@ -28,14 +28,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // The model SDK (SPEC 2): the JSON value type and ModelError. Compiled into plugins at run time.
+        // The model SDK (README, "Writing a model folder"): the JSON value type and ModelError. Compiled into plugins at run time.
         .target(name: "AutoServeModel", swiftSettings: swiftSettings),
         // Value types every stage shares: names, versions, JSON values, diagnostics, metrics.
         .target(
             name: "ServingCore",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: swiftSettings
         ),
         // libgit2, found with pkg-config; `make` installs libgit2-dev when it is missing.
@@ -79,7 +84,7 @@ let package = Package(
         .target(
             name: "ModelManager",
             dependencies: [
-                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader",
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -127,7 +132,13 @@ let package = Package(
         .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "PluginLoaderTests", dependencies: ["PluginLoader", "PluginBuilder", "PluginRuntime", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PluginLoaderTests",
+            dependencies: [
+                "PluginLoader", "PluginBuilder", "PluginRuntime", "ServingCore", "AutoServeModel", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ModelManagerTests",
             dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log")],

@@ -13,7 +13,7 @@ struct Setting: Sendable {
 }
 
 extension ServerConfiguration {
-    /// Every setting of SPEC 8, in the order `--help` and the `env` file list them.
+    /// Every setting of README's "Configuration", in the order `--help` and the `env` file list them.
     static let settings: [Setting] = [
         Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all (default: empty, models at /<Model>)", isSecret: false) { config, value in
             config.baseUrl = try parseBaseUrl(value)

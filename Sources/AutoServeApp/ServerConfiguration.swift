@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import ServingCore
 
-/// How models are isolated from the server and from each other (SPEC 6).
+/// How models are isolated from the server and from each other (README, "Worker processes").
 public enum ModelIsolation: String, Sendable, CaseIterable {
     /// Plugins load into the server itself: trusted models, lowest latency.
     case inprocess
@@ -40,7 +40,7 @@ public struct ServerConfiguration: Sendable {
     public var shutdownTimeout: Duration = .seconds(30)
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
-    /// The binary that runs `autoserve worker`; `nil` is this executable (tests point it at the built binary).
+    /// The binary that runs as a model's worker (`autoserve-worker`); `nil` is this executable (tests point it at the built binary).
     public var workerExecutable: String?
     public var swiftc: String?
     public var inferenceLog: String?

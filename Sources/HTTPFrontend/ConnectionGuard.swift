@@ -20,12 +20,6 @@ final class ConnectionLimiter: Sendable {
         self.limit = limit
         self.metrics = metrics
         self.logger = logger
-        metrics.declare("autoserve_connections_refused_total", type: "counter", help: "Connections refused over MAX_CONNECTIONS.", labels: [])
-        metrics.declare("autoserve_connections_open", type: "gauge", help: "Client connections open now.", labels: [])
-        metrics.declare(
-            "autoserve_connections_timed_out_total", type: "counter",
-            help: "Connections closed for a timeout, by phase (header, body, keepalive).", labels: ["phase"]
-        )
     }
 
     /// Takes a slot for a new connection; `false` when every slot is taken.

@@ -18,11 +18,24 @@ struct Scoring: Sendable {
         var body: [UInt8]
     }
 
-    let manager: ModelManager
+    let manager: any ModelServing
     let configuration: FrontendConfiguration
     let metrics: Metrics
     let logger: Logger
     let serverName: String?
+    /// The handles of requests answered without a model version: to `all`, and to no model folder.
+    let allInstruments: RequestInstruments
+    let unknownInstruments: RequestInstruments
+
+    init(manager: any ModelServing, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String?) {
+        self.manager = manager
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        self.serverName = serverName
+        allInstruments = RequestInstruments(metrics: metrics, model: "all", version: nil)
+        unknownInstruments = RequestInstruments(metrics: metrics, model: Self.unknownModelLabel, version: nil)
+    }
 
     var maxBodyBytes: Int { configuration.maxBodyBytes }
 
@@ -62,17 +75,17 @@ struct Scoring: Sendable {
             let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
             let error = APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
             // Only model folders become label values: any client can make up names without end.
-            completion(record(Self.unknownModelLabel, nil, start, error.answer))
+            completion(record(unknownInstruments, start, error.answer))
             return
         }
         guard let version = status.serving else {
-            completion(record(name, nil, start, Self.notReady(status).answer))
+            completion(record(RequestInstruments(metrics: metrics, model: name, version: nil), start, Self.notReady(status).answer))
             return
         }
         let versionHeader: HTTPFields = [.modelVersion: version.version]
         switch variables {
         case .failure(let error):
-            completion(record(name, version.version, start, error.answer))
+            completion(record(version.instruments, start, error.answer))
         case .success(let variables):
             version.runner.predict(variables: variables) { prediction in
                 var answer: Answer
@@ -81,7 +94,7 @@ struct Scoring: Sendable {
                 case .failure(let failure): answer = APIError(failure, model: name).answer
                 }
                 answer.headers = versionHeader
-                completion(record(name, version.version, start, answer))
+                completion(record(version.instruments, start, answer))
             }
         }
     }
@@ -94,17 +107,17 @@ struct Scoring: Sendable {
         switch body {
         case .success(let bytes): variables = bytes
         case .failure(let error):
-            completion(record("all", nil, start, error.answer))
+            completion(record(allInstruments, start, error.answer))
             return
         }
         let versions = snapshot.servingVersions
         guard !versions.isEmpty else {
             let message = snapshot.sourceRead ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
-            completion(record("all", nil, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
+            completion(record(allInstruments, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
             return
         }
         FanOut.predict(variables, with: versions) { predictions in
-            completion(record("all", nil, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing)))
+            completion(record(allInstruments, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing)))
         }
     }
 
@@ -176,13 +189,13 @@ struct Scoring: Sendable {
     static let unknownModelLabel = "_unknown"
 
     /// Counts the request in the metrics (and the debug log) and passes the answer on.
-    func record(_ model: String, _ version: String?, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {
+    func record(_ instruments: RequestInstruments, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {
         let seconds = (ContinuousClock.now - start).seconds
-        let code = String(answer.status)
-        metrics.increment("autoserve_requests_total", labels: [model, code, version ?? ""])
-        metrics.observe("autoserve_request_duration_seconds", labels: [model], value: seconds)
+        instruments.record(status: answer.status, seconds: seconds)
         if logger.logLevel <= .debug {
-            logger.debug("request", metadata: ["model": "\(model)", "status": "\(code)", "version": "\(version?.prefix(12) ?? "-")", "seconds": "\(seconds)"])
+            logger.debug("request", metadata: [
+                "model": "\(instruments.model)", "status": "\(answer.status)", "version": "\(instruments.version.prefix(12))", "seconds": "\(seconds)",
+            ])
         }
         return answer
     }

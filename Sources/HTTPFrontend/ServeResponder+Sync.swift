@@ -9,7 +9,7 @@ import ServingCore
 ///
 /// Both answer 202 with the sync's id and return at once; the sync runs in the manager, one at a time.
 /// Tokens and signatures are compared in constant time, and neither is ever logged or echoed.
-extension ServeResponder {
+extension Endpoints {
     /// `POST /$baseUrl/-/sync` with `Authorization: Bearer $ADMIN_TOKEN`.
     func adminSync(_ request: Request) -> Response {
         guard let token = configuration.adminToken else {
@@ -74,19 +74,43 @@ extension ServeResponder {
     /// GitHub and Gitea send `X-Hub-Signature-256: sha256=<hex>` (Gitea also `X-Gitea-Signature: <hex>`),
     /// an HMAC-SHA256 of the raw body; GitLab sends the secret itself as `X-Gitlab-Token`.
     static func verify(headers: HTTPFields, body: [UInt8], secret: [UInt8]) -> Bool {
-        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: secret))
-        let expected = Array(mac.map { String(format: "%02x", $0) }.joined().utf8)
+        let key = SymmetricKey(data: secret)
+        func valid(_ hex: Substring) -> Bool {
+            guard let code = hexBytes(hex) else { return false }
+            return HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: body, using: key)
+        }
         if let signature = headers[.hubSignature256] {
             guard signature.hasPrefix("sha256=") else { return false }
-            return constantTimeEquals(Array(signature.utf8.dropFirst(7)).map(lowercased), expected)
+            return valid(signature.dropFirst(7))
         }
         if let signature = headers[.giteaSignature] {
-            return constantTimeEquals(Array(signature.utf8).map(lowercased), expected)
+            return valid(Substring(signature))
         }
         if let token = headers[.gitlabToken] {
             return constantTimeEquals(Array(token.utf8), secret)
         }
         return false
+    }
+
+    /// The bytes a hex string spells (either case), or `nil` when it is not hex of whole bytes.
+    static func hexBytes(_ hex: Substring) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count.isMultiple(of: 2) else { return nil }
+        func value(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
     }
 
     /// Compares digests of both sides, so the time taken says nothing about the secret or its length.
@@ -96,10 +120,6 @@ extension ServeResponder {
         var difference: UInt8 = 0
         for (a, b) in zip(left, right) { difference |= a ^ b }
         return difference == 0
-    }
-
-    static func lowercased(_ byte: UInt8) -> UInt8 {
-        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
     }
 }
 

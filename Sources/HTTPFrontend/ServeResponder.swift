@@ -6,71 +6,77 @@ public import ModelManager
 public import NIOCore
 public import ServingCore
 
-/// The HTTP frontend: maps requests to models and answers every route of SPEC 4.
+/// The HTTP frontend: maps requests to models and answers every route of README's "HTTP API".
 ///
 /// Scoring itself is `Scoring`'s, mostly reached through `scoringHandlers()` in the channel pipeline; the
-/// rest comes here through Hummingbird. No error escapes: every failure becomes the JSON error body.
+/// rest comes here through Hummingbird's router. No error escapes: every failure becomes the JSON error body,
+/// a known path asked with another method gets 405 with `Allow`, and an unknown path a 404 naming the index.
 public struct ServeResponder: HTTPResponder {
     public typealias Context = BasicRequestContext
 
-    let manager: ModelManager
-    let configuration: FrontendConfiguration
-    let metrics: Metrics
-    let scoring: Scoring
-    let logger: Logger
-    /// Webhook deliveries seen lately, so that a replayed delivery starts no sync.
-    let deliveries = WebhookDeliveries()
-    /// Every connection's slot under `MAX_CONNECTIONS`.
-    let connections: ConnectionLimiter
+    let endpoints: Endpoints
+    let router: RouterResponder<Context>
 
     /// `serverName` is the `Server` header of the answers given in the channel pipeline (Hummingbird adds
     /// its configuration's to the others).
-    public init(manager: ModelManager, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String? = nil) {
-        self.manager = manager
-        self.configuration = configuration
-        self.metrics = metrics
-        self.logger = logger
-        self.scoring = Scoring(manager: manager, configuration: configuration, metrics: metrics, logger: logger, serverName: serverName)
-        self.connections = ConnectionLimiter(limit: configuration.maxConnections, metrics: metrics, logger: logger)
-        metrics.declare("autoserve_requests_total", type: "counter", help: "Scoring requests by model, status and version.", labels: ["model", "status", "version"])
-        metrics.declare("autoserve_request_duration_seconds", type: "histogram", help: "Scoring latency by model.", labels: ["model"])
+    public init(manager: any ModelServing, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String? = nil) {
+        endpoints = Endpoints(manager: manager, configuration: configuration, metrics: metrics, logger: logger, serverName: serverName)
+        router = Self.router(endpoints)
     }
 
     /// The handlers to add to each HTTP/1 connection's pipeline (`HTTP1Channel.Configuration`'s
     /// `additionalChannelHandlers`): scoring requests are answered there, on the event loop.
     public func scoringHandlers() -> [any RemovableChannelHandler] {
-        [ScoringChannelHandler(scoring: scoring, connectionGuard: ConnectionGuard(limiter: connections, timeouts: configuration.timeouts))]
+        [ScoringChannelHandler(scoring: endpoints.scoring, connectionGuard: ConnectionGuard(limiter: endpoints.connections, timeouts: endpoints.configuration.timeouts))]
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        let path = request.uri.path
-        switch path {
-        case "/healthz":
-            return only([.get, .head], request) ?? json(200, Array(#"{"status":"ok"}"#.utf8))
-        case "/readyz":
-            return only([.get, .head], request) ?? readiness()
-        case "/metrics":
-            return only([.get, .head], request) ?? metricsResponse()
-        case "/hooks/git":
-            if let refusal = only([.post], request) { return refusal }
-            return await webhook(request)
-        case configuration.prefix + "/-/sync":
-            if let refusal = only([.post], request) { return refusal }
-            return adminSync(request)
-        default:
-            break
+        try await router.respond(to: request, context: context)
+    }
+
+    /// Every route, with the methods it answers.
+    static func router(_ endpoints: Endpoints) -> RouterResponder<Context> {
+        let prefix = endpoints.configuration.prefix
+        let router = Router(context: Context.self)
+        func route(_ path: RouterPath, _ methods: [HTTPRequest.Method], _ handler: @escaping @Sendable (Request, Context) async -> Response) {
+            for method in methods { router.on(path, method: method) { request, context in await handler(request, context) } }
+            for method in otherMethods where !methods.contains(method) {
+                router.on(path, method: method) { request, _ in
+                    APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: methods).response()
+                }
+            }
         }
-        guard let route = Self.modelRoute(path, prefix: configuration.prefix) else {
-            return notFound("no route \(path); models are served under \(configuration.prefix)/<Model>, the index at \(configuration.prefix)/")
+        route("/healthz", [.get, .head]) { _, _ in endpoints.json(200, Array(#"{"status":"ok"}"#.utf8)) }
+        route("/readyz", [.get, .head]) { _, _ in endpoints.readiness() }
+        route("/metrics", [.get, .head]) { _, _ in endpoints.metricsResponse() }
+        route("/hooks/git", [.post]) { request, _ in await endpoints.webhook(request) }
+        route(RouterPath(prefix + "/-/sync"), [.post]) { request, _ in endpoints.adminSync(request) }
+        route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { _, _ in
+            endpoints.json(200, IndexDocument.render(endpoints.manager.snapshot(), prefix: prefix))
         }
-        switch route {
-        case "":
-            return only([.get, .head], request) ?? json(200, IndexDocument.render(manager.snapshot(), prefix: configuration.prefix))
-        default:
-            if let refusal = only([.get, .post], request) { return refusal }
-            return await score(route, request)
+        route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
+            await endpoints.score(context.parameters.get("model") ?? "", request)
+        }
+        router.add(middleware: NotFoundAsJSON(endpoints: endpoints))
+        return router.buildResponder()
+    }
+
+    /// Answers the router's 404 (a path no route takes) with the JSON error body that names the index.
+    struct NotFoundAsJSON: RouterMiddleware {
+        let endpoints: Endpoints
+
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            do {
+                return try await next(request, context)
+            } catch let error as HTTPError where error.status == .notFound {
+                let prefix = endpoints.configuration.prefix
+                return endpoints.notFound("no route \(request.uri.path); models are served under \(prefix)/<Model>, the index at \(prefix)/")
+            }
         }
     }
+
+    /// The methods a route that does not answer them refuses with 405 (any other method gets 404).
+    static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
 
     /// The route below the prefix: `""` for the index, else one path component; `nil` when it is not ours.
     /// Works on UTF-8 bytes: on every request, character-by-character comparison cost more than routing.
@@ -83,6 +89,29 @@ public struct ServeResponder: HTTPResponder {
         if rest.last == UInt8(ascii: "/") { rest = rest.dropLast() }
         guard !rest.contains(UInt8(ascii: "/")) else { return nil }
         return String(Substring(rest))
+    }
+
+}
+
+/// The answers of the routes that are not scoring, and the stages they read.
+struct Endpoints: Sendable {
+    let manager: any ModelServing
+    let configuration: FrontendConfiguration
+    let metrics: Metrics
+    let scoring: Scoring
+    let logger: Logger
+    /// Webhook deliveries seen lately, so that a replayed delivery starts no sync.
+    let deliveries = WebhookDeliveries()
+    /// Every connection's slot under `MAX_CONNECTIONS`.
+    let connections: ConnectionLimiter
+
+    init(manager: any ModelServing, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String?) {
+        self.manager = manager
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+        scoring = Scoring(manager: manager, configuration: configuration, metrics: metrics, logger: logger, serverName: serverName)
+        connections = ConnectionLimiter(limit: configuration.maxConnections, metrics: metrics, logger: logger)
     }
 
     // MARK: - Scoring
@@ -111,17 +140,11 @@ public struct ServeResponder: HTTPResponder {
         guard readiness.ready else {
             return APIError(status: 503, code: "not_ready", message: readiness.reason).response()
         }
-        var counts: [String: JSONValue] = [:]
+        var counts: [String: Int] = [:]
         for state in [ModelState.ready, .loading, .failed] {
-            counts[state.rawValue] = .number(Double(snapshot.models.values.filter { $0.currentState == state }.count))
+            counts[state.rawValue] = snapshot.models.values.filter { $0.currentState == state }.count
         }
-        let body: JSONValue = .object([
-            "status": "ready",
-            "commit": snapshot.commit.map(JSONValue.string) ?? .null,
-            "models": .object(counts),
-            "last_sync": IndexDocument.syncObject(snapshot.lastSync),
-        ])
-        return json(200, body.jsonBytes)
+        return json(200, IndexDocument.encoded(Readiness(commit: snapshot.commit, models: counts, lastSync: snapshot.lastSync.map(IndexDocument.Sync.init))))
     }
 
     func metricsResponse() -> Response {
@@ -135,11 +158,6 @@ public struct ServeResponder: HTTPResponder {
     }
 
     // MARK: - Helpers
-
-    /// `nil` when the method is allowed, else the 405 answer.
-    func only(_ methods: [HTTPRequest.Method], _ request: Request) -> Response? {
-        methods.contains(request.method) ? nil : APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: methods).response()
-    }
 
     func notFound(_ message: String) -> Response {
         APIError(status: 404, code: "not_found", message: message).response()

@@ -19,8 +19,13 @@ public final class ServingVersion: Sendable {
     public let typeName: String
     public let summary: String?
     public let commit: String?
+    /// The handles its requests count themselves with.
+    public let instruments: RequestInstruments
 
-    public init(name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?) {
+    public init(
+        name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics
+    ) {
+        instruments = RequestInstruments(metrics: metrics, model: name.rawValue, version: version)
         self.name = name
         self.version = version
         self.runner = runner
@@ -36,11 +41,12 @@ public struct FailureReport: Sendable, Hashable {
     public var version: String?
     public var diagnostic: Diagnostic
     public var log: String?
-    public var at: Date
+    /// When it happened; `nil` for a version that broke while serving (it is noticed when asked).
+    public var at: Date?
     /// Whether the next sync tries this version again (the failure was the build's, not the sources').
     public var retryable: Bool
 
-    public init(version: String?, diagnostic: Diagnostic, log: String?, at: Date = Date(), retryable: Bool = false) {
+    public init(version: String?, diagnostic: Diagnostic, log: String?, at: Date? = Date(), retryable: Bool = false) {
         self.version = version
         self.diagnostic = diagnostic
         self.log = log.map(Self.excerpt)
@@ -78,6 +84,18 @@ public struct ModelStatus: Sendable {
         if state == .ready, serving?.runner.brokenReason != nil { return .failed }
         return state
     }
+
+    /// The error the index shows: the last failed version's, or why the serving version broke.
+    public var currentError: FailureReport? {
+        if let lastError { return lastError }
+        guard let serving, let reason = serving.runner.brokenReason else { return nil }
+        return FailureReport(version: serving.version, diagnostic: Diagnostic(message: "\(folderName): \(reason)"), log: nil, at: nil)
+    }
+
+    /// The serving version's worker processes, when it runs in workers.
+    public var workers: WorkerReport? {
+        (serving?.runner as? any WorkerReporting)?.workerReport()
+    }
 }
 
 /// The outcome of one sync, for the index and `/readyz`.
@@ -87,6 +105,14 @@ public struct SyncReport: Sendable {
     public var finishedAt: Date
     public var succeeded: Bool
     public var message: String
+
+    public init(id: Int, startedAt: Date, finishedAt: Date, succeeded: Bool, message: String) {
+        self.id = id
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.succeeded = succeeded
+        self.message = message
+    }
 }
 
 /// An immutable view of every model: what one request reads, with one lock held for a copy.

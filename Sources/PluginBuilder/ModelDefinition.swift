@@ -21,7 +21,7 @@ public struct ModelDefinition: Sendable, Hashable {
 }
 
 /// Reads a version's folder and produces its `ModelDefinition`: manifest, entry point, module name.
-public struct ModelGenerator: Sendable {
+public struct ModelDefinitionReader: Sendable {
     /// Identifies the compiler and SDK the plugin is built with; part of every module name.
     public let buildIdentity: String
 

@@ -1,7 +1,7 @@
 public import ServingCore
 import Yams
 
-/// A model's `model.yaml` (SPEC 3): the entry point, the examples run after every load, the timeout.
+/// A model's `model.yaml` (README, "model.yaml"): the entry point, the examples run after every load, the timeout.
 public struct ModelManifest: Sendable, Hashable {
     public var description: String?
     /// The type that declares the entry function; `nil` means the one found in the sources.

@@ -88,17 +88,20 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, @unchecked Send
     /// The call itself, on the caller's thread.
     public func predictNow(variables: [UInt8]) -> Prediction {
         let (status, bytes) = instance.call(variables: variables)
-        return Self.prediction(status: status, bytes: bytes)
+        return Prediction(status: status, bytes: bytes)
     }
+}
 
-    /// Maps a status code of the C ABI to a prediction.
-    static func prediction(status: Int32, bytes: [UInt8]) -> Prediction {
-        switch status {
-        case 0: return .output(bytes)
-        case 1: return .failure(PredictionFailure(.invalidVariables, String(decoding: bytes, as: UTF8.self)))
-        case 2: return .failure(PredictionFailure(.invalidInput, String(decoding: bytes, as: UTF8.self)))
-        case 3: return .failure(PredictionFailure(.modelError, String(decoding: bytes, as: UTF8.self)))
-        default: return .failure(PredictionFailure(.modelError, "the plugin answered with unknown status \(status)"))
+extension Prediction {
+    /// A plugin's answer (`PluginStatus`), from an in-process call or a worker's frame.
+    init(status: Int32, bytes: [UInt8]) {
+        let message = { String(decoding: bytes, as: UTF8.self) }
+        switch PluginStatus(rawValue: status) {
+        case .ok: self = .output(bytes)
+        case .invalidVariables: self = .failure(PredictionFailure(.invalidVariables, message()))
+        case .invalidInput: self = .failure(PredictionFailure(.invalidInput, message()))
+        case .modelError: self = .failure(PredictionFailure(.modelError, message()))
+        case nil: self = .failure(PredictionFailure(.modelError, "the plugin answered with unknown status \(status)"))
         }
     }
 }

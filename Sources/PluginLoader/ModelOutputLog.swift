@@ -28,10 +28,6 @@ final class ModelOutputLog: Sendable {
         self.model = model
         self.logger = logger
         self.metrics = metrics
-        metrics?.declare(
-            "autoserve_model_output_dropped_lines_total", type: "counter",
-            help: "Lines a model printed that were not logged (over the rate limit).", labels: ["model"]
-        )
     }
 
     func log(_ line: String, stream: String) {

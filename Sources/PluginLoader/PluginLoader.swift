@@ -22,10 +22,6 @@ public struct InProcessLoader: PluginLoading {
         self.timeout = timeout
         self.logger = logger
         self.metrics = metrics
-        metrics?.declare(
-            "autoserve_inprocess_hung_calls_total", type: "counter",
-            help: "In-process calls that passed their timeout; each holds a thread for good.", labels: ["model"]
-        )
     }
 
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {

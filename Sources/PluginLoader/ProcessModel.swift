@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Foundation
+import NIOCore
+import NIOPosix
 public import Logging
 public import PluginBuilder
 public import PluginRuntime
@@ -10,15 +12,15 @@ import Synchronization
 
 /// How a version's workers run (`MODEL_ISOLATION=process`).
 public struct WorkerSettings: Sendable {
-    /// The `autoserve` binary, started as `autoserve worker …`.
+    /// The `autoserve-worker` binary, started once per worker.
     public var executable: String
     public var workers: Int = 1
     public var timeout: Duration = .seconds(10)
     public var memoryLimitMegabytes: Int?
     public var startTimeout: Duration = .seconds(120)
     public var metrics: Metrics?
-    /// Where a worker's unplanned exit and its restart are told.
-    public var logger: Logger?
+    /// Where a worker's unplanned exit, its restart and what it prints are told.
+    public var logger = Logger(label: "autoserve")
     /// The environment a worker starts with: the server's, less every secret (the server strips them).
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 
@@ -33,7 +35,7 @@ public struct WorkerSettings: Sendable {
 /// Requests go round-robin to the live workers. A worker that dies is restarted with exponential backoff;
 /// one that fails on every start marks the version as crash-looping. Releasing the last reference (the
 /// version was replaced and drained) stops the workers, which returns their memory.
-public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendable {
+public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
     let plugin: BuiltPlugin
     let settings: WorkerSettings
 
@@ -54,13 +56,15 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
 
     let state: Mutex<State>
     /// Where the workers' output goes, a line per event (shared by the workers of this version: one rate limit).
-    let output: ModelOutputLog?
+    let output: ModelOutputLog
+    /// The memory check, every 100 ms on an event loop, while the version has a `memory_mb`.
+    private let memoryCheck = Mutex<RepeatedTask?>(nil)
 
     init(plugin: BuiltPlugin, settings: WorkerSettings, workers: [WorkerConnection?]) {
         self.plugin = plugin
         self.settings = settings
         self.state = Mutex(State(workers: workers))
-        self.output = settings.logger.map { ModelOutputLog(model: plugin.definition.name.rawValue, logger: $0, metrics: settings.metrics) }
+        self.output = ModelOutputLog(model: plugin.definition.name.rawValue, logger: settings.logger, metrics: settings.metrics)
     }
 
     /// Starts the workers and waits until each has loaded the model.
@@ -77,6 +81,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
     }
 
     deinit {
+        memoryCheck.withLock { $0?.cancel() }
         let workers = state.withLock { state -> [WorkerConnection] in
             state.stopped = true
             return state.workers.compactMap { $0 }
@@ -143,7 +148,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
         }
         guard let failures else { return }
         settings.metrics?.increment("autoserve_worker_restarts_total", labels: [plugin.definition.name.rawValue, exit.cause])
-        settings.logger?.warning("worker exited; restarting it", metadata: [
+        settings.logger.warning("worker exited; restarting it", metadata: [
             "model": "\(plugin.definition.name)", "version": "\(plugin.definition.version.prefix(12))", "cause": "\(exit.cause)",
             "detail": "\(exit.detail)", "restart_in_seconds": "\(Self.backoff(after: failures))",
         ])
@@ -180,16 +185,14 @@ public final class ProcessModel: ModelRunner, WorkerReporting, @unchecked Sendab
     /// Stops any worker whose resident memory passes `memory_mb`; it is restarted like a crashed one.
     private func watchMemory() {
         guard let limit = settings.memoryLimitMegabytes else { return }
-        Task { [weak self] in
-            while let self, !self.state.withLock({ $0.stopped }) {
-                for worker in self.state.withLock({ $0.workers.compactMap { $0 } }) {
-                    if let bytes = worker.residentBytes, bytes > limit << 20 {
-                        worker.kill(because: .overMemory(limit))
-                    }
-                }
-                try? await Task.sleep(for: .milliseconds(100))
+        let task = MultiThreadedEventLoopGroup.singleton.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) {
+            [weak self] task in
+            guard let self else { return task.cancel() }
+            for worker in self.state.withLock({ $0.workers.compactMap { $0 } }) {
+                if let bytes = worker.residentBytes, bytes > limit << 20 { worker.kill(because: .overMemory(limit)) }
             }
         }
+        memoryCheck.withLock { $0 = task }
     }
 }
 
@@ -199,9 +202,6 @@ public struct ProcessLoader: PluginLoading {
 
     public init(settings: WorkerSettings) {
         self.settings = settings
-        settings.metrics?.declare(
-            "autoserve_worker_restarts_total", type: "counter", help: "Worker process restarts by model and cause.", labels: ["model", "cause"]
-        )
     }
 
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {

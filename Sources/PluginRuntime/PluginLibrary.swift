@@ -10,6 +10,19 @@ public enum PluginABI {
 }
 
 /// A plugin that could not be loaded or initialised.
+/// The status codes of the plugins' C ABI, as the server reads them: the SDK's `_AutoServePlugin.Status` returns
+/// the same numbers (the SDK is compiled into each plugin and cannot import this module; a test holds the two equal).
+public enum PluginStatus: Int32, Sendable {
+    /// The buffer holds the output object.
+    case ok = 0
+    /// The variables did not decode into the model's type; the buffer holds why.
+    case invalidVariables = 1
+    /// The model threw `ModelError.invalidInput`; the buffer holds its message.
+    case invalidInput = 2
+    /// The model threw another error; the buffer holds its message.
+    case modelError = 3
+}
+
 public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
     public var message: String
 

@@ -70,7 +70,7 @@ final class WorkerLoop: @unchecked Sendable {
             var (status, bytes) = instance.call(variables: frame.payload)
             if bytes.count > WorkerFrame.maximumPayload {
                 // A frame past the limit would read as a corrupt stream on the server's side.
-                (status, bytes) = (3, Array("transform_predict returned \(bytes.count) bytes, more than the \(WorkerFrame.maximumPayload) a worker can send back; return a smaller output".utf8))
+                (status, bytes) = (PluginStatus.modelError.rawValue, Array("transform_predict returned \(bytes.count) bytes, more than the \(WorkerFrame.maximumPayload) a worker can send back; return a smaller output".utf8))
             }
             let answer = WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes)
             writing.withLock { answer.append(to: &answers) }

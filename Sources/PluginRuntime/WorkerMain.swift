@@ -34,7 +34,7 @@ public enum WorkerMain {
             _ = WorkerFrame.write(WorkerFrame(id: 0, code: WorkerFrame.startFailed, payload: Array(error.message.utf8)), to: responseDescriptor)
             exit(1)
         }
-        guard WorkerFrame.write(WorkerFrame(id: 0, code: 0, payload: []), to: responseDescriptor) else { exit(0) }
+        guard WorkerFrame.write(WorkerFrame(id: 0, code: WorkerFrame.started, payload: []), to: responseDescriptor) else { exit(0) }
         WorkerLoop(instance: instance).run()
     }
 

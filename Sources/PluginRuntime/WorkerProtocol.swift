@@ -8,12 +8,13 @@ import Darwin
 ///
 /// Every frame is `[UInt32 length][UInt64 id][UInt8 code][payload]`, little-endian, where `length` counts
 /// the id, the code and the payload. The server sends `code 1` (predict) with the variables' JSON bytes; the
-/// worker answers with the same id and the plugin's status code (0 output, 1 invalid variables, 2 invalid
-/// input, 3 model error) and the output or the message. Frame id 0 is the worker's hello: code 0 once its model
-/// is loaded, or `WorkerFrame.startFailed` with the reason. Requests are multiplexed: answers come back in any
+/// worker answers with the same id and the plugin's status code (`PluginStatus`) and the output or the message.
+/// Frame id 0 is the worker's hello: `WorkerFrame.started` once its model is loaded, or `WorkerFrame.startFailed`
+/// with the reason. Requests are multiplexed: answers come back in any
 /// order.
 public struct WorkerFrame: Sendable {
     public static let predict: UInt8 = 1
+    public static let started: UInt8 = 0
     public static let startFailed: UInt8 = 255
     /// The largest frame either side accepts (64 MiB); a larger length means the stream is corrupt.
     public static let maximumLength = 64 << 20

@@ -1,139 +1,168 @@
+public import CoreMetrics
+import Prometheus
 import Synchronization
 
-/// The server's Prometheus metrics: counters, gauges and histograms, rendered in the text format.
+/// The server's metrics: swift-metrics handles backed by one swift-prometheus registry per server, which
+/// `/metrics` renders in the Prometheus text format.
 ///
-/// One registry per server, shared by every stage. Recording takes one short lock and never calls out.
+/// Every metric is listed once in `catalog`, with its type, help text and label names (README, "Metrics"). A
+/// stage that records on the request path resolves its handles once (a model version's, at its load) and then
+/// records without a lock or a label lookup; the others record by name and label values.
 public final class Metrics: Sendable {
     /// Latency buckets in seconds, from 100 µs to 10 s.
     public static let latencyBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
     /// Build-duration buckets in seconds.
     public static let buildBuckets: [Double] = [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300]
 
-    struct Key: Hashable {
-        var name: String
+    /// One metric's family: its kind, what it counts, and the names of its labels.
+    struct Family {
+        enum Kind { case counter, gauge, histogram([Double]) }
+        var kind: Kind
+        var help: String
         var labels: [String]
     }
 
-    struct Histogram {
-        var buckets: [Double]
-        var counts: [UInt64]
-        var sum: Double = 0
-        var count: UInt64 = 0
+    static let catalog: [String: Family] = [
+        "autoserve_requests_total": Family(kind: .counter, help: "Scoring requests by model, status and version.", labels: ["model", "status", "version"]),
+        "autoserve_request_duration_seconds": Family(kind: .histogram(latencyBuckets), help: "Scoring latency by model.", labels: ["model"]),
+        "autoserve_syncs_total": Family(kind: .counter, help: "Syncs of the model source by result.", labels: ["result"]),
+        "autoserve_last_sync_success_timestamp_seconds": Family(kind: .gauge, help: "Unix time of the last successful sync.", labels: []),
+        "autoserve_model_builds_total": Family(kind: .counter, help: "Plugin builds by model and result.", labels: ["model", "result"]),
+        "autoserve_build_duration_seconds": Family(kind: .histogram(buildBuckets), help: "Plugin build durations.", labels: ["model"]),
+        "autoserve_plugin_loads_total": Family(kind: .counter, help: "Plugin loads (init and examples) by model and result.", labels: ["model", "result"]),
+        "autoserve_model_state": Family(kind: .gauge, help: "1 for the state each model is in.", labels: ["model", "state"]),
+        "autoserve_worker_restarts_total": Family(kind: .counter, help: "Worker process restarts by model and cause.", labels: ["model", "cause"]),
+        "autoserve_inprocess_hung_calls_total": Family(
+            kind: .counter, help: "In-process calls that passed their timeout; each holds a thread for good.", labels: ["model"]
+        ),
+        "autoserve_model_output_dropped_lines_total": Family(
+            kind: .counter, help: "Lines a model printed that were not logged (over the rate limit).", labels: ["model"]
+        ),
+        "autoserve_connections_refused_total": Family(kind: .counter, help: "Connections refused over MAX_CONNECTIONS.", labels: []),
+        "autoserve_connections_open": Family(kind: .gauge, help: "Client connections open now.", labels: []),
+        "autoserve_connections_timed_out_total": Family(
+            kind: .counter, help: "Connections closed for a timeout, by phase (header, body, keepalive).", labels: ["phase"]
+        ),
+    ]
 
-        mutating func record(_ value: Double) {
-            if let bucket = buckets.firstIndex(where: { value <= $0 }) { counts[bucket] += 1 }
-            sum += value
-            count += 1
-        }
+    let registry = PrometheusCollectorRegistry()
+    /// What swift-metrics asks to destroy handles; handles here live as long as the server.
+    let factory: PrometheusMetricsFactory
+    /// The series of the gauges set as a whole (`replaceGauge`), so that a series that is gone can be removed.
+    private let replacedGauges = Mutex<[String: [[String]: Prometheus.Gauge]]>([:])
+
+    public init() {
+        factory = PrometheusMetricsFactory(registry: registry)
     }
 
-    struct Family {
-        var help: String
-        var type: String
-        var labelNames: [String]
+    /// The family of `name`; a name missing from the catalog is a programming error, caught by every test.
+    static func family(_ name: String) -> Family {
+        guard let family = catalog[name] else { fatalError("\(name) is not in Metrics.catalog") }
+        return family
     }
 
-    struct State {
-        var families: [String: Family] = [:]
-        var counters: [Key: Double] = [:]
-        var gauges: [Key: Double] = [:]
-        var histograms: [Key: Histogram] = [:]
+    static func descriptor(_ name: String, _ family: Family) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: family.help)
     }
 
-    let state = Mutex(State())
-
-    public init() {}
-
-    /// Declares a metric family with its help text; recording into an undeclared family declares it too.
-    public func declare(_ name: String, type: String, help: String, labels: [String]) {
-        state.withLock { $0.families[name] = Family(help: help, type: type, labelNames: labels) }
+    static func dimensions(_ family: Family, _ labels: [String]) -> [(String, String)] {
+        precondition(family.labels.count == labels.count, "\(family.labels) labels, given \(labels)")
+        return Array(zip(family.labels, labels))
     }
 
-    public func increment(_ name: String, labels: [String] = [], by amount: Double = 1) {
-        state.withLock { $0.counters[Key(name: name, labels: labels), default: 0] += amount }
+    /// A counter's handle, to keep and increment without a lookup.
+    public func counter(_ name: String, labels: [String] = []) -> CoreMetrics.Counter {
+        let family = Self.family(name)
+        let dimensions = Self.dimensions(family, labels)
+        let handler = registry.makeCounter(descriptor: Self.descriptor(name, family), labels: dimensions)
+        return Counter(label: name, dimensions: dimensions, handler: handler, factory: factory)
+    }
+
+    /// A histogram's handle (a swift-metrics recorder that aggregates), with the buckets of its family.
+    public func histogram(_ name: String, labels: [String] = []) -> Recorder {
+        let family = Self.family(name)
+        guard case .histogram(let buckets) = family.kind else { fatalError("\(name) is not a histogram") }
+        let dimensions = Self.dimensions(family, labels)
+        let handler = registry.makeValueHistogram(descriptor: Self.descriptor(name, family), labels: dimensions, buckets: buckets)
+        return Recorder(label: name, dimensions: dimensions, aggregate: true, handler: handler, factory: factory)
+    }
+
+    /// A gauge's handle (a swift-metrics recorder that keeps the last value).
+    public func gauge(_ name: String, labels: [String] = []) -> Recorder {
+        let family = Self.family(name)
+        let dimensions = Self.dimensions(family, labels)
+        let handler = registry.makeGauge(descriptor: Self.descriptor(name, family), labels: dimensions)
+        return Recorder(label: name, dimensions: dimensions, aggregate: false, handler: handler, factory: factory)
+    }
+
+    public func increment(_ name: String, labels: [String] = []) {
+        counter(name, labels: labels).increment()
     }
 
     public func set(_ name: String, labels: [String] = [], to value: Double) {
-        state.withLock { $0.gauges[Key(name: name, labels: labels)] = value }
+        gauge(name, labels: labels).record(value)
+    }
+
+    public func observe(_ name: String, labels: [String] = [], value: Double) {
+        histogram(name, labels: labels).record(value)
     }
 
     /// Replaces every series of a gauge family, so series that no longer exist disappear.
     public func replaceGauge(_ name: String, with series: [[String]: Double]) {
-        state.withLock { state in
-            state.gauges = state.gauges.filter { $0.key.name != name }
-            for (labels, value) in series { state.gauges[Key(name: name, labels: labels)] = value }
+        let family = Self.family(name)
+        replacedGauges.withLock { gauges in
+            var current = gauges[name] ?? [:]
+            for (labels, gauge) in current where series[labels] == nil {
+                registry.unregisterGauge(gauge)
+                current[labels] = nil
+            }
+            for (labels, value) in series {
+                let gauge = current[labels] ?? registry.makeGauge(descriptor: Self.descriptor(name, family), labels: Self.dimensions(family, labels))
+                gauge.set(to: value)
+                current[labels] = gauge
+            }
+            gauges[name] = current
         }
     }
 
-    public func observe(_ name: String, labels: [String] = [], value: Double, buckets: [Double] = Metrics.latencyBuckets) {
-        state.withLock { state in
-            // Modified in place: a copy out and back would copy the bucket counts on every request.
-            state.histograms[Key(name: name, labels: labels), default: Histogram(buckets: buckets, counts: Array(repeating: 0, count: buckets.count))]
-                .record(value)
-        }
-    }
-
-    /// The value of a counter, for tests and the index.
-    public func counter(_ name: String, labels: [String] = []) -> Double {
-        state.withLock { $0.counters[Key(name: name, labels: labels)] ?? 0 }
-    }
-
-    /// The Prometheus text exposition of every series, sorted so that scrapes diff cleanly.
+    /// The Prometheus text exposition of every series.
     public func render() -> String {
-        let state = state.withLock { $0 }
-        var names = Set(state.counters.keys.map(\.name))
-        names.formUnion(state.gauges.keys.map(\.name))
-        names.formUnion(state.histograms.keys.map(\.name))
-        var text = ""
-        for name in names.sorted() {
-            let family = state.families[name]
-            let labelNames = family?.labelNames ?? []
-            if let family {
-                text += "# HELP \(name) \(family.help)\n# TYPE \(name) \(family.type)\n"
-            }
-            for (key, value) in state.counters.filter({ $0.key.name == name }).sorted(by: { $0.key.labels.lexicographicallyPrecedes($1.key.labels) }) {
-                text += "\(name)\(Self.labelText(labelNames, key.labels)) \(Self.number(value))\n"
-            }
-            for (key, value) in state.gauges.filter({ $0.key.name == name }).sorted(by: { $0.key.labels.lexicographicallyPrecedes($1.key.labels) }) {
-                text += "\(name)\(Self.labelText(labelNames, key.labels)) \(Self.number(value))\n"
-            }
-            for (key, histogram) in state.histograms.filter({ $0.key.name == name }).sorted(by: { $0.key.labels.lexicographicallyPrecedes($1.key.labels) }) {
-                var cumulative: UInt64 = 0
-                for (bound, count) in zip(histogram.buckets, histogram.counts) {
-                    cumulative += count
-                    text += "\(name)_bucket\(Self.labelText(labelNames + ["le"], key.labels + [Self.number(bound)])) \(cumulative)\n"
-                }
-                text += "\(name)_bucket\(Self.labelText(labelNames + ["le"], key.labels + ["+Inf"])) \(histogram.count)\n"
-                text += "\(name)_sum\(Self.labelText(labelNames, key.labels)) \(Self.number(histogram.sum))\n"
-                text += "\(name)_count\(Self.labelText(labelNames, key.labels)) \(histogram.count)\n"
-            }
-        }
-        return text
-    }
-
-    static func labelText(_ names: [String], _ values: [String]) -> String {
-        guard !values.isEmpty else { return "" }
-        let pairs = zip(names, values).map { name, value in
-            let escaped = value.replacingOccurrences("\\", with: "\\\\").replacingOccurrences("\"", with: "\\\"")
-                .replacingOccurrences("\n", with: "\\n")
-            return "\(name)=\"\(escaped)\""
-        }
-        return "{" + pairs.joined(separator: ",") + "}"
-    }
-
-    static func number(_ value: Double) -> String {
-        if value.rounded(.towardZero) == value, abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
+        registry.emitToString()
     }
 }
 
-extension String {
-    func replacingOccurrences(_ target: Character, with replacement: String) -> String {
-        guard contains(target) else { return self }
-        var result = ""
-        for character in self {
-            if character == target { result += replacement } else { result.append(character) }
+/// The handles of one model's requests (one version's, or those answered without a version), resolved once: a
+/// request then counts itself and its latency without a label lookup, under a lock of its version only.
+public final class RequestInstruments: Sendable {
+    /// The statuses a scoring request answers, each with a slot for its counter, made on its first use.
+    static let statuses = [200, 400, 404, 405, 413, 415, 422, 429, 500, 503, 504]
+
+    let metrics: Metrics
+    public let model: String
+    public let version: String
+    let counters: Mutex<[CoreMetrics.Counter?]>
+    let latency: Recorder
+
+    public init(metrics: Metrics, model: String, version: String?) {
+        self.metrics = metrics
+        self.model = model
+        self.version = version ?? ""
+        counters = Mutex(Array(repeating: nil, count: Self.statuses.count))
+        latency = metrics.histogram("autoserve_request_duration_seconds", labels: [model])
+    }
+
+    /// Counts one request with its status and latency.
+    public func record(status: Int, seconds: Double) {
+        latency.record(seconds)
+        guard let index = Self.statuses.firstIndex(of: status) else {
+            return metrics.counter("autoserve_requests_total", labels: [model, String(status), version]).increment()
         }
-        return result
+        let counter = counters.withLock { counters in
+            if let counter = counters[index] { return counter }
+            let counter = metrics.counter("autoserve_requests_total", labels: [model, String(status), version])
+            counters[index] = counter
+            return counter
+        }
+        counter.increment()
     }
 }

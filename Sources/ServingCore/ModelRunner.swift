@@ -52,6 +52,8 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         case unavailable
         /// The model took longer than its timeout (504).
         case timeout
+        /// The model's worker is too far behind to queue another row (503).
+        case overloaded
     }
 
     public var kind: Kind
@@ -67,7 +69,7 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         case .invalidVariables: 400
         case .invalidInput: 422
         case .modelError: 500
-        case .unavailable: 503
+        case .unavailable, .overloaded: 503
         case .timeout: 504
         }
     }
@@ -79,6 +81,7 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         case .modelError: "model_error"
         case .unavailable: "model_unavailable"
         case .timeout: "model_timeout"
+        case .overloaded: "model_overloaded"
         }
     }
 }

@@ -127,7 +127,7 @@ func loadConfiguration(_ options: ServeOptions) throws -> ServerConfiguration {
 }
 
 func bootstrapLogging(_ level: Logger.Level) -> Logger {
-    LoggingSystem.bootstrap { label in StructuredLogHandler(label: label, level: level) }
+    LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
     var logger = Logger(label: "autoserve")
     logger.logLevel = level
     return logger

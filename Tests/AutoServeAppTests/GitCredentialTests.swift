@@ -30,17 +30,17 @@ struct GitCredentialTests {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("private")])
         let (http, port) = try await Self.httpServer(for: repository)
         defer { stopHelper(http) }
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = "http://127.0.0.1:\(port)/models"
             configuration.gitUsername = Self.user
             configuration.gitToken = Secret(Self.token)
             configuration.stateDir = Paths.sharedState
+        }) { server async throws in
+            #expect(try await server.client.get("/Labelled").json?["label"] == .string("private"))
+            let index = try await server.client.get("/").text
+            let leaked = index.contains(Self.token)
+            #expect(!leaked, "the index must not hold the token")
         }
-        defer { Task { await server.stop() } }
-        #expect(try await server.client.get("/Labelled").json?["label"] == .string("private"))
-        let index = try await server.client.get("/").text
-        let leaked = index.contains(Self.token)
-        #expect(!leaked, "the index must not hold the token")
     }
 
     /// Credentials written into `MODELS_REPO` (a password with a quote in it, legal in a URL) clone and serve;
@@ -110,7 +110,10 @@ struct GitCredentialTests {
         let index = try await client.get("/").text
         let sync = try await client.send("POST", "/-/sync", headers: ["Authorization": "Bearer admin-token-for-credential-test"])
         #expect(sync.status == 202)
-        try await Task.sleep(for: .seconds(1))
+        // The sync the admin call asked for is over (it failed the same way) before the stop.
+        try await eventually("the admin sync ran", timeout: .seconds(60)) {
+            try await client.get("/").json?["_server"]?["last_sync"]?["id"] == sync.json?["sync_id"]
+        }
         server.stop()
         #expect(server.process.terminationStatus == 0, "SIGTERM stops the server cleanly")
         #expect(server.logs.contains("refused the credentials"))

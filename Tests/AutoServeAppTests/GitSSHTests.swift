@@ -55,28 +55,28 @@ struct GitSSHTests {
         defer { kill(running, SIGKILL) }
         let user = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
         let state = try Paths.temporaryFolder("ssh-state")
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = "ssh://\(user)@127.0.0.1:\(port)\(repository.path)"
             configuration.gitSSHKey = key
             configuration.stateDir = state
             configuration.adminToken = Secret("ssh-admin")
-        }
-        defer { Task { await server.stop() } }
-        #expect(try await server.client.get("/Labelled").json?["label"] == .string("over-ssh"))
-        #expect(try await server.client.get("/").json?["_server"]?["commit"] == .string(try repository.head))
-        let pins = try String(contentsOfFile: "\(state)/ssh_known_hosts", encoding: .utf8)
-        #expect(pins.hasPrefix("127.0.0.1 SHA256:"), "the host key is pinned on first use")
+        }) { server async throws in
+            #expect(try await server.client.get("/Labelled").json?["label"] == .string("over-ssh"))
+            #expect(try await server.client.get("/").json?["_server"]?["commit"] == .string(try repository.head))
+            let pins = try String(contentsOfFile: "\(state)/ssh_known_hosts", encoding: .utf8)
+            #expect(pins.hasPrefix("127.0.0.1 SHA256:"), "the host key is pinned on first use")
 
-        // Another server with another host key on the same address: the pinned key refuses it.
-        kill(running, SIGKILL)
-        try await Task.sleep(for: .milliseconds(300))
-        running = try await Self.sshd(port: port, clientKey: key).pid
-        try repository.write("Labelled/etls.swift", GitFixture.labelModel("impostor"))
-        try repository.commit("impostor")
-        #expect(try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer ssh-admin"]).status == 202)
-        try await eventually("the changed host key is refused", timeout: .seconds(60)) {
-            try await server.client.get("/").json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("host key of 127.0.0.1 changed") == true
+            // Another server with another host key on the same address: the pinned key refuses it.
+            kill(running, SIGKILL)
+            try await eventually("the first sshd is gone") { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
+            running = try await Self.sshd(port: port, clientKey: key).pid
+            try repository.write("Labelled/etls.swift", GitFixture.labelModel("impostor"))
+            try repository.commit("impostor")
+            #expect(try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer ssh-admin"]).status == 202)
+            try await eventually("the changed host key is refused", timeout: .seconds(60)) {
+                try await server.client.get("/").json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("host key of 127.0.0.1 changed") == true
+            }
+            #expect(try await server.client.get("/Labelled").json?["label"] == .string("over-ssh"))
         }
-        #expect(try await server.client.get("/Labelled").json?["label"] == .string("over-ssh"))
     }
 }

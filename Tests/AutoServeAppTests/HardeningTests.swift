@@ -10,69 +10,69 @@ struct HardeningTests {
     static let adminToken = "admin-token-hardening-3b1"
 
     @Test func stringsEndingInABackslashAreRefusedAndTheServerKeepsAnswering() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        // Twice: each of these once left an event loop spinning for ever.
-        for body in ["\"\\", "\"\\", "{\"variables\": {\"a\": \"\\u12", "{\"variables\": {\"a\": \"\\"] {
-            let answer = try await server.client.post("/Echo", body)
-            #expect(answer.status == 400, "\(body.debugDescription)")
-            #expect(answer.error("code") == .string("invalid_json"))
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            // Twice: each of these once left an event loop spinning for ever.
+            for body in ["\"\\", "\"\\", "{\"variables\": {\"a\": \"\\u12", "{\"variables\": {\"a\": \"\\"] {
+                let answer = try await server.client.post("/Echo", body)
+                #expect(answer.status == 400, "\(body.debugDescription)")
+                #expect(answer.error("code") == .string("invalid_json"))
+            }
+            #expect(try await server.client.get("/healthz").status == 200)
+            #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
         }
-        #expect(try await server.client.get("/healthz").status == 200)
-        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
     }
 
     @Test func malformedBodiesAreNamedForWhatTheyAre() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        let huge = try await server.client.post("/Echo", #"{"variables": {"a": 1e400}}"#)
-        #expect(huge.status == 400)
-        #expect(huge.error("message")?.jsonText.contains("beyond the range of a double") == true, "\(huge.text)")
-        let latin1 = try await server.client.send("POST", "/Echo", data: Data([0x7B, 0x22, 0x76] + Array(#"ariables": {"name": ""#.utf8) + [0xE9] + Array(#""}}"#.utf8)))
-        #expect(latin1.status == 400)
-        #expect(latin1.error("message")?.jsonText.contains("not valid UTF-8") == true, "\(latin1.text)")
-        // One rule for a repeated key, at the top level and inside the variables: the first one counts.
-        let repeated = try await server.client.post("/Echo", #"{"variables": {"a": 1, "a": 2}, "variables": {"a": 3}}"#)
-        #expect(repeated.json?["echo"]?["a"] == .number(1), "\(repeated.text)")
-        let escaped = try await server.client.post("/Echo", #"{"\u0076ariables": {"a": 4}}"#)
-        #expect(escaped.json?["echo"]?["a"] == .number(4), "\(escaped.text)")
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            let huge = try await server.client.post("/Echo", #"{"variables": {"a": 1e400}}"#)
+            #expect(huge.status == 400)
+            #expect(huge.error("message")?.jsonText.contains("beyond the range of a double") == true, "\(huge.text)")
+            let latin1 = try await server.client.send("POST", "/Echo", data: Data([0x7B, 0x22, 0x76] + Array(#"ariables": {"name": ""#.utf8) + [0xE9] + Array(#""}}"#.utf8)))
+            #expect(latin1.status == 400)
+            #expect(latin1.error("message")?.jsonText.contains("not valid UTF-8") == true, "\(latin1.text)")
+            // One rule for a repeated key, at the top level and inside the variables: the first one counts.
+            let repeated = try await server.client.post("/Echo", #"{"variables": {"a": 1, "a": 2}, "variables": {"a": 3}}"#)
+            #expect(repeated.json?["echo"]?["a"] == .number(1), "\(repeated.text)")
+            let escaped = try await server.client.post("/Echo", #"{"\u0076ariables": {"a": 4}}"#)
+            #expect(escaped.json?["echo"]?["a"] == .number(4), "\(escaped.text)")
+        }
     }
 
     /// Requests the HTTP decoder cannot parse get the JSON error body, then the connection closes.
     @Test func framingErrorsAnswerWithTheJSONErrorBody() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        for request in [
-            "GARBAGE / HTTP/1.1\r\n\r\n", "POST /Echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-            "POST /Echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        ] {
-            let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
-            #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
-            #expect(text.lowercased().contains("connection: close"))
-            let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
-            #expect((try? JSONParser.parse(Array(body.utf8)))?["error"]?["code"] == .string("invalid_http"), "\(text)")
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            for request in [
+                "GARBAGE / HTTP/1.1\r\n\r\n", "POST /Echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                "POST /Echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            ] {
+                let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+                #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
+                #expect(text.lowercased().contains("connection: close"))
+                let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
+                #expect((try? JSONParser.parse(Array(body.utf8)))?["error"]?["code"] == .string("invalid_http"), "\(text)")
+            }
         }
     }
 
     /// 2,000 made-up model names: one label value for all of them, and `/metrics` stays small.
     @Test func unknownModelNamesNeverBecomeMetricLabels() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for worker in 0..<8 {
-                group.addTask {
-                    for index in 0..<250 {
-                        let answer = try await server.client.post("/made-up-\(worker)-\(index)-\(UUID().uuidString.prefix(8))", "{}")
-                        #expect(answer.status == 404)
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in 0..<250 {
+                            let answer = try await server.client.post("/made-up-\(worker)-\(index)-\(UUID().uuidString.prefix(8))", "{}")
+                            #expect(answer.status == 404)
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            let metrics = try await server.client.get("/metrics").text
+            #expect(!metrics.contains("made-up-"))
+            #expect(metrics.contains(#"autoserve_requests_total{model="_unknown",status="404",version=""} 2000"#))
+            #expect(metrics.utf8.count < 64 << 10, "/metrics is \(metrics.utf8.count) bytes")
         }
-        let metrics = try await server.client.get("/metrics").text
-        #expect(!metrics.contains("made-up-"))
-        #expect(metrics.contains(#"autoserve_requests_total{model="_unknown",status="404",version=""} 2000"#))
-        #expect(metrics.utf8.count < 64 << 10, "/metrics is \(metrics.utf8.count) bytes")
     }
 
     /// Clients keep opening connections and sending 200 KB rows while the model's worker traps on some of
@@ -80,40 +80,40 @@ struct HardeningTests {
     /// number to the next client connection it accepts. Every client must get an HTTP answer that carries its
     /// own marker and nobody else's, never a worker frame with another client's row.
     @Test func aDyingWorkerNeverSendsOneClientsRowToAnother() async throws {
-        let server = try await TestServer.start(models: ["TrapOrEcho": "\(Paths.fixtures)/models/TrapOrEcho"])
-        defer { Task { await server.stop() } }
-        let padding = String(repeating: "p", count: 200_000)
-        let clients = 48
-        let requestsPerClient = 12
-        let answers = await withTaskGroup(of: [(String, [UInt8])].self) { group in
-            for client in 0..<clients {
-                group.addTask {
-                    var answers: [(String, [UInt8])] = []
-                    for request in 0..<requestsPerClient {
-                        let marker = "client-\(client)-\(request)-marker"
-                        let trap = (client * requestsPerClient + request) % 97 == 0
-                        let body = #"{"variables": {"marker": "\#(marker)", "trap": \#(trap), "padding": "\#(padding)"}}"#
-                        answers.append((marker, await RawHTTP.exchange(port: server.port, path: "/TrapOrEcho", body: Array(body.utf8))))
+        try await withTestServer(try await TestServer.start(models: ["TrapOrEcho": "\(Paths.fixtures)/models/TrapOrEcho"])) { server async throws in
+            let padding = String(repeating: "p", count: 200_000)
+            let clients = 48
+            let requestsPerClient = 12
+            let answers = await withTaskGroup(of: [(String, [UInt8])].self) { group in
+                for client in 0..<clients {
+                    group.addTask {
+                        var answers: [(String, [UInt8])] = []
+                        for request in 0..<requestsPerClient {
+                            let marker = "client-\(client)-\(request)-marker"
+                            let trap = (client * requestsPerClient + request) % 97 == 0
+                            let body = #"{"variables": {"marker": "\#(marker)", "trap": \#(trap), "padding": "\#(padding)"}}"#
+                            answers.append((marker, await RawHTTP.exchange(port: server.port, path: "/TrapOrEcho", body: Array(body.utf8))))
+                        }
+                        return answers
                     }
-                    return answers
                 }
+                var all: [(String, [UInt8])] = []
+                for await some in group { all += some }
+                return all
             }
-            var all: [(String, [UInt8])] = []
-            for await some in group { all += some }
-            return all
+            #expect(answers.count == clients * requestsPerClient)
+            var foreign = 0
+            for (marker, bytes) in answers {
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(text.hasPrefix("HTTP/1.1 "), "\(marker) got no HTTP answer: \(text.prefix(80).debugDescription)")
+                let markers = text.ranges(of: "-marker").count
+                let own = text.contains(marker)
+                if markers != (own ? 1 : 0) || text.contains("ppppppppppppppppppp") { foreign += 1 }
+                if text.hasPrefix("HTTP/1.1 200") { #expect(own, "\(marker) was answered with another row: \(text.prefix(200).debugDescription)") }
+            }
+            #expect(foreign == 0, "\(foreign) clients received another client's bytes")
+            #expect(try await server.client.get("/healthz").status == 200)
         }
-        #expect(answers.count == clients * requestsPerClient)
-        var foreign = 0
-        for (marker, bytes) in answers {
-            let text = String(decoding: bytes, as: UTF8.self)
-            #expect(text.hasPrefix("HTTP/1.1 "), "\(marker) got no HTTP answer: \(text.prefix(80).debugDescription)")
-            let markers = text.ranges(of: "-marker").count
-            let own = text.contains(marker)
-            if markers != (own ? 1 : 0) || text.contains("ppppppppppppppppppp") { foreign += 1 }
-            if text.hasPrefix("HTTP/1.1 200") { #expect(own, "\(marker) was answered with another row: \(text.prefix(200).debugDescription)") }
-        }
-        #expect(foreign == 0, "\(foreign) clients received another client's bytes")
-        #expect(try await server.client.get("/healthz").status == 200)
     }
 
     /// A worker that starts fine and dies on its rows again and again is restarted ever later (0.1 s, 0.2 s,
@@ -172,15 +172,15 @@ struct HardeningTests {
 
     /// An output larger than a worker frame is a 500 that says so, not a worker "crash"; the worker lives on.
     @Test func anOutputTooLargeForAFrameIsAModelError() async throws {
-        let server = try await TestServer.start(models: ["Huge": "\(Paths.fixtures)/models/Huge"])
-        defer { Task { await server.stop() } }
-        let pids = try await server.client.get("/").json?["Huge"]?["workers"]?["pids"]
-        let answer = try await server.client.post("/Huge", #"{"variables": {"megabytes": 70}}"#)
-        #expect(answer.status == 500)
-        #expect(answer.error("code") == .string("model_error"))
-        #expect(answer.error("message")?.jsonText.contains("more than the 67108855 a worker can send back") == true, "\(answer.text.prefix(300))")
-        #expect(try await server.client.get("/").json?["Huge"]?["workers"]?["pids"] == pids, "the worker was not restarted")
-        #expect(try await server.client.post("/Huge", #"{"variables": {"megabytes": 1}}"#).status == 200)
+        try await withTestServer(try await TestServer.start(models: ["Huge": "\(Paths.fixtures)/models/Huge"])) { server async throws in
+            let pids = try await server.client.get("/").json?["Huge"]?["workers"]?["pids"]
+            let answer = try await server.client.post("/Huge", #"{"variables": {"megabytes": 70}}"#)
+            #expect(answer.status == 500)
+            #expect(answer.error("code") == .string("model_error"))
+            #expect(answer.error("message")?.jsonText.contains("more than the 67108855 a worker can send back") == true, "\(answer.text.prefix(300))")
+            #expect(try await server.client.get("/").json?["Huge"]?["workers"]?["pids"] == pids, "the worker was not restarted")
+            #expect(try await server.client.post("/Huge", #"{"variables": {"megabytes": 1}}"#).status == 200)
+        }
     }
 
     /// A tree made with `git hash-object --literally` whose entry is named `../../…`: git's object format
@@ -203,17 +203,17 @@ struct HardeningTests {
         let commit = try repository.git("commit-tree", newRoot, "-p", "HEAD", "-m", "a crafted tree").trimmed
         try repository.git("update-ref", "refs/heads/main", commit)
 
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = repository.path
             configuration.stateDir = state
+        }) { server async throws in
+            let index = try await server.client.get("/")
+            #expect(index.json?["Evil"]?["state"] == .string("failed"))
+            let message = index.json?["Evil"]?["last_error"]?["message"]?.jsonText ?? ""
+            #expect(message.contains("outside the version's folder"), "\(message)")
+            #expect(!FileManager.default.fileExists(atPath: "/tmp/\(escapeName)"))
+            #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
         }
-        defer { Task { await server.stop() } }
-        let index = try await server.client.get("/")
-        #expect(index.json?["Evil"]?["state"] == .string("failed"))
-        let message = index.json?["Evil"]?["last_error"]?["message"]?.jsonText ?? ""
-        #expect(message.contains("outside the version's folder"), "\(message)")
-        #expect(!FileManager.default.fileExists(atPath: "/tmp/\(escapeName)"))
-        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
     }
 
     @Test func aFolderOverMaxModelBytesFailsAndTheOthersServe() async throws {
@@ -221,53 +221,53 @@ struct HardeningTests {
             models: ["Echo": "\(Paths.fixtures)/models/Echo"],
             files: ["Heavy/etls.swift": GitFixture.labelModel("heavy"), "Heavy/weights.bin": String(repeating: "w", count: 300_000)]
         )
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = repository.path
             configuration.stateDir = try! Paths.temporaryFolder("max-model-bytes")
             configuration.maxModelBytes = 100_000
-        }
-        defer { Task { await server.stop() } }
-        let message = try await server.client.get("/").json?["Heavy"]?["last_error"]?["message"]?.jsonText ?? ""
-        #expect(message.contains("MAX_MODEL_BYTES") && message.contains("weights.bin"), "\(message)")
-        #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
+        }) { server async throws in
+            let message = try await server.client.get("/").json?["Heavy"]?["last_error"]?["message"]?.jsonText ?? ""
+            #expect(message.contains("MAX_MODEL_BYTES") && message.contains("weights.bin"), "\(message)")
+            #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
 
-        let local = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris"]) { configuration in
-            configuration.maxModelBytes = 1_500
+            try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris"]) { configuration in
+                configuration.maxModelBytes = 1_500
+            }) { local async throws in
+                let localIndex = try await local.client.get("/")
+                #expect(localIndex.json?["Iris"]?["last_error"]?["message"]?.jsonText.contains("MAX_MODEL_BYTES") == true)
+                #expect(localIndex.json?["Echo"]?["state"] == .string("ready"))
+            }
         }
-        defer { Task { await local.stop() } }
-        let localIndex = try await local.client.get("/")
-        #expect(localIndex.json?["Iris"]?["last_error"]?["message"]?.jsonText.contains("MAX_MODEL_BYTES") == true)
-        #expect(localIndex.json?["Echo"]?["state"] == .string("ready"))
     }
 
     /// The branch is deleted on the remote: a failed sync that changes nothing, not a roll-back to the commit
     /// of the first clone.
     @Test func aDeletedBranchIsAFailedSyncNotARollBack() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("v1")])
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = repository.path
             configuration.stateDir = try! Paths.temporaryFolder("deleted-branch")
             configuration.adminToken = Secret(Self.adminToken)
-        }
-        defer { Task { await server.stop() } }
-        try repository.write("Labelled/etls.swift", GitFixture.labelModel("v2"))
-        try repository.commit("v2")
-        let v2Commit = try repository.head
-        #expect(try await adminSync(server).status == 202)
-        try await eventually("v2 serves") { try await server.client.get("/Labelled").json?["label"] == .string("v2") }
+        }) { server async throws in
+            try repository.write("Labelled/etls.swift", GitFixture.labelModel("v2"))
+            try repository.commit("v2")
+            let v2Commit = try repository.head
+            #expect(try await adminSync(server).status == 202)
+            try await eventually("v2 serves") { try await server.client.get("/Labelled").json?["label"] == .string("v2") }
 
-        try repository.git("checkout", "-q", "-b", "other")
-        try repository.git("branch", "-q", "-D", "main")
-        #expect(try await adminSync(server).status == 202)
-        try await eventually("the sync fails") {
-            try await server.client.get("/").json?["_server"]?["last_sync"]?["result"] == .string("failure")
+            try repository.git("checkout", "-q", "-b", "other")
+            try repository.git("branch", "-q", "-D", "main")
+            #expect(try await adminSync(server).status == 202)
+            try await eventually("the sync fails") {
+                try await server.client.get("/").json?["_server"]?["last_sync"]?["result"] == .string("failure")
+            }
+            let index = try await server.client.get("/")
+            #expect(index.json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("no longer has branch main") == true, "\(index.text)")
+            #expect(index.json?["_server"]?["commit"] == .string(v2Commit))
+            #expect(try await server.client.get("/Labelled").json?["label"] == .string("v2"))
+            let ready = try await server.client.get("/readyz")
+            #expect(ready.json?["last_sync"]?["result"] == .string("failure"))
         }
-        let index = try await server.client.get("/")
-        #expect(index.json?["_server"]?["last_sync"]?["message"]?.jsonText.contains("no longer has branch main") == true, "\(index.text)")
-        #expect(index.json?["_server"]?["commit"] == .string(v2Commit))
-        #expect(try await server.client.get("/Labelled").json?["label"] == .string("v2"))
-        let ready = try await server.client.get("/readyz")
-        #expect(ready.json?["last_sync"]?["result"] == .string("failure"))
     }
 
     /// A compiler killed by a signal (out of memory, say) is not a compile error: nothing is cached, and the
@@ -287,17 +287,17 @@ struct HardeningTests {
         let models = try Paths.temporaryFolder("killed-swiftc-models")
         try FileManager.default.createDirectory(atPath: "\(models)/Labelled", withIntermediateDirectories: true)
         try GitFixture.labelModel("killed-\(UUID().uuidString)").write(toFile: "\(models)/Labelled/etls.swift", atomically: true, encoding: .utf8)
-        let server = try await TestServer.start(models: [:]) { configuration in
+        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
             configuration.modelsDir = models
             configuration.swiftc = wrapper
             configuration.adminToken = Secret(Self.adminToken)
+        }) { server async throws in
+            let first = try await server.client.get("/")
+            #expect(first.json?["Labelled"]?["state"] == .string("failed"))
+            #expect(first.json?["Labelled"]?["last_error"]?["build_log"]?.jsonText.contains("retried on the next sync") == true, "\(first.text)")
+            #expect(try await adminSync(server).status == 202)
+            try await eventually("the model builds on the next sync") { try await server.client.get("/Labelled").status == 200 }
         }
-        defer { Task { await server.stop() } }
-        let first = try await server.client.get("/")
-        #expect(first.json?["Labelled"]?["state"] == .string("failed"))
-        #expect(first.json?["Labelled"]?["last_error"]?["build_log"]?.jsonText.contains("retried on the next sync") == true, "\(first.text)")
-        #expect(try await adminSync(server).status == 202)
-        try await eventually("the model builds on the next sync") { try await server.client.get("/Labelled").status == 200 }
     }
 
     /// A model sees none of the server's secrets in its environment.
@@ -329,32 +329,32 @@ struct HardeningTests {
     /// model with a slow `init(path:)` does not hold `/readyz` for the others.
     @Test func everyViewOfAModelsStateAgrees() async throws {
         // A state folder of its own: CrashLoop starts once per exported path, and other suites load it too.
-        let server = try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"]) { configuration in
+        try await withTestServer(try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"]) { configuration in
             configuration.stateDir = try! Paths.temporaryFolder("crash-loop-state")
-        }
-        defer { Task { await server.stop() } }
-        #expect(try await server.client.get("/readyz").status == 200)
-        #expect(try await server.client.post("/CrashLoop", #"{"variables": {"mode": "crash"}}"#).status == 503)
-        try await eventually("the index says failed", timeout: .seconds(60)) {
-            try await server.client.get("/").json?["CrashLoop"]?["state"] == .string("failed")
-        }
-        let ready = try await server.client.get("/readyz")
-        #expect(ready.status == 503, "the only model cannot serve: \(ready.text)")
-        let metrics = try await server.client.get("/metrics").text
-        #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="failed"} 1"#))
-        #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="ready"} 0"#))
+        }) { server async throws in
+            #expect(try await server.client.get("/readyz").status == 200)
+            #expect(try await server.client.post("/CrashLoop", #"{"variables": {"mode": "crash"}}"#).status == 503)
+            try await eventually("the index says failed", timeout: .seconds(60)) {
+                try await server.client.get("/").json?["CrashLoop"]?["state"] == .string("failed")
+            }
+            let ready = try await server.client.get("/readyz")
+            #expect(ready.status == 503, "the only model cannot serve: \(ready.text)")
+            let metrics = try await server.client.get("/metrics").text
+            #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="failed"} 1"#))
+            #expect(metrics.contains(#"autoserve_model_state{model="CrashLoop",state="ready"} 0"#))
 
-        let slow = try await TestServer.start(
-            models: ["SlowInit": "\(Paths.fixtures)/models/SlowInit", "Echo": "\(Paths.fixtures)/models/Echo"], waitUntilReady: false
-        )
-        defer { Task { await slow.stop() } }
-        try await eventually("/readyz answers 200 while SlowInit loads", timeout: .seconds(120)) {
-            try await slow.client.get("/readyz").status == 200
+            try await withTestServer(try await TestServer.start(
+                models: ["SlowInit": "\(Paths.fixtures)/models/SlowInit", "Echo": "\(Paths.fixtures)/models/Echo"], waitUntilReady: false
+            )) { slow async throws in
+                try await eventually("/readyz answers 200 while SlowInit loads", timeout: .seconds(120)) {
+                    try await slow.client.get("/readyz").status == 200
+                }
+                let index = try await slow.client.get("/")
+                #expect(index.json?["SlowInit"]?["state"] == .string("loading"), "\(index.text)")
+                #expect(try await slow.client.get("/readyz").json?["models"]?["loading"] == .number(1))
+                #expect(try await slow.client.post("/Echo", #"{"variables": {}}"#).status == 200)
+            }
         }
-        let index = try await slow.client.get("/")
-        #expect(index.json?["SlowInit"]?["state"] == .string("loading"), "\(index.text)")
-        #expect(try await slow.client.get("/readyz").json?["models"]?["loading"] == .number(1))
-        #expect(try await slow.client.post("/Echo", #"{"variables": {}}"#).status == 200)
     }
 
     func adminSync(_ server: TestServer) async throws -> HTTPAnswer {
@@ -443,45 +443,45 @@ extension Data {
 @Suite(.serialized)
 struct HTTP1DetailsTests {
     @Test func http10IsAnsweredAs10AndClosedUnlessItAskedForKeepAlive() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        for request in ["GET /healthz HTTP/1.0\r\n\r\n", "POST /Echo HTTP/1.0\r\nContent-Length: 17\r\n\r\n{\"variables\": {}}"] {
-            // Read to the end: it returns only because the server closes the connection.
-            let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
-            #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
-            #expect(text.lowercased().contains("connection: close"), "\(text)")
-        }
-        let socket = try RawHTTP.connected(port: server.port)
-        defer { close(socket) }
-        for _ in 0..<2 {
-            let text = try Self.exchange(socket, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-            #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
-            #expect(text.lowercased().contains("connection: keep-alive"), "the connection stays open: \(text)")
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            for request in ["GET /healthz HTTP/1.0\r\n\r\n", "POST /Echo HTTP/1.0\r\nContent-Length: 17\r\n\r\n{\"variables\": {}}"] {
+                // Read to the end: it returns only because the server closes the connection.
+                let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+                #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
+                #expect(text.lowercased().contains("connection: close"), "\(text)")
+            }
+            let socket = try RawHTTP.connected(port: server.port)
+            defer { close(socket) }
+            for _ in 0..<2 {
+                let text = try Self.exchange(socket, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
+                #expect(text.lowercased().contains("connection: keep-alive"), "the connection stays open: \(text)")
+            }
         }
     }
 
     @Test func expect100ContinueGetsContinueOr417() async throws {
-        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
-        defer { Task { await server.stop() } }
-        let body = #"{"variables": {"a": 1}}"#
-        for path in ["/Echo", "/all"] {
-            let socket = try RawHTTP.connected(port: server.port)
-            defer { close(socket) }
-            let interim = try Self.exchange(socket, "POST \(path) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
-            #expect(interim == "HTTP/1.1 100 Continue\r\n\r\n", "\(interim)")
-            let answer = try Self.exchange(socket, body)
-            #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
-            #expect(answer.contains(#""a":1"#))
+        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
+            let body = #"{"variables": {"a": 1}}"#
+            for path in ["/Echo", "/all"] {
+                let socket = try RawHTTP.connected(port: server.port)
+                defer { close(socket) }
+                let interim = try Self.exchange(socket, "POST \(path) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+                #expect(interim == "HTTP/1.1 100 Continue\r\n\r\n", "\(interim)")
+                let answer = try Self.exchange(socket, body)
+                #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
+                #expect(answer.contains(#""a":1"#))
+            }
+            let tooLarge = String(decoding: try RawHTTP.readToEnd(
+                port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n".utf8)
+            ), as: UTF8.self)
+            #expect(tooLarge.hasPrefix("HTTP/1.1 417 "), "\(tooLarge)")
+            #expect(tooLarge.contains("MAX_BODY_BYTES"))
+            let unknown = String(decoding: try RawHTTP.readToEnd(
+                port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8)
+            ), as: UTF8.self)
+            #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
         }
-        let tooLarge = String(decoding: try RawHTTP.readToEnd(
-            port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n".utf8)
-        ), as: UTF8.self)
-        #expect(tooLarge.hasPrefix("HTTP/1.1 417 "), "\(tooLarge)")
-        #expect(tooLarge.contains("MAX_BODY_BYTES"))
-        let unknown = String(decoding: try RawHTTP.readToEnd(
-            port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8)
-        ), as: UTF8.self)
-        #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
     }
 
     /// Sends `text` and returns what arrives next: one answer, read until the bytes stop for a moment.
@@ -606,7 +606,13 @@ struct ConnectionLimitTests {
         #expect(held.count <= 8)
         held.forEach { close($0) }
         held = []
-        let metrics = try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/metrics").text
+        // The server frees the slots as it sees the closes: the scrape may wait for one.
+        var metrics = ""
+        try await eventually("a slot is free for the scrape", timeout: .seconds(30)) {
+            let answer = try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/metrics")
+            metrics = answer.text
+            return answer.status == 200
+        }
         #expect(metrics.contains("autoserve_connections_refused_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("connections") })")
         // A kept-alive connection left idle is closed after KEEPALIVE_TIMEOUT.
         let socket = try RawHTTP.connected(port: port)
@@ -691,7 +697,7 @@ struct GracefulStopTests {
         kill(server.process.processIdentifier, SIGTERM)
         // The rows end only once the stop has begun (the server no longer accepts), however slow the machine.
         try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
-        FileManager.default.createFile(atPath: "\(markers)/release", contents: nil)
+        #expect(FileManager.default.createFile(atPath: "\(markers)/release", contents: nil))
         for (index, socket) in sockets.enumerated() {
             let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 200 OK"), "connection \(index): \(text.prefix(120).debugDescription)")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ServingCore
 import Testing
 
@@ -101,22 +102,32 @@ struct ScoringPathTests {
     /// In-process models run on the model pool, never on an event loop: while slow rows keep every loop's
     /// connections busy, health checks and the index still answer at once.
     @Test func slowInProcessModelsNeverHoldUpTheEventLoops() async throws {
-        let server = try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
+        try await withTestServer(try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
             configuration.modelIsolation = .inprocess
+        }) { server async throws in
+            // One slow row per core, each on its own connection: the connections land on every event loop. The rows
+            // end when the test says (or after 1.5 s).
+            let markers = try Paths.temporaryFolder("inprocess-markers")
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let answered = Tally()
+            let slow = (0..<cores).map { index in
+                Task {
+                    let body = #"{"variables": {"mode": "sleep", "marker": "\#(markers)/\#(index)", "release": "\#(markers)/release"}}"#
+                    defer { answered.add() }
+                    return try await RawHTTP.exchange(port: server.port, send: [Self.post("/Unruly", body)], expecting: 1)
+                }
+            }
+            try await eventually("every slow row is in the model", timeout: .seconds(60)) {
+                (try? FileManager.default.contentsOfDirectory(atPath: markers).count) == cores
+            }
+            for _ in 0..<4 {
+                let health = try await RawHTTP.exchange(port: server.port, send: [Self.healthz], expecting: 1)[0]
+                #expect(health.status == 200)
+            }
+            #expect(answered.count == 0, "a health check waited for a model")
+            #expect(FileManager.default.createFile(atPath: "\(markers)/release", contents: nil))
+            for request in slow { #expect(try await request.value[0].json?["slept"] == .bool(true)) }
         }
-        defer { Task { await server.stop() } }
-        // One slow row per core, each on its own connection: the connections land on every event loop.
-        let slow = (0..<ProcessInfo.processInfo.activeProcessorCount).map { _ in
-            Task { try await RawHTTP.exchange(port: server.port, send: [Self.post("/Unruly", #"{"variables": {"mode": "sleep"}}"#)], expecting: 1) }
-        }
-        try await Task.sleep(for: .milliseconds(300))
-        for _ in 0..<4 {
-            let start = ContinuousClock.now
-            let health = try await RawHTTP.exchange(port: server.port, send: [Self.healthz], expecting: 1)[0]
-            #expect(health.status == 200)
-            #expect(ContinuousClock.now - start < .milliseconds(500), "a health check waited for a model")
-        }
-        for request in slow { #expect(try await request.value[0].json?["slept"] == .bool(true)) }
     }
 
     /// SIGTERM lets the row in flight finish: the client gets its answer, then the server exits 0.
@@ -127,8 +138,10 @@ struct ScoringPathTests {
         let port = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(port)")
         try await eventually("Unruly is ready") { (try? await client.get("/readyz"))?.status == 200 }
-        let slow = Task { try await RawHTTP.exchange(port: port, send: [Self.post("/Unruly", #"{"variables": {"mode": "sleep"}}"#)], expecting: 1) }
-        try await Task.sleep(for: .milliseconds(400))
+        let markers = try Paths.temporaryFolder("sigterm-markers")
+        let body = #"{"variables": {"mode": "sleep", "marker": "\#(markers)/row"}}"#
+        let slow = Task { try await RawHTTP.exchange(port: port, send: [Self.post("/Unruly", body)], expecting: 1) }
+        try await eventually("the row is in the model", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: "\(markers)/row") }
         server.process.terminate()
         let answer = try await slow.value[0]
         #expect(answer.status == 200)

@@ -2,7 +2,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// Every route and status code of SPEC 4, against the real server with real plugins and a real client.
+/// Every route and status code of README's "HTTP API", against the real server with real plugins and a real client.
 ///
 /// One server serves all of these tests: the three example models, the `Echo` fixture and a folder that
 /// does not compile, so that failures of one model are seen beside the models that work.

@@ -235,3 +235,17 @@ final class BinaryServer: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
+
+/// Runs `body` against the server `start` makes, and always awaits the server's stop before it returns, whether
+/// `body` returns or throws: no test leaves a server running into the next.
+func withTestServer<T>(_ start: @autoclosure () async throws -> TestServer, _ body: (TestServer) async throws -> T) async throws -> T {
+    let server = try await start()
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}

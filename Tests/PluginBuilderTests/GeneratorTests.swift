@@ -15,7 +15,7 @@ struct GeneratorTests {
         var definitions: [ModelDefinition] = []
         for (name, path) in [("Scorer", "\(Self.fixtures)/golden/models/Scorer"), ("Echo", "\(Self.fixtures)/models/Echo")] {
             let version = try FolderDigest.version(ofFolder: path)
-            definitions.append(try ModelGenerator(buildIdentity: "golden").definition(name: ModelName(validating: name), version: version, folder: path))
+            definitions.append(try ModelDefinitionReader(buildIdentity: "golden").definition(name: ModelName(validating: name), version: version, folder: path))
         }
         let generated = ServeModelsGenerator.document(for: definitions)
         let goldenPath = "\(Self.fixtures)/golden/ServeModels.swift"
@@ -27,11 +27,11 @@ struct GeneratorTests {
 
     @Test func moduleNamesAreUniquePerVersionAndBuildIdentity() throws {
         let name = try ModelName(validating: "my-model")
-        let first = ModelGenerator.moduleName(name: name, version: "a", buildIdentity: "x")
+        let first = ModelDefinitionReader.moduleName(name: name, version: "a", buildIdentity: "x")
         #expect(first.hasPrefix("AS_my_model_"))
-        #expect(first == ModelGenerator.moduleName(name: name, version: "a", buildIdentity: "x"))
-        #expect(first != ModelGenerator.moduleName(name: name, version: "b", buildIdentity: "x"))
-        #expect(first != ModelGenerator.moduleName(name: name, version: "a", buildIdentity: "y"))
+        #expect(first == ModelDefinitionReader.moduleName(name: name, version: "a", buildIdentity: "x"))
+        #expect(first != ModelDefinitionReader.moduleName(name: name, version: "b", buildIdentity: "x"))
+        #expect(first != ModelDefinitionReader.moduleName(name: name, version: "a", buildIdentity: "y"))
     }
 
     /// The SDK compiled into plugins is exactly the `AutoServeModel` library's sources.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PluginBuilder
 import PluginRuntime
 import ServingCore
@@ -22,7 +23,7 @@ struct PluginLoaderTests {
         let sdk = try await compiler.prepareSDK()
         let name = try ModelName(validating: folderName)
         let folder = "\(repository)/models_serve/\(folderName)"
-        let definition = try ModelGenerator(buildIdentity: compiler.buildIdentity).definition(name: name, version: "test-\(folderName)", folder: folder)
+        let definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(name: name, version: "test-\(folderName)", folder: folder)
         return try await compiler.build(definition, sdk: sdk).get()
     }
 
@@ -41,7 +42,7 @@ extension PluginLoaderTests {
         let state = NSTemporaryDirectory() + "autoserve-loader-tests"
         let compiler = PluginCompiler(toolchain: try await Toolchain.locate(configured: nil), stateDirectory: state)
         let sdk = try await compiler.prepareSDK()
-        let definition = try ModelGenerator(buildIdentity: compiler.buildIdentity).definition(
+        let definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(
             name: ModelName(validating: name), version: "test-\(name)", folder: "\(repository)/Tests/Fixtures/\(path)"
         )
         return await compiler.build(definition, sdk: sdk)
@@ -70,13 +71,15 @@ extension PluginLoaderTests {
         let arguments = [
             executable, "--library", plugin.libraryPath, "--entry-symbol", plugin.definition.entrySymbol, "--folder", plugin.definition.folder,
         ]
-        let spawned = Mutex<(pid: pid_t, socket: Int32)?>(nil)
+        let spawned = Mutex<(pid: pid_t, socket: Int32, thread: pid_t)?>(nil)
         // The asking thread waits for the worker's hello (sent after it set its parent-death signal), then ends.
         let asking = Thread {
-            guard let (pid, socket, _, _) = try? WorkerConnection.spawn(arguments, environment: ProcessInfo.processInfo.environment) else { return }
+            guard let (pid, socket, _) = try? WorkerConnection.spawn(arguments, environment: ProcessInfo.processInfo.environment) else { return }
             var hello = [UInt8](repeating: 0, count: 13)
             _ = read(socket, &hello, 13)
-            spawned.withLock { $0 = (pid, socket) }
+            // This thread's id, from /proc/thread-self (`<pid>/task/<tid>`).
+            let thread = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")).flatMap { pid_t($0.split(separator: "/").last ?? "") } ?? 0
+            spawned.withLock { $0 = (pid, socket, thread) }
         }
         asking.start()
         let deadline = ContinuousClock.now + .seconds(30)
@@ -90,7 +93,8 @@ extension PluginLoaderTests {
             waitpid(worker.pid, &status, 0)
             close(worker.socket)
         }
-        try await Task.sleep(for: .milliseconds(500))
+        // Once the thread is gone from /proc, its exit (and any parent-death signal) is over.
+        try await eventually("the asking thread has exited") { !FileManager.default.fileExists(atPath: "/proc/self/task/\(worker.thread)") }
         let state = try String(contentsOfFile: "/proc/\(worker.pid)/stat", encoding: .utf8).split(separator: ")").last?.split(separator: " ").first
         #expect(state != "Z", "the worker died with the thread that asked for it")
         let frame = WorkerFrame(id: 7, code: WorkerFrame.predict, payload: Array(Self.setosa.utf8))
@@ -180,9 +184,10 @@ extension PluginLoaderTests {
         for _ in 0..<10 where taken == nil {
             let exited = AsyncStream<WorkerExit>.makeStream()
             let connection = try await WorkerConnection.start(
-                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment, output: nil, startTimeout: .seconds(60)
+                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment,
+                output: ModelOutputLog(model: "Iris", logger: Logger(label: "test"), metrics: nil), startTimeout: .seconds(60)
             ) { exit in exited.continuation.yield(exit) }
-            let number = connection.requestDescriptor
+            let number = connection.socket
             _ = kill(connection.pid, SIGKILL)
             var exits = exited.stream.makeAsyncIterator()
             _ = await exits.next()

@@ -2,6 +2,7 @@ import AutoServeModel
 import Foundation
 
 /// Misbehaves on request: traps, loops forever, sleeps or eats memory; otherwise answers `{"ok": true}`.
+/// A sleeping row says it arrived (a file at `marker`) and ends once a file exists at `release`, or after 1.5 s.
 struct Unruly {
     init(path: String) {}
 
@@ -15,7 +16,12 @@ struct Unruly {
             while Date().timeIntervalSince1970 > 0 { spins += 1 }
             return ["spins": .number(spins)]
         case "sleep":
-            Thread.sleep(forTimeInterval: 1.5)
+            if let marker = variables["marker"]?.string { _ = FileManager.default.createFile(atPath: marker, contents: nil) }
+            let end = Date(timeIntervalSinceNow: 1.5)
+            let release = variables["release"]?.string
+            while Date() < end, !(release.map(FileManager.default.fileExists) ?? false) {
+                Thread.sleep(forTimeInterval: release == nil ? end.timeIntervalSinceNow : 0.01)
+            }
             return ["slept": true]
         case "hog":
             let block = [UInt8](repeating: 7, count: 400 << 20)

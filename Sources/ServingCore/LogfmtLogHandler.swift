@@ -5,7 +5,7 @@ public import Logging
 ///
 /// One line per event, every value quoted where it needs to be, so that log shippers split fields without
 /// guessing. Secrets never reach a log line: callers log names of settings, never their values.
-public struct StructuredLogHandler: LogHandler {
+public struct LogfmtLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     let label: String

@@ -1,0 +1,88 @@
+import Foundation
+public import Logging
+public import ModelSource
+public import PluginBuilder
+public import PluginLoader
+import PluginRuntime
+public import ServingCore
+
+/// What the adapter makes of one aspired version: how to load it, and what the index shows of it.
+public struct Loadable: Sendable {
+    /// The model's Swift type, for the index.
+    public var typeName: String
+    /// The manifest's `description`.
+    public var summary: String?
+    /// Loads the version (`init(path:)`, then the manifest's examples); the manager calls it once.
+    public var load: @Sendable () async throws(ModelBuildError) -> any ModelRunner
+
+    public init(typeName: String, summary: String?, load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner) {
+        self.typeName = typeName
+        self.summary = summary
+        self.load = load
+    }
+}
+
+/// The SourceAdapter stage: turns a version the source aspires to serve into something the manager can load.
+public protocol SourceAdapter: Sendable {
+    func adapt(_ folder: ModelFolder) async throws(ModelBuildError) -> Loadable
+}
+
+/// Exports a version from its source, reads its definition, generates its code and compiles its plugin; the
+/// loadable loads it with the configured loader (in-process or worker processes).
+public struct PluginAdapter: SourceAdapter {
+    let source: any ModelSourceProvider
+    let compiler: Result<PluginCompiler, ToolchainError>
+    let loader: any PluginLoading
+    let metrics: Metrics
+    let logger: Logger
+
+    public init(
+        source: any ModelSourceProvider, compiler: Result<PluginCompiler, ToolchainError>, loader: any PluginLoading, metrics: Metrics, logger: Logger
+    ) {
+        self.source = source
+        self.compiler = compiler
+        self.loader = loader
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func adapt(_ folder: ModelFolder) async throws(ModelBuildError) -> Loadable {
+        let compiler = try self.compiler.mapError { ModelBuildError(Diagnostic(message: $0.message)) }.get()
+        let exported: String
+        do {
+            exported = try await source.export(folder)
+        } catch {
+            // A failed export may be the disk's; a refused tree is the same tree on the next sync and fails again.
+            throw ModelBuildError(Diagnostic(file: folder.name.rawValue, message: "cannot export the version: \(error)"), retryable: true)
+        }
+        let name = folder.name.rawValue
+        let definition: ModelDefinition
+        let built: BuiltPlugin
+        do {
+            definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(name: folder.name, version: folder.version, folder: exported)
+            let sdk = try await compiler.prepareSDK()
+            built = try await compiler.build(definition, sdk: sdk).get()
+        } catch {
+            metrics.increment("autoserve_model_builds_total", labels: [name, "failure"])
+            throw error
+        }
+        if !built.fromCache {
+            metrics.increment("autoserve_model_builds_total", labels: [name, "success"])
+            metrics.observe("autoserve_build_duration_seconds", labels: [name], value: built.duration.seconds)
+            logger.with(model: folder.name, version: folder.shortVersion).info(
+                "plugin built", metadata: ["seconds": "\(String(format: "%.2f", built.duration.seconds))"]
+            )
+        }
+        let (loader, metrics) = (loader, metrics)
+        return Loadable(typeName: definition.entryPoint.typeName, summary: definition.manifest.description) { () throws(ModelBuildError) in
+            do throws(PluginLoadError) {
+                let runner = try await loader.load(built)
+                metrics.increment("autoserve_plugin_loads_total", labels: [name, "success"])
+                return runner
+            } catch {
+                metrics.increment("autoserve_plugin_loads_total", labels: [name, "failure"])
+                throw ModelBuildError(Diagnostic(file: name, message: error.message))
+            }
+        }
+    }
+}
