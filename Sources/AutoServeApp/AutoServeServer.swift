@@ -53,9 +53,11 @@ public struct AutoServeServer: Sendable {
         frontend.timeouts.header = configuration.headerTimeout
         frontend.timeouts.body = configuration.bodyTimeout
         frontend.timeouts.keepAlive = configuration.keepAliveTimeout
-        logger.info("connections", metadata: [
-            "max_connections": "\(frontend.maxConnections)", "descriptor_limit": "\(descriptors)",
-        ])
+        logger.info(
+            "connections",
+            metadata: [
+                "max_connections": "\(frontend.maxConnections)", "descriptor_limit": "\(descriptors)",
+            ])
         let responder = ServeResponder(manager: manager, configuration: frontend, metrics: metrics, logger: logger, serverName: "autoserve")
         let application = Application(
             responder: responder,
@@ -134,9 +136,11 @@ public struct AutoServeServer: Sendable {
                 try? await Task.sleep(for: timeout)
                 guard !Task.isCancelled else { return }
                 timedOut.happened.store(true, ordering: .relaxed)
-                logger.error("the stop took longer than SHUTDOWN_TIMEOUT; the requests still in flight get 503", metadata: [
-                    "shutdown_timeout_seconds": "\(timeout.seconds)",
-                ])
+                logger.error(
+                    "the stop took longer than SHUTDOWN_TIMEOUT; the requests still in flight get 503",
+                    metadata: [
+                        "shutdown_timeout_seconds": "\(timeout.seconds)"
+                    ])
                 manager.abandonInFlight("the server is stopping and this request passed SHUTDOWN_TIMEOUT; retry on another replica")
                 // The stop ends now that nothing waits for a model; if something else holds it, exit anyway.
                 try? await Task.sleep(for: .seconds(5))

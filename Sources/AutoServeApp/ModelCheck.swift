@@ -85,7 +85,8 @@ public enum ServeModelsGeneration {
         var diagnostics = snapshot.rejected.map(\.diagnostic)
         for folder in snapshot.models {
             do {
-                definitions.append(try ModelDefinitionReader(buildIdentity: buildIdentity).definition(name: folder.name, version: folder.version, folder: folder.sourcePath))
+                definitions.append(
+                    try ModelDefinitionReader(buildIdentity: buildIdentity).definition(name: folder.name, version: folder.version, folder: folder.sourcePath))
             } catch {
                 diagnostics.append(error.diagnostic)
             }

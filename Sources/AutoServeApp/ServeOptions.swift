@@ -43,7 +43,8 @@ public struct ServeOptions: ParsableArguments {
             ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
             ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
-            ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout), ("MODEL_TIMEOUT_MS", modelTimeoutMs),
+            ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),
+            ("MODEL_TIMEOUT_MS", modelTimeoutMs),
             ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
         ]
     }
@@ -51,7 +52,7 @@ public struct ServeOptions: ParsableArguments {
     /// The environment's configuration with these flags applied on top.
     public func configuration(environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = try ServerConfiguration.fromEnvironment(environment)
-        for case let (name, value?) in given {
+        for case (let name, let value?) in given {
             do {
                 try configuration.apply(name, value)
             } catch {

@@ -15,7 +15,8 @@ struct Setting: Sendable {
 extension ServerConfiguration {
     /// Every setting of README's "Configuration", in the order `--help` and the `env` file list them.
     static let settings: [Setting] = [
-        Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all (default: empty, models at /<Model>)", isSecret: false) { config, value in
+        Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all (default: empty, models at /<Model>)", isSecret: false) {
+            config, value in
             config.baseUrl = try parseBaseUrl(value)
         },
         Setting(environment: "PORT", help: "TCP port to listen on (default: 8080)", isSecret: false) { config, value in
@@ -32,7 +33,8 @@ extension ServerConfiguration {
             guard !value.isEmpty, !value.contains(" ") else { throw invalid("MODELS_BRANCH", value, "a branch name") }
             config.modelsBranch = value
         },
-        Setting(environment: "MODELS_DIR", help: "Folder of model folders served without a repository (default: ./models_serve)", isSecret: false) { config, value in
+        Setting(environment: "MODELS_DIR", help: "Folder of model folders served without a repository (default: ./models_serve)", isSecret: false) {
+            config, value in
             guard !value.isEmpty else { throw invalid("MODELS_DIR", value, "a folder path") }
             config.modelsDir = value
         },
@@ -67,13 +69,16 @@ extension ServerConfiguration {
                 expected: "a number of bytes from 1 to \(maximumBodyBytes) (the largest row a worker frame carries), like 1048576"
             )
         },
-        Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) { config, value in
+        Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) {
+            config, value in
             config.maxModelBytes = try parseInteger(
                 value, setting: "MAX_MODEL_BYTES", in: 1...(1 << 40), expected: "a number of bytes from 1 to 1099511627776 (1 TiB), like 1073741824"
             )
         },
-        Setting(environment: "MAX_CONNECTIONS", help: "Most client connections at once; more get 503 (default: from the descriptor limit)", isSecret: false) { config, value in
-            config.maxConnections = try parseInteger(value, setting: "MAX_CONNECTIONS", in: 1...10_000_000, expected: "a number of connections from 1 to 10000000, like 10000")
+        Setting(environment: "MAX_CONNECTIONS", help: "Most client connections at once; more get 503 (default: from the descriptor limit)", isSecret: false) {
+            config, value in
+            config.maxConnections = try parseInteger(
+                value, setting: "MAX_CONNECTIONS", in: 1...10_000_000, expected: "a number of connections from 1 to 10000000, like 10000")
         },
         Setting(environment: "HEADER_TIMEOUT", help: "Longest time to receive a request's head (default: 10s)", isSecret: false) { config, value in
             config.headerTimeout = try parseDuration(value, setting: "HEADER_TIMEOUT")
@@ -84,23 +89,29 @@ extension ServerConfiguration {
         Setting(environment: "KEEPALIVE_TIMEOUT", help: "How long an idle kept-alive connection stays open (default: 60s)", isSecret: false) { config, value in
             config.keepAliveTimeout = try parseDuration(value, setting: "KEEPALIVE_TIMEOUT")
         },
-        Setting(environment: "SHUTDOWN_TIMEOUT", help: "Longest stop after SIGTERM; then requests in flight get 503 and the exit code is 1 (default: 30s)", isSecret: false) { config, value in
+        Setting(
+            environment: "SHUTDOWN_TIMEOUT", help: "Longest stop after SIGTERM; then requests in flight get 503 and the exit code is 1 (default: 30s)",
+            isSecret: false
+        ) { config, value in
             config.shutdownTimeout = try parseDuration(value, setting: "SHUTDOWN_TIMEOUT")
         },
-        Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) { config, value in
+        Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) {
+            config, value in
             let milliseconds = try parseInteger(
                 value, setting: "MODEL_TIMEOUT_MS", in: 1...ModelManifest.maximumTimeoutMilliseconds,
                 expected: "a number of milliseconds from 1 to \(ModelManifest.maximumTimeoutMilliseconds) (24 h), like 10000"
             )
             config.modelTimeout = .milliseconds(milliseconds)
         },
-        Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess (default: process)", isSecret: false) { config, value in
+        Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess (default: process)", isSecret: false) {
+            config, value in
             guard let isolation = ModelIsolation(rawValue: value.lowercased()) else {
                 throw invalid("MODEL_ISOLATION", value, "process or inprocess")
             }
             config.modelIsolation = isolation
         },
-        Setting(environment: "SWIFTC", help: "Compiler for model plugins (default: swiftc on PATH, else beside the Swift runtime)", isSecret: false) { config, value in
+        Setting(environment: "SWIFTC", help: "Compiler for model plugins (default: swiftc on PATH, else beside the Swift runtime)", isSecret: false) {
+            config, value in
             config.swiftc = value.isEmpty ? nil : value
         },
         Setting(environment: "INFERENCE_LOG", help: "File that receives one JSON line per scored row (default: unset)", isSecret: false) { config, value in

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What the server checks before it serves, so that a setting it cannot use stops it at once with the fix
 /// (exit 78) instead of a server that answers `/healthz` while every model fails.

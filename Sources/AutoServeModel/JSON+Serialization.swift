@@ -1,6 +1,8 @@
+/// The one JSON writer of AutoServe: a plugin writes its outputs with it, and the server its bodies.
 extension JSON {
-    /// Appends the compact JSON text of this value; `false` if it holds a number JSON cannot carry (NaN, ±inf).
-    func write(into bytes: inout [UInt8]) -> Bool {
+    /// Appends the compact JSON text of this value, object keys sorted; `false` if it holds a number JSON cannot
+    /// carry (NaN, ±inf).
+    public func write(into bytes: inout [UInt8]) -> Bool {
         switch self {
         case .null:
             bytes.append(contentsOf: "null".utf8)
@@ -29,7 +31,7 @@ extension JSON {
     }
 
     /// Writes an object with its keys sorted, so that the same output always has the same bytes.
-    static func writeObject(_ members: [String: JSON], into bytes: inout [UInt8]) -> Bool {
+    public static func writeObject(_ members: [String: JSON], into bytes: inout [UInt8]) -> Bool {
         bytes.append(UInt8(ascii: "{"))
         for (position, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
             if position > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -41,7 +43,8 @@ extension JSON {
         return true
     }
 
-    static func writeString(_ value: String, into bytes: inout [UInt8]) {
+    /// Appends `value` as a JSON string: quotes, and escapes for `"`, `\\` and the control characters.
+    public static func writeString(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
             switch byte {

@@ -1,3 +1,4 @@
+import AutoServeModel
 public import Hummingbird
 import ServingCore
 
@@ -33,9 +34,9 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         var bytes: [UInt8] = Array(#"{"status":"#.utf8)
         bytes.append(contentsOf: String(status.code).utf8)
         bytes.append(contentsOf: #","code":"#.utf8)
-        JSONWriter.writeString(code, into: &bytes)
+        JSON.writeString(code, into: &bytes)
         bytes.append(contentsOf: #","message":"#.utf8)
-        JSONWriter.writeString(message, into: &bytes)
+        JSON.writeString(message, into: &bytes)
         bytes.append(UInt8(ascii: "}"))
         return bytes
     }

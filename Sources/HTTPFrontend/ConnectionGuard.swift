@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOCore
 import ServingCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The connections the server holds, against `MAX_CONNECTIONS`: shared by every connection.
 ///
@@ -37,9 +38,11 @@ final class ConnectionLimiter: Sendable {
         if !taken {
             metrics.increment("autoserve_connections_refused_total")
             if warn {
-                logger.warning("connection refused: MAX_CONNECTIONS reached", metadata: [
-                    "max_connections": "\(limit)", "hint": "raise MAX_CONNECTIONS (and the descriptor limit) or put a proxy in front",
-                ])
+                logger.warning(
+                    "connection refused: MAX_CONNECTIONS reached",
+                    metadata: [
+                        "max_connections": "\(limit)", "hint": "raise MAX_CONNECTIONS (and the descriptor limit) or put a proxy in front",
+                    ])
             }
         }
         return taken
@@ -221,7 +224,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if midRequest, unanswered == 0 {
             let error = APIError(
                 status: 408, code: "request_timeout",
-                message: "the request did not arrive in time (\(name) timeout); send the whole request at once, or raise \(name == "header" ? "HEADER_TIMEOUT" : "BODY_TIMEOUT")"
+                message:
+                    "the request did not arrive in time (\(name) timeout); send the whole request at once, or raise \(name == "header" ? "HEADER_TIMEOUT" : "BODY_TIMEOUT")"
             )
             writeAndClose(error, context: context)
         } else {
@@ -243,7 +247,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeAndClose(_ error: APIError, context: ChannelHandlerContext) {
         let body = error.bodyBytes
         let reason = error.status.code == 408 ? "Request Timeout" : "Service Unavailable"
-        let head = "HTTP/1.1 \(error.status.code) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nServer: autoserve\r\n\r\n"
+        let head =
+            "HTTP/1.1 \(error.status.code) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nServer: autoserve\r\n\r\n"
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: Array(head.utf8) + body)))).whenComplete { _ in
             channel.close(promise: nil)

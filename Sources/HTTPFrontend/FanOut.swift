@@ -19,6 +19,7 @@ enum FanOut {
     ///
     /// Each model answers exactly once (the runners' contract), each into its own slot; the countdown
     /// publishes the slots to whoever delivers last. No lock: answers arrive on several threads at once.
+    /// `@unchecked Sendable`: each slot is written by one answer only, and read after the countdown reached 0.
     final class Answers: @unchecked Sendable {
         private let slots: UnsafeMutableBufferPointer<Prediction?>
         private let remaining: Atomic<Int>

@@ -50,7 +50,8 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
         switch part {
         case .head(var head):
             refusing = false
-            let keepAlive = head.version.major == 1 && head.version.minor == 0
+            let keepAlive =
+                head.version.major == 1 && head.version.minor == 0
                 ? head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "keep-alive" }
                 : head.isKeepAlive
             if let expectation = head.headers.first(name: "expect") {

@@ -6,7 +6,7 @@ import ServingCore
 /// (README, "HTTP API").
 ///
 /// Model names start with a letter, so the underscore-prefixed `_server` never collides with one (as
-/// `_errors` in `/all`). Every documented member is present; one without a value is `null`.
+/// `_errors` in `/all`). Every documented member is present; one without a value is `null` (`NullWhenNil`).
 struct IndexDocument: Encodable {
     var models: [String: Model]
     var server: Server
@@ -47,14 +47,14 @@ struct IndexDocument: Encodable {
 
     struct Model: Encodable {
         var state: ModelState
-        var version: String?
-        var commit: String?
-        var loadedAt: String?
-        var type: String?
-        var description: String?
-        var pendingVersion: String?
+        @NullWhenNil var version: String?
+        @NullWhenNil var commit: String?
+        @NullWhenNil var loadedAt: String?
+        @NullWhenNil var type: String?
+        @NullWhenNil var description: String?
+        @NullWhenNil var pendingVersion: String?
         var routes: [String]
-        var lastError: LastError?
+        @NullWhenNil var lastError: LastError?
         /// Only for a version served by worker processes.
         var workers: Workers?
 
@@ -74,31 +74,19 @@ struct IndexDocument: Encodable {
 
         enum CodingKeys: String, CodingKey {
             case state, version, commit, type, description, routes, workers
-            case loadedAt = "loaded_at", pendingVersion = "pending_version", lastError = "last_error"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(state, forKey: .state)
-            try container.encode(version, forKey: .version)
-            try container.encode(commit, forKey: .commit)
-            try container.encode(loadedAt, forKey: .loadedAt)
-            try container.encode(type, forKey: .type)
-            try container.encode(description, forKey: .description)
-            try container.encode(pendingVersion, forKey: .pendingVersion)
-            try container.encode(routes, forKey: .routes)
-            try container.encode(lastError, forKey: .lastError)
-            try container.encodeIfPresent(workers, forKey: .workers)
+            case loadedAt = "loaded_at"
+            case pendingVersion = "pending_version"
+            case lastError = "last_error"
         }
     }
 
     struct LastError: Encodable {
         var message: String
-        var file: String?
-        var line: Int?
-        var version: String?
-        var at: String?
-        var buildLog: String?
+        @NullWhenNil var file: String?
+        @NullWhenNil var line: Int?
+        @NullWhenNil var version: String?
+        @NullWhenNil var at: String?
+        @NullWhenNil var buildLog: String?
 
         init(_ report: FailureReport) {
             message = report.diagnostic.description
@@ -113,57 +101,30 @@ struct IndexDocument: Encodable {
             case message, file, line, version, at
             case buildLog = "build_log"
         }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(message, forKey: .message)
-            try container.encode(file, forKey: .file)
-            try container.encode(line, forKey: .line)
-            try container.encode(version, forKey: .version)
-            try container.encode(at, forKey: .at)
-            try container.encode(buildLog, forKey: .buildLog)
-        }
     }
 
     struct Workers: Encodable {
         var pids: [Int32]
         var restarts: Int
-        var lastCrash: String?
+        @NullWhenNil var lastCrash: String?
 
         enum CodingKeys: String, CodingKey {
             case pids, restarts
             case lastCrash = "last_crash"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(pids, forKey: .pids)
-            try container.encode(restarts, forKey: .restarts)
-            try container.encode(lastCrash, forKey: .lastCrash)
         }
     }
 
     struct Server: Encodable {
         var ready: Bool
         var readiness: String
-        var commit: String?
+        @NullWhenNil var commit: String?
         var source: String
-        var lastSync: Sync?
+        @NullWhenNil var lastSync: Sync?
         var routes: [String]
 
         enum CodingKeys: String, CodingKey {
             case ready, readiness, commit, source, routes
             case lastSync = "last_sync"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(ready, forKey: .ready)
-            try container.encode(readiness, forKey: .readiness)
-            try container.encode(commit, forKey: .commit)
-            try container.encode(source, forKey: .source)
-            try container.encode(lastSync, forKey: .lastSync)
-            try container.encode(routes, forKey: .routes)
         }
     }
 
@@ -184,7 +145,8 @@ struct IndexDocument: Encodable {
 
         enum CodingKeys: String, CodingKey {
             case id, result, message
-            case startedAt = "started_at", finishedAt = "finished_at"
+            case startedAt = "started_at"
+            case finishedAt = "finished_at"
         }
     }
 }
@@ -196,20 +158,29 @@ private func timestamp(_ date: Date) -> String {
 /// The body of `/readyz` when ready: the commit, the models by state, the last sync.
 struct Readiness: Encodable {
     var status = "ready"
-    var commit: String?
+    @NullWhenNil var commit: String?
     var models: [String: Int]
-    var lastSync: IndexDocument.Sync?
+    @NullWhenNil var lastSync: IndexDocument.Sync?
 
     enum CodingKeys: String, CodingKey {
         case status, commit, models
         case lastSync = "last_sync"
     }
+}
+
+/// Encodes `nil` as `null` rather than leaving the member out (the synthesized `Encodable` drops a `nil`
+/// optional): every member the README documents is in the body.
+@propertyWrapper
+struct NullWhenNil<Value: Encodable>: Encodable {
+    var wrappedValue: Value?
+
+    /// Spelled out: a property wrapper's `init(wrappedValue:)` is what lets `var x: T?` stay `T?` in memberwise inits.
+    init(wrappedValue value: Value?) {
+        wrappedValue = value
+    }
 
     func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(status, forKey: .status)
-        try container.encode(commit, forKey: .commit)
-        try container.encode(models, forKey: .models)
-        try container.encode(lastSync, forKey: .lastSync)
+        var container = encoder.singleValueContainer()
+        try container.encode(wrappedValue)
     }
 }

@@ -31,10 +31,11 @@ enum RequestVariables {
         do {
             let member = try JSONParser.locateObjectMember("variables", in: bytes)
             guard member.kind == .object else {
-                return .failure(APIError(
-                    status: 400, code: "invalid_variables",
-                    message: "\"variables\" must be a JSON object of the model's inputs, not \(member.kind.rawValue); send {\"variables\": {...}}"
-                ))
+                return .failure(
+                    APIError(
+                        status: 400, code: "invalid_variables",
+                        message: "\"variables\" must be a JSON object of the model's inputs, not \(member.kind.rawValue); send {\"variables\": {...}}"
+                    ))
             }
             return .success(Array(bytes[member.range]))
         } catch {

@@ -1,3 +1,4 @@
+import AutoServeModel
 import HTTPTypes
 import Logging
 import ModelManager
@@ -112,7 +113,9 @@ struct Scoring: Sendable {
         }
         let versions = snapshot.servingVersions
         guard !versions.isEmpty else {
-            let message = snapshot.sourceRead ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
+            let message =
+                snapshot.sourceRead
+                ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
             completion(record(allInstruments, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
             return
         }
@@ -127,9 +130,10 @@ struct Scoring: Sendable {
     static func merge(_ predictions: [Prediction], of versions: [ServingVersion], notServing: [(name: String, status: ModelStatus)]) -> Answer {
         var body: [UInt8] = [UInt8(ascii: "{")]
         // Each output with its name (64 bytes at most), quotes, colon and comma; errors grow it as they come.
-        body.reserveCapacity(predictions.reduce(64) { total, prediction in
-            if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
-        })
+        body.reserveCapacity(
+            predictions.reduce(64) { total, prediction in
+                if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
+            })
         var errors: [(name: String, error: APIError)] = []
         for (version, prediction) in zip(versions, predictions) {
             switch prediction {
@@ -156,7 +160,7 @@ struct Scoring: Sendable {
             body.append(contentsOf: #""_errors":{"#.utf8)
             for (position, (name, error)) in errors.enumerated() {
                 if position > 0 { body.append(UInt8(ascii: ",")) }
-                JSONWriter.writeString(name, into: &body)
+                JSON.writeString(name, into: &body)
                 body.append(UInt8(ascii: ":"))
                 body.append(contentsOf: error.errorObject)
             }
@@ -193,9 +197,11 @@ struct Scoring: Sendable {
         let seconds = (ContinuousClock.now - start).seconds
         instruments.record(status: answer.status, seconds: seconds)
         if logger.logLevel <= .debug {
-            logger.debug("request", metadata: [
-                "model": "\(instruments.model)", "status": "\(answer.status)", "version": "\(instruments.version.prefix(12))", "seconds": "\(seconds)",
-            ])
+            logger.debug(
+                "request",
+                metadata: [
+                    "model": "\(instruments.model)", "status": "\(answer.status)", "version": "\(instruments.version.prefix(12))", "seconds": "\(seconds)",
+                ])
         }
         return answer
     }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import ServingCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Answers scoring requests (`POST <prefix>/<Model>` and `POST <prefix>/all`) in the connection's channel
 /// pipeline, on its event loop, and hands every other request to Hummingbird behind it.

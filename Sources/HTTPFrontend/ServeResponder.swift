@@ -27,7 +27,10 @@ public struct ServeResponder: HTTPResponder {
     /// The handlers to add to each HTTP/1 connection's pipeline (`HTTP1Channel.Configuration`'s
     /// `additionalChannelHandlers`): scoring requests are answered there, on the event loop.
     public func scoringHandlers() -> [any RemovableChannelHandler] {
-        [ScoringChannelHandler(scoring: endpoints.scoring, connectionGuard: ConnectionGuard(limiter: endpoints.connections, timeouts: endpoints.configuration.timeouts))]
+        [
+            ScoringChannelHandler(
+                scoring: endpoints.scoring, connectionGuard: ConnectionGuard(limiter: endpoints.connections, timeouts: endpoints.configuration.timeouts))
+        ]
     }
 
     public func respond(to request: Request, context: Context) async throws -> Response {
@@ -173,8 +176,4 @@ struct Endpoints: Sendable {
 extension HTTPField.Name {
     /// The version that answered a scoring request.
     static let modelVersion = HTTPField.Name("X-Model-Version")!
-}
-
-extension JSONValue: ExpressibleByStringLiteral {
-    public init(stringLiteral value: String) { self = .string(value) }
 }

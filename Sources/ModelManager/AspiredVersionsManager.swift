@@ -85,7 +85,8 @@ public final class AspiredVersionsManager: Sendable {
                 present.insert(key)
                 if configuration.takenRoutes.contains(key) {
                     let diagnostic = Diagnostic(file: key, message: "the route /\(key) is taken by the server's own endpoint; rename the folder or set baseUrl")
-                    state.models[key] = ModelStatus(folderName: key, state: .failed, lastError: FailureReport(version: folder.version, diagnostic: diagnostic, log: nil))
+                    state.models[key] = ModelStatus(
+                        folderName: key, state: .failed, lastError: FailureReport(version: folder.version, diagnostic: diagnostic, log: nil))
                     continue
                 }
                 var status = state.models[key] ?? ModelStatus(folderName: key, state: .loading)
@@ -117,7 +118,8 @@ public final class AspiredVersionsManager: Sendable {
             return fail(folder, error, logger: logger)
         }
         let version = ServingVersion(
-            name: folder.name, version: folder.version, runner: runner, loadedAt: Date(), typeName: loadable.typeName, summary: loadable.summary, commit: commit,
+            name: folder.name, version: folder.version, runner: runner, loadedAt: Date(), typeName: loadable.typeName, summary: loadable.summary,
+            commit: commit,
             metrics: metrics
         )
         let replaced = registry.withLock { state -> String? in

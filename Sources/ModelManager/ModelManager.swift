@@ -163,10 +163,12 @@ public final class ModelManager: Service, ModelServing, Sendable {
         metrics.set("autoserve_last_sync_success_timestamp_seconds", to: finished.timeIntervalSince1970)
         let message = changed == 0 ? "no model changed" : "\(changed) model version(s) processed"
         versions.record(SyncReport(id: id, startedAt: started, finishedAt: finished, succeeded: true, message: message))
-        logger.info("sync finished", metadata: [
-            "sync_id": "\(id)", "commit": "\(snapshot.commit ?? "-")", "changed": "\(changed)",
-            "seconds": "\(String(format: "%.2f", finished.timeIntervalSince(started)))",
-        ])
+        logger.info(
+            "sync finished",
+            metadata: [
+                "sync_id": "\(id)", "commit": "\(snapshot.commit ?? "-")", "changed": "\(changed)",
+                "seconds": "\(String(format: "%.2f", finished.timeIntervalSince(started)))",
+            ])
         return true
     }
 }

@@ -59,7 +59,8 @@ public struct PluginAdapter: SourceAdapter {
         let definition: ModelDefinition
         let built: BuiltPlugin
         do {
-            definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(name: folder.name, version: folder.version, folder: exported)
+            definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(
+                name: folder.name, version: folder.version, folder: exported)
             let sdk = try await compiler.prepareSDK()
             built = try await compiler.build(definition, sdk: sdk).get()
         } catch {

@@ -49,7 +49,7 @@ public struct GitModelSource: ModelSourceProvider {
     }
 
     public func sync() async throws(SourceError) -> SourceSnapshot {
-        let result = await Self.offThread { () -> Result<SourceSnapshot, SourceError> in
+        let result = await BlockingCalls.run { () -> Result<SourceSnapshot, SourceError> in
             do {
                 var notices: [String] = []
                 let repository = try openOrClone(notices: &notices)
@@ -102,7 +102,7 @@ public struct GitModelSource: ModelSourceProvider {
         let destination = exporter.exportedPath(for: folder)
         let clonePath = self.clonePath
         let maxModelBytes = self.maxModelBytes
-        let result = await Self.offThread { () -> Result<String, any Error> in
+        let result = await BlockingCalls.run { () -> Result<String, any Error> in
             let staging = destination + ".staging-\(UUID().uuidString)"
             do {
                 let repository = try GitRepository.open(path: clonePath)
@@ -120,12 +120,5 @@ public struct GitModelSource: ModelSourceProvider {
             }
         }
         return try result.get()
-    }
-
-    /// Runs blocking libgit2 work on its own thread, so it never holds a thread of the concurrency pool.
-    static func offThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: work()) }
-        }
     }
 }

@@ -1,10 +1,11 @@
 import CGitShims
 import CLibGit2
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import ServingCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// libgit2, wrapped once: every `git_*` call of AutoServe is in this file, and every return code becomes a
 /// `GitError` carrying libgit2's own message (with any credentials removed).
@@ -359,7 +360,8 @@ private let certificateCallback: git_transport_certificate_check_cb = { certific
     let lines = ((try? String(contentsOfFile: pins, encoding: .utf8)) ?? "").split(separator: "\n")
     if let pinned = lines.first(where: { $0.split(separator: " ").first.map(String.init) == name }) {
         guard pinned.split(separator: " ").dropFirst().first.map(String.init) == fingerprint else {
-            context.refusal = "the SSH host key of \(name) changed to \(fingerprint); if that is expected, "
+            context.refusal =
+                "the SSH host key of \(name) changed to \(fingerprint); if that is expected, "
                 + "remove its line from \(pins) and sync again"
             return GIT_ECERTIFICATE.rawValue
         }

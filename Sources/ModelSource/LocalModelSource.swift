@@ -1,6 +1,6 @@
-import ServingCore
 import Crypto
 import Foundation
+import ServingCore
 
 /// Serves a folder of model folders as it is on disk (`MODELS_DIR`, the mode without a repository).
 ///
@@ -69,11 +69,13 @@ public enum FolderDigest {
     /// The regular files below a folder, as sorted relative paths; hidden files and folders are left out.
     public static func files(in path: String) throws -> [String] {
         let root = URL(fileURLWithPath: path)
-        guard let enumerator = FileManager.default.enumerator(
-            at: root,
-            includingPropertiesForKeys: [.isRegularFileKey, .isDirectoryKey],
-            options: [.skipsHiddenFiles]
-        ) else { throw SourceError("cannot list \(path)") }
+        guard
+            let enumerator = FileManager.default.enumerator(
+                at: root,
+                includingPropertiesForKeys: [.isRegularFileKey, .isDirectoryKey],
+                options: [.skipsHiddenFiles]
+            )
+        else { throw SourceError("cannot list \(path)") }
         var files: [String] = []
         let rootComponents = root.standardizedFileURL.resolvingSymlinksInPath().pathComponents.count
         for case let url as URL in enumerator {

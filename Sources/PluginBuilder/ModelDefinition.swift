@@ -38,10 +38,11 @@ public struct ModelDefinitionReader: Sendable {
             throw ModelBuildError(Diagnostic(file: name.rawValue, message: "cannot read the model folder: \(error.localizedDescription)"))
         }
         guard sourceNames.contains("etls.swift") else {
-            throw ModelBuildError(Diagnostic(
-                file: "\(name)/etls.swift",
-                message: "etls.swift is missing: every model folder needs an etls.swift that declares the model type with init(path:) and transform_predict"
-            ))
+            throw ModelBuildError(
+                Diagnostic(
+                    file: "\(name)/etls.swift",
+                    message: "etls.swift is missing: every model folder needs an etls.swift that declares the model type with init(path:) and transform_predict"
+                ))
         }
         var manifest = ModelManifest()
         let manifestPath = (folder as NSString).appendingPathComponent(ModelManifest.fileName)

@@ -44,28 +44,31 @@ public struct ModelInspector {
         let chosen: (name: String, facts: TypeFacts)
         if let typeName {
             guard let facts = types[typeName], facts.declaration != nil else {
-                throw ModelBuildError(Diagnostic(
-                    file: ModelManifest.fileName, line: manifestLine,
-                    message: "entrypoints.predict.type names '\(typeName)', but no source declares a type of that name"
-                ))
+                throw ModelBuildError(
+                    Diagnostic(
+                        file: ModelManifest.fileName, line: manifestLine,
+                        message: "entrypoints.predict.type names '\(typeName)', but no source declares a type of that name"
+                    ))
             }
             chosen = (typeName, facts)
         } else {
             let candidates = types.filter { $0.value.declaration != nil && !$0.value.functions(named: function).isEmpty }
                 .sorted { ($0.value.declaration!.file, $0.value.declaration!.line) < ($1.value.declaration!.file, $1.value.declaration!.line) }
             guard let first = candidates.first else {
-                throw ModelBuildError(Diagnostic(
-                    file: "etls.swift",
-                    message: "no type declares \(function); declare one type with init(path: String) throws and "
-                        + "func \(function)(_ variables: Variables) throws -> [String: JSON]"
-                ))
+                throw ModelBuildError(
+                    Diagnostic(
+                        file: "etls.swift",
+                        message: "no type declares \(function); declare one type with init(path: String) throws and "
+                            + "func \(function)(_ variables: Variables) throws -> [String: JSON]"
+                    ))
             }
             guard candidates.count == 1 else {
                 let list = candidates.map { "\($0.key) (\($0.value.declaration!.file):\($0.value.declaration!.line))" }.joined(separator: ", ")
-                throw ModelBuildError(Diagnostic(
-                    file: first.value.declaration!.file, line: first.value.declaration!.line,
-                    message: "several types declare \(function): \(list); keep one, or name it in model.yaml under entrypoints.predict.type"
-                ))
+                throw ModelBuildError(
+                    Diagnostic(
+                        file: first.value.declaration!.file, line: first.value.declaration!.line,
+                        message: "several types declare \(function): \(list); keep one, or name it in model.yaml under entrypoints.predict.type"
+                    ))
             }
             chosen = (first.key, first.value)
         }
@@ -86,22 +89,28 @@ public struct ModelInspector {
             throw fail("\(name) has no method \(function); add func \(function)(_ variables: Variables) throws -> [String: JSON]")
         }
         guard functions.count == 1 else {
-            throw fail("\(name) declares \(function) \(functions.count) times; keep one so the generated glue calls an unambiguous method", file: entry.file, line: entry.line)
+            throw fail(
+                "\(name) declares \(function) \(functions.count) times; keep one so the generated glue calls an unambiguous method", file: entry.file,
+                line: entry.line)
         }
         guard !entry.isStatic else { throw fail("\(name).\(function) is static; make it an instance method", file: entry.file, line: entry.line) }
         guard !entry.isMutating else {
-            throw fail("\(name).\(function) is mutating; it may run concurrently from several threads, so it must not mutate the model", file: entry.file, line: entry.line)
+            throw fail(
+                "\(name).\(function) is mutating; it may run concurrently from several threads, so it must not mutate the model", file: entry.file,
+                line: entry.line)
         }
         guard !entry.isAsync else { throw fail("\(name).\(function) is async; make it synchronous", file: entry.file, line: entry.line) }
         guard entry.requiredParameters == 1 else {
-            throw fail("\(name).\(function) must take exactly one parameter, the variables (it takes \(entry.requiredParameters))", file: entry.file, line: entry.line)
+            throw fail(
+                "\(name).\(function) must take exactly one parameter, the variables (it takes \(entry.requiredParameters))", file: entry.file, line: entry.line)
         }
         let initializers = facts.initializers.filter { $0.firstLabel == "path" && $0.requiredParameters == 1 }
         guard let initializer = initializers.first else {
             throw fail("\(name) has no init(path: String); add init(path: String) throws, which loads the model's artifacts from its folder")
         }
         guard !initializer.isFailable else {
-            throw fail("\(name).init(path:) is failable; make it throw an error that says what is missing instead", file: initializer.file, line: initializer.line)
+            throw fail(
+                "\(name).init(path:) is failable; make it throw an error that says what is missing instead", file: initializer.file, line: initializer.line)
         }
         guard !initializer.isAsync else { throw fail("\(name).init(path:) is async; make it synchronous", file: initializer.file, line: initializer.line) }
         return ModelEntryPoint(
@@ -253,17 +262,18 @@ final class DeclarationCollector: SyntaxVisitor {
         isFailable: Bool
     ) {
         guard !scope.isEmpty else { return }
-        types[scope.joined(separator: "."), default: TypeFacts()][keyPath: list].append(.init(
-            name: name,
-            file: file,
-            line: line(node),
-            firstLabel: parameters.first?.firstName.text,
-            requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
-            isThrowing: effects?.throwsClause != nil,
-            isAsync: effects?.asyncSpecifier != nil,
-            isStatic: isStatic,
-            isMutating: isMutating,
-            isFailable: isFailable
-        ))
+        types[scope.joined(separator: "."), default: TypeFacts()][keyPath: list].append(
+            .init(
+                name: name,
+                file: file,
+                line: line(node),
+                firstLabel: parameters.first?.firstName.text,
+                requiredParameters: parameters.filter { $0.defaultValue == nil }.count,
+                isThrowing: effects?.throwsClause != nil,
+                isAsync: effects?.asyncSpecifier != nil,
+                isStatic: isStatic,
+                isMutating: isMutating,
+                isFailable: isFailable
+            ))
     }
 }

@@ -70,17 +70,19 @@ public struct PluginCompiler: Sendable {
                 try text.write(toFile: path, atomically: false, encoding: .utf8)
                 sources.append(name)
             }
-            let outcome = try await ProcessRunner.run(toolchain.swiftc, Self.sdkFlags + [
-                "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
-                "-o", "libAutoServeModel.so",
-            ] + sources, directory: staging, timeout: buildTimeout, background: true)
+            let outcome = try await ProcessRunner.run(
+                toolchain.swiftc,
+                Self.sdkFlags + [
+                    "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
+                    "-o", "libAutoServeModel.so",
+                ] + sources, directory: staging, timeout: buildTimeout, background: true)
             guard outcome.succeeded else {
                 try? manager.removeItem(atPath: staging)
                 throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
             }
             do {
                 try manager.moveItem(atPath: staging, toPath: sdkDirectory)
-            } catch where manager.fileExists(atPath: library) {
+            } catch  where manager.fileExists(atPath: library) {
                 try? manager.removeItem(atPath: staging)
             }
         } catch let error as ModelBuildError {
@@ -113,11 +115,13 @@ public struct PluginCompiler: Sendable {
             let glue = (workDirectory as NSString).appendingPathComponent("ServeModels+\(definition.name).swift")
             try ServeModelsGenerator.glue(for: definition).write(toFile: glue, atomically: false, encoding: .utf8)
             let staging = (workDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
-            let outcome = try await ProcessRunner.run(toolchain.swiftc, [
-                "-emit-library", "-parse-as-library", "-O", "-module-name", definition.moduleName, "-swift-version", "5",
-                "-I", sdk.directory, "-L", sdk.directory, "-lAutoServeModel", "-Xlinker", "-rpath", "-Xlinker", sdk.directory,
-                "-o", staging,
-            ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout, background: true)
+            let outcome = try await ProcessRunner.run(
+                toolchain.swiftc,
+                [
+                    "-emit-library", "-parse-as-library", "-O", "-module-name", definition.moduleName, "-swift-version", "5",
+                    "-I", sdk.directory, "-L", sdk.directory, "-lAutoServeModel", "-Xlinker", "-rpath", "-Xlinker", sdk.directory,
+                    "-o", staging,
+                ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout, background: true)
             guard outcome.succeeded else {
                 var log = outcome.output
                 if outcome.timedOut {

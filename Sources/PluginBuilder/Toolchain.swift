@@ -45,7 +45,8 @@ public struct Toolchain: Sendable {
         guard outcome.succeeded else {
             throw ToolchainError("\(swiftc) -version failed (exit \(outcome.exitCode)): \(outcome.output.prefix(500))")
         }
-        let versionLine = outcome.output.split(separator: "\n").first { $0.contains("Swift version") }.map(String.init)
+        let versionLine =
+            outcome.output.split(separator: "\n").first { $0.contains("Swift version") }.map(String.init)
             ?? outcome.output.split(separator: "\n").first.map(String.init) ?? "unknown"
         let digest = SHA256.hash(data: Data("\(swiftc)\n\(outcome.output)".utf8))
         return Toolchain(swiftc: swiftc, versionLine: versionLine, identity: digest.prefix(6).map { String(format: "%02x", $0) }.joined())

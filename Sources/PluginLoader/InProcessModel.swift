@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import PluginRuntime
 public import ServingCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A model instance living in the server's own process (`MODEL_ISOLATION=inprocess`).
 ///
@@ -15,7 +16,7 @@ import Synchronization
 /// its thread is written off (replaced in the pool, logged, counted); after `hungCallLimit` of them the version
 /// is `failed` (use `MODEL_ISOLATION=process`, which kills and restarts a hung worker). Releasing the last
 /// reference destroys the instance; the library stays.
-public final class InProcessModel: ModelRunner, DeadlineWatched, @unchecked Sendable {
+public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
     /// Hung calls after which the version stops serving: each holds a thread for good.
     static let hungCallLimit = 3
 
@@ -61,16 +62,23 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, @unchecked Send
     func expireOverdue(at now: ContinuousClock.Instant) {
         let overdue = unanswered.withLock { unanswered in unanswered.values.filter { $0.deadline <= now }.map(\.answer) }
         for answer in overdue {
-            guard answer.give(.failure(PredictionFailure(
-                .timeout, "\(name) took longer than its timeout of \(timeout.milliseconds) ms; in-process the call cannot be stopped "
-                    + "and its thread is written off (MODEL_ISOLATION=process restarts a hung model instead)"
-            ))) else { continue }
+            guard
+                answer.give(
+                    .failure(
+                        PredictionFailure(
+                            .timeout,
+                            "\(name) took longer than its timeout of \(timeout.milliseconds) ms; in-process the call cannot be stopped "
+                                + "and its thread is written off (MODEL_ISOLATION=process restarts a hung model instead)"
+                        )))
+            else { continue }
             let hung = hungCalls.add(1, ordering: .relaxed).newValue
             ModelCallPool.shared.replaceHungThread()
             metrics?.increment("autoserve_inprocess_hung_calls_total", labels: [name])
-            logger?.warning("in-process call hung past its timeout; its thread is written off", metadata: [
-                "model": "\(name)", "hung_calls": "\(hung)", "limit": "\(Self.hungCallLimit)",
-            ])
+            logger?.warning(
+                "in-process call hung past its timeout; its thread is written off",
+                metadata: [
+                    "model": "\(name)", "hung_calls": "\(hung)", "limit": "\(Self.hungCallLimit)",
+                ])
         }
     }
 

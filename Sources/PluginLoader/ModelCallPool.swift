@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The threads that run in-process models' calls (one per core), so that the event loops never run a model:
 /// a slow model holds up only the rows queued behind it on these threads, never the connections of a loop
@@ -11,6 +12,10 @@ import Foundation
 /// A call that hangs past its model's timeout cannot be stopped in-process; its thread is written off and
 /// `replaceHungThread()` starts another, so the pool keeps its size for the calls behind it. A written-off
 /// thread that ever comes back ends (its call returns `false`).
+///
+/// A thread of its own per call slot, not a pool of the concurrency runtime or NIO: a model call may block for
+/// as long as the model likes, and a hung one is written off with its thread. `@unchecked Sendable`: `queue`,
+/// `head` and `started` are only read and written under `condition`.
 final class ModelCallPool: @unchecked Sendable {
     static let shared = ModelCallPool(threads: max(1, ProcessInfo.processInfo.activeProcessorCount))
 

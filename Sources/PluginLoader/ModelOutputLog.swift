@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOCore
 import NIOPosix
 import ServingCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a model prints (its workers' standard output and error), logged one line per event:
 /// `msg="…" model=Iris stream=stdout`.

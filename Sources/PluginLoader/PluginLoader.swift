@@ -26,22 +26,15 @@ public struct InProcessLoader: PluginLoading {
 
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {
         let definition = plugin.definition
-        // dlopen and init(path:) on a thread of their own: a slow init must not hold a thread of the
-        // concurrency pool, where the HTTP responder (health checks included) runs.
-        let instance = try await Self.offThread { () throws(PluginLoadError) -> PluginInstance in
+        // dlopen and init(path:) on the pool for blocking calls: a slow init must hold neither an event loop nor a
+        // thread of the concurrency pool, where the HTTP responder (health checks included) runs.
+        let instance = try await BlockingCalls.run { () throws(PluginLoadError) -> PluginInstance in
             try PluginLibrary.open(path: plugin.libraryPath, entrySymbol: definition.entrySymbol).instantiate(folder: definition.folder)
         }
         let timeout = definition.manifest.timeoutMilliseconds.map { Duration.milliseconds($0) } ?? self.timeout
         let model = InProcessModel(instance, name: definition.name.rawValue, timeout: timeout, logger: logger, metrics: metrics)
         try await ExampleRunner.check(model, examples: definition.manifest.examples, name: definition.name)
         return model
-    }
-
-    static func offThread<T: Sendable>(_ work: @escaping @Sendable () throws(PluginLoadError) -> T) async throws(PluginLoadError) -> T {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, PluginLoadError>, Never>) in
-            Thread.detachNewThread { continuation.resume(returning: Result { () throws(PluginLoadError) in try work() }) }
-        }
-        return try result.get()
     }
 }
 

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+public import Logging
 import NIOCore
 import NIOPosix
-public import Logging
 public import PluginBuilder
 public import PluginRuntime
 public import ServingCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How a version's workers run (`MODEL_ISOLATION=process`).
 public struct WorkerSettings: Sendable {
@@ -148,10 +149,12 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
         }
         guard let failures else { return }
         settings.metrics?.increment("autoserve_worker_restarts_total", labels: [plugin.definition.name.rawValue, exit.cause])
-        settings.logger.warning("worker exited; restarting it", metadata: [
-            "model": "\(plugin.definition.name)", "version": "\(plugin.definition.version.prefix(12))", "cause": "\(exit.cause)",
-            "detail": "\(exit.detail)", "restart_in_seconds": "\(Self.backoff(after: failures))",
-        ])
+        settings.logger.warning(
+            "worker exited; restarting it",
+            metadata: [
+                "model": "\(plugin.definition.name)", "version": "\(plugin.definition.version.prefix(12))", "cause": "\(exit.cause)",
+                "detail": "\(exit.detail)", "restart_in_seconds": "\(Self.backoff(after: failures))",
+            ])
         Task { [weak self] in await self?.restart(slot: slot, after: failures) }
     }
 

@@ -7,6 +7,8 @@ import Foundation
 /// The threads that run Swift tasks come and go with the load, so a worker spawned from one of them was killed
 /// (signal 9, reported as a crash, its rows failed with 503) whenever that thread ended. Spawned from this
 /// thread, a worker lives as long as the server.
+///
+/// `@unchecked Sendable`: `jobs` is only read and written under `condition`.
 final class SpawnThread: @unchecked Sendable {
     static let shared = SpawnThread()
 
@@ -41,7 +43,8 @@ final class SpawnThread: @unchecked Sendable {
     }
 }
 
-/// A job's result, handed from the spawning thread to the waiting one (the semaphore orders the two).
+/// A job's result, handed from the spawning thread to the waiting one. `@unchecked Sendable`: `value` is written
+/// before the semaphore's signal and read after its wait, which orders the two.
 private final class Outcome<Value>: @unchecked Sendable {
     var value: Value?
     let done = DispatchSemaphore(value: 0)

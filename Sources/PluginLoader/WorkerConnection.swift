@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NIOCore
 import NIOPosix
@@ -8,6 +5,10 @@ import PluginBuilder
 import PluginRuntime
 import ServingCore
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One worker process and the socket to it, a NIO channel: rows are multiplexed by id and answered in any order.
 ///
@@ -92,7 +93,9 @@ final class WorkerConnection: DeadlineWatched, Sendable {
                 .channelInitializer { channel in
                     connection.state.withLock { $0.channel = channel }
                     return channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers([ByteToMessageHandler(WorkerFrameDecoder()), WorkerChannelHandler(connection: connection)])
+                        try channel.pipeline.syncOperations.addHandlers([
+                            ByteToMessageHandler(WorkerFrameDecoder()), WorkerChannelHandler(connection: connection),
+                        ])
                     }
                 }
                 .withConnectedSocket(socket).get()
@@ -138,10 +141,13 @@ final class WorkerConnection: DeadlineWatched, Sendable {
             return (true, !state.flushScheduled, state.channel)
         }
         guard queued.accepted else {
-            completion(.failure(PredictionFailure(
-                .overloaded, "the worker of \(modelName) is behind: over \(Self.maximumUnsentBytes >> 20) MiB of rows it has not read yet; "
-                    + "retry shortly, or give the model more workers in its model.yaml"
-            )))
+            completion(
+                .failure(
+                    PredictionFailure(
+                        .overloaded,
+                        "the worker of \(modelName) is behind: over \(Self.maximumUnsentBytes >> 20) MiB of rows it has not read yet; "
+                            + "retry shortly, or give the model more workers in its model.yaml"
+                    )))
             return
         }
         // On the channel's own loop this runs at the end of the current turn, with the rows of the whole turn.
@@ -187,9 +193,11 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
         for waiting in overdue {
-            waiting.completion(.failure(PredictionFailure(
-                .timeout, "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
-            )))
+            waiting.completion(
+                .failure(
+                    PredictionFailure(
+                        .timeout, "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
+                    )))
         }
     }
 
@@ -209,7 +217,8 @@ final class WorkerConnection: DeadlineWatched, Sendable {
 
     /// The worker's hello: it started, or says why it could not.
     func greeted(_ frame: WorkerFrame) {
-        let result: Result<Void, PluginLoadError> = frame.code == WorkerFrame.started
+        let result: Result<Void, PluginLoadError> =
+            frame.code == WorkerFrame.started
             ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
         if frame.code == WorkerFrame.started { started.store(true, ordering: .releasing) }
         answerHello(result)

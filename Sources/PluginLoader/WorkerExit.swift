@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a worker process stopped, as the index, the metrics and the failed requests say it.

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSystemShims
 import PluginRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension WorkerConnection {
     /// Starts a worker from the `SpawnThread`, so that its parent-death signal waits for the server's end: its
@@ -14,7 +15,9 @@ extension WorkerConnection {
     /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
     /// the socket to the server on fds 3 (requests) and 4 (answers), and stdout and stderr on pipes of their own (returned
     /// last, read ends), so a model's `print` can neither corrupt the protocol nor mix with the server's log.
-    private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (pid: pid_t, socket: Int32, outputs: [Int32]) {
+    private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (
+        pid: pid_t, socket: Int32, outputs: [Int32]
+    ) {
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw PluginLoadError("cannot create the worker's socket: \(String(cString: strerror(errno)))")
@@ -34,7 +37,10 @@ extension WorkerConnection {
             output.filter { $0 >= 0 }.forEach { Glibc.close($0) }
             throw PluginLoadError("cannot create the worker's output pipes: \(String(cString: strerror(errno)))")
         }
-        defer { Glibc.close(output[1]); Glibc.close(output[3]) }
+        defer {
+            Glibc.close(output[1])
+            Glibc.close(output[3])
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The version of the C ABI between the server and its plugins (mirrors `_AutoServePlugin.abiVersion`).
@@ -35,12 +35,14 @@ public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
 ///
 /// `dlclose` of a Swift library crashes the host later (the runtime keeps its type metadata), so a library
 /// stays mapped for the life of the process; each version has its own file, so nothing is ever reused.
+/// `@unchecked Sendable`: it holds only C function pointers, which never change and may be called from any thread.
 public struct PluginLibrary: @unchecked Sendable {
     typealias ABIFunction = @convention(c) () -> UInt32
     typealias CreateFunction = @convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> UnsafeMutableRawPointer?
-    typealias PredictFunction = @convention(c) (
-        UnsafeMutableRawPointer, UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>
-    ) -> Int32
+    typealias PredictFunction =
+        @convention(c) (
+            UnsafeMutableRawPointer, UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int>
+        ) -> Int32
     typealias DestroyFunction = @convention(c) (UnsafeMutableRawPointer) -> Void
 
     let create: CreateFunction
@@ -82,7 +84,9 @@ public struct PluginLibrary: @unchecked Sendable {
     }
 }
 
-/// One model instance made by a plugin's `init(path:)`, called through the C ABI.
+/// One model instance made by a plugin's `init(path:)`, called through the C ABI. `@unchecked Sendable`: the
+/// instance pointer never changes, and the model contract lets `transform_predict` run on several threads at once
+/// (README, "Writing a model folder").
 public struct PluginInstance: @unchecked Sendable {
     let library: PluginLibrary
     let instance: UnsafeMutableRawPointer

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A pthread mutex and condition: the worker stays off Foundation (its `NSCondition` and `Thread`), which
-/// would map several megabytes more into every worker process.
+/// would map several megabytes more into every worker process. `@unchecked Sendable`: the pthread objects are
+/// made for use from many threads and are only reached through `pthread_mutex_*` and `pthread_cond_*`.
 final class Condition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -43,11 +44,13 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
     }
     let work = Unmanaged.passRetained(Work(body)).toOpaque()
     var thread = pthread_t()
-    let started = pthread_create(&thread, nil, { argument in
-        guard let argument else { return nil }
-        Unmanaged<Work>.fromOpaque(argument).takeRetainedValue().body()
-        return nil
-    }, work)
+    let started = pthread_create(
+        &thread, nil,
+        { argument in
+            guard let argument else { return nil }
+            Unmanaged<Work>.fromOpaque(argument).takeRetainedValue().body()
+            return nil
+        }, work)
     if started == 0 {
         pthread_detach(thread)
     } else {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSystemShims
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// How a worker answers frames: on the thread that read them, unless a call is slow.
 ///
@@ -15,6 +16,9 @@ import CSystemShims
 /// Answers to frames that arrived together leave together: the reading thread queues its answers and writes
 /// them in one go when no whole frame is left in its buffer, before it reads again. A server with many rows
 /// in flight thus wakes once per batch, not once per row.
+///
+/// `@unchecked Sendable`: its threads share it; each mutable field says which lock guards it, or that only the
+/// thread holding the reading touches it.
 final class WorkerLoop: @unchecked Sendable {
     static let handOver: Int64 = 1_000_000  // 1 ms, in nanoseconds
     static let rearmAfter: Int64 = 250_000
@@ -70,7 +74,12 @@ final class WorkerLoop: @unchecked Sendable {
             var (status, bytes) = instance.call(variables: frame.payload)
             if bytes.count > WorkerFrame.maximumPayload {
                 // A frame past the limit would read as a corrupt stream on the server's side.
-                (status, bytes) = (PluginStatus.modelError.rawValue, Array("transform_predict returned \(bytes.count) bytes, more than the \(WorkerFrame.maximumPayload) a worker can send back; return a smaller output".utf8))
+                (status, bytes) = (
+                    PluginStatus.modelError.rawValue,
+                    Array(
+                        "transform_predict returned \(bytes.count) bytes, more than the \(WorkerFrame.maximumPayload) a worker can send back; return a smaller output"
+                            .utf8)
+                )
             }
             let answer = WorkerFrame(id: frame.id, code: UInt8(truncatingIfNeeded: status), payload: bytes)
             writing.withLock { answer.append(to: &answers) }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CSystemShims
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The body of `autoserve-worker`: one model version in its own process.
 ///

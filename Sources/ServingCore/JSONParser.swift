@@ -62,8 +62,12 @@ public struct JSONParser {
     }
 
     public enum ValueKind: String, Sendable {
-        case object = "an object", array = "an array", string = "a string", number = "a number"
-        case bool = "a boolean", null = "null"
+        case object = "an object"
+        case array = "an array"
+        case string = "a string"
+        case number = "a number"
+        case bool = "a boolean"
+        case null = "null"
 
         init(firstByte: UInt8) {
             switch firstByte {

@@ -1,20 +1,10 @@
-/// A JSON value on the server's side of the plugin boundary: manifest examples, outputs checked against
-/// them, and the pieces of the index.
-///
-/// The model SDK has its own `JSON` type; no Swift type crosses the boundary, only JSON bytes.
-public enum JSONValue: Sendable, Hashable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+public import AutoServeModel
 
-    public subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members[key]
-    }
+/// The server's JSON values (manifest examples, the outputs checked against them, the pieces of its bodies) are
+/// the SDK's `JSON`: one type and one writer on both sides of the plugin boundary, though only JSON bytes cross it.
+public typealias JSONValue = JSON
 
+extension JSON {
     /// Whether every member of `expected` is in this value: objects by subset, arrays element-wise,
     /// numbers within a relative 1e-9 so that a manifest can spell a float as it prints.
     public func contains(_ expected: JSONValue) -> Bool {

@@ -1,3 +1,4 @@
+import AutoServeModel
 import Foundation
 public import Logging
 
@@ -38,6 +39,6 @@ public struct LogfmtLogHandler: LogHandler {
     static func quote(_ value: String) -> String {
         let plain = !value.isEmpty && value.utf8.allSatisfy { $0 > 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "=") && $0 < 0x7F }
         if plain { return value }
-        return JSONWriter.quoted(value)
+        return JSON.quoted(value)
     }
 }

@@ -16,7 +16,10 @@ public final class Metrics: Sendable {
 
     /// One metric's family: its kind, what it counts, and the names of its labels.
     struct Family {
-        enum Kind { case counter, gauge, histogram([Double]) }
+        enum Kind {
+            case counter, gauge
+            case histogram([Double])
+        }
         var kind: Kind
         var help: String
         var labels: [String]

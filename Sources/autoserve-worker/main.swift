@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import PluginRuntime
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 // autoserve-worker --library PATH --entry-symbol NAME --folder PATH
 // Started by the server (MODEL_ISOLATION=process), one per worker process of a model version; not for people.

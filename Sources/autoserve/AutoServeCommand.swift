@@ -1,8 +1,8 @@
-import AutoServeApp
-import PluginLoader
 import ArgumentParser
+import AutoServeApp
 import Foundation
 import Logging
+import PluginLoader
 import ServingCore
 
 /// `autoserve`: serve a folder of Swift models over HTTP, generate their glue, or check them.
@@ -108,7 +108,8 @@ extension AutoServeCommand {
             let port = port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
             let status = HealthProbe.status(port: port, timeoutSeconds: timeout)
             guard status == 200 else {
-                FileHandle.standardError.write(Data("autoserve healthcheck: 127.0.0.1:\(port)/healthz \(status.map { "answered \($0)" } ?? "did not answer")\n".utf8))
+                FileHandle.standardError.write(
+                    Data("autoserve healthcheck: 127.0.0.1:\(port)/healthz \(status.map { "answered \($0)" } ?? "did not answer")\n".utf8))
                 throw ExitCode.failure
             }
         }

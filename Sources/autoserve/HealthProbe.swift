@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One `GET /healthz` over a plain socket to 127.0.0.1: the status code of the answer, or `nil`.

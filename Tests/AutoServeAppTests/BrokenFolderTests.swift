@@ -37,9 +37,11 @@ struct BrokenFolderTests {
     }
 
     @Test func readinessIs503WithTheReasonUntilTheFirstSyncSucceeds() async throws {
-        try await withTestServer(try await TestServer.start(models: [:], waitUntilReady: false) { configuration in
-            configuration.modelsDir = "/nonexistent/autoserve-models"
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: [:], waitUntilReady: false) { configuration in
+                configuration.modelsDir = "/nonexistent/autoserve-models"
+            }
+        ) { server async throws in
             var answer = try await server.client.get("/readyz")
             try await eventually("the readiness names the missing folder", timeout: .seconds(30)) {
                 answer = try await server.client.get("/readyz")
@@ -55,9 +57,11 @@ struct BrokenFolderTests {
     }
 
     @Test func baseUrlPrefixesModelsIndexAndAll() async throws {
-        try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"]) { configuration in
-            configuration.baseUrl = "api/v1"
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"]) { configuration in
+                configuration.baseUrl = "api/v1"
+            }
+        ) { server async throws in
             #expect(try await server.client.post("/api/v1/Echo", #"{"variables": {"a": true}}"#).json?["echo"] == .object(["a": .bool(true)]))
             #expect(try await server.client.get("/api/v1/all").json?["Echo"] != nil)
             let index = try await server.client.get("/api/v1/")

@@ -41,7 +41,9 @@ struct CommandLineTests {
         let result = try Self.run(["check", folder])
         #expect(result.status == 1)
         #expect(result.output.contains("ok   Echo"))
-        #expect(result.output.contains("FAIL CompileError: CompileError/etls.swift:7: compile error: cannot convert value of type 'String' to specified type 'Int'"))
+        #expect(
+            result.output.contains("FAIL CompileError: CompileError/etls.swift:7: compile error: cannot convert value of type 'String' to specified type 'Int'")
+        )
     }
 
     @Test func generatePrintsTheRegistryAndGlueOfEveryModel() throws {

@@ -60,7 +60,10 @@ struct ConfigurationTests {
 
     /// Worker processes start without any secret, and without settings that may hold one.
     @Test func workersEnvironmentHasNoSecret() {
-        let server = ["GIT_TOKEN": "a", "ADMIN_TOKEN": "b", "WEBHOOK_SECRET": "c", "GIT_SSH_KEY": "d", "MODELS_REPO": "e", "password": "f", "gitPath": "g", "PATH": "/bin"]
+        let server = [
+            "GIT_TOKEN": "a", "ADMIN_TOKEN": "b", "WEBHOOK_SECRET": "c", "GIT_SSH_KEY": "d", "MODELS_REPO": "e", "password": "f", "gitPath": "g",
+            "PATH": "/bin",
+        ]
         #expect(ServerConfiguration.workerEnvironment(server) == ["PATH": "/bin"])
     }
 

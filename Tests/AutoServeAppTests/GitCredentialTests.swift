@@ -15,9 +15,11 @@ struct GitCredentialTests {
     /// Starts the smart-HTTP git server of `Tests/Fixtures/tools` over the fixture's parent folder.
     static func httpServer(for repository: GitFixture) async throws -> (Process, Int) {
         let portFile = try Paths.temporaryFolder("git-http") + "/port"
-        let process = try startHelper("/usr/bin/env", [
-            "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, token,
-        ])
+        let process = try startHelper(
+            "/usr/bin/env",
+            [
+                "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, token,
+            ])
         var port: Int?
         try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
             port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
@@ -30,12 +32,14 @@ struct GitCredentialTests {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("private")])
         let (http, port) = try await Self.httpServer(for: repository)
         defer { stopHelper(http) }
-        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
-            configuration.modelsRepo = "http://127.0.0.1:\(port)/models"
-            configuration.gitUsername = Self.user
-            configuration.gitToken = Secret(Self.token)
-            configuration.stateDir = Paths.sharedState
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: [:]) { configuration in
+                configuration.modelsRepo = "http://127.0.0.1:\(port)/models"
+                configuration.gitUsername = Self.user
+                configuration.gitToken = Secret(Self.token)
+                configuration.stateDir = Paths.sharedState
+            }
+        ) { server async throws in
             #expect(try await server.client.get("/Labelled").json?["label"] == .string("private"))
             let index = try await server.client.get("/").text
             let leaked = index.contains(Self.token)
@@ -50,9 +54,11 @@ struct GitCredentialTests {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("in-url")])
         let password = "it's-a-url-secret-5e2"
         let portFile = try Paths.temporaryFolder("git-http-quote") + "/port"
-        let http = try startHelper("/usr/bin/env", [
-            "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, Self.user, password,
-        ])
+        let http = try startHelper(
+            "/usr/bin/env",
+            [
+                "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, Self.user, password,
+            ])
         defer { stopHelper(http) }
         var port: Int?
         try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
@@ -60,9 +66,10 @@ struct GitCredentialTests {
             return port != nil
         }
         let state = try Paths.temporaryFolder("url-credentials")
-        let server = try BinaryServer(environment: [
-            "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port!)/models", "LOG_LEVEL": "debug",
-        ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
+        let server = try BinaryServer(
+            environment: [
+                "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port!)/models", "LOG_LEVEL": "debug",
+            ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
         let serverPort = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(serverPort)")
         try await eventually("the model serves", timeout: .seconds(120)) { try await client.get("/Labelled").json?["label"] == .string("in-url") }

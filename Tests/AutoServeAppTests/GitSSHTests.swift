@@ -25,17 +25,17 @@ struct GitSSHTests {
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         let port = try port ?? freePort()
         try """
-            Port \(port)
-            ListenAddress 127.0.0.1
-            HostKey \(folder)/host_key
-            AuthorizedKeysFile \(folder)/authorized_keys
-            PidFile \(folder)/sshd.pid
-            StrictModes no
-            UsePAM no
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            PermitRootLogin prohibit-password
-            """.write(toFile: "\(folder)/sshd_config", atomically: true, encoding: .utf8)
+        Port \(port)
+        ListenAddress 127.0.0.1
+        HostKey \(folder)/host_key
+        AuthorizedKeysFile \(folder)/authorized_keys
+        PidFile \(folder)/sshd.pid
+        StrictModes no
+        UsePAM no
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        """.write(toFile: "\(folder)/sshd_config", atomically: true, encoding: .utf8)
         let launcher = try startHelper("/usr/sbin/sshd", ["-f", "\(folder)/sshd_config"])
         launcher.waitUntilExit()
         guard launcher.terminationStatus == 0 else { throw TestFailure("sshd did not start") }
@@ -55,12 +55,14 @@ struct GitSSHTests {
         defer { kill(running, SIGKILL) }
         let user = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
         let state = try Paths.temporaryFolder("ssh-state")
-        try await withTestServer(try await TestServer.start(models: [:]) { configuration in
-            configuration.modelsRepo = "ssh://\(user)@127.0.0.1:\(port)\(repository.path)"
-            configuration.gitSSHKey = key
-            configuration.stateDir = state
-            configuration.adminToken = Secret("ssh-admin")
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: [:]) { configuration in
+                configuration.modelsRepo = "ssh://\(user)@127.0.0.1:\(port)\(repository.path)"
+                configuration.gitSSHKey = key
+                configuration.stateDir = state
+                configuration.adminToken = Secret("ssh-admin")
+            }
+        ) { server async throws in
             #expect(try await server.client.get("/Labelled").json?["label"] == .string("over-ssh"))
             #expect(try await server.client.get("/").json?["_server"]?["commit"] == .string(try repository.head))
             let pins = try String(contentsOfFile: "\(state)/ssh_known_hosts", encoding: .utf8)

@@ -1,8 +1,8 @@
 import AutoServeApp
 import Crypto
 import Foundation
-import Synchronization
 import ServingCore
+import Synchronization
 import Testing
 
 /// The git sync of README's "Serving a git repository" against real repositories: clone, admin and webhook syncs, swaps under load,
@@ -12,7 +12,9 @@ struct GitSyncTests {
     static let adminToken = "admin-token-7f3a"
     static let webhookSecret = "webhook-secret-91c2"
 
-    static func gitServer(_ repository: String, state: String = Paths.sharedState, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
+    static func gitServer(_ repository: String, state: String = Paths.sharedState, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws
+        -> TestServer
+    {
         try await TestServer.start(models: [:]) { configuration in
             configuration.modelsRepo = repository
             configuration.stateDir = state
@@ -48,7 +50,10 @@ struct GitSyncTests {
             #expect(try await server.client.send("GET", "/-/sync", headers: ["Authorization": "Bearer \(Self.adminToken)"]).status == 405)
             let accepted = try await adminSync(server)
             #expect(accepted.status == 202)
-            guard case .number = accepted.json?["sync_id"] else { Issue.record("no sync_id in \(accepted.text)"); return }
+            guard case .number = accepted.json?["sync_id"] else {
+                Issue.record("no sync_id in \(accepted.text)")
+                return
+            }
             try await eventually("v2 serves") { try await Self.label(server) == .string("v2") }
             let after = try await server.client.get("/")
             #expect(after.json?["Labelled"]?["version"] == .string(try repository.treeID("Labelled")))
@@ -65,7 +70,8 @@ struct GitSyncTests {
             let body = #"{"ref": "refs/heads/main", "after": "\#(try repository.head)"}"#
             let lastSync = try await server.client.get("/").json?["_server"]?["last_sync"]?["id"]
 
-            let forged = try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)])
+            let forged = try await server.client.send(
+                "POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": "sha256=" + String(repeating: "0", count: 64)])
             #expect(forged.status == 401)
             #expect(try await server.client.send("POST", "/hooks/git", body: body).status == 401)
             #expect(try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Gitlab-Token": "nope"]).status == 401)
@@ -77,7 +83,8 @@ struct GitSyncTests {
             #expect(ignored.status == 200)
             #expect(ignored.json?["status"] == .string("ignored"))
 
-            let signed = try await server.client.send("POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": Self.signature(body), "X-GitHub-Event": "push"])
+            let signed = try await server.client.send(
+                "POST", "/hooks/git", body: body, headers: ["X-Hub-Signature-256": Self.signature(body), "X-GitHub-Event": "push"])
             #expect(signed.status == 202)
             // Sync ids count every sync requested: the next after the last one shows that no unverified hook started one.
             if case .number(let last)? = lastSync {
@@ -266,10 +273,12 @@ struct GitSyncTests {
     }
 
     @Test func aFirstCloneThatFailsIsNotReadyAndIsRetried() async throws {
-        try await withTestServer(try await TestServer.start(models: [:], waitUntilReady: false) { configuration in
-            configuration.modelsRepo = "/nonexistent/models.git"
-            configuration.stateDir = Paths.sharedState
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: [:], waitUntilReady: false) { configuration in
+                configuration.modelsRepo = "/nonexistent/models.git"
+                configuration.stateDir = Paths.sharedState
+            }
+        ) { server async throws in
             try await eventually("readyz reports the clone failure", timeout: .seconds(30)) {
                 try await server.client.get("/readyz").error("message")?.jsonText.contains("cannot clone") == true
             }
@@ -282,9 +291,11 @@ struct GitSyncTests {
 
     @Test func aShortSyncIntervalPicksUpPushesOnItsOwn() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("early")])
-        try await withTestServer(try await Self.gitServer(repository.path) { configuration in
-            configuration.syncInterval = .seconds(1)
-        }) { server async throws in
+        try await withTestServer(
+            try await Self.gitServer(repository.path) { configuration in
+                configuration.syncInterval = .seconds(1)
+            }
+        ) { server async throws in
             try repository.write("Labelled/etls.swift", GitFixture.labelModel("late"))
             try repository.commit("late")
             try await eventually("the scheduled sync serves the push", timeout: .seconds(60)) { try await Self.label(server) == .string("late") }

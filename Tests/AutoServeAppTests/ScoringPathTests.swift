@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import ServingCore
+import Synchronization
 import Testing
 
 /// Scoring requests are answered in the connection's pipeline (`ScoringChannelHandler`), everything else by
@@ -16,7 +16,6 @@ struct ScoringPathTests {
             configuration.maxBodyBytes = 4096
         }
     }
-
 
     static func post(_ path: String, _ body: String, headers: String = "") -> String {
         "POST \(path) HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\(headers)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
@@ -102,9 +101,11 @@ struct ScoringPathTests {
     /// In-process models run on the model pool, never on an event loop: while slow rows keep every loop's
     /// connections busy, health checks and the index still answer at once.
     @Test func slowInProcessModelsNeverHoldUpTheEventLoops() async throws {
-        try await withTestServer(try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
-            configuration.modelIsolation = .inprocess
-        }) { server async throws in
+        try await withTestServer(
+            try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
+                configuration.modelIsolation = .inprocess
+            }
+        ) { server async throws in
             // One slow row per core, each on its own connection: the connections land on every event loop. The rows
             // end when the test says (or after 1.5 s).
             let markers = try Paths.temporaryFolder("inprocess-markers")

@@ -21,7 +21,6 @@ struct ServerRouteTests {
         }
     }
 
-
     var client: HTTPClient { get async throws { try await Self.server.value.client } }
 
     @Test func postScoresARowWithTheModelVersionHeader() async throws {
@@ -30,7 +29,10 @@ struct ServerRouteTests {
         #expect(answer.header("Content-Type") == "application/json")
         #expect(answer.json?["iris_class"] == .string("setosa"))
         let index = try await client.get("/")
-        guard case .string(let version)? = index.json?["Iris"]?["version"] else { Issue.record("no version in the index"); return }
+        guard case .string(let version)? = index.json?["Iris"]?["version"] else {
+            Issue.record("no version in the index")
+            return
+        }
         #expect(answer.header("X-Model-Version") == version)
         #expect(version.count == 64)
     }
@@ -205,6 +207,31 @@ struct ServerRouteTests {
         #expect(metrics.text.contains(#"autoserve_request_duration_seconds_bucket{model="Iris",le="+Inf"}"#))
         #expect(metrics.text.contains(#"autoserve_model_state{model="CompileError",state="failed"} 1"#))
         #expect(metrics.text.contains("# TYPE autoserve_requests_total counter"))
+        // A real Prometheus parser reads the scrape whole.
+        let parsed = try Self.parseMetrics(metrics.text)
+        #expect(parsed.status == 0, "\(parsed.output)")
+        #expect(parsed.output.contains("# autoserve_requests counter"), "\(parsed.output.prefix(400))")
+        #expect(parsed.output.contains("# autoserve_request_duration_seconds histogram"))
+        #expect(parsed.output.contains(#"autoserve_model_state{model="CompileError",state="failed"} 1.0"#))
+        #expect(parsed.output.contains(#"autoserve_requests_total{model="Iris",status="200",version=""#))
+    }
+
+    /// `prometheus_client`'s parser (PyPI, in the repository's `.venv`, which `make test` fills) over `text`.
+    static func parseMetrics(_ text: String) throws -> CommandLineTests.Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(Paths.repository)/.venv/bin/python3")
+        process.arguments = ["\(Paths.fixtures)/tools/parse_metrics.py"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandLineTests.Run(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 
     @Test func theIndexDescribesEveryModel() async throws {

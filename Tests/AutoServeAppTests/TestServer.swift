@@ -6,7 +6,7 @@ import ServingCore
 import Synchronization
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Rows the tests send.

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Synchronization
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A worker that stops reading its socket (hung with the socket full, or far behind) holds up only its own rows:
 /// the event loops never wait for it, so health checks and the other models answer as usual, and its rows get

@@ -1,7 +1,7 @@
 import AutoServeApp
 import Foundation
-import Synchronization
 import ServingCore
+import Synchronization
 import Testing
 
 /// Process isolation (the default): a trapping, hanging or runaway model costs only its own requests.
@@ -30,9 +30,15 @@ struct WorkerProcessTests {
 
     @Test func eachModelRunsInItsOwnWorkers() async throws {
         let index = try await client.get("/")
-        guard case .array(let pids)? = index.json?["Unruly"]?["workers"]?["pids"] else { Issue.record("no worker pids"); return }
+        guard case .array(let pids)? = index.json?["Unruly"]?["workers"]?["pids"] else {
+            Issue.record("no worker pids")
+            return
+        }
         #expect(pids.count == 2, "workers: 2 in model.yaml")
-        guard case .array(let echo)? = index.json?["Echo"]?["workers"]?["pids"] else { Issue.record("no worker pids"); return }
+        guard case .array(let echo)? = index.json?["Echo"]?["workers"]?["pids"] else {
+            Issue.record("no worker pids")
+            return
+        }
         #expect(echo.count == 1)
         #expect(Set(pids + echo).count == 3)
     }
@@ -150,7 +156,10 @@ struct WorkerProcessTests {
             try await eventually("old serves") { try await server.client.get("/Labelled").json?["label"] == .string("old") }
             guard case .array(let old)? = try await server.client.get("/").json?["Labelled"]?["workers"]?["pids"],
                 case .number(let pid)? = old.first
-            else { Issue.record("no worker pid"); return }
+            else {
+                Issue.record("no worker pid")
+                return
+            }
             try GitFixture.labelModel("new").write(toFile: "\(folder)/etls.swift", atomically: true, encoding: .utf8)
             server.server.manager.requestSync(reason: "test")
             try await eventually("new serves") { try await server.client.get("/Labelled").json?["label"] == .string("new") }

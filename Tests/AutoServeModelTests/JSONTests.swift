@@ -74,10 +74,16 @@ struct PluginSupportTests {
         #expect(try _AutoServePlugin.encodeObject(["a": JSON.string("b")]).get() == Array(#"{"a":"b"}"#.utf8))
         #expect(try _AutoServePlugin.encodeObject(JSON.object(["k": 1])).get() == Array(#"{"k":1}"#.utf8))
         for result in [_AutoServePlugin.encodeObject(3), _AutoServePlugin.encodeObject([1, 2]), _AutoServePlugin.encodeObject(JSON.string("x"))] {
-            guard case .failure(let message) = result else { Issue.record("expected a failure"); continue }
+            guard case .failure(let message) = result else {
+                Issue.record("expected a failure")
+                continue
+            }
             #expect(message.text.contains("does not encode to a JSON object"))
         }
-        guard case .failure(let nan) = _AutoServePlugin.encodeObject(["x": JSON.number(.infinity)]) else { Issue.record("expected a failure"); return }
+        guard case .failure(let nan) = _AutoServePlugin.encodeObject(["x": JSON.number(.infinity)]) else {
+            Issue.record("expected a failure")
+            return
+        }
         #expect(nan.text.contains("NaN or infinity"))
     }
 

@@ -15,7 +15,10 @@ struct VariablesDecoderTests {
 
     struct Everything: Decodable, Equatable {
         enum Plan: String, Decodable { case basic, premium }
-        struct Inner: Decodable, Equatable { var depth: Int; var tags: [String] }
+        struct Inner: Decodable, Equatable {
+            var depth: Int
+            var tags: [String]
+        }
         var plan: Plan
         var name: String
         var flag: Bool
@@ -119,15 +122,19 @@ struct VariablesDecoderTests {
 
     /// Numbers and strings whose answer is Foundation's to give: the shortcut steps aside.
     @Test func foundationDecidesTheUnusual() {
-        for text in [#"{"x": 1.0}"#, #"{"x": -0.00}"#, #"{"x": 255.0}"#, #"{"x": 256.0}"#, #"{"x": 1e2}"#, #"{"x": 1.5}"#, #"{"x": 99999999999999999999}"#, #"{"x": -0}"#, #"{"x": 300}"#] {
+        for text in [
+            #"{"x": 1.0}"#, #"{"x": -0.00}"#, #"{"x": 255.0}"#, #"{"x": 256.0}"#, #"{"x": 1e2}"#, #"{"x": 1.5}"#, #"{"x": 99999999999999999999}"#,
+            #"{"x": -0}"#, #"{"x": 300}"#,
+        ] {
             _ = compare(Single<Int>.self, text)
             _ = compare(Single<UInt8>.self, text)
             _ = compare(Single<Int8>.self, text)
             _ = compare(Single<UInt>.self, text)
         }
-        for text in [#"{"x": 1e400}"#, #"{"x": -1e400}"#, #"{"x": 1e-400}"#, #"{"x": 4.9e-324}"#, #"{"x": 1E+2}"#,
-                     #"{"x": 0.0000000000000000000000000000000000000000000000000001}"#, #"{"x": 123456789012345678901234567890}"#]
-        {
+        for text in [
+            #"{"x": 1e400}"#, #"{"x": -1e400}"#, #"{"x": 1e-400}"#, #"{"x": 4.9e-324}"#, #"{"x": 1E+2}"#,
+            #"{"x": 0.0000000000000000000000000000000000000000000000000001}"#, #"{"x": 123456789012345678901234567890}"#,
+        ] {
             _ = compare(Single<Double>.self, text)
             _ = compare(Single<Float>.self, text)
             _ = compare(JSON.self, text)

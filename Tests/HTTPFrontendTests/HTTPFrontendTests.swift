@@ -4,11 +4,12 @@ import Testing
 @testable import HTTPFrontend
 
 struct RoutingTests {
-    @Test(arguments: [
-        ("/", "", ""), ("/Iris", "", "Iris"), ("/Iris/", "", "Iris"), ("/all", "", "all"), ("/Iris/x", "", nil),
-        ("/api/v1", "/api/v1", ""), ("/api/v1/", "/api/v1", ""), ("/api/v1/Iris", "/api/v1", "Iris"), ("/Iris", "/api/v1", nil),
-        ("/api/v1x/Iris", "/api/v1", nil), ("/api/v2/Iris", "/api/v1", nil),
-    ] as [(String, String, String?)])
+    @Test(
+        arguments: [
+            ("/", "", ""), ("/Iris", "", "Iris"), ("/Iris/", "", "Iris"), ("/all", "", "all"), ("/Iris/x", "", nil),
+            ("/api/v1", "/api/v1", ""), ("/api/v1/", "/api/v1", ""), ("/api/v1/Iris", "/api/v1", "Iris"), ("/Iris", "/api/v1", nil),
+            ("/api/v1x/Iris", "/api/v1", nil), ("/api/v2/Iris", "/api/v1", nil),
+        ] as [(String, String, String?)])
     func routesBelowThePrefix(path: String, prefix: String, route: String?) {
         #expect(ServeResponder.modelRoute(path, prefix: prefix) == route)
     }
@@ -30,7 +31,10 @@ struct RequestVariablesTests {
         (#"[]"#, "invalid_body"), (#""variables""#, "invalid_body"),
     ])
     func refusesWhatIsNotAVariablesObject(body: String, code: String) {
-        guard case .failure(let error) = parse(body) else { Issue.record("accepted \(body)"); return }
+        guard case .failure(let error) = parse(body) else {
+            Issue.record("accepted \(body)")
+            return
+        }
         #expect(error.code == code)
         #expect(error.status.code == 400)
     }

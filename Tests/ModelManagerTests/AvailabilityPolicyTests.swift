@@ -71,7 +71,10 @@ struct AvailabilityPolicyTests {
                 throw ModelBuildError(Diagnostic(file: "\(folder.name)/etls.swift", line: 3, message: "compile error: \(folder.version)"), retryable: retryable)
             }
             return Loadable(typeName: "Fake", summary: "version \(folder.version)") { () throws(ModelBuildError) in
-                let now = self.loading.withLock { $0 += 1; return $0 }
+                let now = self.loading.withLock {
+                    $0 += 1
+                    return $0
+                }
                 self.mostLoadingAtOnce.withLock { $0 = max($0, now) }
                 defer { self.loading.withLock { $0 -= 1 } }
                 if self.held.withLock({ $0.contains(folder.version) }) {

@@ -1,12 +1,12 @@
 import Foundation
 import Logging
 import ModelSource
-@testable import PluginBuilder
 import PluginLoader
 import ServingCore
 import Testing
 
 @testable import ModelManager
+@testable import PluginBuilder
 
 /// Versions come and go under a real manager with real swiftc builds; serving never breaks.
 @Suite(.serialized)
@@ -92,7 +92,10 @@ struct ModelManagerTests {
         } catch {
             failure = .failure(error)
         }
-        guard case .failure = failure else { Issue.record("a compiler was found at /nonexistent/swiftc"); return }
+        guard case .failure = failure else {
+            Issue.record("a compiler was found at /nonexistent/swiftc")
+            return
+        }
         let manager = ModelManager(
             source: LocalModelSource(directory: "\(root)/models", stateDirectory: "\(root)/state"),
             compiler: failure, loader: InProcessLoader(), configuration: ModelManagerConfiguration(), metrics: Metrics(), logger: Logger(label: "test")

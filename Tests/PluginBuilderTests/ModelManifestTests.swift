@@ -26,10 +26,12 @@ struct ModelManifestTests {
         #expect(manifest.timeoutMilliseconds == 2000)
         #expect(manifest.examples.count == 2)
         #expect(manifest.examples[0].line == 7)
-        #expect(manifest.examples[0].variables == .object([
-            "sepal_length": .number(5.1), "name": .string("5.1"), "flag": .bool(true), "missing": .null,
-            "tags": .array([.string("a"), .number(1)]),
-        ]))
+        #expect(
+            manifest.examples[0].variables
+                == .object([
+                    "sepal_length": .number(5.1), "name": .string("5.1"), "flag": .bool(true), "missing": .null,
+                    "tags": .array([.string("a"), .number(1)]),
+                ]))
         #expect(manifest.examples[0].expect == .object(["iris_class": .string("setosa")]))
         #expect(manifest.examples[1].expect == nil)
     }

@@ -31,7 +31,10 @@ struct PluginLoaderTests {
         let plugin = try await Self.build("Iris")
         let model = try await InProcessLoader().load(plugin)
         let answer = await model.predict(variables: Array(Self.setosa.utf8))
-        guard case .output(let bytes) = answer else { Issue.record("expected an output, got \(answer)"); return }
+        guard case .output(let bytes) = answer else {
+            Issue.record("expected an output, got \(answer)")
+            return
+        }
         let output = try JSONParser.parse(bytes)
         #expect(output["iris_class"] == .string("setosa"))
     }
@@ -51,13 +54,19 @@ extension PluginLoaderTests {
     /// The glue of a nested type with a labelled, non-throwing function in an extension compiles and runs.
     @Test func goldenScorerBuildsAndPredicts() async throws {
         let model = try await InProcessLoader().load(try await Self.buildFixture("golden/models/Scorer", name: "Scorer").get())
-        guard case .output(let bytes) = await model.predict(variables: Array(#"{"x": 4}"#.utf8)) else { Issue.record("no output"); return }
+        guard case .output(let bytes) = await model.predict(variables: Array(#"{"x": 4}"#.utf8)) else {
+            Issue.record("no output")
+            return
+        }
         #expect(try JSONParser.parse(bytes) == .object(["y": .number(8)]))
     }
 
     @Test func aCompileErrorCarriesSwiftcsDiagnostics() async throws {
         let result = try await Self.buildFixture("broken/CompileError", name: "CompileError")
-        guard case .failure(let error) = result else { Issue.record("it compiled"); return }
+        guard case .failure(let error) = result else {
+            Issue.record("it compiled")
+            return
+        }
         #expect(error.diagnostic.file == "CompileError/etls.swift")
         #expect(error.diagnostic.line == 7)
         #expect(error.log?.contains("etls.swift:7:") == true)
@@ -78,7 +87,8 @@ extension PluginLoaderTests {
             var hello = [UInt8](repeating: 0, count: 13)
             _ = read(socket, &hello, 13)
             // This thread's id, from /proc/thread-self (`<pid>/task/<tid>`).
-            let thread = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")).flatMap { pid_t($0.split(separator: "/").last ?? "") } ?? 0
+            let thread =
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")).flatMap { pid_t($0.split(separator: "/").last ?? "") } ?? 0
             spawned.withLock { $0 = (pid, socket, thread) }
         }
         asking.start()
@@ -222,7 +232,10 @@ extension PluginLoaderTests {
         let received = ready > 0 ? buffer.withUnsafeMutableBytes { recv(peer, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } : 0
         #expect(received <= 0, "\(received) bytes meant for the dead worker reached the socket that took its number")
         try await eventually("the row is answered") { answer.withLock { $0 } != nil }
-        guard case .failure(let failure) = answer.withLock({ $0 }) else { Issue.record("a dead worker answered"); return }
+        guard case .failure(let failure) = answer.withLock({ $0 }) else {
+            Issue.record("a dead worker answered")
+            return
+        }
         #expect(failure.kind == .unavailable)
     }
 
