@@ -64,3 +64,63 @@ extension JSON {
         bytes.append(UInt8(ascii: "\""))
     }
 }
+
+extension JSON {
+    /// The content of a JSON string (the bytes between its quotes) with its escapes decoded, surrogate pairs
+    /// included; `nil` when an escape is invalid, a surrogate unpaired or the result not UTF-8. The SDK's decoder
+    /// and the server's parser both read escaped strings with it.
+    public static func unescape(_ content: UnsafeRawBufferPointer) -> String? {
+        func hexQuad(at position: Int) -> UInt32? {
+            guard position + 4 <= content.count else { return nil }
+            var value: UInt32 = 0
+            for byte in content[position..<position + 4] {
+                let digit: UInt8
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+                default: return nil
+                }
+                value = value << 4 | UInt32(digit)
+            }
+            return value
+        }
+        var unescaped: [UInt8] = []
+        unescaped.reserveCapacity(content.count)
+        var cursor = 0
+        while cursor < content.count {
+            let byte = content[cursor]
+            guard byte == UInt8(ascii: "\\") else {
+                unescaped.append(byte)
+                cursor += 1
+                continue
+            }
+            guard cursor + 1 < content.count else { return nil }
+            let escaped = content[cursor + 1]
+            cursor += 2
+            switch escaped {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): unescaped.append(escaped)
+            case UInt8(ascii: "b"): unescaped.append(0x08)
+            case UInt8(ascii: "f"): unescaped.append(0x0C)
+            case UInt8(ascii: "n"): unescaped.append(0x0A)
+            case UInt8(ascii: "r"): unescaped.append(0x0D)
+            case UInt8(ascii: "t"): unescaped.append(0x09)
+            case UInt8(ascii: "u"):
+                guard var scalar = hexQuad(at: cursor) else { return nil }
+                cursor += 4
+                if (0xD800..<0xDC00).contains(scalar) {
+                    guard cursor + 6 <= content.count, content[cursor] == UInt8(ascii: "\\"), content[cursor + 1] == UInt8(ascii: "u"),
+                        let low = hexQuad(at: cursor + 2), (0xDC00..<0xE000).contains(low)
+                    else { return nil }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    cursor += 6
+                }
+                guard let unicode = Unicode.Scalar(scalar) else { return nil }
+                unescaped.append(contentsOf: UTF8.encode(unicode)!)
+            default:
+                return nil
+            }
+        }
+        return String(validating: unescaped, as: UTF8.self)
+    }
+}

@@ -274,42 +274,8 @@ final class JSONTape {
                 return text
             }
         }
-        var unescaped: [UInt8] = []
-        unescaped.reserveCapacity(node.end - node.start)
-        var cursor = node.start
-        while cursor < node.end {
-            let byte = bytes[cursor]
-            guard byte == UInt8(ascii: "\\") else {
-                unescaped.append(byte)
-                cursor += 1
-                continue
-            }
-            let escaped = bytes[cursor + 1]
-            cursor += 2
-            switch escaped {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): unescaped.append(escaped)
-            case UInt8(ascii: "b"): unescaped.append(0x08)
-            case UInt8(ascii: "f"): unescaped.append(0x0C)
-            case UInt8(ascii: "n"): unescaped.append(0x0A)
-            case UInt8(ascii: "r"): unescaped.append(0x0D)
-            case UInt8(ascii: "t"): unescaped.append(0x09)
-            case UInt8(ascii: "u"):
-                guard var scalar = hexQuad(at: cursor, end: node.end) else { throw giveUp() }
-                cursor += 4
-                if (0xD800..<0xDC00).contains(scalar) {
-                    guard cursor + 6 <= node.end, bytes[cursor] == UInt8(ascii: "\\"), bytes[cursor + 1] == UInt8(ascii: "u"),
-                        let low = hexQuad(at: cursor + 2, end: node.end), (0xDC00..<0xE000).contains(low)
-                    else { throw giveUp() }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    cursor += 6
-                }
-                guard let unicode = Unicode.Scalar(scalar) else { throw giveUp() }
-                unescaped.append(contentsOf: UTF8.encode(unicode)!)
-            default:
-                throw giveUp()
-            }
-        }
-        guard let text = String(validating: unescaped, as: UTF8.self) else { throw giveUp() }
+        let text = bytes.withUnsafeBytes { all in JSON.unescape(UnsafeRawBufferPointer(rebasing: all[node.start..<node.end])) }
+        guard let text else { throw giveUp() }
         return text
     }
 

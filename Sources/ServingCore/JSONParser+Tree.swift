@@ -1,3 +1,5 @@
+import AutoServeModel
+
 extension JSONParser {
     /// Parses one value into a tree.
     mutating func parseValue() throws(JSONParseError) -> JSONValue {
@@ -43,55 +45,12 @@ extension JSONParser {
         return decodeString(start..<index)
     }
 
-    /// Decodes a string token that `skipString` validated (quotes included).
+    /// Decodes a string token that `skipString` validated (quotes included): its escapes and surrogate pairs are
+    /// whole, so the SDK's unescaping cannot refuse it.
     func decodeString(_ token: Range<Int>) -> String {
         let content = UnsafeRawBufferPointer(rebasing: bytes[(token.lowerBound + 1)..<(token.upperBound - 1)])
         guard content.contains(UInt8(ascii: "\\")) else { return String(decoding: content, as: UTF8.self) }
-        var scalars = String.UnicodeScalarView()
-        var utf8: [UInt8] = []
-        var position = 0
-        func flush() {
-            scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
-            utf8.removeAll(keepingCapacity: true)
-        }
-        while position < content.count {
-            let byte = content[position]
-            guard byte == UInt8(ascii: "\\") else {
-                utf8.append(byte)
-                position += 1
-                continue
-            }
-            let escape = content[position + 1]
-            position += 2
-            switch escape {
-            case UInt8(ascii: "b"): utf8.append(0x08)
-            case UInt8(ascii: "f"): utf8.append(0x0C)
-            case UInt8(ascii: "n"): utf8.append(0x0A)
-            case UInt8(ascii: "r"): utf8.append(0x0D)
-            case UInt8(ascii: "t"): utf8.append(0x09)
-            case UInt8(ascii: "u"):
-                var code = Self.hex4(content, position)
-                position += 4
-                if (0xD800..<0xDC00).contains(code), position + 6 <= content.count, content[position] == UInt8(ascii: "\\"),
-                    content[position + 1] == UInt8(ascii: "u"), (2..<6).allSatisfy({ Self.hexValue(content[position + $0]) != nil })
-                {
-                    let low = Self.hex4(content, position + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        position += 6
-                    }
-                }
-                flush()
-                scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
-            default: utf8.append(escape)
-            }
-        }
-        flush()
-        return String(scalars)
-    }
-
-    static func hex4(_ content: UnsafeRawBufferPointer, _ position: Int) -> UInt32 {
-        (0..<4).reduce(0) { $0 << 4 | (hexValue(content[position + $1]) ?? 0) }
+        return JSON.unescape(content) ?? String(decoding: content, as: UTF8.self)
     }
 }
 
