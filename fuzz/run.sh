@@ -8,7 +8,7 @@ export SWIFT_BACKTRACE=enable=no   # a crash must reach libFuzzer, not the Swift
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 out=.build-fuzz
-mkdir -p "$out"
+mkdir -p "$out/modules"
 swiftc_flags=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6)
 
 build() { # name, module name, sources...
@@ -17,8 +17,14 @@ build() { # name, module name, sources...
     [ -x "$out/$name" ] || { echo "fuzz: $name did not build"; exit 1; }
 }
 
-build json-parser ServingCore Sources/ServingCore/JSONParser.swift Sources/ServingCore/JSONParser+Tree.swift \
-    Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
+# The server's parser builds its values as the SDK's `JSON`: the SDK is a module of its own, linked in.
+rm -f "$out/libAutoServeModel.a"
+swiftc "${swiftc_flags[@]}" -module-name AutoServeModel -emit-module -emit-module-path "$out/modules/AutoServeModel.swiftmodule" \
+    -emit-library -static -o "$out/libAutoServeModel.a" Sources/AutoServeModel/*.swift
+[ -f "$out/libAutoServeModel.a" ] || { echo "fuzz: the SDK did not build"; exit 1; }
+rm -f "$out/json-parser" "$out/variables-decoder"
+build json-parser ServingCore -I "$out/modules" -L "$out" -lAutoServeModel Sources/ServingCore/JSONParser.swift \
+    Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
     fuzz/JSONParserFuzz.swift
 build variables-decoder AutoServeModel Sources/AutoServeModel/*.swift fuzz/VariablesDecoderFuzz.swift
 
