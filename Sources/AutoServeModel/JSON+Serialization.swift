@@ -71,19 +71,7 @@ extension JSON {
     /// and the server's parser both read escaped strings with it.
     public static func unescape(_ content: UnsafeRawBufferPointer) -> String? {
         func hexQuad(at position: Int) -> UInt32? {
-            guard position + 4 <= content.count else { return nil }
-            var value: UInt32 = 0
-            for byte in content[position..<position + 4] {
-                let digit: UInt8
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-                default: return nil
-                }
-                value = value << 4 | UInt32(digit)
-            }
-            return value
+            position + 4 <= content.count ? JSON.hexQuad(content[position..<position + 4]) : nil
         }
         var unescaped: [UInt8] = []
         unescaped.reserveCapacity(content.count)
@@ -122,5 +110,23 @@ extension JSON {
             }
         }
         return String(validating: unescaped, as: UTF8.self)
+    }
+}
+
+extension JSON {
+    /// The value of four hex digits (either case), as in `\u00e9`; `nil` if one is not a hex digit.
+    static func hexQuad(_ digits: some Sequence<UInt8>) -> UInt32? {
+        var value: UInt32 = 0
+        for byte in digits {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
     }
 }

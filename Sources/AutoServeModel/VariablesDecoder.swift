@@ -281,18 +281,7 @@ final class JSONTape {
 
     private func hexQuad(at position: Int, end: Int) -> UInt32? {
         guard position + 4 <= end else { return nil }
-        var value: UInt32 = 0
-        for byte in bytes[position..<position + 4] {
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-            value = value << 4 | UInt32(digit)
-        }
-        return value
+        return JSON.hexQuad(bytes[position..<position + 4])
     }
 
     /// A number's text split into its parts; `nil` parts are absent.

@@ -311,10 +311,11 @@ public struct JSONParser {
             if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
             guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit in the exponent") }
             while let byte = peek(), Self.isDigit(byte) { index += 1 }
-            // Only an exponent can take a number past a double's range (a 300-digit integer cannot).
+            // An exponent can take a number past a double's range.
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(text), offset: start) }
-        } else if index - start > 309 {
+        } else if index - start >= 309 {
+            // Without an exponent, a number needs 309 digits to pass a double's range (about 1.8e308).
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(String(text.prefix(20)) + "…"), offset: start) }
         }

@@ -56,6 +56,8 @@ struct JSONParserTests {
         ("\"\\ud800\\u0041\"", "half of a surrogate pair"),
         ("{\"a\": 1e400}", "beyond the range of a double"),
         ("[-1E+999]", "beyond the range of a double"),
+        ("{\"a\":4" + String(repeating: "0", count: 308) + "}", "beyond the range of a double"),  // 309 digits, no exponent
+        ("-2" + String(repeating: "0", count: 308) + ".5", "beyond the range of a double"),
     ])
     func rejectsWithTheReason(text: String, reason: String) {
         do {
@@ -64,6 +66,12 @@ struct JSONParserTests {
         } catch {
             #expect(error.description.contains(reason), "\(text): \(error)")
         }
+    }
+
+    /// The largest double has 309 digits: a number of 309 digits that is still in range is accepted.
+    @Test func the309DigitsOfTheLargestDoubleParse() throws {
+        let largest = "1" + String(repeating: "0", count: 308)
+        #expect(try JSONParser.parse(Array(largest.utf8)) == .number(1e308))
     }
 
     @Test func invalidUTF8IsNamedAsSuch() {
