@@ -21,6 +21,8 @@ public struct AutoServeServer: Sendable {
     public let manager: ModelManager
     public let metrics: Metrics
     public let application: Application<ServeResponder>
+    /// The HTTP frontend, which a stop with `SHUTDOWN_DELAY` drains first.
+    public let responder: ServeResponder
 
     /// Assembles the server; `onListening` receives the bound port (useful with `PORT=0`).
     public static func build(
@@ -32,6 +34,7 @@ public struct AutoServeServer: Sendable {
         for notice in configuration.notices { logger.warning("\(notice)") }
         for (setting, path) in configuration.resolvedPaths { logger.info("path", metadata: ["setting": "\(setting)", "path": "\(path)"]) }
         try StartupChecks.writableFolder(configuration.stateDir, setting: "STATE_DIR")
+        try StartupChecks.stopTimes(delay: configuration.shutdownDelay, timeout: configuration.shutdownTimeout)
         let metrics = Metrics()
         let source = modelSource(configuration)
         let manager = ModelManager(
@@ -53,6 +56,8 @@ public struct AutoServeServer: Sendable {
         frontend.timeouts.header = configuration.headerTimeout
         frontend.timeouts.body = configuration.bodyTimeout
         frontend.timeouts.keepAlive = configuration.keepAliveTimeout
+        frontend.peers = try peerSync(configuration, prefix: frontend.prefix, metrics: metrics, logger: logger)
+        let peers = frontend.peers
         logger.info(
             "connections",
             metadata: [
@@ -63,15 +68,29 @@ public struct AutoServeServer: Sendable {
             responder: responder,
             server: .http1(configuration: .init(additionalChannelHandlers: responder.scoringHandlers())),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "autoserve"),
-            services: [manager, SignalReloader(manager: manager)],
+            services: [manager, SignalReloader(manager: manager, peers: peers)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)", "models": "\(source.displayName)"])
+                peers?.listening(on: port)
                 await onListening(port)
             },
             logger: logger
         )
-        return AutoServeServer(configuration: configuration, manager: manager, metrics: metrics, application: application)
+        return AutoServeServer(configuration: configuration, manager: manager, metrics: metrics, application: application, responder: responder)
+    }
+
+    /// The fleet's other replicas (`PEERS`), asked with `ADMIN_TOKEN`, which they check.
+    static func peerSync(_ configuration: ServerConfiguration, prefix: String, metrics: Metrics, logger: Logger) throws(ConfigurationError) -> PeerSync? {
+        guard let peers = configuration.peers, !peers.isEmpty else { return nil }
+        guard let token = configuration.adminToken else {
+            throw ConfigurationError("PEERS needs ADMIN_TOKEN: a replica asks its peers for a sync with it; set the same ADMIN_TOKEN on every replica")
+        }
+        do {
+            return try PeerSync(peers: peers, token: token, prefix: prefix, metrics: metrics, logger: logger)
+        } catch {
+            throw ConfigurationError(error.description)
+        }
     }
 
     /// The git repository when `MODELS_REPO` is set, else the models folder as it is on disk.
@@ -150,20 +169,44 @@ public struct AutoServeServer: Sendable {
         }
     }
 
+    /// On the first SIGTERM or SIGINT: `/readyz` answers 503 `draining` and connections close after their next
+    /// answer, while the server keeps accepting and answering for `delay` (the time a load balancer takes to stop
+    /// sending it connections); then the graceful stop begins.
+    func drainOnSignal(then group: ServiceGroup, after delay: Duration) -> Task<Void, Never> {
+        let (responder, logger) = (responder, application.logger)
+        return Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                logger.info("draining: /readyz answers 503 until the stop", metadata: ["shutdown_delay_seconds": "\(delay.seconds)"])
+                responder.drain()
+                try? await Task.sleep(for: delay)
+                guard !Task.isCancelled else { return }
+                await group.triggerGracefulShutdown()
+                return
+            }
+        }
+    }
+
     /// Makes the server's process non-dumpable, so that a process of the same user (a model's worker among
     /// them) cannot read its environment and memory, where the secrets are, from `/proc` (README, "Reliability").
     public static func protectProcessMemory() {
         _ = autoserve_make_undumpable()
     }
 
-    /// Runs until SIGTERM or SIGINT: stops accepting, finishes requests in flight, then stops the manager.
+    /// Runs until SIGTERM or SIGINT: drains for `SHUTDOWN_DELAY` (README, "Configuration"), stops accepting,
+    /// finishes requests in flight, then stops the manager.
     public func run() async throws {
         let (host, port) = (configuration.host, configuration.port)
         let timedOut = StopTimeout()
         let deadline = stopDeadline(timedOut)
         defer { deadline.cancel() }
+        let delay = configuration.shutdownDelay
+        let group = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: delay == .zero ? [.sigterm, .sigint] : [], logger: application.logger)
+        )
+        let drain = delay == .zero ? nil : drainOnSignal(then: group, after: delay)
+        defer { drain?.cancel() }
         do {
-            try await application.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            try await group.run()
             if timedOut.happened.load(ordering: .relaxed) { throw timedOut }
         } catch let error as StopTimeout {
             throw error
@@ -184,10 +227,12 @@ public final class StopTimeout: Error, Sendable {
 /// Rescans the models folder on SIGHUP, as operators expect of a daemon.
 struct SignalReloader: Service {
     let manager: ModelManager
+    let peers: PeerSync?
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             manager.requestSync(reason: "SIGHUP")
+            peers?.forward(reason: "SIGHUP")
         }
     }
 }

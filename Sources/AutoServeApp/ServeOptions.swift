@@ -23,6 +23,8 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("body-timeout"), help: help("BODY_TIMEOUT")) var bodyTimeout: String?
     @Option(name: .customLong("keepalive-timeout"), help: help("KEEPALIVE_TIMEOUT")) var keepAliveTimeout: String?
     @Option(name: .customLong("shutdown-timeout"), help: help("SHUTDOWN_TIMEOUT")) var shutdownTimeout: String?
+    @Option(name: .customLong("shutdown-delay"), help: help("SHUTDOWN_DELAY")) var shutdownDelay: String?
+    @Option(name: .customLong("peers"), help: help("PEERS")) var peers: String?
     @Option(name: .customLong("model-timeout-ms"), help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
     @Option(name: .customLong("model-isolation"), help: help("MODEL_ISOLATION")) var modelIsolation: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
@@ -44,6 +46,7 @@ public struct ServeOptions: ParsableArguments {
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
             ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
             ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),
+            ("SHUTDOWN_DELAY", shutdownDelay), ("PEERS", peers),
             ("MODEL_TIMEOUT_MS", modelTimeoutMs),
             ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
         ]

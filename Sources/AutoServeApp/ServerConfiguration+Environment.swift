@@ -95,6 +95,20 @@ extension ServerConfiguration {
         ) { config, value in
             config.shutdownTimeout = try parseDuration(value, setting: "SHUTDOWN_TIMEOUT")
         },
+        Setting(
+            environment: "PEERS",
+            help: "The fleet's replicas as host:port, comma-separated (a DNS name may name them all); a sync started here is asked of each (default: none)",
+            isSecret: false
+        ) { config, value in
+            config.peers = value.isEmpty ? nil : value
+        },
+        Setting(
+            environment: "SHUTDOWN_DELAY",
+            help: "After SIGTERM, how long /readyz answers 503 draining while the server still answers, before it stops accepting (default: 0s)",
+            isSecret: false
+        ) { config, value in
+            config.shutdownDelay = try parseDuration(value, setting: "SHUTDOWN_DELAY", allowZero: true)
+        },
         Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) {
             config, value in
             let milliseconds = try parseInteger(
@@ -191,8 +205,8 @@ extension ServerConfiguration {
     static let maximumDurationMilliseconds = 366 * 86_400_000
 
     /// `30s`, `1m`, `24h`, `1h30m`, `500ms`, or a bare number of seconds; at most 366 days.
-    static func parseDuration(_ value: String, setting: String) throws(ConfigurationError) -> Duration {
-        let expected = "a duration from 1ms to 366d like 30s, 1m, 24h or 1h30m"
+    static func parseDuration(_ value: String, setting: String, allowZero: Bool = false) throws(ConfigurationError) -> Duration {
+        let expected = "a duration from \(allowZero ? "0s" : "1ms") to 366d like 30s, 1m, 24h or 1h30m"
         var milliseconds = 0
         var number = ""
         var rest = Substring(value)
@@ -223,7 +237,7 @@ extension ServerConfiguration {
             guard milliseconds <= maximumDurationMilliseconds else { throw invalid(setting, value, expected) }
             number = ""
         }
-        guard number.isEmpty, milliseconds > 0 else { throw invalid(setting, value, expected) }
+        guard number.isEmpty, !value.isEmpty, milliseconds > 0 || allowZero else { throw invalid(setting, value, expected) }
         return .milliseconds(milliseconds)
     }
 

@@ -38,6 +38,12 @@ public struct ServerConfiguration: Sendable {
     public var keepAliveTimeout: Duration = .seconds(60)
     /// The longest a stop (SIGTERM) may take; then the requests in flight get 503 and the server exits 1.
     public var shutdownTimeout: Duration = .seconds(30)
+    /// How long after SIGTERM the server keeps accepting and answering (with `/readyz` at 503 `draining`) before
+    /// it stops accepting: the time a load balancer takes to stop sending it new connections.
+    public var shutdownDelay: Duration = .zero
+    /// The other replicas of a fleet (`host:port`, comma-separated; a host may name many), asked for a sync when
+    /// this one starts one.
+    public var peers: String?
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
     /// The binary that runs as a model's worker (`autoserve-worker`); `nil` is this executable (tests point it at the built binary).

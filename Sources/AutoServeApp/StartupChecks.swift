@@ -8,6 +8,16 @@ import NIOCore
 /// What the server checks before it serves, so that a setting it cannot use stops it at once with the fix
 /// (exit 78) instead of a server that answers `/healthz` while every model fails.
 enum StartupChecks {
+    /// `SHUTDOWN_DELAY` is part of the stop `SHUTDOWN_TIMEOUT` bounds: it must leave time to answer what is in flight.
+    static func stopTimes(delay: Duration, timeout: Duration) throws(ConfigurationError) {
+        guard delay < timeout else {
+            throw ConfigurationError(
+                "SHUTDOWN_DELAY (\(delay.seconds) s) must be shorter than SHUTDOWN_TIMEOUT (\(timeout.seconds) s), which bounds the whole stop; "
+                    + "lower the delay or raise the timeout"
+            )
+        }
+    }
+
     /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix.
     static func writableFolder(_ path: String, setting: String) throws(ConfigurationError) {
         let probe = (path as NSString).appendingPathComponent(".autoserve-write-check-\(getpid())")

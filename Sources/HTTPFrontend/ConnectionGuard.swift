@@ -16,6 +16,9 @@ final class ConnectionLimiter: Sendable {
     let metrics: Metrics
     let logger: Logger
     private let state = Mutex<(open: Int, lastWarning: Int)>((0, 0))
+    /// The connections open now, so that a drain can reach each of them.
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let draining = Atomic<Bool>(false)
 
     init(limit: Int, metrics: Metrics, logger: Logger) {
         self.limit = limit
@@ -50,6 +53,26 @@ final class ConnectionLimiter: Sendable {
 
     func release() {
         state.withLock { $0.open -= 1 }
+    }
+
+    func opened(_ channel: any Channel) {
+        channels.withLock { $0[ObjectIdentifier(channel)] = channel }
+    }
+
+    func closed(_ channel: any Channel) {
+        _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Whether the server is draining: `/readyz` answers 503 and every answer closes its connection.
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+
+    /// Starts the drain (README, "Configuration": `SHUTDOWN_DELAY`): idle connections close now, busy ones after
+    /// their answer (which says `Connection: close`), and so does every connection opened from now on.
+    func drain() {
+        draining.store(true, ordering: .relaxed)
+        for channel in channels.withLock({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
     }
 
     /// Sets `autoserve_connections_open` (before a scrape).
@@ -97,6 +120,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let timeouts: ConnectionTimeouts
     private var started = false
     private var acquired = false
+    /// Whether this connection was told to close after its answers (the drain).
+    private var quiesced = false
     private var phase = Phase.waiting
     /// Requests received whose answers have not ended.
     private var unanswered = 0
@@ -130,6 +155,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         acquired = true
+        limiter.opened(context.channel)
         arm(timeouts.header, phase: "header", context: context)
     }
 
@@ -140,6 +166,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if acquired {
             acquired = false
             limiter.release()
+            limiter.closed(context.channel)
         }
     }
 
@@ -154,6 +181,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Events from the HTTP layer
 
     func requestHeadReceived() {
+        // A connection opened during the drain answers its request, then closes. The event goes out once the head
+        // has passed through the pipeline, so that the handlers after this one know a request is in progress.
+        if limiter.isDraining, !quiesced, let context {
+            quiesced = true
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.execute { bound.value.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+        }
         phase = .readingBody
         if let context { arm(timeouts.body, phase: "body", context: context) }
     }

@@ -15,6 +15,8 @@ public struct FrontendConfiguration: Sendable {
     public var maxConnections: Int = 1024
     /// How long a client may take to send a request and to start the next one.
     public var timeouts = ConnectionTimeouts()
+    /// The other replicas of a fleet, asked for a sync when this one starts one (`PEERS`).
+    public var peers: PeerSync?
 
     public init() {}
 

@@ -23,7 +23,10 @@ extension Endpoints {
                 headers: [.wwwAuthenticate: "Bearer"]
             ).response()
         }
-        return accepted(manager.requestSync(reason: "admin"))
+        let forwarded = request.headers[.autoServeForwarded] != nil
+        let id = manager.requestSync(reason: forwarded ? "peer" : "admin")
+        if !forwarded { configuration.peers?.forward(reason: "admin") }
+        return accepted(id)
     }
 
     /// `POST /hooks/git`: a push webhook from GitHub, Gitea (HMAC-SHA256 of the body) or GitLab (token).
@@ -62,6 +65,7 @@ extension Endpoints {
             return json(200, body.jsonBytes)
         }
         let id = manager.requestSync(reason: "webhook")
+        configuration.peers?.forward(reason: "webhook")
         if let delivery { deliveries.record(delivery, sync: id) }
         return accepted(id)
     }
@@ -131,4 +135,5 @@ extension HTTPField.Name {
     static let githubDelivery = HTTPField.Name("X-GitHub-Delivery")!
     static let giteaDelivery = HTTPField.Name("X-Gitea-Delivery")!
     static let gitlabEventUUID = HTTPField.Name("X-Gitlab-Event-UUID")!
+    static let autoServeForwarded = HTTPField.Name(PeerSync.forwardedHeader)!
 }

@@ -33,6 +33,12 @@ public struct ServeResponder: HTTPResponder {
         ]
     }
 
+    /// Starts the drain of a stop with `SHUTDOWN_DELAY`: `/readyz` answers 503 `draining` from now on, and every
+    /// connection closes after its next answer.
+    public func drain() {
+        endpoints.connections.drain()
+    }
+
     public func respond(to request: Request, context: Context) async throws -> Response {
         try await router.respond(to: request, context: context)
     }
@@ -138,6 +144,11 @@ struct Endpoints: Sendable {
     // MARK: - Health, readiness, metrics
 
     func readiness() -> Response {
+        if connections.isDraining {
+            return APIError(
+                status: 503, code: "draining", message: "the server is stopping (SHUTDOWN_DELAY); it still answers, but send new requests elsewhere"
+            ).response()
+        }
         let snapshot = manager.snapshot()
         let readiness = snapshot.readiness
         guard readiness.ready else {

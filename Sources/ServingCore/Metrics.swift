@@ -41,6 +41,7 @@ public final class Metrics: Sendable {
         "autoserve_model_output_dropped_lines_total": Family(
             kind: .counter, help: "Lines a model printed that were not logged (over the rate limit).", labels: ["model"]
         ),
+        "autoserve_peer_syncs_total": Family(kind: .counter, help: "Syncs forwarded to the replicas of PEERS, by result.", labels: ["result"]),
         "autoserve_connections_refused_total": Family(kind: .counter, help: "Connections refused over MAX_CONNECTIONS.", labels: []),
         "autoserve_connections_open": Family(kind: .gauge, help: "Client connections open now.", labels: []),
         "autoserve_connections_timed_out_total": Family(

@@ -733,6 +733,49 @@ struct GracefulStopTests {
         #expect(server.process.terminationStatus == 0)
     }
 
+    /// With `SHUTDOWN_DELAY`, a stop first drains: `/readyz` says `draining` at once, an idle kept-alive
+    /// connection is closed, and new connections are still accepted and answered (each answer closing its
+    /// connection) until the delay ends; then the server stops accepting and exits 0.
+    @Test func aStopWithShutdownDelayDrainsBeforeItStopsAccepting() async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "SHUTDOWN_DELAY": "20s"])
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        let idle = try RawHTTP.connected(port: port)
+        defer { close(idle) }
+        #expect(try HTTP1DetailsTests.exchange(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+
+        kill(server.process.processIdentifier, SIGTERM)
+        var readiness = ""
+        try await eventually("/readyz says draining", timeout: .seconds(30)) {
+            readiness = try RawHTTP.exchangeNow(port: port, send: ["GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"], expecting: 1).first?.text ?? ""
+            return readiness.contains("draining")
+        }
+        #expect(readiness.contains(#""status":503"#), "\(readiness)")
+        #expect(String(decoding: ConnectionLimitTests.readUntilClosed(idle), as: UTF8.self).isEmpty, "the idle connection is closed, with nothing sent")
+        // Still serving, through either path: a scoring request and a route of Hummingbird's.
+        let row = #"{"variables": {"a": 1}}"#
+        for request in ["POST /Echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(row.utf8.count)\r\n\r\n\(row)", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] {
+            let socket = try RawHTTP.connected(port: port)
+            defer { close(socket) }
+            _ = Array(request.utf8).withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let answer = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(200).debugDescription)")
+            #expect(answer.lowercased().contains("connection: close"), "\(answer.prefix(300).debugDescription)")
+        }
+        #expect(server.process.isRunning, "the delay is not over")
+        // Then the stop: the port refuses, and the server exits 0.
+        try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+    }
+
+    @Test func aShutdownDelayAsLongAsTheTimeoutIsRefused() throws {
+        let run = try CommandLineTests.run(["serve", "--port", "0"], environment: ["SHUTDOWN_DELAY": "30s", "SHUTDOWN_TIMEOUT": "30s"])
+        #expect(run.status == 78, "\(run.output)")
+        #expect(run.output.contains("SHUTDOWN_DELAY (30.0 s) must be shorter than SHUTDOWN_TIMEOUT"), "\(run.output)")
+    }
+
     @Test func shutdownTimeoutBoundsAStuckStop() async throws {
         let models = try Paths.modelsFolder(["Slow": "\(Paths.fixtures)/models/Slow"])
         let markers = try Paths.temporaryFolder("stuck-markers")

@@ -1,0 +1,102 @@
+import Foundation
+public import Logging
+public import ServingCore
+import Synchronization
+
+/// Forwards a sync to the other replicas of a fleet (`PEERS`, README "Configuration"): a replica that accepts a
+/// verified webhook, an admin sync or a SIGHUP asks every peer but itself for one sync, so that one push
+/// converges every replica in seconds rather than at each one's `SYNC_INTERVAL`.
+///
+/// `PEERS` is a comma-separated list of `host:port`; a host may be a DNS name with many addresses (a Kubernetes
+/// headless Service), resolved again at each forward. A peer is asked with `POST $baseUrl/-/sync` and
+/// `ADMIN_TOKEN`, and a header that tells it not to forward again. Each forward is one attempt with a short
+/// timeout; a failure is logged and counted, never retried in a loop (the peer's own schedule catches up).
+public final class PeerSync: Sendable {
+    /// The header of a forwarded sync: its receiver does not forward it again.
+    public static let forwardedHeader = "X-AutoServe-Forwarded"
+    static let timeoutSeconds = 3
+
+    let peers: [(host: String, port: Int)]
+    let token: Secret
+    let prefix: String
+    let metrics: Metrics
+    let logger: Logger
+    /// The port this replica listens on, known once it listens: an address of this machine with this port is
+    /// this replica.
+    let ownPort = Atomic<Int>(0)
+
+    /// Reads `PEERS`; `nil` when it is empty.
+    public init?(peers: String, token: Secret, prefix: String, metrics: Metrics, logger: Logger) throws(PeerListError) {
+        let entries = peers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !entries.isEmpty else { return nil }
+        self.peers = try entries.map { entry throws(PeerListError) in
+            guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]), (1...65535).contains(port),
+                colon != entry.startIndex
+            else {
+                throw PeerListError(
+                    "PEERS: '\(entry)' is not host:port; list the replicas like peers.default.svc.cluster.local:8080 or 10.0.0.5:8080,10.0.0.6:8080")
+            }
+            var host = String(entry[..<colon])
+            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            return (host, port)
+        }
+        self.token = token
+        self.prefix = prefix
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public func listening(on port: Int) {
+        ownPort.store(port, ordering: .relaxed)
+    }
+
+    /// Asks every peer for a sync, concurrently, and returns at once.
+    public func forward(reason: String) {
+        Task { await forwardNow(reason: reason) }
+    }
+
+    /// Asks every peer for a sync and waits for their answers; returns how many took it.
+    @discardableResult
+    func forwardNow(reason: String) async -> Int {
+        let own = ownPort.load(ordering: .relaxed)
+        let local = PlainHTTP.localAddresses()
+        var targets: [(host: String, port: Int)] = []
+        for peer in peers {
+            let addresses = PlainHTTP.addresses(of: peer.host)
+            if addresses.isEmpty { logger.warning("peer sync: the peer does not resolve", metadata: ["peer": "\(peer.host):\(peer.port)"]) }
+            for address in addresses where !(peer.port == own && local.contains(address)) { targets.append((address, peer.port)) }
+        }
+        let request =
+            "POST \(prefix)/-/sync HTTP/1.1\r\nHost: autoserve\r\nAuthorization: Bearer \(token.value)\r\n\(Self.forwardedHeader): 1\r\n"
+            + "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        let (metrics, logger) = (metrics, logger)
+        return await withTaskGroup(of: Bool.self) { group in
+            for target in targets {
+                group.addTask {
+                    let status = await BlockingCalls.run {
+                        PlainHTTP.status(host: target.host, port: target.port, request: request, timeoutSeconds: Self.timeoutSeconds)
+                    }
+                    let accepted = status == 202
+                    metrics.increment("autoserve_peer_syncs_total", labels: [accepted ? "success" : "failure"])
+                    if !accepted {
+                        logger.warning(
+                            "peer sync: the peer did not take the sync; it catches up at its own SYNC_INTERVAL",
+                            metadata: ["peer": "\(target.host):\(target.port)", "answer": "\(status.map(String.init) ?? "none")", "reason": "\(reason)"]
+                        )
+                    }
+                    return accepted
+                }
+            }
+            var accepted = 0
+            for await taken in group where taken { accepted += 1 }
+            return accepted
+        }
+    }
+}
+
+/// A `PEERS` value that cannot be used, with what to write instead.
+public struct PeerListError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) { self.description = description }
+}
