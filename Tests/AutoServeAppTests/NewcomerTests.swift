@@ -130,7 +130,7 @@ struct NewcomerTests {
     /// The models folder and the documents, copied to a new folder: a clone as a newcomer has it.
     static func freshCopy() throws -> String {
         let copy = try Paths.temporaryFolder("fresh-clone")
-        for item in ["models_serve", "README.md", "Makefile", "env", "Dockerfile"] {
+        for item in ["models_serve", "README.md", "Makefile", "deploy", "env", "Dockerfile"] {
             try FileManager.default.copyItem(atPath: "\(Paths.repository)/\(item)", toPath: "\(copy)/\(item)")
         }
         return copy
