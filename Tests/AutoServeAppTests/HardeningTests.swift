@@ -418,22 +418,9 @@ extension GitFixture {
     /// Runs git with `input` on its standard input (text or bytes) and returns what it prints.
     @discardableResult
     func gitWithInput(_ input: Data, _ arguments: String...) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: path)
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("git \(arguments.joined(separator: " ")) failed: \(output)") }
-        return output
+        let run = try runWithInput("/usr/bin/git", arguments, input: input, directory: path)
+        guard run.status == 0 else { throw TestFailure("git \(arguments.joined(separator: " ")) failed: \(run.output)") }
+        return run.output
     }
 
 }

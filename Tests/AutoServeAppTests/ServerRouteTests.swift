@@ -218,20 +218,7 @@ struct ServerRouteTests {
 
     /// `prometheus_client`'s parser (PyPI, in the repository's `.venv`, which `make test` fills) over `text`.
     static func parseMetrics(_ text: String) throws -> CommandLineTests.Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(Paths.repository)/.venv/bin/python3")
-        process.arguments = ["\(Paths.fixtures)/tools/parse_metrics.py"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandLineTests.Run(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+        try runWithInput("\(Paths.repository)/.venv/bin/python3", ["\(Paths.fixtures)/tools/parse_metrics.py"], input: Data(text.utf8))
     }
 
     @Test func theIndexDescribesEveryModel() async throws {

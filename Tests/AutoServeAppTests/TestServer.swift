@@ -249,3 +249,22 @@ func withTestServer<T>(_ start: @autoclosure () async throws -> TestServer, _ bo
         throw error
     }
 }
+
+/// Runs `executable` with `input` on its standard input; its exit status and what it printed (both streams).
+func runWithInput(_ executable: String, _ arguments: [String], input: Data, directory: String? = nil) throws -> CommandLineTests.Run {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let stdin = Pipe()
+    let stdout = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    process.standardError = stdout
+    try process.run()
+    stdin.fileHandleForWriting.write(input)
+    try stdin.fileHandleForWriting.close()
+    let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return CommandLineTests.Run(status: process.terminationStatus, output: output)
+}
