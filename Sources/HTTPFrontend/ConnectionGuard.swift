@@ -122,6 +122,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var acquired = false
     /// Whether this connection was told to close after its answers (the drain).
     private var quiesced = false
+    /// Set once a refusal or a 408 was written and the sending side closed: what the client still sends is read
+    /// and dropped until it closes, or for `lingerTimeout` at most.
+    private var lingering = false
+    /// How long a connection that got a refusal or a 408 is read and its bytes dropped (nginx's
+    /// `lingering_timeout`): a close while the client still sends makes the kernel reset the connection, and a
+    /// reset throws away the answer the client has not read yet.
+    static let lingerTimeout = TimeAmount.seconds(5)
     private var phase = Phase.waiting
     /// Requests received whose answers have not ended.
     private var unanswered = 0
@@ -171,6 +178,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if lingering { return }
         if case .waiting = phase {
             phase = .readingHead
             arm(timeouts.header, phase: "header", context: context)
@@ -277,15 +285,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         writeAndClose(error, context: context)
     }
 
-    /// Writes a whole answer as bytes (this handler is below the HTTP encoder) and closes.
+    /// Writes a whole answer as bytes (this handler is below the HTTP encoder) and closes: the sending side at
+    /// once, the whole connection when the client closes its side or after `lingerTimeout`.
     private func writeAndClose(_ error: APIError, context: ChannelHandlerContext) {
         let body = error.bodyBytes
         let reason = error.status.code == 408 ? "Request Timeout" : "Service Unavailable"
         let head =
             "HTTP/1.1 \(error.status.code) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nServer: autoserve\r\n\r\n"
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: Array(head.utf8) + body)))).whenComplete { _ in
-            channel.close(promise: nil)
+        lingering = true
+        timer?.cancel()
+        timer = nil
+        deadline = nil
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(bytes: Array(head.utf8) + body)))).whenComplete { result in
+            guard case .success = result else { return channel.close(promise: nil) }
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+            channel.eventLoop.scheduleTask(in: Self.lingerTimeout) { channel.close(promise: nil) }
         }
     }
 }
