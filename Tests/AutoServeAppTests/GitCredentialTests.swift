@@ -13,15 +13,17 @@ struct GitCredentialTests {
     static let token = "tok-4d1e-credential-secret"
 
     /// Starts the smart-HTTP git server of `Tests/Fixtures/tools` over the fixture's parent folder.
-    static func httpServer(for repository: GitFixture) async throws -> (Process, Int) {
+    static func httpServer(for repository: GitFixture, password: String = token) async throws -> (Process, Int) {
         let portFile = try Paths.temporaryFolder("git-http") + "/port"
         let process = try startHelper(
             "/usr/bin/env",
             [
-                "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, token,
+                "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, password,
             ])
         var port: Int?
-        try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
+        // Python starts slowly on a loaded machine: the bound is generous, and a helper that died fails at once.
+        try await eventually("the git HTTP server listens", timeout: .seconds(90)) {
+            guard process.isRunning else { throw TestFailure("the git HTTP server exited with status \(process.terminationStatus)") }
             port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
             return port != nil
         }
@@ -53,22 +55,12 @@ struct GitCredentialTests {
     @Test func credentialsInTheURLStayInMemory() async throws {
         let repository = try GitFixture.make(files: ["Labelled/etls.swift": GitFixture.labelModel("in-url")])
         let password = "it's-a-url-secret-5e2"
-        let portFile = try Paths.temporaryFolder("git-http-quote") + "/port"
-        let http = try startHelper(
-            "/usr/bin/env",
-            [
-                "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, Self.user, password,
-            ])
+        let (http, port) = try await Self.httpServer(for: repository, password: password)
         defer { stopHelper(http) }
-        var port: Int?
-        try await eventually("the git HTTP server listens", timeout: .seconds(20)) {
-            port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
-            return port != nil
-        }
         let state = try Paths.temporaryFolder("url-credentials")
         let server = try BinaryServer(
             environment: [
-                "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port!)/models", "LOG_LEVEL": "debug",
+                "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port)/models", "LOG_LEVEL": "debug",
             ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
         let serverPort = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(serverPort)")
@@ -81,10 +73,10 @@ struct GitCredentialTests {
         #expect(!configs.isEmpty)
         for config in configs {
             let text = try String(contentsOfFile: config, encoding: .utf8)
-            #expect(text.contains("url = http://\(Self.user)@127.0.0.1:\(port!)/models"), "the clone's remote is the URL without its password")
+            #expect(text.contains("url = http://\(Self.user)@127.0.0.1:\(port)/models"), "the clone's remote is the URL without its password")
             #expect(!text.contains(password.prefix(8)), "the clone's config holds the password")
         }
-        #expect(index.contains("http://<redacted>@127.0.0.1:\(port!)/models"), "the index names the source without its user information")
+        #expect(index.contains("http://<redacted>@127.0.0.1:\(port)/models"), "the index names the source without its user information")
         for text in [server.logs, index, readiness, metrics] {
             let leaked = text.contains(password) || text.contains("url-secret")
             #expect(!leaked, "the password was printed or served")

@@ -40,7 +40,7 @@ struct GitSSHTests {
         launcher.waitUntilExit()
         guard launcher.terminationStatus == 0 else { throw TestFailure("sshd did not start") }
         var pid: Int32?
-        try await eventually("sshd writes its pid", timeout: .seconds(10)) {
+        try await eventually("sshd writes its pid", timeout: .seconds(60)) {
             pid = (try? String(contentsOfFile: "\(folder)/sshd.pid", encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             return pid != nil
         }

@@ -163,7 +163,7 @@ struct WorkerProcessTests {
             try GitFixture.labelModel("new").write(toFile: "\(folder)/etls.swift", atomically: true, encoding: .utf8)
             server.server.manager.requestSync(reason: "test")
             try await eventually("new serves") { try await server.client.get("/Labelled").json?["label"] == .string("new") }
-            try await eventually("the old version's worker has exited", timeout: .seconds(10)) {
+            try await eventually("the old version's worker has exited", timeout: .seconds(60)) {
                 kill(Int32(pid), 0) != 0 || Self.isZombie(Int32(pid))
             }
         }
@@ -188,7 +188,7 @@ struct WorkerProcessTests {
         kill(server.process.processIdentifier, signal)
         server.process.waitUntilExit()
         if signal == SIGTERM { #expect(server.process.terminationStatus == 0) }
-        try await eventually("every worker has exited", timeout: .seconds(10)) {
+        try await eventually("every worker has exited", timeout: .seconds(60)) {
             pids.allSatisfy { kill($0, 0) != 0 || Self.isZombie($0) }
         }
     }

@@ -240,7 +240,7 @@ extension PluginLoaderTests {
     }
 
     /// Polls until `condition` holds, or fails after `timeout`.
-    func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    func eventually(_ what: String, timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if condition() { return }

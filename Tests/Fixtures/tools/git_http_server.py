@@ -81,6 +81,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file, "w") as handle:
+# Written whole, then renamed: a reader never sees half a number.
+with open(port_file + ".tmp", "w") as handle:
     handle.write(str(server.server_port))
+os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
