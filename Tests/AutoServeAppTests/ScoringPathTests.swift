@@ -164,11 +164,11 @@ enum RawHTTP {
         }
     }
 
-    /// A blocking TCP connection to 127.0.0.1:`port`, with a 60 s read timeout; the caller closes it.
-    static func connected(port: Int) throws -> Int32 {
+    /// A blocking TCP connection to 127.0.0.1:`port`, with a read timeout (60 s unless told); the caller closes it.
+    static func connected(port: Int, readTimeout: Int = 60) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("no socket") }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        var timeout = timeval(tv_sec: readTimeout, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -184,8 +184,8 @@ enum RawHTTP {
         return descriptor
     }
 
-    static func exchangeNow(port: Int, send writes: [String], expecting count: Int) throws -> [HTTPAnswer] {
-        let descriptor = try connected(port: port)
+    static func exchangeNow(port: Int, send writes: [String], expecting count: Int, readTimeout: Int = 60) throws -> [HTTPAnswer] {
+        let descriptor = try connected(port: port, readTimeout: readTimeout)
         defer { close(descriptor) }
         for text in writes {
             let bytes = Array(text.utf8)
