@@ -64,6 +64,7 @@ let package = Package(
             name: "PluginBuilder",
             dependencies: [
                 "ServingCore", "PluginRuntime",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftParser", package: "swift-syntax"),
                 .product(name: "SwiftSyntax", package: "swift-syntax"),
                 .product(name: "Yams", package: "Yams"),

@@ -34,6 +34,7 @@ public struct AutoServeServer: Sendable {
         for notice in configuration.notices { logger.warning("\(notice)") }
         for (setting, path) in configuration.resolvedPaths { logger.info("path", metadata: ["setting": "\(setting)", "path": "\(path)"]) }
         try StartupChecks.writableFolder(configuration.stateDir, setting: "STATE_DIR")
+        if let cacheDir = configuration.cacheDir { try StartupChecks.writableFolder(cacheDir, setting: "CACHE_DIR") }
         try StartupChecks.stopTimes(delay: configuration.shutdownDelay, timeout: configuration.shutdownTimeout)
         let metrics = Metrics()
         let source = modelSource(configuration)
@@ -130,7 +131,9 @@ public struct AutoServeServer: Sendable {
         do {
             let toolchain = try await Toolchain.locate(configured: configuration.swiftc)
             logger.info("compiler found", metadata: ["swiftc": "\(toolchain.swiftc)", "version": "\(toolchain.versionLine)"])
-            return .success(PluginCompiler(toolchain: toolchain, stateDirectory: configuration.stateDir))
+            let compiler = PluginCompiler(toolchain: toolchain, stateDirectory: configuration.stateDir, cacheDirectory: configuration.cacheDir, logger: logger)
+            compiler.sweep()
+            return .success(compiler)
         } catch {
             logger.error("no usable compiler; no model can be built", metadata: ["error": "\(error.message)"])
             return .failure(error)

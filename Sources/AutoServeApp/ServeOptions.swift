@@ -9,6 +9,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("models-branch"), help: help("MODELS_BRANCH")) var modelsBranch: String?
     @Option(name: .customLong("models-dir"), help: help("MODELS_DIR")) var modelsDir: String?
     @Option(name: .customLong("state-dir"), help: help("STATE_DIR")) var stateDir: String?
+    @Option(name: .customLong("cache-dir"), help: help("CACHE_DIR")) var cacheDir: String?
     @Option(name: .customLong("sync-interval"), help: help("SYNC_INTERVAL")) var syncInterval: String?
     @Option(name: .customLong("sync-at"), help: help("SYNC_AT")) var syncAt: String?
     @Option(name: .customLong("git-token"), help: help("GIT_TOKEN")) var gitToken: String?
@@ -42,7 +43,7 @@ public struct ServeOptions: ParsableArguments {
     var given: [(String, String?)] {
         [
             ("baseUrl", baseUrl), ("PORT", port), ("HOST", host), ("MODELS_REPO", modelsRepo), ("MODELS_BRANCH", modelsBranch),
-            ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
+            ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("CACHE_DIR", cacheDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
             ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
             ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),

@@ -42,6 +42,11 @@ extension ServerConfiguration {
             guard !value.isEmpty else { throw invalid("STATE_DIR", value, "a folder path") }
             config.stateDir = value
         },
+        Setting(
+            environment: "CACHE_DIR", help: "Built plugins, shareable by replicas on a ReadWriteMany volume (default: STATE_DIR/cache)", isSecret: false
+        ) { config, value in
+            config.cacheDir = value.isEmpty ? nil : value
+        },
         Setting(environment: "SYNC_INTERVAL", help: "Time between syncs, like 30s, 1m, 24h (default: 24h)", isSecret: false) { config, value in
             config.syncInterval = try parseDuration(value, setting: "SYNC_INTERVAL")
         },

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var modelsBranch = "main"
     public var modelsDir = "./models_serve"
     public var stateDir = "./.autoserve"
+    /// Where built plugins are cached, which replicas may share; `nil` is `STATE_DIR/cache`.
+    public var cacheDir: String?
     public var syncInterval: Duration = .seconds(24 * 3600)
     /// `SYNC_AT` as minutes after midnight UTC.
     public var syncAtMinute: Int?
@@ -63,6 +65,7 @@ public struct ServerConfiguration: Sendable {
     public func resolvingPaths(against directory: String) -> ServerConfiguration {
         var resolved = self
         resolved.stateDir = Self.absolute(stateDir, against: directory)
+        resolved.cacheDir = Self.absolute(cacheDir ?? (stateDir as NSString).appendingPathComponent("cache"), against: directory)
         resolved.modelsDir = Self.absolute(modelsDir, against: directory)
         resolved.gitSSHKey = gitSSHKey.map { Self.absolute($0, against: directory) }
         resolved.inferenceLog = inferenceLog.map { Self.absolute($0, against: directory) }
@@ -76,6 +79,7 @@ public struct ServerConfiguration: Sendable {
     /// The paths the server uses, as logged at start.
     public var resolvedPaths: [(setting: String, path: String)] {
         var paths = [("STATE_DIR", stateDir)]
+        if let cacheDir { paths.append(("CACHE_DIR", cacheDir)) }
         if let modelsRepo, Self.isLocalPath(modelsRepo) { paths.append(("MODELS_REPO", modelsRepo)) }
         if modelsRepo == nil { paths.append(("MODELS_DIR", modelsDir)) }
         if let gitSSHKey { paths.append(("GIT_SSH_KEY", gitSSHKey)) }

@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
+public import Logging
 import ServingCore
+import Synchronization
 
 /// A model compiled into a shared library, ready for the loader.
 public struct BuiltPlugin: Sendable {
@@ -18,7 +20,8 @@ public struct SDKBuild: Sendable {
 }
 
 /// Compiles models into plugins with swiftc: the SDK once per toolchain, then one shared library per model
-/// version, each cached under `STATE_DIR/cache` so that an unchanged version is never compiled twice.
+/// version, each cached under `CACHE_DIR` (`STATE_DIR/cache` unless set) so that an unchanged version is never
+/// compiled twice, by this replica or by any other that shares the folder (``BuildCache``).
 ///
 /// File and module names are unique per (version, toolchain, ABI, SDK): a reused path would make `dlopen`
 /// return the code already loaded from it.
@@ -27,6 +30,9 @@ public struct PluginCompiler: Sendable {
     public let cacheDirectory: String
     public let buildDirectory: String
     public let buildTimeout: Duration
+    /// How long a build waits for another process that builds the same entry before it builds on its own.
+    public var lockTimeout: Duration
+    public var logger: Logger
 
     /// How the SDK is compiled: as one module (`-wmo`, as SwiftPM's release builds do), so that the decoder's
     /// accesses and generic calls are optimized across its files.
@@ -43,11 +49,25 @@ public struct PluginCompiler: Sendable {
         return hasher.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
     }()
 
-    public init(toolchain: Toolchain, stateDirectory: String, buildTimeout: Duration = .seconds(600)) {
+    /// A compiler whose cache is `cacheDirectory` (default: `STATE_DIR/cache`), which several processes may share,
+    /// and whose work folders are under `stateDirectory`, which is this process's own.
+    public init(
+        toolchain: Toolchain, stateDirectory: String, cacheDirectory: String? = nil, buildTimeout: Duration = .seconds(600),
+        logger: Logger = Logger(label: "autoserve")
+    ) {
         self.toolchain = toolchain
-        self.cacheDirectory = (stateDirectory as NSString).appendingPathComponent("cache/\(toolchain.identity)")
+        let cache = cacheDirectory ?? (stateDirectory as NSString).appendingPathComponent("cache")
+        self.cacheDirectory = (cache as NSString).appendingPathComponent(toolchain.identity)
         self.buildDirectory = (stateDirectory as NSString).appendingPathComponent("build")
         self.buildTimeout = buildTimeout
+        self.lockTimeout = buildTimeout
+        self.logger = logger
+    }
+
+    /// Removes what killed builds left behind a day ago or more.
+    public func sweep() {
+        BuildCache.sweep(cacheDirectory, olderThan: .seconds(24 * 3600))
+        BuildCache.sweep(pluginDirectory, olderThan: .seconds(24 * 3600))
     }
 
     /// What the module names are derived from: changes with the compiler, the SDK and the ABI.
@@ -60,7 +80,20 @@ public struct PluginCompiler: Sendable {
     public func prepareSDK() async throws(ModelBuildError) -> SDKBuild {
         let manager = FileManager.default
         let library = (sdkDirectory as NSString).appendingPathComponent("libAutoServeModel.so")
-        if manager.fileExists(atPath: library) { return SDKBuild(directory: sdkDirectory) }
+        if BuildCache.check(library, identity: buildIdentity) == .sound { return SDKBuild(directory: sdkDirectory) }
+        do {
+            try manager.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelBuildError(Diagnostic(message: "cannot create the build cache \(cacheDirectory): \(error); check CACHE_DIR"))
+        }
+        let lock = await takeLock("\(sdkDirectory).lock", for: "the model SDK")
+        defer { lock?.release() }
+        switch BuildCache.check(library, identity: buildIdentity) {
+        case .sound: return SDKBuild(directory: sdkDirectory)
+        case .missing: break
+        case .damaged(let reason):
+            logger.warning("the cached model SDK is damaged; rebuilding it", metadata: ["path": "\(sdkDirectory)", "reason": "\(reason)"])
+        }
         let staging = "\(sdkDirectory).staging-\(UUID().uuidString)"
         do {
             try manager.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -80,38 +113,94 @@ public struct PluginCompiler: Sendable {
                 try? manager.removeItem(atPath: staging)
                 throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
             }
-            do {
-                try manager.moveItem(atPath: staging, toPath: sdkDirectory)
-            } catch  where manager.fileExists(atPath: library) {
-                try? manager.removeItem(atPath: staging)
+            let stagedLibrary = (staging as NSString).appendingPathComponent("libAutoServeModel.so")
+            try BuildCache.seal(stagedLibrary, as: stagedLibrary, identity: buildIdentity)
+            if manager.fileExists(atPath: sdkDirectory) {
+                // A damaged SDK (or one published without this process's lock) moves aside first: a folder is
+                // replaced in one rename only when the name is free.
+                try manager.moveItem(atPath: sdkDirectory, toPath: "\(sdkDirectory).damaged-\(UUID().uuidString)")
             }
+            try manager.moveItem(atPath: staging, toPath: sdkDirectory)
         } catch let error as ModelBuildError {
             throw error
         } catch {
             try? manager.removeItem(atPath: staging)
+            if BuildCache.check(library, identity: buildIdentity) == .sound { return SDKBuild(directory: sdkDirectory) }
             throw ModelBuildError(Diagnostic(message: "cannot build the model SDK in \(sdkDirectory): \(error)"))
         }
         return SDKBuild(directory: sdkDirectory)
     }
 
+    /// Takes the build lock of one cache entry, waiting for another process that builds it; `nil` when this process
+    /// builds without it (the other one took too long, or the file system cannot lock), which is logged.
+    func takeLock(_ path: String, for what: String) async -> FileLock? {
+        var waited = false
+        let outcome = await FileLock.acquire(path, timeout: lockTimeout) {
+            waited = true
+            logger.info("another process is building the same entry; waiting for it", metadata: ["entry": "\(what)"])
+        }
+        switch outcome {
+        case .acquired(let lock, let duration):
+            if waited {
+                logger.info("the other build ended", metadata: ["entry": "\(what)", "waited_seconds": "\(String(format: "%.2f", duration.seconds))"])
+            }
+            return lock
+        case .timedOut:
+            logger.warning(
+                "another process has built the same entry for longer than the lock timeout; building it here too",
+                metadata: ["entry": "\(what)", "lock": "\(path)", "timeout_seconds": "\(Int(lockTimeout.seconds))"])
+            return nil
+        case .unsupported(let reason):
+            let first = Self.unlockableDirectories.withLock { $0.insert(cacheDirectory).inserted }
+            if first {
+                logger.warning(
+                    "the build cache cannot be locked; each replica builds its own plugins (the cache stays safe, builds are repeated)",
+                    metadata: ["cache": "\(cacheDirectory)", "reason": "\(reason)"])
+            }
+            return nil
+        }
+    }
+
+    /// The caches that could not be locked, warned about once per process.
+    private static let unlockableDirectories = Mutex<Set<String>>([])
+
     /// Builds one model, or returns the cached library (or the cached compile failure) of its module.
+    ///
+    /// Several processes that need the same version at the same moment build it once: the first takes the entry's
+    /// lock and builds, the others wait for the lock and find the library it published.
     public func build(_ definition: ModelDefinition, sdk: SDKBuild) async -> Result<BuiltPlugin, ModelBuildError> {
         let clock = ContinuousClock()
         let start = clock.now
         let manager = FileManager.default
         let library = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
         let failure = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).failed")
-        if manager.fileExists(atPath: library) {
-            return .success(BuiltPlugin(definition: definition, libraryPath: library, log: "", fromCache: true, duration: clock.now - start))
+        func cached() -> Result<BuiltPlugin, ModelBuildError>? {
+            if BuildCache.check(library, identity: buildIdentity) == .sound {
+                return .success(BuiltPlugin(definition: definition, libraryPath: library, log: "", fromCache: true, duration: clock.now - start))
+            }
+            if let log = manager.contents(atPath: failure) {
+                return .failure(Self.compileError(definition, log: String(decoding: log, as: UTF8.self)))
+            }
+            return nil
         }
-        if let log = manager.contents(atPath: failure) {
-            return .failure(Self.compileError(definition, log: String(decoding: log, as: UTF8.self)))
+        if let known = cached() { return known }
+        do {
+            try manager.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
+        } catch {
+            return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot create the build cache: \(error); check CACHE_DIR"), retryable: true))
+        }
+        let lock = await takeLock("\((pluginDirectory as NSString).appendingPathComponent(definition.moduleName)).lock", for: definition.moduleName)
+        defer { lock?.release() }
+        if let known = cached() { return known }
+        if case .damaged(let reason) = BuildCache.check(library, identity: buildIdentity) {
+            logger.warning(
+                "a cached plugin is damaged; rebuilding it",
+                metadata: ["model": "\(definition.name)", "path": "\(library)", "reason": "\(reason)"])
         }
         let workDirectory = (buildDirectory as NSString).appendingPathComponent("\(definition.moduleName)-\(UUID().uuidString)")
         defer { try? manager.removeItem(atPath: workDirectory) }
         do {
             try manager.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
-            try manager.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
             let glue = (workDirectory as NSString).appendingPathComponent("ServeModels+\(definition.name).swift")
             try ServeModelsGenerator.glue(for: definition).write(toFile: glue, atomically: false, encoding: .utf8)
             let staging = (workDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
@@ -138,7 +227,16 @@ public struct PluginCompiler: Sendable {
                 error.retryable = !Self.isCompileError(outcome.output) || outcome.timedOut || outcome.signalled
                 return .failure(error)
             }
-            if !manager.fileExists(atPath: library) { try manager.moveItem(atPath: staging, toPath: library) }
+            // The work folder is this process's and may be on another file system than the cache: the library is
+            // copied beside its entry first, so that it appears there in one rename.
+            let temporary = BuildCache.temporaryName(for: library)
+            do {
+                try manager.copyItem(atPath: staging, toPath: temporary)
+                try BuildCache.publish(temporary, as: library, identity: buildIdentity)
+            } catch {
+                try? manager.removeItem(atPath: temporary)
+                throw error
+            }
             return .success(BuiltPlugin(definition: definition, libraryPath: library, log: outcome.output, fromCache: false, duration: clock.now - start))
         } catch {
             return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot run the build: \(error)"), retryable: true))

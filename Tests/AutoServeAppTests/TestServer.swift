@@ -224,6 +224,28 @@ final class BinaryServer: @unchecked Sendable {
         return port!
     }
 
+    /// Reads the log until it contains `text` (which it may already hold).
+    func waitForLog(_ text: String, timeout: Duration = .seconds(120)) async throws {
+        try await eventually("the server logs \(text)", timeout: timeout) {
+            readWhatIsThere()
+            return logs.contains(text)
+        }
+    }
+
+    /// Adds what the server has printed so far to `logs`, without waiting for more.
+    private func readWhatIsThere() {
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(descriptor, F_SETFL, flags) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            guard count > 0 else { return }
+            logs += String(decoding: buffer[..<count], as: UTF8.self)
+        }
+    }
+
     /// Sends SIGTERM, waits for the exit and collects the rest of the log.
     func stop() {
         process.terminate()

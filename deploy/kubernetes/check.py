@@ -55,6 +55,21 @@ if "PEERS" in settings and settings["PEERS"]:
         problems.append(f"PEERS names {host}, which is not a headless Service of these manifests")
     elif int(port) != int(settings["PORT"]):
         problems.append(f"PEERS asks port {port}, not PORT {settings['PORT']}")
+# CACHE_DIR is a mounted volume that every replica shares (a ReadWriteMany claim), and STATE_DIR is not on it.
+mounts = {mount["mountPath"]: mount["name"] for mount in container.get("volumeMounts", [])}
+volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+claims = {claim["metadata"]["name"]: claim for claim in by_kind.get("PersistentVolumeClaim", [])}
+cache_dir = settings.get("CACHE_DIR")
+if cache_dir:
+    volume = volumes.get(mounts.get(cache_dir.rstrip("/"), ""))
+    if volume is None:
+        problems.append(f"CACHE_DIR {cache_dir} is not a mounted volume")
+    elif "persistentVolumeClaim" in volume:
+        claim = claims.get(volume["persistentVolumeClaim"]["claimName"])
+        if claim is None or "ReadWriteMany" not in claim["spec"]["accessModes"]:
+            problems.append(f"CACHE_DIR {cache_dir} is not on a ReadWriteMany claim of these manifests: replicas cannot share it")
+    if settings.get("STATE_DIR", "").rstrip("/") == cache_dir.rstrip("/"):
+        problems.append("STATE_DIR and CACHE_DIR are the same folder; STATE_DIR is each replica's own")
 for service in by_kind["Service"]:
     selector = service["spec"]["selector"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -66,4 +81,4 @@ if problems:
         print(f"deploy/kubernetes: {problem}", file=sys.stderr)
     sys.exit(1)
 print(f"deploy/kubernetes: {len(documents)} documents; probes on port {ports['http']}; grace {grace} s > drain {delay} s + {model_timeout} s; "
-      f"SHUTDOWN_TIMEOUT {timeout} s")
+      f"SHUTDOWN_TIMEOUT {timeout} s; CACHE_DIR {cache_dir or 'STATE_DIR/cache'}")
