@@ -187,7 +187,9 @@ public struct PluginCompiler: Sendable {
         do {
             try manager.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true)
         } catch {
-            return .failure(ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "cannot create the build cache: \(error); check CACHE_DIR"), retryable: true))
+            return .failure(
+                ModelBuildError(
+                    Diagnostic(file: definition.name.rawValue, message: "cannot create the build cache: \(error); check CACHE_DIR"), retryable: true))
         }
         let lock = await takeLock("\((pluginDirectory as NSString).appendingPathComponent(definition.moduleName)).lock", for: definition.moduleName)
         defer { lock?.release() }

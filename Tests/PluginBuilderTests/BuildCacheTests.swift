@@ -29,14 +29,20 @@ import Testing
         #expect(BuildCache.check(entry, identity: "id-1") == .sound)
 
         // Built for another toolchain or SDK.
-        guard case .damaged(let other) = BuildCache.check(entry, identity: "id-2") else { Issue.record("another identity was trusted"); return }
+        guard case .damaged(let other) = BuildCache.check(entry, identity: "id-2") else {
+            Issue.record("another identity was trusted")
+            return
+        }
         #expect(other.contains("id-1") && other.contains("id-2"), "\(other)")
 
         // Truncated.
         let handle = try #require(FileHandle(forWritingAtPath: entry))
         try handle.truncate(atOffset: 1000)
         try handle.close()
-        guard case .damaged(let truncated) = BuildCache.check(entry, identity: "id-1") else { Issue.record("a truncated entry was trusted"); return }
+        guard case .damaged(let truncated) = BuildCache.check(entry, identity: "id-1") else {
+            Issue.record("a truncated entry was trusted")
+            return
+        }
         #expect(truncated.contains("1000 bytes"), "\(truncated)")
 
         // Same size, other bytes.
@@ -45,7 +51,10 @@ import Testing
 
         // No seal at all (an entry from before seals, or copied in by hand).
         try FileManager.default.removeItem(atPath: "\(entry).sum")
-        guard case .damaged(let unsealed) = BuildCache.check(entry, identity: "id-1") else { Issue.record("an unsealed entry was trusted"); return }
+        guard case .damaged(let unsealed) = BuildCache.check(entry, identity: "id-1") else {
+            Issue.record("an unsealed entry was trusted")
+            return
+        }
         #expect(unsealed.contains("no seal"), "\(unsealed)")
     }
 
