@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv deploy-check bench build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check fleet bench build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -40,6 +40,18 @@ deploy-check: venv
 	mkdir -p .build && kubectl kustomize deploy/kubernetes > .build/deploy.yaml
 	.venv/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) .build/deploy.yaml deploy/kubernetes/secret.example.yaml
 	.venv/bin/python3 deploy/kubernetes/check.py < .build/deploy.yaml
+
+## Three replicas behind nginx on loopback, with a shared CACHE_DIR and PEERS: a cold start, a push, a rolling
+## restart under wrk and a replica killed mid-build (bench/fleet.py; under a minute once built). The debug binaries
+## unless told (make fleet FLEET_BIN=.build/release after make release, for BENCHMARKS.md's figures).
+FLEET_BIN ?= .build/debug
+fleet: test-deps
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] || ! command -v wrk >/dev/null; then \
+		echo "Installing nginx-light wrk (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light wrk; \
+	fi
+	@if [ "$(FLEET_BIN)" = .build/debug ]; then $(SWIFT) build; fi
+	python3 bench/fleet.py --bin $(FLEET_BIN)
 
 ## Formats the Swift sources by the repository's .swift-format (the lint step of CI checks it).
 format:
