@@ -154,10 +154,12 @@ class Fleet:
 
     # The replicas
 
-    def start(self, index):
+    def start(self, index, own_cache=False):
+        """Starts replica `index`; with `own_cache`, in a STATE_DIR and CACHE_DIR of its own (the baseline)."""
         environment = dict(os.environ)
+        state = os.path.join(self.work, f"{'alone' if own_cache else 'state'}-{index}")
         environment.update({
-            "MODELS_REPO": f"file://{self.repository}", "STATE_DIR": os.path.join(self.work, f"state-{index}"), "CACHE_DIR": self.cache,
+            "MODELS_REPO": f"file://{self.repository}", "STATE_DIR": state, "CACHE_DIR": os.path.join(state, "cache") if own_cache else self.cache,
             "HOST": "127.0.0.1", "PORT": str(self.ports[index]), "PEERS": ",".join(f"127.0.0.1:{port}" for port in self.ports),
             "ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET, "SHUTDOWN_DELAY": SHUTDOWN_DELAY, "SYNC_INTERVAL": "24h",
         })
@@ -297,6 +299,7 @@ def main():
     parser.add_argument("--bin", default=None)
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) even when everything passed")
+    parser.add_argument("--compare", action="store_true", help="first start the three with a cache each, as the baseline of the cold start")
     options = parser.parse_args()
     binaries = os.path.join(ROOT, options.bin or ".build/debug")
     if not os.access(os.path.join(binaries, "autoserve"), os.X_OK):
@@ -316,6 +319,19 @@ def main():
     try:
         fleet.create_repository()
         commit = subprocess.run(["git", "-C", fleet.repository, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+        # 0. The baseline: the same cold start with a cache per replica.
+        alone = None
+        if options.compare:
+            started = time.monotonic()
+            for index in range(3):
+                fleet.start(index, own_cache=True)
+            for index in range(3):
+                wait_until(f"replica {index} (own cache) is ready", 900, lambda: fleet.ready(index, label="v1", commit=commit), poll=0.2)
+            alone = (time.monotonic() - started, sum(fleet.builds(index) for index in range(3)))
+            print(f"baseline: 3 replicas with a cache each: {alone[1]} builds, every replica ready in {alone[0]:.1f} s", flush=True)
+            for index in range(3):
+                fleet.stop(index)
 
         # 1. Cold start of the three together.
         started = time.monotonic()
@@ -390,7 +406,8 @@ def main():
         plugins = [os.path.join(folder, name) for folder, _, names in os.walk(fleet.cache) for name in names if name.endswith(".so")]
         check(bool(plugins) and all(sealed(path) for path in plugins), f"all {len(plugins)} libraries in CACHE_DIR match their seals")
 
-        print(f"| {time.strftime('%Y-%m-%d')} | {len(fleet.models)} | {sum(builds)} | {cold:.1f} s | {max(converged):.2f} s | "
+        baseline = f"{alone[1]} builds, {alone[0]:.1f} s ({cold / alone[0]:.2f}×)" if alone else "not measured"
+        print(f"| {time.strftime('%Y-%m-%d')} | {len(fleet.models)} | {sum(builds)} | {cold:.1f} s | {baseline} | {max(converged):.2f} s | "
               f"{restart:.1f} s | {requests} | {figures.get('non2xx')} | {errors} |")
     finally:
         fleet.shutdown()

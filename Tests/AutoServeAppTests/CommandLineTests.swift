@@ -112,7 +112,7 @@ struct CommandLineTests {
         ])
         let port = try await server.waitUntilListening()
         #expect(try await HTTPClient(base: "http://127.0.0.1:\(port)").get("/healthz").status == 200)
-        server.stop()
+        await server.stopped()
         #expect(server.process.terminationReason == .exit)
         #expect(server.process.terminationStatus == 0)
     }

@@ -49,7 +49,7 @@ struct FleetTests {
         for (index, client) in clients.enumerated() {
             try await eventually("replica \(index) ran the third sync", timeout: .seconds(60)) { try await lastSync(client) == .number(3) }
         }
-        servers.forEach { $0.stop() }
+        for server in servers { await server.stopped() }
         #expect(servers[1].logs.contains("reason=peer"), "\(servers[1].logs.suffix(2000))")
         #expect(!servers.contains { $0.logs.contains(Self.token) }, "the token reached a log")
     }

@@ -68,7 +68,7 @@ struct GitCredentialTests {
         let index = try await client.get("/").text
         let readiness = try await client.get("/readyz").text
         let metrics = try await client.get("/metrics").text
-        server.stop()
+        await server.stopped()
         let configs = try FileManager.default.contentsOfDirectory(atPath: "\(state)/repos").map { "\(state)/repos/\($0)/config" }
         #expect(!configs.isEmpty)
         for config in configs {
@@ -113,7 +113,7 @@ struct GitCredentialTests {
         try await eventually("the admin sync ran", timeout: .seconds(60)) {
             try await client.get("/").json?["_server"]?["last_sync"]?["id"] == sync.json?["sync_id"]
         }
-        server.stop()
+        await server.stopped()
         #expect(server.process.terminationStatus == 0, "SIGTERM stops the server cleanly")
         #expect(server.logs.contains("refused the credentials"))
         #expect(server.logs.contains("<redacted>@127.0.0.1"))

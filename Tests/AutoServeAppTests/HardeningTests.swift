@@ -46,7 +46,7 @@ struct HardeningTests {
                 "GARBAGE / HTTP/1.1\r\n\r\n", "POST /Echo HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
                 "POST /Echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             ] {
-                let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+                let text = String(decoding: try await offThread { try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)) }, as: UTF8.self)
                 #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
                 #expect(text.lowercased().contains("connection: close"))
                 let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
@@ -133,7 +133,7 @@ struct HardeningTests {
         try await eventually("the worker is back", timeout: .seconds(60)) {
             try await client.post("/TrapOrEcho", #"{"variables": {"marker": "x"}}"#).status == 200
         }
-        server.stop()
+        await server.stopped()
         let delays = server.logs.components(separatedBy: "restart_in_seconds=").dropFirst().map { $0.prefix { $0 != " " && $0 != "\n" } }
         #expect(delays == ["0.1", "0.2", "0.4"], "\(delays)")
     }
@@ -330,7 +330,7 @@ struct HardeningTests {
             answer = try await client.get("/EnvProbe")
             return answer.status == 200
         }
-        server.stop()
+        await server.stopped()
         let environment = answer.json?["environment"]
         #expect(environment?["AUTOSERVE_HARMLESS"] == .string("visible"), "the probe sees the rest of the environment")
         for name in secrets.keys { #expect(environment?[name] == nil, "\(name) reached the worker") }
@@ -450,14 +450,14 @@ struct HTTP1DetailsTests {
         try await withTestServer(try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"])) { server async throws in
             for request in ["GET /healthz HTTP/1.0\r\n\r\n", "POST /Echo HTTP/1.0\r\nContent-Length: 17\r\n\r\n{\"variables\": {}}"] {
                 // Read to the end: it returns only because the server closes the connection.
-                let text = String(decoding: try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)), as: UTF8.self)
+                let text = String(decoding: try await offThread { try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)) }, as: UTF8.self)
                 #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
                 #expect(text.lowercased().contains("connection: close"), "\(text)")
             }
             let socket = try RawHTTP.connected(port: server.port)
             defer { close(socket) }
             for _ in 0..<2 {
-                let text = try Self.exchange(socket, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                let text = try await offThread { try Self.exchange(socket, "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") }
                 #expect(text.hasPrefix("HTTP/1.0 200 OK"), "\(text)")
                 #expect(text.lowercased().contains("connection: keep-alive"), "the connection stays open: \(text)")
             }
@@ -470,23 +470,25 @@ struct HTTP1DetailsTests {
             for path in ["/Echo", "/all"] {
                 let socket = try RawHTTP.connected(port: server.port)
                 defer { close(socket) }
-                let interim = try Self.exchange(
-                    socket, "POST \(path) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+                let interim = try await offThread {
+                    try Self.exchange(socket, "POST \(path) HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+                }
                 #expect(interim == "HTTP/1.1 100 Continue\r\n\r\n", "\(interim)")
-                let answer = try Self.exchange(socket, body)
+                let answer = try await offThread { try Self.exchange(socket, body) }
                 #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
                 #expect(answer.contains(#""a":1"#))
             }
             let tooLarge = String(
-                decoding: try RawHTTP.readToEnd(
-                    port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n".utf8)
-                ), as: UTF8.self)
+                decoding: try await offThread {
+                    try RawHTTP.readToEnd(
+                        port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n".utf8))
+                }, as: UTF8.self)
             #expect(tooLarge.hasPrefix("HTTP/1.1 417 "), "\(tooLarge)")
             #expect(tooLarge.contains("MAX_BODY_BYTES"))
             let unknown = String(
-                decoding: try RawHTTP.readToEnd(
-                    port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8)
-                ), as: UTF8.self)
+                decoding: try await offThread {
+                    try RawHTTP.readToEnd(port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8))
+                }, as: UTF8.self)
             #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
         }
     }
@@ -527,7 +529,7 @@ struct ModelOutputTests {
         try await eventually("the worker is back") { try await client.post("/Printer", #"{"variables": {}}"#).status == 200 }
         #expect(try await client.post("/Printer", #"{"variables": {"mode": "flood"}}"#).status == 200)
         let metrics = try await client.get("/metrics").text
-        server.stop()
+        await server.stopped()
         let lines = server.logs.split(separator: "\n")
         let stdout = lines.filter { $0.contains(#"msg="hello from the model""#) }
         #expect(!stdout.isEmpty, "\(server.logs.suffix(2000))")
@@ -602,7 +604,7 @@ struct ConnectionLimitTests {
             let socket = try RawHTTP.connected(port: port)
             var readable = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
             if poll(&readable, 1, 300) > 0 {
-                refused = String(decoding: Self.readUntilClosed(socket), as: UTF8.self)
+                refused = String(decoding: try await offThread { Self.readUntilClosed(socket) }, as: UTF8.self)
                 close(socket)
             } else {
                 held.append(socket)
@@ -632,7 +634,7 @@ struct ConnectionLimitTests {
         defer { close(socket) }
         let answer = try HTTP1DetailsTests.exchange(socket, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(answer.hasPrefix("HTTP/1.1 200 OK"))
-        #expect(Self.readUntilClosed(socket).isEmpty, "closed without another byte")
+        #expect(try await offThread { Self.readUntilClosed(socket) }.isEmpty, "closed without another byte")
     }
 
     /// Reads until the server closes the connection (60 s at most, the sockets' receive timeout).
@@ -682,7 +684,7 @@ struct InProcessHangTests {
         let metrics = try await client.get("/metrics").text
         #expect(metrics.contains(#"autoserve_inprocess_hung_calls_total{model="Hang"} 3"#))
         #expect(metrics.contains(#"autoserve_model_state{model="Hang",state="failed"} 1"#))
-        server.stop()
+        await server.stopped()
         #expect(server.logs.contains("in-process call hung past its timeout"))
     }
 }
@@ -712,11 +714,11 @@ struct GracefulStopTests {
         try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
         #expect(FileManager.default.createFile(atPath: "\(markers)/release", contents: nil))
         for (index, socket) in sockets.enumerated() {
-            let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+            let text = String(decoding: try await offThread { ConnectionLimitTests.readUntilClosed(socket) }, as: UTF8.self)
             #expect(text.hasPrefix("HTTP/1.1 200 OK"), "connection \(index): \(text.prefix(120).debugDescription)")
             #expect(text.lowercased().contains("connection: close"), "connection \(index): \(text.prefix(300).debugDescription)")
         }
-        server.process.waitUntilExit()
+        _ = try await offThread { server.process.waitUntilExit() }
         #expect(server.process.terminationStatus == 0)
     }
 
@@ -735,25 +737,27 @@ struct GracefulStopTests {
         kill(server.process.processIdentifier, SIGTERM)
         var readiness = ""
         try await eventually("/readyz says draining", timeout: .seconds(30)) {
-            readiness = try RawHTTP.exchangeNow(port: port, send: ["GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"], expecting: 1).first?.text ?? ""
+            readiness = try await RawHTTP.exchange(port: port, send: ["GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"], expecting: 1).first?.text ?? ""
             return readiness.contains("draining")
         }
         #expect(readiness.contains(#""status":503"#), "\(readiness)")
-        #expect(String(decoding: ConnectionLimitTests.readUntilClosed(idle), as: UTF8.self).isEmpty, "the idle connection is closed, with nothing sent")
+        #expect(
+            String(decoding: try await offThread { ConnectionLimitTests.readUntilClosed(idle) }, as: UTF8.self).isEmpty,
+            "the idle connection is closed, with nothing sent")
         // Still serving, through either path: a scoring request and a route of Hummingbird's.
         let row = #"{"variables": {"a": 1}}"#
         for request in ["POST /Echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(row.utf8.count)\r\n\r\n\(row)", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"] {
             let socket = try RawHTTP.connected(port: port)
             defer { close(socket) }
             _ = Array(request.utf8).withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            let answer = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+            let answer = String(decoding: try await offThread { ConnectionLimitTests.readUntilClosed(socket) }, as: UTF8.self)
             #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(200).debugDescription)")
             #expect(answer.lowercased().contains("connection: close"), "\(answer.prefix(300).debugDescription)")
         }
         #expect(server.process.isRunning, "the delay is not over")
         // Then the stop: the port refuses, and the server exits 0.
         try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
-        server.process.waitUntilExit()
+        _ = try await offThread { server.process.waitUntilExit() }
         #expect(server.process.terminationStatus == 0)
     }
 
@@ -776,10 +780,10 @@ struct GracefulStopTests {
         _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         try await eventually("the model holds the row", timeout: .seconds(60)) { FileManager.default.fileExists(atPath: "\(markers)/stuck") }
         kill(server.process.processIdentifier, SIGTERM)
-        let text = String(decoding: ConnectionLimitTests.readUntilClosed(socket), as: UTF8.self)
+        let text = String(decoding: try await offThread { ConnectionLimitTests.readUntilClosed(socket) }, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 503 "), "\(text.prefix(300).debugDescription)")
         #expect(text.contains("SHUTDOWN_TIMEOUT"))
-        server.stop()
+        await server.stopped()
         #expect(server.process.terminationStatus == 1, "a stop cut short exits 1")
         #expect(server.logs.contains("the stop took longer than SHUTDOWN_TIMEOUT"))
     }

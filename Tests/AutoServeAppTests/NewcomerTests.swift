@@ -19,7 +19,7 @@ struct NewcomerTests {
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync(timeout: .seconds(600))
         try await Self.runReadmeExamples(port: port)
         #expect(FileManager.default.fileExists(atPath: "\(copy)/.autoserve/cache"), "the default STATE_DIR is ./.autoserve")
-        server.stop()
+        await server.stopped()
         #expect(server.logs.contains("msg=path path=\(copy)/.autoserve setting=STATE_DIR"), "the resolved path is logged")
     }
 

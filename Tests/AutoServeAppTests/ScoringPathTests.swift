@@ -147,7 +147,7 @@ struct ScoringPathTests {
         let answer = try await slow.value[0]
         #expect(answer.status == 200)
         #expect(answer.json?["slept"] == .bool(true))
-        server.stop()
+        await server.stopped()
         #expect(server.process.terminationReason == .exit)
         #expect(server.process.terminationStatus == 0)
     }

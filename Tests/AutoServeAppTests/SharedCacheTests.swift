@@ -91,7 +91,7 @@ struct SharedCacheTests {
         var total = 0
         for client in clients { total += try await Self.builds(client) }
         #expect(total == 3, "autoserve_model_builds_total over the three replicas")
-        replicas.forEach { $0.stop() }
+        for server in replicas { await server.stopped() }
         let waited = replicas.filter { $0.logs.contains("another process is building the same entry") }.count
         #expect(!replicas.contains { $0.logs.contains("cannot be locked") }, "flock works on a local file system")
 
@@ -114,7 +114,7 @@ struct SharedCacheTests {
             #expect(answer.status == 200, "after the damage, \(model): \(answer.text)")
         }
         #expect(try await Self.builds(client) == 2, "the two damaged entries are rebuilt, the sound one is loaded")
-        fourth.stop()
+        await fourth.stopped()
         #expect(fourth.logs.components(separatedBy: "a cached plugin is damaged; rebuilding it").count == 3, "\(fourth.logs.suffix(3000))")
         #expect(fourth.logs.contains("another-toolchain"))
         print("shared cache: 3 replicas started together compiled \(plugins.count) plugins for 3 models; \(waited) waited for another's build")

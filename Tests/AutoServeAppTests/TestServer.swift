@@ -215,7 +215,7 @@ final class BinaryServer: @unchecked Sendable {
     func waitUntilListening() async throws -> Int {
         var port: Int?
         try await eventually("the server listens", timeout: .seconds(60)) {
-            logs += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            readWhatIsThere()
             if let line = logs.range(of: "msg=listening"), let field = logs[line.upperBound...].range(of: "port=") {
                 port = Int(logs[field.upperBound...].prefix { $0.isNumber })
             }
@@ -246,6 +246,11 @@ final class BinaryServer: @unchecked Sendable {
         }
     }
 
+    /// `stop()` on a thread of its own.
+    func stopped() async {
+        _ = try? await offThread { self.stop() }
+    }
+
     /// Sends SIGTERM, waits for the exit and collects the rest of the log.
     func stop() {
         process.terminate()
@@ -255,6 +260,14 @@ final class BinaryServer: @unchecked Sendable {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Runs blocking work (a socket read, a wait for a process) on a thread of its own: a test that blocks one of the
+/// few threads of Swift's concurrency pool starves whatever else needs them, the in-process servers included.
+func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
 }
 

@@ -205,7 +205,7 @@ struct WorkerProcessTests {
         try await eventually("Unruly answers again", timeout: .seconds(60)) {
             try await client.post("/Unruly", #"{"variables": {"mode": "fine"}}"#).status == 200
         }
-        server.stop()
+        await server.stopped()
         let line = server.logs.split(separator: "\n").first { $0.contains("worker exited; restarting it") }
         #expect(line?.contains("model=Unruly") == true, "\(server.logs)")
         #expect(line?.contains("cause=crash") == true)
