@@ -58,6 +58,7 @@ public struct AutoServeServer: Sendable {
         frontend.timeouts.body = configuration.bodyTimeout
         frontend.timeouts.keepAlive = configuration.keepAliveTimeout
         frontend.peers = try peerSync(configuration, prefix: frontend.prefix, metrics: metrics, logger: logger)
+        frontend.inferenceLog = try inferenceLog(configuration, metrics: metrics, logger: logger)
         let peers = frontend.peers
         logger.info(
             "connections",
@@ -79,6 +80,22 @@ public struct AutoServeServer: Sendable {
             logger: logger
         )
         return AutoServeServer(configuration: configuration, manager: manager, metrics: metrics, application: application, responder: responder)
+    }
+
+    /// The inference log (`INFERENCE_LOG`), opened at start: a file that cannot be opened stops the server.
+    static func inferenceLog(_ configuration: ServerConfiguration, metrics: Metrics, logger: Logger) throws(ConfigurationError) -> InferenceLog? {
+        guard let path = configuration.inferenceLog else { return nil }
+        var settings = InferenceLogSettings(path: path)
+        settings.sample = configuration.inferenceLogSample
+        settings.maxBytes = configuration.inferenceLogMaxMB << 20
+        settings.keep = configuration.inferenceLogKeep
+        do {
+            let log = try InferenceLog(settings: settings, metrics: metrics, logger: logger)
+            logger.info("inference log", metadata: ["path": "\(path)", "sample": "\(settings.sample)", "max_mb": "\(configuration.inferenceLogMaxMB)"])
+            return log
+        } catch {
+            throw ConfigurationError(error.description)
+        }
     }
 
     /// The fleet's other replicas (`PEERS`), asked with `ADMIN_TOKEN`, which they check.
@@ -152,7 +169,7 @@ public struct AutoServeServer: Sendable {
     /// Bounds a stop by `SHUTDOWN_TIMEOUT`: from the first SIGTERM or SIGINT, a request still waiting for a model
     /// then gets 503, and the server exits with status 1 (a stop that finishes in time ends this task).
     func stopDeadline(_ timedOut: StopTimeout) -> Task<Void, Never> {
-        let (timeout, manager, logger) = (configuration.shutdownTimeout, manager, application.logger)
+        let (timeout, manager, logger, log) = (configuration.shutdownTimeout, manager, application.logger, responder.inferenceLog)
         return Task {
             for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                 try? await Task.sleep(for: timeout)
@@ -167,6 +184,7 @@ public struct AutoServeServer: Sendable {
                 // The stop ends now that nothing waits for a model; if something else holds it, exit anyway.
                 try? await Task.sleep(for: .seconds(5))
                 guard !Task.isCancelled else { return }
+                log?.close(timeout: .seconds(1))
                 exit(1)
             }
         }
@@ -208,6 +226,8 @@ public struct AutoServeServer: Sendable {
         )
         let drain = delay == .zero ? nil : drainOnSignal(then: group, after: delay)
         defer { drain?.cancel() }
+        // The rows queued for the inference log are written before the process ends, however the stop went.
+        defer { responder.inferenceLog?.close() }
         do {
             try await group.run()
             if timedOut.happened.load(ordering: .relaxed) { throw timedOut }

@@ -30,6 +30,9 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("model-isolation"), help: help("MODEL_ISOLATION")) var modelIsolation: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
     @Option(name: .customLong("inference-log"), help: help("INFERENCE_LOG")) var inferenceLog: String?
+    @Option(name: .customLong("inference-log-sample"), help: help("INFERENCE_LOG_SAMPLE")) var inferenceLogSample: String?
+    @Option(name: .customLong("inference-log-max-mb"), help: help("INFERENCE_LOG_MAX_MB")) var inferenceLogMaxMB: String?
+    @Option(name: .customLong("inference-log-keep"), help: help("INFERENCE_LOG_KEEP")) var inferenceLogKeep: String?
     @Option(name: .customLong("log-level"), help: help("LOG_LEVEL")) var logLevel: String?
 
     public init() {}
@@ -49,7 +52,8 @@ public struct ServeOptions: ParsableArguments {
             ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),
             ("SHUTDOWN_DELAY", shutdownDelay), ("PEERS", peers),
             ("MODEL_TIMEOUT_MS", modelTimeoutMs),
-            ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("LOG_LEVEL", logLevel),
+            ("MODEL_ISOLATION", modelIsolation), ("SWIFTC", swiftc), ("INFERENCE_LOG", inferenceLog), ("INFERENCE_LOG_SAMPLE", inferenceLogSample),
+            ("INFERENCE_LOG_MAX_MB", inferenceLogMaxMB), ("INFERENCE_LOG_KEEP", inferenceLogKeep), ("LOG_LEVEL", logLevel),
         ]
     }
 

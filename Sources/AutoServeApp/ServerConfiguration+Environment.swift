@@ -136,6 +136,21 @@ extension ServerConfiguration {
         Setting(environment: "INFERENCE_LOG", help: "File that receives one JSON line per scored row (default: unset)", isSecret: false) { config, value in
             config.inferenceLog = value.isEmpty ? nil : value
         },
+        Setting(environment: "INFERENCE_LOG_SAMPLE", help: "Fraction of rows INFERENCE_LOG keeps, from 0 to 1 (default: 1)", isSecret: false) {
+            config, value in
+            guard let fraction = Double(value), value.allSatisfy({ $0.isASCIIDigit || $0 == "." }), (0...1).contains(fraction) else {
+                throw invalid("INFERENCE_LOG_SAMPLE", value, "a fraction from 0 to 1, like 0.1")
+            }
+            config.inferenceLogSample = fraction
+        },
+        Setting(environment: "INFERENCE_LOG_MAX_MB", help: "Size in MB at which INFERENCE_LOG is rotated (default: 100)", isSecret: false) {
+            config, value in
+            config.inferenceLogMaxMB = try parseInteger(value, setting: "INFERENCE_LOG_MAX_MB", in: 1...(1 << 20), expected: "a number of MB from 1 to 1048576")
+        },
+        Setting(environment: "INFERENCE_LOG_KEEP", help: "Rotated INFERENCE_LOG files kept, .1 the newest (default: 5)", isSecret: false) {
+            config, value in
+            config.inferenceLogKeep = try parseInteger(value, setting: "INFERENCE_LOG_KEEP", in: 0...1000, expected: "a number of files from 0 to 1000")
+        },
         Setting(environment: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default: info)", isSecret: false) { config, value in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 throw invalid("LOG_LEVEL", value, "trace, debug, info, notice, warning, error or critical")

@@ -52,6 +52,9 @@ public struct ServerConfiguration: Sendable {
     public var workerExecutable: String?
     public var swiftc: String?
     public var inferenceLog: String?
+    public var inferenceLogSample: Double = 1
+    public var inferenceLogMaxMB = 100
+    public var inferenceLogKeep = 5
     public var logLevel: Logger.Level = .info
     /// Lines to log once the logger exists: deprecated names that were used.
     public var notices: [String] = []

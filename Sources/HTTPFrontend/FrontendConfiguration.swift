@@ -17,6 +17,8 @@ public struct FrontendConfiguration: Sendable {
     public var timeouts = ConnectionTimeouts()
     /// The other replicas of a fleet, asked for a sync when this one starts one (`PEERS`).
     public var peers: PeerSync?
+    /// Where each scored row is written (`INFERENCE_LOG`), off the request path.
+    public var inferenceLog: InferenceLog?
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import AutoServeModel
+import Foundation
 import HTTPTypes
 import Logging
 import ModelManager
@@ -54,7 +55,7 @@ struct Scoring: Sendable {
 
     /// Scores `body` (`{"variables": {...}}`, or `nil` when it was over `maxBodyBytes`) with the model `route`
     /// names, or with every model for `all`.
-    func score(_ route: String, body: ByteBuffer?, completion: @escaping @Sendable (Answer) -> Void) {
+    func score(_ route: String, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
         let variables: Result<[UInt8], APIError>
         if let body {
             variables = body.withUnsafeReadableBytes { RequestVariables.parse($0) }
@@ -62,53 +63,65 @@ struct Scoring: Sendable {
             variables = .failure(RequestVariables.tooLarge(maxBodyBytes))
         }
         if route == "all" {
-            scoreAll(variables, completion: completion)
+            scoreAll(variables, requestID: requestID, completion: completion)
         } else {
-            scoreOne(route, variables, completion: completion)
+            scoreOne(route, variables, requestID: requestID, completion: completion)
         }
     }
 
-    func scoreOne(_ name: String, _ variables: Result<[UInt8], APIError>, completion: @escaping @Sendable (Answer) -> Void) {
+    func scoreOne(_ name: String, _ variables: Result<[UInt8], APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         guard let status = snapshot.models[name] else {
             let available = snapshot.servingVersions.map(\.name.rawValue)
             let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
             let error = APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
-            // Only model folders become label values: any client can make up names without end.
-            completion(record(unknownInstruments, start, error.answer))
+            // Only model folders become label values (and log lines): any client can make up names without end.
+            completion(record(unknownInstruments, start, error.answer, requestID: requestID))
             return
         }
+        // The row goes to the inference log, sampled once per request.
+        let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
         guard let version = status.serving else {
-            completion(record(RequestInstruments(metrics: metrics, model: name, version: nil), start, Self.notReady(status).answer))
+            let error = Self.notReady(status)
+            log?.append(Self.logRecord(requestID, name, nil, .model, variables, .failure(error), start))
+            completion(record(RequestInstruments(metrics: metrics, model: name, version: nil), start, error.answer, requestID: requestID))
             return
         }
         let versionHeader: HTTPFields = [.modelVersion: version.version]
         switch variables {
         case .failure(let error):
-            completion(record(version.instruments, start, error.answer))
-        case .success(let variables):
-            version.runner.predict(variables: variables) { prediction in
+            log?.append(Self.logRecord(requestID, name, version, .model, variables, .failure(error), start))
+            var answer = error.answer
+            answer.headers[.modelVersion] = version.version
+            completion(record(version.instruments, start, answer, requestID: requestID))
+        case .success(let bytes):
+            version.runner.predict(variables: bytes) { prediction in
                 var answer: Answer
                 switch prediction {
-                case .output(let bytes): answer = Answer(status: 200, body: bytes)
-                case .failure(let failure): answer = APIError(failure, model: name).answer
+                case .output(let output):
+                    log?.append(Self.logRecord(requestID, name, version, .model, variables, .success(output), start))
+                    answer = Answer(status: 200, body: output)
+                case .failure(let failure):
+                    let error = APIError(failure, model: name)
+                    log?.append(Self.logRecord(requestID, name, version, .model, variables, .failure(error), start))
+                    answer = error.answer
                 }
                 answer.headers = versionHeader
-                completion(record(version.instruments, start, answer))
+                completion(record(version.instruments, start, answer, requestID: requestID))
             }
         }
     }
 
     /// Scores one row against every ready model at once; failures go under `_errors`.
-    func scoreAll(_ body: Result<[UInt8], APIError>, completion: @escaping @Sendable (Answer) -> Void) {
+    func scoreAll(_ body: Result<[UInt8], APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         let variables: [UInt8]
         switch body {
         case .success(let bytes): variables = bytes
         case .failure(let error):
-            completion(record(allInstruments, start, error.answer))
+            completion(record(allInstruments, start, error.answer, requestID: requestID))
             return
         }
         let versions = snapshot.servingVersions
@@ -116,12 +129,44 @@ struct Scoring: Sendable {
             let message =
                 snapshot.sourceRead
                 ? "no model is ready; see \(configuration.prefix)/ for each model's state" : "the server is still loading: \(snapshot.readinessReason)"
-            completion(record(allInstruments, start, APIError(status: 503, code: "no_model_ready", message: message).answer))
+            completion(record(allInstruments, start, APIError(status: 503, code: "no_model_ready", message: message).answer, requestID: requestID))
             return
         }
+        let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
         FanOut.predict(variables, with: versions) { predictions in
-            completion(record(allInstruments, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing)))
+            if let log {
+                // One line per member, each with its own version and answer.
+                log.append(
+                    zip(versions, predictions).map { version, prediction in
+                        switch prediction {
+                        case .output(let output): Self.logRecord(requestID, version.name.rawValue, version, .all, body, .success(output), start)
+                        case .failure(let failure):
+                            Self.logRecord(
+                                requestID, version.name.rawValue, version, .all, body, .failure(APIError(failure, model: version.name.rawValue)), start)
+                        }
+                    })
+            }
+            completion(record(allInstruments, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing), requestID: requestID))
         }
+    }
+
+    /// What the inference log keeps of one row (README, "The inference log").
+    static func logRecord(
+        _ requestID: String, _ model: String, _ version: ServingVersion?, _ route: InferenceRecord.Route, _ variables: Result<[UInt8], APIError>,
+        _ outcome: Result<[UInt8], APIError>, _ start: ContinuousClock.Instant
+    ) -> InferenceRecord {
+        var output: [UInt8]?
+        var error: [UInt8]?
+        var status = 200
+        switch outcome {
+        case .success(let bytes): output = bytes
+        case .failure(let failure):
+            error = failure.errorObject
+            status = Int(failure.status.code)
+        }
+        return InferenceRecord(
+            time: Date(), requestID: requestID, model: model, version: version?.version, commit: version?.commit, route: route,
+            variables: try? variables.get(), output: output, error: error, status: status, latency: .now - start)
     }
 
     /// `/all`'s body, from each version's prediction: each model's output under its name (in name order),
@@ -192,8 +237,8 @@ struct Scoring: Sendable {
     /// The `model` label of requests to no model folder; a folder name starts with a letter, so none collides.
     static let unknownModelLabel = "_unknown"
 
-    /// Counts the request in the metrics (and the debug log) and passes the answer on.
-    func record(_ instruments: RequestInstruments, _ start: ContinuousClock.Instant, _ answer: Answer) -> Answer {
+    /// Counts the request in the metrics (and the debug log) and passes the answer on, with its `X-Request-ID`.
+    func record(_ instruments: RequestInstruments, _ start: ContinuousClock.Instant, _ answer: Answer, requestID: String) -> Answer {
         let seconds = (ContinuousClock.now - start).seconds
         instruments.record(status: answer.status, seconds: seconds)
         if logger.logLevel <= .debug {
@@ -201,8 +246,11 @@ struct Scoring: Sendable {
                 "request",
                 metadata: [
                     "model": "\(instruments.model)", "status": "\(answer.status)", "version": "\(instruments.version.prefix(12))", "seconds": "\(seconds)",
+                    "request_id": "\(requestID)",
                 ])
         }
+        var answer = answer
+        answer.headers[.requestID] = requestID
         return answer
     }
 }

@@ -28,7 +28,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private enum State {
         case idle
         /// A scoring request whose body is being read; `tooLarge` once it passed the limit.
-        case reading(route: String, body: ByteBuffer, tooLarge: Bool)
+        case reading(route: String, body: ByteBuffer, tooLarge: Bool, requestID: String)
         /// The current request goes to Hummingbird, up to its end.
         case passing
         /// A row is with its model; further parts wait in `held`.
@@ -79,26 +79,27 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch (state, part) {
         case (.idle, .head(let head)):
             if owed == 0, let route = scoring.scoringRoute(head) {
+                let requestID = RequestID.of(head.headerFields[.requestID])
                 if let length = head.headerFields[.contentLength].flatMap(Int.init), length > scoring.maxBodyBytes {
-                    state = .reading(route: route, body: ByteBuffer(), tooLarge: true)
+                    state = .reading(route: route, body: ByteBuffer(), tooLarge: true, requestID: requestID)
                 } else {
-                    state = .reading(route: route, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false)
+                    state = .reading(route: route, body: context.channel.allocator.buffer(capacity: 0), tooLarge: false, requestID: requestID)
                 }
             } else {
                 owed += 1
                 state = .passing
                 context.fireChannelRead(wrapInboundOut(part))
             }
-        case (.reading(let route, var body, var tooLarge), .body(var chunk)):
+        case (.reading(let route, var body, var tooLarge, let requestID), .body(var chunk)):
             state = .idle  // lets `body` be appended to in place
             if !tooLarge, body.readableBytes + chunk.readableBytes > scoring.maxBodyBytes { tooLarge = true }
             if tooLarge { body.clear() } else { body.writeBuffer(&chunk) }
-            state = .reading(route: route, body: body, tooLarge: tooLarge)
-        case (.reading(let route, let body, let tooLarge), .end):
+            state = .reading(route: route, body: body, tooLarge: tooLarge, requestID: requestID)
+        case (.reading(let route, let body, let tooLarge, let requestID), .end):
             state = .scoring
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
-            scoring.score(route, body: tooLarge ? nil : body) { answer in
+            scoring.score(route, body: tooLarge ? nil : body, requestID: requestID) { answer in
                 if loop.inEventLoop {
                     bound.value.0.respond(answer, context: bound.value.1)
                 } else {

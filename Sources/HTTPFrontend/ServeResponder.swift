@@ -33,6 +33,9 @@ public struct ServeResponder: HTTPResponder {
         ]
     }
 
+    /// The inference log, which the server closes (writing what is queued) when it stops.
+    public var inferenceLog: InferenceLog? { endpoints.configuration.inferenceLog }
+
     /// Starts the drain of a stop with `SHUTDOWN_DELAY`: `/readyz` answers 503 `draining` from now on, and every
     /// connection closes after its next answer.
     public func drain() {
@@ -47,6 +50,10 @@ public struct ServeResponder: HTTPResponder {
     static func router(_ endpoints: Endpoints) -> RouterResponder<Context> {
         let prefix = endpoints.configuration.prefix
         let router = Router(context: Context.self)
+        // Middleware applies to the routes added after it; the first is the outermost, so that the 404 that
+        // NotFoundAsJSON makes gets its id too.
+        router.add(middleware: RequestIDHeader())
+        router.add(middleware: NotFoundAsJSON(endpoints: endpoints))
         func route(_ path: RouterPath, _ methods: [HTTPRequest.Method], _ handler: @escaping @Sendable (Request, Context) async -> Response) {
             for method in methods { router.on(path, method: method) { request, context in await handler(request, context) } }
             for method in otherMethods where !methods.contains(method) {
@@ -66,8 +73,17 @@ public struct ServeResponder: HTTPResponder {
         route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
             await endpoints.score(context.parameters.get("model") ?? "", request)
         }
-        router.add(middleware: NotFoundAsJSON(endpoints: endpoints))
         return router.buildResponder()
+    }
+
+    /// Every answer carries `X-Request-ID`: the client's own when it is acceptable, else a new one (scoring
+    /// answers set theirs, the one their log line holds).
+    struct RequestIDHeader: RouterMiddleware {
+        func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+            var response = try await next(request, context)
+            if response.headers[.requestID] == nil { response.headers[.requestID] = RequestID.of(request.headers[.requestID]) }
+            return response
+        }
     }
 
     /// Answers the router's 404 (a path no route takes) with the JSON error body that names the index.
@@ -132,10 +148,11 @@ struct Endpoints: Sendable {
         let variables = await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes)
         let answer = await withUnsafeContinuation { (continuation: UnsafeContinuation<Scoring.Answer, Never>) in
             let completion: @Sendable (Scoring.Answer) -> Void = { continuation.resume(returning: $0) }
+            let requestID = RequestID.of(request.headers[.requestID])
             if route == "all" {
-                scoring.scoreAll(variables, completion: completion)
+                scoring.scoreAll(variables, requestID: requestID, completion: completion)
             } else {
-                scoring.scoreOne(route, variables, completion: completion)
+                scoring.scoreOne(route, variables, requestID: requestID, completion: completion)
             }
         }
         return json(answer.status, answer.body, headers: answer.headers)
@@ -187,4 +204,5 @@ struct Endpoints: Sendable {
 extension HTTPField.Name {
     /// The version that answered a scoring request.
     static let modelVersion = HTTPField.Name("X-Model-Version")!
+    static let requestID = HTTPField.Name("X-Request-ID")!
 }

@@ -42,6 +42,11 @@ public final class Metrics: Sendable {
             kind: .counter, help: "Lines a model printed that were not logged (over the rate limit).", labels: ["model"]
         ),
         "autoserve_peer_syncs_total": Family(kind: .counter, help: "Syncs forwarded to the replicas of PEERS, by result.", labels: ["result"]),
+        "autoserve_inference_log_lines_total": Family(kind: .counter, help: "Lines written to INFERENCE_LOG.", labels: []),
+        "autoserve_inference_log_dropped_total": Family(
+            kind: .counter, help: "Rows not written to INFERENCE_LOG: its queue was full (the writer behind) or the file could not be written.",
+            labels: []
+        ),
         "autoserve_connections_refused_total": Family(kind: .counter, help: "Connections refused over MAX_CONNECTIONS.", labels: []),
         "autoserve_connections_open": Family(kind: .gauge, help: "Client connections open now.", labels: []),
         "autoserve_connections_timed_out_total": Family(
