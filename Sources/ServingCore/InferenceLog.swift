@@ -244,7 +244,7 @@ public final class InferenceLog: Sendable {
                 write(bytes, lines: batch.count)
             }
             if closing, state.withLock({ $0.queue.isEmpty }) {
-                state.withLock { Glibc.close($0.descriptor) }
+                _ = state.withLock { Glibc.close($0.descriptor) }
                 finished.signal()
                 return
             }
