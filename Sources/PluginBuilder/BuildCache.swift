@@ -123,7 +123,8 @@ public final class FileLock: Sendable {
             case .busy:
                 if first { whenBusy() }
                 first = false
-                if clock.now - start >= timeout { return .timedOut }
+                // A cancelled wait (the server stopping) ends now, as a wait that timed out.
+                if clock.now - start >= timeout || Task.isCancelled { return .timedOut }
                 try? await Task.sleep(for: poll)
             }
         }
