@@ -16,7 +16,7 @@ test: test-deps
 
 ## The suites that need no swiftc (parsers, the stages' logic, the manager against a fake loader): under a minute
 ## once built.
-UNIT_SUITES := AutoServeModelTests|ServingCoreTests|HTTPFrontendTests|ModelSourceTests|PluginBuilderTests|ModelManagerTests\.(AvailabilityPolicyTests|SyncScheduleTests)|PluginLoaderTests\.(PendingRequestsTests|FrameReaderTests|theServerAndTheSDKShareTheStatusCodes)
+UNIT_SUITES := AutoServeModelTests|ServingCoreTests|DriftReportTests|HTTPFrontendTests|ModelSourceTests|PluginBuilderTests|ModelManagerTests\.(AvailabilityPolicyTests|SyncScheduleTests)|PluginLoaderTests\.(PendingRequestsTests|FrameReaderTests|theServerAndTheSDKShareTheStatusCodes)
 test-unit: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(UNIT_SUITES)'
@@ -77,11 +77,12 @@ deps:
 	fi
 
 ## The tests also run git daemon and a throwaway sshd on loopback (SSH remotes), the README's curl examples,
-## and the server as an unprivileged user (setpriv, from util-linux).
+## the server as an unprivileged user (setpriv, from util-linux), and headless Chromium on the drift report.
 test-deps: deps
-	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null || ! command -v curl >/dev/null || ! command -v setpriv >/dev/null; then \
-		echo "Installing openssh-server git curl util-linux (apt-get)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git curl util-linux; \
+	@if [ ! -x /usr/sbin/sshd ] || ! command -v git >/dev/null || ! command -v curl >/dev/null || ! command -v setpriv >/dev/null \
+		|| ! command -v chromium >/dev/null; then \
+		echo "Installing openssh-server git curl util-linux chromium (apt-get)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends openssh-server git curl util-linux chromium; \
 	fi
 	@$(MAKE) --no-print-directory venv
 	@.venv/bin/python3 -c "import prometheus_client" 2>/dev/null || .venv/bin/pip install -q prometheus_client

@@ -107,6 +107,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `autoserve drift`: PSI and Kolmogorov–Smirnov between two sets of rows, as text, JSON or HTML.
+        .target(name: "DriftReport", dependencies: ["AutoServeModel", "ServingCore"], swiftSettings: swiftSettings),
         // Configuration and the assembly of the stages into one application.
         .target(
             name: "AutoServeApp",
@@ -124,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "autoserve",
             dependencies: [
-                "AutoServeApp", "ServingCore", "PluginLoader",
+                "AutoServeApp", "ServingCore", "PluginLoader", "DriftReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -132,6 +134,7 @@ let package = Package(
         ),
         .testTarget(name: "AutoServeModelTests", dependencies: ["AutoServeModel"], swiftSettings: swiftSettings),
         .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "DriftReportTests", dependencies: ["DriftReport", "AutoServeModel"], swiftSettings: swiftSettings),
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(
