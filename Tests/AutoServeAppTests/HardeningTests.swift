@@ -539,8 +539,11 @@ struct ModelOutputTests {
         }
         #expect(lines.contains { $0.contains(#"msg="a warning on stderr""#) && $0.contains("stream=stderr") })
         #expect(lines.contains { $0.contains(#"msg="last words before the trap""#) }, "what the worker printed before it died")
-        let flood = lines.filter { $0.contains("msg=\"flood line") }.count
-        #expect(flood <= 100, "at most 100 lines a second for a model: \(flood)")
+        let floodLines = lines.filter { $0.contains("msg=\"flood line") }
+        let flood = floodLines.count
+        // At most 100 lines in each second the flood lasted (on a loaded machine it spans two or more).
+        let seconds = Set(floodLines.map { $0.prefix { $0 != "." } })
+        #expect(flood <= 100 * seconds.count && flood < 1000, "at most 100 lines a second for a model: \(flood) in \(seconds.count) s")
         let dropped = metrics.split(separator: "\n").first { $0.hasPrefix(#"autoserve_model_output_dropped_lines_total{model="Printer"}"#) }
         #expect(dropped.flatMap { Int($0.split(separator: " ").last ?? "") }.map { $0 + flood >= 1000 } == true, "\(dropped ?? "no count")")
     }

@@ -65,8 +65,10 @@ struct ScoringPathTests {
     ])
     func bothPathsGiveTheSameAnswer(path: String, body: String) async throws {
         let server = try await Self.server.value
-        let pipeline = try await RawHTTP.exchange(port: server.port, send: [Self.post(path, body)], expecting: 1)[0]
-        let responder = try await RawHTTP.exchange(port: server.port, send: [Self.post(path, body, headers: "Connection: close\r\n")], expecting: 1)[0]
+        // The same X-Request-ID on both: each path answers with it.
+        let id = "X-Request-ID: same-\(UUID().uuidString)\r\n"
+        let pipeline = try await RawHTTP.exchange(port: server.port, send: [Self.post(path, body, headers: id)], expecting: 1)[0]
+        let responder = try await RawHTTP.exchange(port: server.port, send: [Self.post(path, body, headers: id + "Connection: close\r\n")], expecting: 1)[0]
         #expect(pipeline.status == responder.status)
         #expect(pipeline.text == responder.text)
         var pipelineHeaders = pipeline.headers
