@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "ModelManager",
             dependencies: [
-                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime",
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime", "DriftReport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "AutoServeApp",
             dependencies: [
-                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime", "CSystemShims", "ModelManager", "HTTPFrontend",
+                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime", "CSystemShims", "ModelManager", "HTTPFrontend", "DriftReport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

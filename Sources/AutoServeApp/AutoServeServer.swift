@@ -70,7 +70,7 @@ public struct AutoServeServer: Sendable {
             responder: responder,
             server: .http1(configuration: .init(additionalChannelHandlers: responder.scoringHandlers())),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "autoserve"),
-            services: [manager, SignalReloader(manager: manager, peers: peers)],
+            services: [manager, SignalReloader(manager: manager, peers: peers), DriftGauges(manager: manager, metrics: metrics)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.info("listening", metadata: ["host": "\(configuration.host)", "port": "\(port)", "models": "\(source.displayName)"])

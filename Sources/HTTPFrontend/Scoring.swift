@@ -96,6 +96,7 @@ struct Scoring: Sendable {
             answer.headers[.modelVersion] = version.version
             completion(record(version.instruments, start, answer, requestID: requestID))
         case .success(let bytes):
+            version.drift?.observe(bytes)
             version.runner.predict(variables: bytes) { prediction in
                 var answer: Answer
                 switch prediction {
@@ -133,6 +134,7 @@ struct Scoring: Sendable {
             return
         }
         let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
+        for version in versions { version.drift?.observe(variables) }
         FanOut.predict(variables, with: versions) { predictions in
             if let log {
                 // One line per member, each with its own version and answer.

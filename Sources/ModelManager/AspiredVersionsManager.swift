@@ -120,7 +120,8 @@ public final class AspiredVersionsManager: Sendable {
         let version = ServingVersion(
             name: folder.name, version: folder.version, runner: runner, loadedAt: Date(), typeName: loadable.typeName, summary: loadable.summary,
             commit: commit,
-            metrics: metrics
+            metrics: metrics,
+            drift: loadable.drift
         )
         let replaced = registry.withLock { state -> String? in
             guard var status = state.models[folder.name.rawValue], status.pendingVersion == folder.version else { return nil }

@@ -1,3 +1,4 @@
+public import DriftReport
 public import Foundation
 public import ServingCore
 
@@ -21,10 +22,14 @@ public final class ServingVersion: Sendable {
     public let commit: String?
     /// The handles its requests count themselves with.
     public let instruments: RequestInstruments
+    /// Its live drift, when its folder carries a reference sample.
+    public let drift: DriftMonitor?
 
     public init(
-        name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics
+        name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics,
+        drift: DriftMonitor? = nil
     ) {
+        self.drift = drift
         instruments = RequestInstruments(metrics: metrics, model: name.rawValue, version: version)
         self.name = name
         self.version = version

@@ -1,3 +1,4 @@
+public import DriftReport
 import Foundation
 public import Logging
 public import ModelSource
@@ -14,10 +15,15 @@ public struct Loadable: Sendable {
     public var summary: String?
     /// Loads the version (`init(path:)`, then the manifest's examples); the manager calls it once.
     public var load: @Sendable () async throws(ModelBuildError) -> any ModelRunner
+    /// The version's live drift, when its `model.yaml` has a reference sample.
+    public var drift: DriftMonitor?
 
-    public init(typeName: String, summary: String?, load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner) {
+    public init(
+        typeName: String, summary: String?, drift: DriftMonitor? = nil, load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner
+    ) {
         self.typeName = typeName
         self.summary = summary
+        self.drift = drift
         self.load = load
     }
 }
@@ -25,6 +31,24 @@ public struct Loadable: Sendable {
 /// The SourceAdapter stage: turns a version the source aspires to serve into something the manager can load.
 public protocol SourceAdapter: Sendable {
     func adapt(_ folder: ModelFolder) async throws(ModelBuildError) -> Loadable
+}
+
+extension PluginAdapter {
+    /// The live drift monitor of a version whose `model.yaml` names a reference sample; a sample that cannot be
+    /// read fails the version with the file, the line and the reason.
+    static func driftMonitor(_ definition: ModelDefinition, folder: String) throws(ModelBuildError) -> DriftMonitor? {
+        guard let settings = definition.manifest.drift else { return nil }
+        let path = (folder as NSString).appendingPathComponent(settings.reference)
+        let file = "\(definition.name)/\(settings.reference)"
+        do throws(DriftInputError) {
+            let rows = try RowFile.read(path, model: definition.name.rawValue).rows
+            guard !rows.isEmpty else { throw DriftInputError("\(path): no rows") }
+            return DriftMonitor(reference: rows, window: settings.window)
+        } catch {
+            let reason = error.description.replacingOccurrences(of: path, with: file)
+            throw ModelBuildError(Diagnostic(file: "\(definition.name)/model.yaml", message: "drift.reference: \(reason)"))
+        }
+    }
 }
 
 /// Exports a version from its source, reads its definition, generates its code and compiles its plugin; the
@@ -74,8 +98,9 @@ public struct PluginAdapter: SourceAdapter {
                 "plugin built", metadata: ["seconds": "\(String(format: "%.2f", built.duration.seconds))"]
             )
         }
+        let drift = try Self.driftMonitor(definition, folder: exported)
         let (loader, metrics) = (loader, metrics)
-        return Loadable(typeName: definition.entryPoint.typeName, summary: definition.manifest.description) { () throws(ModelBuildError) in
+        return Loadable(typeName: definition.entryPoint.typeName, summary: definition.manifest.description, drift: drift) { () throws(ModelBuildError) in
             do throws(PluginLoadError) {
                 let runner = try await loader.load(built)
                 metrics.increment("autoserve_plugin_loads_total", labels: [name, "success"])

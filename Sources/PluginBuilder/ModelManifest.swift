@@ -14,6 +14,8 @@ public struct ModelManifest: Sendable, Hashable {
     public var workers: Int?
     /// Resident memory above which a worker is stopped and restarted (unset: no limit).
     public var memoryMegabytes: Int?
+    /// Live drift: a reference sample in the folder and how many recent rows to compare with it.
+    public var drift: DriftSettings?
 
     /// The largest `timeout_ms`: a day, far beyond any row, and small enough that no deadline overflows.
     public static let maximumTimeoutMilliseconds = 86_400_000
@@ -23,6 +25,16 @@ public struct ModelManifest: Sendable, Hashable {
     public init() {}
 
     public static let fileName = "model.yaml"
+}
+
+/// `drift: {reference: reference.jsonl, window: 1000}` (README, "Live drift in /metrics").
+public struct DriftSettings: Sendable, Hashable {
+    /// A file of rows in the model folder (JSON Lines, an inference log, or CSV), relative to the folder.
+    public var reference: String
+    /// How many of the latest rows are compared with it.
+    public var window = 1000
+
+    public static let windowRange = 10...100_000
 }
 
 /// One example of `model.yaml`: variables to score and a subset the output must contain.
@@ -53,7 +65,8 @@ extension ModelManifest {
         var manifest = ModelManifest()
         guard let root else { return manifest }
         let reader = ManifestReader(file: file)
-        let top = try reader.mapping(root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb"])
+        let top = try reader.mapping(
+            root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb", "drift"])
         if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
         if let node = top["entrypoints"] {
             let entrypoints = try reader.mapping(node, what: "entrypoints", allowed: ["predict"])
@@ -104,6 +117,25 @@ extension ModelManifest {
                 throw reader.error(node, "memory_mb must be a whole number of megabytes from 1 to \(Self.maximumMemoryMegabytes) (1 TiB), like 512")
             }
             manifest.memoryMegabytes = value
+        }
+        if let node = top["drift"] {
+            let drift = try reader.mapping(node, what: "drift", allowed: ["reference", "window"])
+            guard let referenceNode = drift["reference"] else {
+                throw reader.error(node, "drift needs reference: a file of rows in the model folder, like reference.jsonl")
+            }
+            let reference = try reader.string(referenceNode, key: "drift.reference")
+            let parts = reference.split(separator: "/", omittingEmptySubsequences: false)
+            guard !reference.hasPrefix("/"), !parts.contains(".."), !parts.contains(""), !reference.isEmpty else {
+                throw reader.error(referenceNode, "drift.reference must be a path inside the model folder, like reference.jsonl or data/reference.csv")
+            }
+            var settings = DriftSettings(reference: reference)
+            if let windowNode = drift["window"] {
+                guard let value = windowNode.int, DriftSettings.windowRange.contains(value), windowNode.tag.rawValue == Tag.Name.int.rawValue else {
+                    throw reader.error(windowNode, "drift.window must be a whole number of rows from 10 to 100000, like 1000")
+                }
+                settings.window = value
+            }
+            manifest.drift = settings
         }
         return manifest
     }

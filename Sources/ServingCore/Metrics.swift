@@ -47,6 +47,12 @@ public final class Metrics: Sendable {
             kind: .counter, help: "Rows not written to INFERENCE_LOG: its queue was full (the writer behind) or the file could not be written.",
             labels: []
         ),
+        "autoserve_feature_psi": Family(
+            kind: .gauge, help: "PSI of a feature's recent rows against the model's reference sample (model.yaml drift).", labels: ["model", "feature"]
+        ),
+        "autoserve_feature_missing_ratio": Family(
+            kind: .gauge, help: "Share of a model's recent rows without the feature (or with a value of another kind).", labels: ["model", "feature"]
+        ),
         "autoserve_connections_refused_total": Family(kind: .counter, help: "Connections refused over MAX_CONNECTIONS.", labels: []),
         "autoserve_connections_open": Family(kind: .gauge, help: "Client connections open now.", labels: []),
         "autoserve_connections_timed_out_total": Family(

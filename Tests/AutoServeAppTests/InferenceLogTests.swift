@@ -167,3 +167,54 @@ struct InferenceLogTests {
         #expect(Self.lines(path).isEmpty)
     }
 }
+
+/// A model folder with a reference sample (`model.yaml`: `drift`) gets live PSI and missing-ratio gauges in
+/// `/metrics`, computed from its latest rows every few seconds; they move when the rows sent shift.
+@Suite struct LiveDriftTests {
+    static func gauge(_ metrics: String, _ name: String, feature: String) -> Double? {
+        metrics.split(separator: "\n").first {
+            $0.hasPrefix(#"\#(name){model="Drifty",feature="\#(feature)"}"#) || $0.hasPrefix(#"\#(name){feature="\#(feature)",model="Drifty"}"#)
+        }
+        .flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func theGaugesMoveWhenTheRowsShift() async throws {
+        let models = try Paths.modelsFolder(["Drifty": "\(Paths.fixtures)/models/Drifty"])
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState])
+        defer { server.stop() }
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        try await client.waitForTheFirstSync()
+        // Rows like the reference: stable.
+        for index in 0..<50 {
+            let row = #"{"variables": {"x": \#(Double((index * 37) % 100) + 0.5), "color": "\#(index % 2 == 0 ? "red" : "blue")"}}"#
+            #expect(try await client.post("/Drifty", row).status == 200)
+        }
+        try await eventually("the gauges show the stable rows", timeout: .seconds(60)) {
+            let metrics = try await client.get("/metrics").text
+            guard let x = Self.gauge(metrics, "autoserve_feature_psi", feature: "x") else { return false }
+            return x < 0.1 && Self.gauge(metrics, "autoserve_feature_missing_ratio", feature: "color") == 0
+        }
+        // The window (50 rows) fills with shifted rows that lack color.
+        for index in 0..<50 {
+            #expect(try await client.post("/Drifty", #"{"variables": {"x": \#(300 + index)}}"#).status == 200)
+        }
+        try await eventually("the gauges show the shift", timeout: .seconds(60)) {
+            let metrics = try await client.get("/metrics").text
+            guard let x = Self.gauge(metrics, "autoserve_feature_psi", feature: "x") else { return false }
+            return x > 0.25 && Self.gauge(metrics, "autoserve_feature_missing_ratio", feature: "color") == 1
+        }
+    }
+
+    @Test func aReferenceThatCannotBeReadFailsTheModelWithTheReason() async throws {
+        let models = try Paths.modelsFolder(["Drifty": "\(Paths.fixtures)/models/Drifty"])
+        try "{\"x\": 1}\nnot json\n".write(toFile: "\(models)/Drifty/reference.jsonl", atomically: true, encoding: .utf8)
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState])
+        defer { server.stop() }
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        try await client.waitForTheFirstSync()
+        let index = try await client.get("/").json
+        #expect(index?["Drifty"]?["state"] == .string("failed"))
+        let message = index?["Drifty"]?["last_error"]?.jsonText ?? ""
+        #expect(message.contains("drift.reference") && message.contains("Drifty/reference.jsonl:2"), "\(message)")
+    }
+}

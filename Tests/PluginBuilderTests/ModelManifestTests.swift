@@ -36,6 +36,12 @@ struct ModelManifestTests {
         #expect(manifest.examples[1].expect == nil)
     }
 
+    @Test func aDriftReferenceParses() throws {
+        let manifest = try ModelManifest.parse("drift:\n  reference: data/reference.csv\n  window: 500\n", file: "M/model.yaml")
+        #expect(manifest.drift == DriftSettings(reference: "data/reference.csv", window: 500))
+        #expect(try ModelManifest.parse("drift: {reference: r.jsonl}\n", file: "M/model.yaml").drift?.window == 1000)
+    }
+
     @Test func anEmptyManifestMeansDefaults() throws {
         let manifest = try ModelManifest.parse("", file: "M/model.yaml")
         #expect(manifest.entryFunction == "transform_predict")
@@ -59,6 +65,11 @@ struct ModelManifestTests {
         ("memory_mb: 17592186044416\n", 1, "memory_mb must be a whole number of megabytes from 1 to 1048576"),
         ("timeout_ms: 9223372036854775807\n", 1, "timeout_ms must be a whole number of milliseconds from 1 to 86400000"),
         ("workers: 65\n", 1, "workers must be a whole number from 1 to 64"),
+        ("drift: {window: 100}\n", 1, "drift needs reference"),
+        ("drift:\n  reference: ../secrets.jsonl\n", 2, "must be a path inside the model folder"),
+        ("drift:\n  reference: /etc/passwd\n", 2, "must be a path inside the model folder"),
+        ("drift:\n  reference: r.jsonl\n  window: 5\n", 3, "drift.window must be a whole number of rows from 10 to 100000"),
+        ("drift:\n  reference: r.jsonl\n  sample: 5\n", 3, "unknown key 'sample' in drift"),
     ])
     func aBadManifestNamesTheLine(text: String, line: Int, fragment: String) {
         #expect {

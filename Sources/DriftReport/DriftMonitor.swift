@@ -1,0 +1,90 @@
+public import AutoServeModel
+import ServingCore
+import Synchronization
+
+/// Live drift of one model version (README, "Live drift in /metrics"): the last `window` rows it scored, compared
+/// with the reference sample its folder carries (`model.yaml`: `drift: {reference: …, window: …}`).
+///
+/// A request only appends its `variables` bytes to a ring under a lock (no parsing); `measure()`, called every few
+/// seconds off the request path, parses the window and computes each feature's PSI against the reference's bins
+/// and the share of rows that lack it.
+public final class DriftMonitor: Sendable {
+    /// The most features exported per model: their names become label values.
+    public static let maximumFeatures = 100
+
+    /// One feature's reference bins.
+    struct Feature: Sendable {
+        var name: String
+        /// Inner bin edges for a numeric feature; `nil` for a categorical one.
+        var edges: [Double]?
+        /// The categories of a categorical feature, in bin order (the last bin takes unseen values).
+        var categories: [String: Int]
+        var referenceShares: [Double]
+    }
+
+    let features: [Feature]
+    public let window: Int
+    /// Features of the reference beyond `maximumFeatures`, not exported.
+    public let omittedFeatures: Int
+    private let ring: Mutex<(rows: [[UInt8]], next: Int)>
+
+    public init(reference: [[String: JSON]], window: Int) {
+        self.window = window
+        let names = Set(reference.flatMap(\.keys)).sorted()
+        omittedFeatures = max(0, names.count - Self.maximumFeatures)
+        features = names.prefix(Self.maximumFeatures).map { name in
+            let drift = DriftReport.compare(name, reference: reference, current: [])
+            switch drift.kind {
+            case .numeric:
+                return Feature(
+                    name: name, edges: DriftStatistics.decileEdges(reference.compactMap { $0[name]?.double }), categories: [:],
+                    referenceShares: drift.bins.map(\.reference))
+            case .categorical:
+                let labels = drift.bins.dropLast().map(\.label)
+                return Feature(
+                    name: name, edges: nil, categories: Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) }),
+                    referenceShares: drift.bins.map(\.reference))
+            }
+        }
+        ring = Mutex(([], 0))
+    }
+
+    /// Keeps a row's `variables` (as received) in the window; the oldest row leaves once it is full.
+    public func observe(_ variables: [UInt8]) {
+        ring.withLock { ring in
+            if ring.rows.count < window {
+                ring.rows.append(variables)
+            } else {
+                ring.rows[ring.next] = variables
+                ring.next = (ring.next + 1) % window
+            }
+        }
+    }
+
+    /// Each feature's PSI against the reference, and the share of the window's rows without it (or with a value
+    /// of another kind); empty while the window is.
+    public func measure() -> (rows: Int, psi: [String: Double], missing: [String: Double]) {
+        let rows = ring.withLock { $0.rows }.compactMap { try? JSONParser.parse($0).object }
+        guard !rows.isEmpty else { return (0, [:], [:]) }
+        var psi: [String: Double] = [:]
+        var missing: [String: Double] = [:]
+        for feature in features {
+            var counts = [Int](repeating: 0, count: feature.referenceShares.count)
+            var present = 0
+            for row in rows {
+                guard let value = row[feature.name] else { continue }
+                if let edges = feature.edges {
+                    guard let number = value.double else { continue }
+                    counts[DriftStatistics.bin(number, edges: edges)] += 1
+                } else {
+                    guard let category = DriftReport.category(value) else { continue }
+                    counts[feature.categories[category] ?? counts.count - 1] += 1
+                }
+                present += 1
+            }
+            missing[feature.name] = Double(rows.count - present) / Double(rows.count)
+            if present > 0 { psi[feature.name] = DriftStatistics.psi(reference: feature.referenceShares, current: DriftStatistics.shares(counts)) }
+        }
+        return (rows.count, psi, missing)
+    }
+}
