@@ -253,9 +253,9 @@ public final class InferenceLog: Sendable {
 
     /// Writes one batch whole, rotating the file first when the batch would take it past `maxBytes`.
     private func write(_ bytes: [UInt8], lines: Int) {
-        let descriptor = state.withLock { state -> Int32 in
+        let (descriptor, start) = state.withLock { state -> (Int32, Int) in
             if state.size > 0, state.size + bytes.count > settings.maxBytes { rotate(&state) }
-            return state.descriptor
+            return (state.descriptor, state.size)
         }
         var offset = 0
         while offset < bytes.count {
@@ -263,15 +263,16 @@ public final class InferenceLog: Sendable {
             if count < 0, errno == EINTR { continue }
             guard count > 0 else {
                 let reason = String(cString: strerror(errno))
-                // The lines of the batch that were not written whole are dropped; a part of a line already written
-                // is ended, so that the next line starts on its own.
-                if offset > 0, bytes[offset - 1] != 0x0A { _ = [UInt8(0x0A)].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, 1) } }
-                let complete = bytes[..<offset].filter { $0 == 0x0A }.count
+                // The lines of the batch that were not written whole are dropped, and the part of a line already
+                // written is cut off again, so that the file holds whole lines only.
+                let whole = bytes[..<offset].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+                if whole < offset { _ = ftruncate(descriptor, off_t(start + whole)) }
+                let complete = bytes[..<whole].filter { $0 == 0x0A }.count
                 written.increment(by: Int64(complete))
                 dropped.increment(by: Int64(lines - complete))
                 let first = state.withLock { state in
                     defer { state.failing = true }
-                    state.size += offset
+                    state.size = start + whole
                     return !state.failing
                 }
                 if first {

@@ -111,6 +111,45 @@ struct InferenceLogTests {
         #expect(server.logs.contains("held up by its file"), "\(server.logs.suffix(1500))")
     }
 
+    /// A disk that fills up, as `ulimit -f` makes it (the server ignores SIGXFSZ): writes fail, the rows are dropped
+    /// and counted, the failure is logged once, and every request still answers 200.
+    @Test func aFullDiskDropsAndCountsWhileRequestsAnswer() async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let state = try Paths.temporaryFolder("inference-full-disk-state")
+        // Built first without the limit: a compiler under it could not write its output either.
+        let builder = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": state])
+        try await HTTPClient(base: "http://127.0.0.1:\(try await builder.waitUntilListening())").waitForTheFirstSync()
+        await builder.stopped()
+
+        let path = "\(try Paths.temporaryFolder("inference-full-disk"))/inference.jsonl"
+        let server = try BinaryServer(
+            environment: ["MODELS_DIR": models, "STATE_DIR": state, "INFERENCE_LOG": path], launcher: ["/usr/bin/prlimit", "--fsize=65536", "--"])
+        defer { server.stop() }
+        let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
+        try await client.waitForTheFirstSync()
+        let body = #"{"variables": {"pad": "\#(String(repeating: "z", count: 2048))"}}"#
+        for row in 0..<100 {
+            let answer = try await client.post("/Echo", body)
+            #expect(answer.status == 200, "row \(row)")
+            if answer.status != 200 { break }
+        }
+        try await eventually("the writer has tried every row", timeout: .seconds(60)) {
+            let metrics = try await client.get("/metrics").text
+            func value(_ name: String) -> Double {
+                metrics.split(separator: "\n").first { $0.hasPrefix("\(name) ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+            }
+            return value("autoserve_inference_log_lines_total") + value("autoserve_inference_log_dropped_total") >= 100
+                && value("autoserve_inference_log_dropped_total") > 0
+        }
+        await server.stopped()
+        #expect(server.process.terminationStatus == 0, "the server survived the full disk: \(server.logs.suffix(1500))")
+        #expect(server.logs.components(separatedBy: "cannot write the inference log").count == 2, "logged once: \(server.logs.suffix(2000))")
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        #expect(size <= 65536)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for line in text.split(separator: "\n") { #expect((try? JSONParser.parse(Array(line.utf8))) != nil, "a whole line: \(line.prefix(80))") }
+    }
+
     /// Rotation by size: every row is in exactly one file, each line whole, no file past the limit.
     @Test func rotationKeepsEveryLineOnce() async throws {
         let folder = try Paths.temporaryFolder("inference-rotation")
