@@ -38,6 +38,7 @@ let package = Package(
         .target(
             name: "ServingCore",
             dependencies: [
+                "CSystemShims",
                 "AutoServeModel",
                 .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -34,7 +34,7 @@ for isolation in process inprocess; do
     off=$!
     wait_for 300 curl -sf "localhost:$off_port/readyz"
     MODEL_ISOLATION=$isolation MODELS_DIR=$ROOT/models_serve STATE_DIR=$WORK/state-on CACHE_DIR=$WORK/cache PORT=$on_port HOST=127.0.0.1 \
-        LOG_LEVEL=warning INFERENCE_LOG=$WORK/inference-$isolation.jsonl "$BIN" serve 2> "$WORK/on.log" &
+        LOG_LEVEL=warning INFERENCE_LOG=$WORK/inference-$isolation.jsonl INFERENCE_LOG_KEEP=50 "$BIN" serve 2> "$WORK/on.log" &
     on=$!
     wait_for 300 curl -sf "localhost:$on_port/readyz"
     wait_for 60 curl -sf -X POST "localhost:$on_port/Iris" -d '{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'
@@ -53,9 +53,9 @@ for isolation in process inprocess; do
     written=$(echo "$metrics" | awk '/^autoserve_inference_log_lines_total/ {print $2}')
     dropped=$(echo "$metrics" | awk '/^autoserve_inference_log_dropped_total/ {print $2}')
     kill -TERM "$off" "$on"; wait "$off" "$on" || true
-    lines=$(wc -l < "$WORK/inference-$isolation.jsonl")
+    lines=$(cat "$WORK/inference-$isolation.jsonl"* | wc -l)
     rps_off=$(median < "$WORK/off.rps"); rps_on=$(median < "$WORK/on.rps")
     p99_off=$(median < "$WORK/off.p99"); p99_on=$(median < "$WORK/on.p99")
     awk -v i="$isolation" -v a="$rps_off" -v b="$rps_on" -v c="$p99_off" -v d="$p99_on" -v w="${written:-0}" -v x="${dropped:-0}" -v l="$lines" \
-        'BEGIN { printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f | %.0f (%d in the file after the stop) | %.0f |\n", i, a, b, b / a, c, d, d / c, w, l, x }'
+        'BEGIN { printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.2f | %.0f (%d in the files after the stop) | %.0f |\n", i, a, b, b / a, c, d, d / c, w, l, x }'
 done

@@ -57,3 +57,16 @@ int autoserve_schedule_as_batch(void) { return 0; }
 void autoserve_line_buffer_stdout(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
 }
+
+#include <sys/resource.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
+
+int autoserve_nice_this_thread(int nice) {
+#if defined(__linux__)
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+#else
+    return setpriority(PRIO_PROCESS, 0, nice);
+#endif
+}

@@ -21,6 +21,10 @@ int autoserve_timer_arm(int descriptor, long long nanoseconds);
 /// running thread's turn to end instead of preempting it (Linux; a no-op returning 0 elsewhere). Returns 0 or -1.
 int autoserve_schedule_as_batch(void);
 
+/// Gives the calling thread alone the nice value `nice` (Linux applies nice per thread; elsewhere the whole
+/// process). Returns 0 or -1.
+int autoserve_nice_this_thread(int nice);
+
 /// A pipe whose two ends close on exec, created atomically (no other thread's child can inherit it). 0 or -1.
 int autoserve_pipe_cloexec(int descriptors[2]);
 
