@@ -102,7 +102,10 @@ public struct InferenceRecord: Sendable {
         let microseconds = Int((latency.seconds * 1_000_000).rounded())
         bytes.append(contentsOf: String(microseconds / 1000).utf8)
         let fraction = microseconds % 1000
-        bytes.append(contentsOf: [UInt8(ascii: "."), UInt8(ascii: "0") + UInt8(fraction / 100), UInt8(ascii: "0") + UInt8(fraction / 10 % 10), UInt8(ascii: "0") + UInt8(fraction % 10)])
+        bytes.append(contentsOf: [
+            UInt8(ascii: "."), UInt8(ascii: "0") + UInt8(fraction / 100), UInt8(ascii: "0") + UInt8(fraction / 10 % 10),
+            UInt8(ascii: "0") + UInt8(fraction % 10),
+        ])
         bytes.append(contentsOf: "}\n".utf8)
     }
 
@@ -294,9 +297,26 @@ public final class InferenceLog: Sendable {
                 return (state.queue, state.closing)
             }
             if !batch.isEmpty {
+                // A batch leaves in as few writes as the file size allows: the lines that would take the file past
+                // `maxBytes` go in the next write, after the rotation, so that no file passes it.
                 bytes.removeAll(keepingCapacity: true)
-                for record in batch { record.line(into: &bytes) }
-                write(bytes, lines: batch.count)
+                var lines = 0
+                var room = settings.maxBytes - state.withLock { $0.size }
+                for record in batch {
+                    let start = bytes.count
+                    record.line(into: &bytes)
+                    if bytes.count > room, start > 0 {
+                        let line = Array(bytes[start...])
+                        bytes.removeSubrange(start...)
+                        write(bytes, lines: lines)
+                        bytes = line
+                        lines = 0
+                        room = settings.maxBytes - state.withLock { $0.size }
+                        if room < bytes.count { room = settings.maxBytes }
+                    }
+                    lines += 1
+                }
+                write(bytes, lines: lines)
             }
             if closing, state.withLock({ $0.queue.isEmpty }) {
                 _ = state.withLock { Glibc.close($0.descriptor) }

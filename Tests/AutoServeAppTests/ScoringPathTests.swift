@@ -103,13 +103,17 @@ struct ScoringPathTests {
     /// In-process models run on the model pool, never on an event loop: while slow rows keep every loop's
     /// connections busy, health checks and the index still answer at once.
     @Test func slowInProcessModelsNeverHoldUpTheEventLoops() async throws {
+        // The rows' own timeout is a minute: they end when the test says, however slow the machine.
+        let models = try Paths.modelsFolder(["Unruly": "\(Paths.fixtures)/models/Unruly"])
+        try "timeout_ms: 60000\nexamples:\n  - variables: {}\n    expect: {ok: true}\n".write(
+            toFile: "\(models)/Unruly/model.yaml", atomically: true, encoding: .utf8)
         try await withTestServer(
-            try await TestServer.start(models: ["Unruly": "\(Paths.fixtures)/models/Unruly"]) { configuration in
+            try await TestServer.start(models: [:]) { configuration in
+                configuration.modelsDir = models
                 configuration.modelIsolation = .inprocess
             }
         ) { server async throws in
-            // One slow row per core, each on its own connection: the connections land on every event loop. The rows
-            // end when the test says (or after 1.5 s).
+            // One slow row per core, each on its own connection: the connections land on every event loop.
             let markers = try Paths.temporaryFolder("inprocess-markers")
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let answered = Tally()

@@ -2,7 +2,8 @@ import AutoServeModel
 import Foundation
 
 /// Misbehaves on request: traps, loops forever, sleeps or eats memory; otherwise answers `{"ok": true}`.
-/// A sleeping row says it arrived (a file at `marker`) and ends once a file exists at `release`, or after 1.5 s.
+/// A sleeping row says it arrived (a file at `marker`) and ends once a file exists at `release` (or after 60 s),
+/// else after 1.5 s.
 struct Unruly {
     init(path: String) {}
 
@@ -17,8 +18,8 @@ struct Unruly {
             return ["spins": .number(spins)]
         case "sleep":
             if let marker = variables["marker"]?.string { _ = FileManager.default.createFile(atPath: marker, contents: nil) }
-            let end = Date(timeIntervalSinceNow: 1.5)
             let release = variables["release"]?.string
+            let end = Date(timeIntervalSinceNow: release == nil ? 1.5 : 60)
             while Date() < end, !(release.map(FileManager.default.fileExists) ?? false) {
                 Thread.sleep(forTimeInterval: release == nil ? end.timeIntervalSinceNow : 0.01)
             }
