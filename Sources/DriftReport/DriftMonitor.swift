@@ -12,13 +12,10 @@ public final class DriftMonitor: Sendable {
     /// The most features exported per model: their names become label values.
     public static let maximumFeatures = 100
 
-    /// One feature's reference bins.
+    /// One feature's reference bins and the reference's share in each.
     struct Feature: Sendable {
         var name: String
-        /// Inner bin edges for a numeric feature; `nil` for a categorical one.
-        var edges: [Double]?
-        /// The categories of a categorical feature, in bin order (the last bin takes unseen values).
-        var categories: [String: Int]
+        var bins: FeatureBins
         var referenceShares: [Double]
     }
 
@@ -33,18 +30,8 @@ public final class DriftMonitor: Sendable {
         let names = Set(reference.flatMap(\.keys)).sorted()
         omittedFeatures = max(0, names.count - Self.maximumFeatures)
         features = names.prefix(Self.maximumFeatures).map { name in
-            let drift = DriftReport.compare(name, reference: reference, current: [])
-            switch drift.kind {
-            case .numeric:
-                return Feature(
-                    name: name, edges: DriftStatistics.decileEdges(reference.compactMap { $0[name]?.double }), categories: [:],
-                    referenceShares: drift.bins.map(\.reference))
-            case .categorical:
-                let labels = drift.bins.dropLast().map(\.label)
-                return Feature(
-                    name: name, edges: nil, categories: Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) }),
-                    referenceShares: drift.bins.map(\.reference))
-            }
+            let bins = FeatureBins(name, reference: reference)
+            return Feature(name: name, bins: bins, referenceShares: DriftStatistics.shares(bins.counts(name, in: reference).counts))
         }
         ring = Mutex(([], 0))
     }
@@ -69,19 +56,7 @@ public final class DriftMonitor: Sendable {
         var psi: [String: Double] = [:]
         var missing: [String: Double] = [:]
         for feature in features {
-            var counts = [Int](repeating: 0, count: feature.referenceShares.count)
-            var present = 0
-            for row in rows {
-                guard let value = row[feature.name] else { continue }
-                if let edges = feature.edges {
-                    guard let number = value.double else { continue }
-                    counts[DriftStatistics.bin(number, edges: edges)] += 1
-                } else {
-                    guard let category = DriftReport.category(value) else { continue }
-                    counts[feature.categories[category] ?? counts.count - 1] += 1
-                }
-                present += 1
-            }
+            let (counts, present) = feature.bins.counts(feature.name, in: rows)
             missing[feature.name] = Double(rows.count - present) / Double(rows.count)
             if present > 0 { psi[feature.name] = DriftStatistics.psi(reference: feature.referenceShares, current: DriftStatistics.shares(counts)) }
         }

@@ -55,44 +55,17 @@ public struct DriftReport: Sendable {
     }
 
     static func compare(_ name: String, reference: [[String: JSON]], current: [[String: JSON]]) -> FeatureDrift {
-        let referenceValues = reference.compactMap { $0[name] }.filter { $0 != .null }
-        let numeric = !referenceValues.isEmpty && referenceValues.allSatisfy { $0.double != nil }
-        if numeric {
-            let a = reference.compactMap { $0[name]?.double }
-            let b = current.compactMap { $0[name]?.double }
-            let edges = DriftStatistics.decileEdges(a)
-            var countsA = [Int](repeating: 0, count: edges.count + 1)
-            var countsB = countsA
-            for value in a { countsA[DriftStatistics.bin(value, edges: edges)] += 1 }
-            for value in b { countsB[DriftStatistics.bin(value, edges: edges)] += 1 }
-            let sharesA = DriftStatistics.shares(countsA)
-            let sharesB = DriftStatistics.shares(countsB)
-            let labels = (0...edges.count).map { index -> String in
-                let low = index == 0 ? "−∞" : Self.format(edges[index - 1])
-                let high = index == edges.count ? "+∞" : Self.format(edges[index])
-                return "(\(low), \(high)]"
-            }
-            return FeatureDrift(
-                name: name, kind: .numeric, psi: DriftStatistics.psi(reference: sharesA, current: sharesB), ks: DriftStatistics.kolmogorovSmirnov(a, b),
-                bins: zip(labels, zip(sharesA, sharesB)).map { FeatureDrift.Bin(label: $0, reference: $1.0, current: $1.1) },
-                rows: (a.count, b.count), skipped: (reference.count - a.count, current.count - b.count))
-        }
-        let a = reference.compactMap { $0[name].flatMap(Self.category) }
-        let b = current.compactMap { $0[name].flatMap(Self.category) }
-        let categories = Array(Set(a)).sorted()
-        let index = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
-        // One bin per value of the reference, and one for the values it never had.
-        var countsA = [Int](repeating: 0, count: categories.count + 1)
-        var countsB = countsA
-        for value in a { countsA[index[value]!] += 1 }
-        for value in b { countsB[index[value] ?? categories.count] += 1 }
+        let bins = FeatureBins(name, reference: reference)
+        let (countsA, presentA) = bins.counts(name, in: reference)
+        let (countsB, presentB) = bins.counts(name, in: current)
         let sharesA = DriftStatistics.shares(countsA)
         let sharesB = DriftStatistics.shares(countsB)
-        let labels = categories + ["(unseen)"]
+        let ks =
+            bins.kind == .numeric ? DriftStatistics.kolmogorovSmirnov(reference.compactMap { $0[name]?.double }, current.compactMap { $0[name]?.double }) : nil
         return FeatureDrift(
-            name: name, kind: .categorical, psi: DriftStatistics.psi(reference: sharesA, current: sharesB), ks: nil,
-            bins: zip(labels, zip(sharesA, sharesB)).map { FeatureDrift.Bin(label: $0, reference: $1.0, current: $1.1) },
-            rows: (a.count, b.count), skipped: (reference.count - a.count, current.count - b.count))
+            name: name, kind: bins.kind, psi: DriftStatistics.psi(reference: sharesA, current: sharesB), ks: ks,
+            bins: zip(bins.labels, zip(sharesA, sharesB)).map { FeatureDrift.Bin(label: $0, reference: $1.0, current: $1.1) },
+            rows: (presentA, presentB), skipped: (reference.count - presentA, current.count - presentB))
     }
 
     /// A categorical value: strings and booleans as they are, numbers as written; objects and arrays are not one.
