@@ -145,7 +145,7 @@ class Fleet:
         self.git("config", "user.name", "fleet")
         for name in self.models:
             self.write_model(name, "v1")
-        self.commit("20 models")
+        return self.commit(f"{len(self.models)} models")
 
     def commit(self, message):
         self.git("add", "-A")
@@ -317,8 +317,7 @@ def main():
             failures.append(message)
 
     try:
-        fleet.create_repository()
-        commit = subprocess.run(["git", "-C", fleet.repository, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+        commit = fleet.create_repository()
 
         # 0. The baseline: the same cold start with a cache per replica.
         alone = None

@@ -80,7 +80,12 @@ public struct PluginCompiler: Sendable {
     public func prepareSDK() async throws(ModelBuildError) -> SDKBuild {
         let manager = FileManager.default
         let library = (sdkDirectory as NSString).appendingPathComponent("libAutoServeModel.so")
-        if BuildCache.check(library, identity: buildIdentity) == .sound { return SDKBuild(directory: sdkDirectory) }
+        // Every model's build asks for the SDK: its seal is checked once per process, not once per model.
+        if Self.soundSDKs.withLock({ $0.contains(sdkDirectory) }) { return SDKBuild(directory: sdkDirectory) }
+        if BuildCache.check(library, identity: buildIdentity) == .sound {
+            Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
+            return SDKBuild(directory: sdkDirectory)
+        }
         do {
             try manager.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         } catch {
@@ -89,7 +94,9 @@ public struct PluginCompiler: Sendable {
         let lock = await takeLock("\(sdkDirectory).lock", for: "the model SDK")
         defer { lock?.release() }
         switch BuildCache.check(library, identity: buildIdentity) {
-        case .sound: return SDKBuild(directory: sdkDirectory)
+        case .sound:
+            Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
+            return SDKBuild(directory: sdkDirectory)
         case .missing: break
         case .damaged(let reason):
             logger.warning("the cached model SDK is damaged; rebuilding it", metadata: ["path": "\(sdkDirectory)", "reason": "\(reason)"])
@@ -121,6 +128,7 @@ public struct PluginCompiler: Sendable {
                 try manager.moveItem(atPath: sdkDirectory, toPath: "\(sdkDirectory).damaged-\(UUID().uuidString)")
             }
             try manager.moveItem(atPath: staging, toPath: sdkDirectory)
+            Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
         } catch let error as ModelBuildError {
             throw error
         } catch {
@@ -160,6 +168,9 @@ public struct PluginCompiler: Sendable {
             return nil
         }
     }
+
+    /// The SDK folders this process has found sound or built.
+    private static let soundSDKs = Mutex<Set<String>>([])
 
     /// The caches that could not be locked, warned about once per process.
     private static let unlockableDirectories = Mutex<Set<String>>([])
