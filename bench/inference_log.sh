@@ -4,6 +4,8 @@
 # turn, ROUNDS times, each load `wrk -t2 -c32` for DURATION seconds after a 1 s warm-up; each figure is the median
 # of its rounds, and the ratios are on / off (the goal: throughput ≥ 0.9, p99 ≤ 1.2). Loopback only.
 # Usage: bench/inference_log.sh [path/to/autoserve]   (default .build/release/autoserve; needs wrk and curl)
+# SAME=1 runs the "on" server without the log too (an A/A run): its ratios show how far two identical servers
+# differ on this machine, the noise the on / off ratios are read against.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$ROOT/.build/release/autoserve}
@@ -29,12 +31,13 @@ echo "machine: $(nproc) cores, $(uname -sr); $(date -u '+%Y-%m-%d %H:%M') UTC; w
 printf '| isolation | log off req/s | log on req/s | on / off | p99 off | p99 on | on / off | lines written | dropped |\n|---|---|---|---|---|---|---|---|---|\n'
 for isolation in process inprocess; do
     off_port=$PORT; on_port=$((PORT + 1))
+    on_log=$WORK/inference-$isolation.jsonl; [ "${SAME:-0}" = 1 ] && on_log=
     MODEL_ISOLATION=$isolation MODELS_DIR=$ROOT/models_serve STATE_DIR=$WORK/state-off CACHE_DIR=$WORK/cache PORT=$off_port HOST=127.0.0.1 \
         LOG_LEVEL=warning "$BIN" serve 2> "$WORK/off.log" &
     off=$!
     wait_for 300 curl -sf "localhost:$off_port/readyz"
     MODEL_ISOLATION=$isolation MODELS_DIR=$ROOT/models_serve STATE_DIR=$WORK/state-on CACHE_DIR=$WORK/cache PORT=$on_port HOST=127.0.0.1 \
-        LOG_LEVEL=warning INFERENCE_LOG=$WORK/inference-$isolation.jsonl INFERENCE_LOG_KEEP=50 "$BIN" serve 2> "$WORK/on.log" &
+        LOG_LEVEL=warning INFERENCE_LOG=$on_log INFERENCE_LOG_KEEP=50 "$BIN" serve 2> "$WORK/on.log" &
     on=$!
     wait_for 300 curl -sf "localhost:$on_port/readyz"
     wait_for 60 curl -sf -X POST "localhost:$on_port/Iris" -d '{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'
@@ -53,7 +56,7 @@ for isolation in process inprocess; do
     written=$(echo "$metrics" | awk '/^autoserve_inference_log_lines_total/ {print $2}')
     dropped=$(echo "$metrics" | awk '/^autoserve_inference_log_dropped_total/ {print $2}')
     kill -TERM "$off" "$on"; wait "$off" "$on" || true
-    lines=$(cat "$WORK/inference-$isolation.jsonl"* | wc -l)
+    lines=$( (cat "$WORK/inference-$isolation.jsonl"* 2>/dev/null || true) | wc -l)
     rps_off=$(median < "$WORK/off.rps"); rps_on=$(median < "$WORK/on.rps")
     p99_off=$(median < "$WORK/off.p99"); p99_on=$(median < "$WORK/on.p99")
     awk -v i="$isolation" -v a="$rps_off" -v b="$rps_on" -v c="$p99_off" -v d="$p99_on" -v w="${written:-0}" -v x="${dropped:-0}" -v l="$lines" \

@@ -74,6 +74,8 @@ public enum _AutoServePlugin {
             result = try body(model, variables)
         } catch ModelError.invalidInput(let message) {
             return answer(.invalidInput, Array(message.utf8), output, outputCount)
+        } catch let error as TreeVariablesError {
+            return answer(.invalidVariables, Array(error.message.utf8), output, outputCount)
         } catch {
             return answer(.modelError, Array("transform_predict threw: \(describe(error))".utf8), output, outputCount)
         }

@@ -1,0 +1,317 @@
+import Foundation
+
+/// The trees of a LightGBM text model (`Booster.save_model`), flattened: every tree's nodes in one array, every
+/// leaf value in another, scored as LightGBM's `Tree::Predict` and `GBDT::PredictRaw` do.
+struct LightGBMForest: Sendable {
+    /// One split. `left` and `right` are node indices, or `~leaf` for a leaf.
+    struct Node: Sendable {
+        var threshold: Double
+        var feature: Int32
+        var left: Int32
+        var right: Int32
+        var rule: Rule
+        var defaultLeft: Bool
+        /// The category set of a categorical split.
+        var categories: Int32
+    }
+
+    /// How a split treats its value: `decision_type`'s categorical bit and missing type.
+    enum Rule: UInt8, Sendable {
+        /// `value <= threshold`; NaN counts as 0.
+        case numeric
+        /// Zero (and NaN) take the default direction.
+        case zeroMissing
+        /// NaN takes the default direction.
+        case nanMissing
+        /// Left when the value's integer part is in the split's bitset.
+        case categorical
+    }
+
+    var nodes: [Node] = []
+    /// Per tree: its root node, or `~leaf` for a tree of one leaf.
+    var roots: [Int32] = []
+    var leaves: [Double] = []
+    /// Category set `c` is `bits[categoryBounds[c] ..< categoryBounds[c + 1]]`.
+    var categoryBounds: [Int32] = [0]
+    var bits: [UInt32] = []
+    var treesPerIteration = 1
+    var averageOutput = false
+    var task: TreeModel.Task = .regression(.identity)
+    var features: [TreeModel.Feature] = []
+
+    /// LightGBM's kZeroThreshold, a float.
+    static let zeroThreshold = Double(Float(1e-35))
+
+    init(text data: Data, file: String) throws {
+        let text = String(decoding: data, as: UTF8.self)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        func fail(_ line: Int?, _ message: String) -> TreeModelError { TreeModelError(file: file, line: line.map { $0 + 1 }, message: message) }
+        guard lines.first?.trimmingCharacters(in: .whitespaces) == "tree" else {
+            throw fail(0, "this is not a LightGBM text model (its first line is not `tree`); save it with Booster.save_model(\"model.txt\")")
+        }
+        // The header: key=value lines up to the first tree.
+        var header: [Substring: (value: Substring, line: Int)] = [:]
+        var position = 1
+        while position < lines.count, !lines[position].hasPrefix("Tree=") {
+            let line = lines[position]
+            if line.hasPrefix("end of trees") { break }
+            if let equals = line.firstIndex(of: "=") {
+                header[line[..<equals]] = (line[line.index(after: equals)...], position)
+            } else if !line.isEmpty {
+                header[line] = ("", position)
+            }
+            position += 1
+        }
+        averageOutput = header["average_output"] != nil
+        func integer(_ key: Substring) throws -> Int {
+            guard let entry = header[key] else { throw fail(nil, "the header has no \(key)=; is the file whole?") }
+            guard let value = Int(entry.value) else { throw fail(entry.line, "\(key)=\(entry.value) is not a whole number") }
+            return value
+        }
+        let classes = try integer("num_class")
+        treesPerIteration = try integer("num_tree_per_iteration")
+        let featureCount = try integer("max_feature_idx") + 1
+        guard classes >= 1, treesPerIteration >= 1, featureCount >= 1 else {
+            throw fail(nil, "num_class, num_tree_per_iteration and max_feature_idx must be positive")
+        }
+        guard let objective = header["objective"] else {
+            throw fail(nil, "the model has no objective= line (a custom objective?); AutoServe needs the objective to turn scores into answers")
+        }
+        task = try Self.task(objective.value, classes: classes, treesPerIteration: treesPerIteration, fail: { fail(objective.line, $0) })
+        let names = header["feature_names"].map { $0.value.split(separator: " ").map(String.init) } ?? (0..<featureCount).map { "Column_\($0)" }
+        guard names.count == featureCount else {
+            throw fail(header["feature_names"]?.line, "feature_names lists \(names.count) names for \(featureCount) features")
+        }
+        let infos = header["feature_infos"].map { $0.value.split(separator: " ") } ?? []
+        features = names.enumerated().map { index, name in
+            var feature = TreeModel.Feature(name: name)
+            if index < infos.count, !infos[index].hasPrefix("["), infos[index] != "none" { feature.categorical = true }
+            return feature
+        }
+        // The trees.
+        while position < lines.count, lines[position].hasPrefix("Tree=") {
+            let start = position
+            var fields: [Substring: (value: Substring, line: Int)] = [:]
+            position += 1
+            while position < lines.count, !lines[position].isEmpty, !lines[position].hasPrefix("Tree="), !lines[position].hasPrefix("end of trees") {
+                let line = lines[position]
+                if let equals = line.firstIndex(of: "=") { fields[line[..<equals]] = (line[line.index(after: equals)...], position) }
+                position += 1
+            }
+            try addTree(fields, start: start, featureCount: featureCount, fail: fail)
+            while position < lines.count, lines[position].isEmpty { position += 1 }
+        }
+        guard position < lines.count, lines[position].hasPrefix("end of trees") else {
+            throw fail(min(position, lines.count - 1), "expected `end of trees` after the last tree; is the file whole?")
+        }
+        guard !roots.isEmpty, roots.count % treesPerIteration == 0 else {
+            throw fail(nil, "the model has \(roots.count) trees, not a whole number of iterations of \(treesPerIteration)")
+        }
+        // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
+        if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {
+            try readPandasCategories(lines[line].dropFirst("pandas_categorical:".count), line: line, fail: fail)
+        }
+    }
+
+    static func task(_ objective: Substring, classes: Int, treesPerIteration: Int, fail: (String) -> TreeModelError) throws -> TreeModel.Task {
+        let words = objective.split(separator: " ")
+        let name = words.first.map(String.init) ?? ""
+        var sigmoid = 1.0
+        for word in words.dropFirst() where word.hasPrefix("sigmoid:") {
+            guard let value = Double(word.dropFirst("sigmoid:".count)) else { throw fail("objective=\(objective): sigmoid is not a number") }
+            sigmoid = value
+        }
+        func single(_ task: TreeModel.Task) throws -> TreeModel.Task {
+            guard treesPerIteration == 1 else { throw fail("objective \(name) with \(treesPerIteration) trees per iteration") }
+            return task
+        }
+        switch name {
+        case "binary": return try single(.binary(.sigmoid(sigmoid)))
+        case "cross_entropy", "xentropy": return try single(.regression(.sigmoid(1)))
+        case "cross_entropy_lambda", "xentlambda": return try single(.regression(.softplus))
+        case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "regression_l1", "l1", "mean_absolute_error", "mae", "huber", "fair",
+            "quantile", "mape", "mean_absolute_percentage_error":
+            return try single(.regression(words.contains("sqrt") ? .square : .identity))
+        case "poisson", "gamma", "tweedie": return try single(.regression(.exponential))
+        case "multiclass", "softmax", "multiclassova", "multiclass_ova", "ova", "ovr":
+            guard classes == treesPerIteration, classes >= 2 else {
+                throw fail("objective \(name) with num_class=\(classes) and \(treesPerIteration) trees per iteration")
+            }
+            let oneVersusRest = ["multiclassova", "multiclass_ova", "ova", "ovr"].contains(name)
+            return .multiclass(classes: classes, oneVersusRest ? .sigmoid(sigmoid) : .softmax)
+        default:
+            throw fail(
+                "objective '\(name)' is not supported; AutoServe serves binary, multiclass, multiclassova, cross_entropy, the regression objectives (regression, regression_l1, huber, fair, quantile, mape, poisson, gamma, tweedie)"
+            )
+        }
+    }
+
+    mutating func addTree(_ fields: [Substring: (value: Substring, line: Int)], start: Int, featureCount: Int, fail: (Int?, String) -> TreeModelError) throws {
+        func field(_ key: Substring) throws -> (value: Substring, line: Int) {
+            guard let entry = fields[key] else { throw fail(start, "this tree has no \(key)=; is the file whole?") }
+            return entry
+        }
+        func numbers<T: LosslessStringConvertible>(_ key: Substring, _: T.Type, count: Int) throws -> [T] {
+            let entry = try field(key)
+            var values: [T] = []
+            values.reserveCapacity(count)
+            for word in entry.value.split(separator: " ") {
+                guard let value = T(String(word)) else { throw fail(entry.line, "\(key) holds '\(word)', which is not a number") }
+                values.append(value)
+            }
+            guard values.count == count else { throw fail(entry.line, "\(key) has \(values.count) values; the tree needs \(count)") }
+            return values
+        }
+        if let linear = fields["is_linear"], linear.value != "0" {
+            throw fail(linear.line, "linear trees (linear_tree=true) are not supported; train without linear_tree")
+        }
+        guard let leafCount = Int(try field("num_leaves").value), leafCount >= 1 else {
+            throw fail(try field("num_leaves").line, "num_leaves is not a positive number")
+        }
+        let leafOffset = leaves.count
+        leaves += try numbers("leaf_value", Double.self, count: leafCount)
+        guard leafCount > 1 else {
+            roots.append(~Int32(leafOffset))
+            return
+        }
+        let splits = leafCount - 1
+        let feature = try numbers("split_feature", Int.self, count: splits)
+        let threshold = try numbers("threshold", Double.self, count: splits)
+        let decision = try numbers("decision_type", Int.self, count: splits)
+        let left = try numbers("left_child", Int.self, count: splits)
+        let right = try numbers("right_child", Int.self, count: splits)
+        let categoryCount = Int(fields["num_cat"]?.value ?? "0") ?? 0
+        let categoryOffset = categoryBounds.count - 1
+        if categoryCount > 0 {
+            let bounds = try numbers("cat_boundaries", Int.self, count: categoryCount + 1)
+            let entry = try field("cat_threshold")
+            let words = try entry.value.split(separator: " ").map { word in
+                guard let value = UInt32(String(word)) else { throw fail(entry.line, "cat_threshold holds '\(word)', which is not a bitset word") }
+                return value
+            }
+            guard bounds.first == 0, bounds.last == words.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+                throw fail(entry.line, "cat_boundaries do not match cat_threshold")
+            }
+            let base = Int32(bits.count)
+            bits += words
+            for bound in bounds.dropFirst() { categoryBounds.append(base + Int32(bound)) }
+        }
+        let nodeOffset = Int32(nodes.count)
+        func child(_ value: Int, _ key: Substring) throws -> Int32 {
+            if value >= 0 {
+                guard value < splits else { throw fail(try field(key).line, "\(key) names node \(value) of a tree of \(splits) splits") }
+                return nodeOffset + Int32(value)
+            }
+            guard ~value < leafCount else { throw fail(try field(key).line, "\(key) names leaf \(~value) of a tree of \(leafCount) leaves") }
+            return ~Int32(leafOffset + ~value)
+        }
+        for index in 0..<splits {
+            guard (0..<featureCount).contains(feature[index]) else {
+                throw fail(try field("split_feature").line, "split_feature names feature \(feature[index]) of \(featureCount)")
+            }
+            let type = decision[index]
+            var rule: Rule
+            var categories: Int32 = -1
+            if type & 1 != 0 {
+                rule = .categorical
+                guard threshold[index] >= 0, Int(threshold[index]) < categoryCount else {
+                    throw fail(try field("threshold").line, "a categorical split names category set \(threshold[index]) of \(categoryCount)")
+                }
+                categories = Int32(categoryOffset + Int(threshold[index]))
+            } else {
+                switch (type >> 2) & 3 {
+                case 0: rule = .numeric
+                case 1: rule = .zeroMissing
+                case 2: rule = .nanMissing
+                default: throw fail(try field("decision_type").line, "decision_type \(type) has an unknown missing type")
+                }
+            }
+            nodes.append(
+                Node(
+                    threshold: threshold[index], feature: Int32(feature[index]), left: try child(left[index], "left_child"),
+                    right: try child(right[index], "right_child"), rule: rule, defaultLeft: type & 2 != 0, categories: categories))
+        }
+        roots.append(nodeOffset)
+    }
+
+    mutating func readPandasCategories(_ text: Substring, line: Int, fail: (Int?, String) -> TreeModelError) throws {
+        guard text.trimmingCharacters(in: .whitespaces) != "null" else { return }
+        guard let lists = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[Any]] else {
+            throw fail(line, "pandas_categorical is not a list of lists of categories")
+        }
+        let categorical = features.indices.filter { features[$0].categorical }
+        guard lists.count == categorical.count else {
+            throw fail(line, "pandas_categorical has \(lists.count) lists of categories for \(categorical.count) categorical features")
+        }
+        for (list, index) in zip(lists, categorical) {
+            var codes: [TreeModel.CategoryKey: Int] = [:]
+            var names: [String] = []
+            for (code, category) in list.enumerated() {
+                if let text = category as? String {
+                    codes[.string(text)] = code
+                    names.append(text)
+                } else if let number = category as? NSNumber {
+                    codes[.number(number.doubleValue)] = code
+                    names.append(number.stringValue)
+                } else {
+                    throw fail(line, "pandas_categorical holds a category that is neither a string nor a number")
+                }
+            }
+            features[index].codes = codes
+            features[index].categoryList = names
+        }
+    }
+
+    /// The raw scores of one row, as LightGBM's `PredictRaw`: one per tree of an iteration, summed over the
+    /// iterations in order.
+    func raw(_ features: [Double]) -> [Double] {
+        var scores = [Double](repeating: 0, count: treesPerIteration)
+        nodes.withUnsafeBufferPointer { nodes in
+            leaves.withUnsafeBufferPointer { leaves in
+                features.withUnsafeBufferPointer { features in
+                    var tree = 0
+                    for root in roots {
+                        var node = root
+                        while node >= 0 {
+                            let split = nodes[Int(node)]
+                            node = decide(split, features[Int(split.feature)])
+                        }
+                        scores[tree] += leaves[Int(~node)]
+                        tree += 1
+                        if tree == treesPerIteration { tree = 0 }
+                    }
+                }
+            }
+        }
+        return scores
+    }
+
+    /// The raw scores as `Predict` turns them into an answer: a random forest's (`average_output`) averaged over
+    /// its iterations. (`predict(raw_score=True)` does not average them.)
+    func averaged(_ scores: [Double]) -> [Double] {
+        guard averageOutput else { return scores }
+        let iterations = Double(roots.count / treesPerIteration)
+        return scores.map { $0 / iterations }
+    }
+
+    /// LightGBM's `Tree::NumericalDecision` and `Tree::CategoricalDecision`.
+    @inline(__always)
+    func decide(_ split: Node, _ value: Double) -> Int32 {
+        if split.rule == .categorical {
+            // NaN and negative values go right; the integer part is looked up in the split's bitset.
+            guard !value.isNaN, value > -1, value < 2_147_483_648 else { return split.right }
+            let category = Int(value)
+            let set = Int(split.categories)
+            let first = Int(categoryBounds[set])
+            let word = category >> 5
+            guard word < Int(categoryBounds[set + 1]) - first else { return split.right }
+            return (bits[first + word] >> UInt32(category & 31)) & 1 != 0 ? split.left : split.right
+        }
+        var value = value
+        if value.isNaN && split.rule != .nanMissing { value = 0 }
+        if (split.rule == .zeroMissing && value >= -Self.zeroThreshold && value <= Self.zeroThreshold) || (split.rule == .nanMissing && value.isNaN) {
+            return split.defaultLeft ? split.left : split.right
+        }
+        return value <= split.threshold ? split.left : split.right
+    }
+}

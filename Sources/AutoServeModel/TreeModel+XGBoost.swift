@@ -1,0 +1,239 @@
+import Foundation
+
+/// The trees of an XGBoost JSON model (`Booster.save_model("model.json")`, a `gbtree` booster), flattened and scored
+/// as XGBoost's CPU predictor does: features as `Float`, `value < split_condition` goes left, a missing value takes
+/// the node's default direction, and each tree's leaf is added in `Float` to its class's score, which starts at the
+/// base score's margin.
+struct XGBoostForest: Sendable {
+    struct Node: Sendable {
+        var threshold: Float
+        var feature: Int32
+        /// Node indices, or `~leaf`.
+        var left: Int32
+        var right: Int32
+        var defaultLeft: Bool
+        /// The category set of a categorical split (the categories that go right), or -1.
+        var categories: Int32
+    }
+
+    var nodes: [Node] = []
+    var roots: [Int32] = []
+    /// The class each tree adds to.
+    var groups: [Int32] = []
+    var leaves: [Float] = []
+    var categoryBounds: [Int32] = [0]
+    var bits: [UInt32] = []
+    /// The starting score of each class, as a margin.
+    var base: [Float] = []
+    var task: TreeModel.Task = .regression(.identity)
+    var features: [TreeModel.Feature] = []
+
+    init(data: Data, file: String) throws {
+        func fail(_ message: String) -> TreeModelError { TreeModelError(file: file, message: message) }
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw fail("this is not an XGBoost JSON model (it is not a JSON object); save it with Booster.save_model(\"model.json\")")
+        }
+        guard let learner = root["learner"] as? [String: Any], let booster = learner["gradient_booster"] as? [String: Any],
+            let parameters = learner["learner_model_param"] as? [String: Any]
+        else {
+            throw fail("the JSON has no learner.gradient_booster; is it a model saved by XGBoost's save_model (not a config or a dump)?")
+        }
+        let boosterName = booster["name"] as? String ?? "?"
+        guard boosterName == "gbtree" else {
+            let hint = boosterName == "dart" ? "a dart booster drops trees at random in training and weighs them at prediction" : "only tree boosters are"
+            throw fail("booster '\(boosterName)' is not supported (\(hint)); AutoServe serves gbtree models")
+        }
+        guard let model = booster["model"] as? [String: Any], let trees = model["trees"] as? [[String: Any]],
+            let treeInfo = model["tree_info"] as? [NSNumber]
+        else { throw fail("gradient_booster.model has no trees") }
+        let featureCount = Int(parameters["num_feature"] as? String ?? "") ?? 0
+        let classCount = max(Int(parameters["num_class"] as? String ?? "") ?? 0, 1)
+        if let targets = Int(parameters["num_target"] as? String ?? "1"), targets > 1 {
+            throw fail("a model of \(targets) targets is not supported; train one model per target")
+        }
+        let objective = (learner["objective"] as? [String: Any])?["name"] as? String ?? "?"
+        let margin: (Float) -> Float
+        switch objective {
+        case "binary:logistic", "reg:logistic":
+            task = .binary(.sigmoidFloat)
+            margin = { -logf(1 / $0 - 1) }
+        case "binary:logitraw":
+            task = .binary(.identity)
+            margin = { -logf(1 / $0 - 1) }
+        case "multi:softprob", "multi:softmax":
+            task = .multiclass(classes: classCount, .softmaxFloat)
+            margin = { $0 }
+        case "reg:squarederror", "reg:linear", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror", "reg:quantileerror":
+            task = .regression(.identity)
+            margin = { $0 }
+        case "count:poisson", "reg:gamma", "reg:tweedie":
+            task = .regression(.exponential)
+            margin = { logf($0) }
+        default:
+            throw fail(
+                "objective '\(objective)' is not supported; AutoServe serves binary:logistic, binary:logitraw, reg:logistic, multi:softprob, multi:softmax, reg:squarederror (and the other reg: objectives), count:poisson, reg:gamma and reg:tweedie"
+            )
+        }
+        if case .multiclass = task, classCount < 2 { throw fail("objective \(objective) with num_class=\(classCount)") }
+        // base_score: "5E-1" before XGBoost 3, "[5E-1]" or one value per class since.
+        let baseText = (parameters["base_score"] as? String ?? "0.5").trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+        let baseScores = try baseText.split(separator: ",").map { word in
+            guard let value = Float(word.trimmingCharacters(in: .whitespaces)) else { throw fail("base_score '\(baseText)' is not a number") }
+            return value
+        }
+        let classes = { if case .multiclass(let count, _) = task { count } else { 1 } }()
+        guard baseScores.count == 1 || baseScores.count == classes else { throw fail("base_score has \(baseScores.count) values for \(classes) classes") }
+        base = (0..<classes).map { margin(baseScores[baseScores.count == 1 ? 0 : $0]) }
+        guard trees.count == treeInfo.count else { throw fail("tree_info has \(treeInfo.count) entries for \(trees.count) trees") }
+        // Features: names, types and the training categories (XGBoost 3 keeps them in the model).
+        let names = learner["feature_names"] as? [String] ?? []
+        let types = learner["feature_types"] as? [String] ?? []
+        let count = max(featureCount, names.count)
+        features = (0..<count).map { index in
+            var feature = TreeModel.Feature(name: index < names.count ? names[index] : "f\(index)")
+            feature.categorical = index < types.count && types[index] == "c"
+            return feature
+        }
+        if let encodings = (model["cats"] as? [String: Any])?["enc"] as? [[String: Any]], !encodings.isEmpty {
+            guard encodings.count == count else { throw fail("cats.enc has \(encodings.count) entries for \(count) features") }
+            for (index, encoding) in encodings.enumerated() {
+                let values = encoding["values"] as? [NSNumber] ?? []
+                guard !values.isEmpty else { continue }
+                var codes: [TreeModel.CategoryKey: Int] = [:]
+                var list: [String] = []
+                if let offsets = (encoding["offsets"] as? [NSNumber])?.map(\.intValue), !offsets.isEmpty {
+                    let bytes = values.map(\.uint8Value)
+                    for (start, end) in zip(offsets, offsets.dropFirst()) {
+                        guard start <= end, end <= bytes.count else { throw fail("cats.enc of feature \(index) has offsets outside its values") }
+                        let name = String(decoding: bytes[start..<end], as: UTF8.self)
+                        codes[.string(name)] = list.count
+                        list.append(name)
+                    }
+                } else {
+                    for value in values {
+                        codes[.number(value.doubleValue)] = list.count
+                        list.append(value.stringValue)
+                    }
+                }
+                features[index].codes = codes
+                features[index].categoryList = list
+            }
+        }
+        for (index, tree) in trees.enumerated() {
+            let group = treeInfo[index].intValue
+            guard (0..<classes).contains(group) else { throw fail("tree \(index) adds to class \(group) of \(classes)") }
+            try addTree(tree, number: index, featureCount: count, fail: fail)
+            groups.append(Int32(group))
+        }
+    }
+
+    mutating func addTree(_ tree: [String: Any], number: Int, featureCount: Int, fail: (String) -> TreeModelError) throws {
+        func array(_ key: String) throws -> [NSNumber] {
+            guard let values = tree[key] as? [NSNumber] else { throw fail("tree \(number) has no \(key)") }
+            return values
+        }
+        if let parameters = tree["tree_param"] as? [String: Any], let size = Int(parameters["size_leaf_vector"] as? String ?? "1"), size > 1 {
+            throw fail("tree \(number) has vector leaves (multi_strategy=\"multi_output_tree\"), which are not supported")
+        }
+        let left = try array("left_children").map(\.intValue)
+        let right = try array("right_children").map(\.intValue)
+        let conditions = try array("split_conditions").map(\.floatValue)
+        let indices = try array("split_indices").map(\.intValue)
+        let defaults = try array("default_left").map(\.intValue)
+        let count = left.count
+        guard count > 0, [right.count, conditions.count, indices.count, defaults.count].allSatisfy({ $0 == count }) else {
+            throw fail("tree \(number): its node arrays differ in length")
+        }
+        let types = (tree["split_type"] as? [NSNumber])?.map(\.intValue) ?? []
+        // Categorical splits: node → the categories that go right.
+        var categorySets: [Int: [Int]] = [:]
+        if types.contains(1) {
+            let categoryNodes = try array("categories_nodes").map(\.intValue)
+            let segments = try array("categories_segments").map(\.intValue)
+            let sizes = try array("categories_sizes").map(\.intValue)
+            let categories = try array("categories").map(\.intValue)
+            guard categoryNodes.count == segments.count, segments.count == sizes.count else {
+                throw fail("tree \(number): its category arrays differ in length")
+            }
+            for (node, (segment, size)) in zip(categoryNodes, zip(segments, sizes)) {
+                guard segment >= 0, size >= 0, segment + size <= categories.count else { throw fail("tree \(number): a category segment is out of range") }
+                categorySets[node] = Array(categories[segment..<(segment + size)])
+            }
+        }
+        // Local node → global node (or ~leaf).
+        var mapped = [Int32](repeating: 0, count: count)
+        var nodeCount = nodes.count
+        for node in 0..<count {
+            if left[node] == -1 {
+                mapped[node] = ~Int32(leaves.count)
+                leaves.append(conditions[node])
+            } else {
+                mapped[node] = Int32(nodeCount)
+                nodeCount += 1
+            }
+        }
+        for node in 0..<count where left[node] != -1 {
+            guard (0..<count).contains(left[node]), (0..<count).contains(right[node]) else {
+                throw fail("tree \(number): node \(node) has a child out of range")
+            }
+            guard (0..<featureCount).contains(indices[node]) else {
+                throw fail("tree \(number): node \(node) splits on feature \(indices[node]) of \(featureCount)")
+            }
+            var set: Int32 = -1
+            if node < types.count, types[node] == 1 {
+                guard let categories = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
+                let largest = categories.max() ?? 0
+                guard categories.allSatisfy({ $0 >= 0 }), largest < 1 << 24 else { throw fail("tree \(number): node \(node) has a category out of range") }
+                var words = [UInt32](repeating: 0, count: largest / 32 + 1)
+                for category in categories { words[category >> 5] |= 1 << UInt32(category & 31) }
+                bits += words
+                categoryBounds.append(Int32(bits.count))
+                set = Int32(categoryBounds.count - 2)
+            }
+            nodes.append(
+                Node(
+                    threshold: conditions[node], feature: Int32(indices[node]), left: mapped[left[node]], right: mapped[right[node]],
+                    defaultLeft: defaults[node] != 0, categories: set))
+        }
+        roots.append(mapped[0])
+    }
+
+    /// The margins of one row: one per class (one for a binary or a regression model).
+    func raw(_ features: [Double]) -> [Float] {
+        var scores = base
+        let values = features.map(Float.init)
+        nodes.withUnsafeBufferPointer { nodes in
+            leaves.withUnsafeBufferPointer { leaves in
+                values.withUnsafeBufferPointer { values in
+                    for (tree, root) in roots.enumerated() {
+                        var node = root
+                        while node >= 0 {
+                            let split = nodes[Int(node)]
+                            node = decide(split, values[Int(split.feature)])
+                        }
+                        scores[Int(groups[tree])] += leaves[Int(~node)]
+                    }
+                }
+            }
+        }
+        return scores
+    }
+
+    /// XGBoost's `GetNextNode`: missing → default child; a category in the split's set → right; else `value <
+    /// split_condition` → left.
+    @inline(__always)
+    func decide(_ split: Node, _ value: Float) -> Int32 {
+        if value.isNaN { return split.defaultLeft ? split.left : split.right }
+        if split.categories >= 0 {
+            // common::Decision: an invalid category (negative, too large) or one outside the set goes left.
+            guard value >= 0, value < 16_777_216 else { return split.left }
+            let category = Int(value)
+            let set = Int(split.categories)
+            let first = Int(categoryBounds[set])
+            let word = category >> 5
+            guard word < Int(categoryBounds[set + 1]) - first else { return split.left }
+            return (bits[first + word] >> UInt32(category & 31)) & 1 != 0 ? split.right : split.left
+        }
+        return value < split.threshold ? split.left : split.right
+    }
+}

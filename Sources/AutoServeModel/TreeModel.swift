@@ -1,0 +1,311 @@
+import Foundation
+
+/// A gradient-boosted tree model served from the file its library saved (README, "Models as data"): LightGBM's text
+/// format or XGBoost's JSON, read in Swift when the version loads and scored by a flat-array walk of its trees.
+///
+/// The answers are the library's own, bit for bit: LightGBM's in `Double`, XGBoost's in `Float`, with the same
+/// decisions for missing values and categories and the same order of additions.
+public struct TreeModel: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case lightgbm, xgboost
+    }
+
+    /// What a row's answer holds (`output` in model.yaml).
+    public enum Output: String, Sendable, CaseIterable {
+        /// A classifier's probabilities, a regression's prediction (the default).
+        case probability
+        /// The scores before the objective's transformation (margins, log-odds).
+        case raw
+        /// A classifier's most probable class.
+        case `class`
+    }
+
+    /// What the trees predict, and how raw scores become the answer.
+    enum Task: Sendable {
+        case regression(Transform)
+        /// One score, turned into the probability of the second class.
+        case binary(Transform)
+        /// One score per class.
+        case multiclass(classes: Int, Transform)
+    }
+
+    enum Transform: Sendable, Equatable {
+        case identity
+        /// `sign(x) * x * x` (LightGBM's `reg_sqrt`).
+        case square
+        case exponential
+        /// `log(1 + exp(x))` (LightGBM's `cross_entropy_lambda`).
+        case softplus
+        /// LightGBM's `1 / (1 + exp(-sigmoid * x))`.
+        case sigmoid(Double)
+        /// XGBoost's sigmoid, in `Float`.
+        case sigmoidFloat
+        /// The softmax over the classes.
+        case softmax
+        /// XGBoost's softmax, in `Float`.
+        case softmaxFloat
+    }
+
+    /// One input of the trees: the variable it is read from and, for a categorical feature, its categories.
+    struct Feature: Sendable {
+        var name: String
+        var categorical = false
+        /// Category → code, when the model file keeps the training categories.
+        var codes: [CategoryKey: Int]?
+        var categoryList: [String] = []
+    }
+
+    /// A category as the model file names it: a string or a number.
+    enum CategoryKey: Hashable, Sendable {
+        case string(String)
+        case number(Double)
+    }
+
+    enum Trees: Sendable {
+        case lightgbm(LightGBMForest)
+        case xgboost(XGBoostForest)
+    }
+
+    let kind: Kind
+    let trees: Trees
+    let task: Task
+    let features: [Feature]
+    /// Variable name → feature index.
+    let index: [String: Int]
+    public let output: Output
+    public let classNames: [String]
+    /// A categorical value never seen in training is refused (XGBoost) or scored as missing (LightGBM).
+    let refusesUnseenCategories: Bool
+
+    /// Reads `file` (a path) as a model of `kind`. `features` renames the model's features to the variables that
+    /// carry them (in the model's order); `classNames` labels the classes of a classifier.
+    public init(kind: Kind, file: String, output: Output? = nil, classNames: [String]? = nil, features: [String]? = nil) throws {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TreeModelError(file: file, message: "cannot read the model file; check `file` in model.yaml")
+        }
+        let parsed: (trees: Trees, task: Task, features: [Feature])
+        switch kind {
+        case .lightgbm:
+            let forest = try LightGBMForest(text: data, file: file)
+            parsed = (.lightgbm(forest), forest.task, forest.features)
+        case .xgboost:
+            let forest = try XGBoostForest(data: data, file: file)
+            parsed = (.xgboost(forest), forest.task, forest.features)
+        }
+        self.kind = kind
+        trees = parsed.trees
+        task = parsed.task
+        var modelFeatures = parsed.features
+        if let features {
+            guard features.count == modelFeatures.count else {
+                throw TreeModelError(
+                    file: file,
+                    message:
+                        "model.yaml lists \(features.count) features, and the model has \(modelFeatures.count) (\(modelFeatures.map(\.name).joined(separator: ", "))); list one variable per feature, in the model's order"
+                )
+            }
+            for (position, name) in features.enumerated() { modelFeatures[position].name = name }
+        }
+        var index: [String: Int] = [:]
+        for (position, feature) in modelFeatures.enumerated() {
+            guard index.updateValue(position, forKey: feature.name) == nil else {
+                throw TreeModelError(file: file, message: "two features are named '\(feature.name)'; name them apart with `features` in model.yaml")
+            }
+        }
+        self.features = modelFeatures
+        self.index = index
+        refusesUnseenCategories = kind == .xgboost
+        switch (parsed.task, output ?? .probability) {
+        case (.regression, .class):
+            throw TreeModelError(file: file, message: "output: class needs a classifier, and this model is a regression; use probability or raw")
+        default: self.output = output ?? .probability
+        }
+        let classes: Int
+        switch parsed.task {
+        case .regression: classes = 0
+        case .binary: classes = 2
+        case .multiclass(let count, _): classes = count
+        }
+        if let classNames {
+            guard classes > 0 else { throw TreeModelError(file: file, message: "class_names is for a classifier, and this model is a regression; remove it") }
+            guard classNames.count == classes else {
+                throw TreeModelError(
+                    file: file,
+                    message: "class_names has \(classNames.count) names, and the model has \(classes) classes; give one name per class, in the model's order")
+            }
+            guard Set(classNames).count == classNames.count else {
+                throw TreeModelError(file: file, message: "class_names repeats a name; give each class its own")
+            }
+            self.classNames = classNames
+        } else {
+            self.classNames = (0..<classes).map(String.init)
+        }
+    }
+
+    /// The model's features in its order, as variable names.
+    public var featureNames: [String] { features.map(\.name) }
+
+    /// Scores one row of variables: the answer `output` asks for.
+    public func predict(_ variables: [String: JSON]) throws -> [String: JSON] {
+        let features = try values(of: variables)
+        let raw = output == .raw ? self.raw(features) : averaged(self.raw(features))
+        switch task {
+        case .regression(let transform):
+            switch output {
+            case .raw: return ["raw": .number(raw[0])]
+            default: return ["prediction": .number(Self.apply(transform, raw)[0])]
+            }
+        case .binary(let transform):
+            switch output {
+            case .raw: return ["raw": .number(raw[0])]
+            case .probability: return ["probability": .number(Self.apply(transform, raw)[0])]
+            case .class: return ["class": .string(classNames[Self.apply(transform, raw)[0] > 0.5 ? 1 : 0])]
+            }
+        case .multiclass(_, let transform):
+            switch output {
+            case .raw: return ["raw": .object(Dictionary(uniqueKeysWithValues: zip(classNames, raw.map(JSON.number))))]
+            case .probability:
+                return ["probabilities": .object(Dictionary(uniqueKeysWithValues: zip(classNames, Self.apply(transform, raw).map(JSON.number))))]
+            case .class:
+                let probabilities = Self.apply(transform, raw)
+                var best = 0
+                for position in probabilities.indices where probabilities[position] > probabilities[best] { best = position }
+                return ["class": .string(classNames[best])]
+            }
+        }
+    }
+
+    /// The library's plain `predict` of one row of features: probabilities, or the regression's prediction.
+    public func value(_ features: [Double]) -> [Double] {
+        switch task {
+        case .regression(let transform), .binary(let transform), .multiclass(_, let transform): Self.apply(transform, averaged(raw(features)))
+        }
+    }
+
+    /// The raw scores as the library's `predict` uses them: averaged over the iterations for a random forest.
+    func averaged(_ raw: [Double]) -> [Double] {
+        if case .lightgbm(let forest) = trees { return forest.averaged(raw) }
+        return raw
+    }
+
+    /// The raw scores of one row of features (in the model's order; NaN is a missing value): one per class of a
+    /// multiclass model, else one.
+    public func raw(_ features: [Double]) -> [Double] {
+        switch trees {
+        case .lightgbm(let forest): forest.raw(features)
+        case .xgboost(let forest): forest.raw(features).map(Double.init)
+        }
+    }
+
+    /// The features of one row, by name: a missing variable or `null` is NaN (a missing value); a category is its
+    /// code. A value of the wrong type is refused, naming the feature.
+    public func values(of variables: [String: JSON]) throws -> [Double] {
+        var values = [Double](repeating: .nan, count: features.count)
+        for (position, feature) in features.enumerated() {
+            guard let value = variables[feature.name] else { continue }
+            values[position] = try Self.value(value, of: feature, refusingUnseen: refusesUnseenCategories)
+        }
+        return values
+    }
+
+    static func value(_ value: JSON, of feature: Feature, refusingUnseen: Bool) throws -> Double {
+        switch value {
+        case .null: return .nan
+        case .number(let number):
+            guard feature.categorical, let codes = feature.codes else { return number }
+            guard let code = codes[.number(number)] else {
+                if codes.keys.contains(where: { if case .string = $0 { true } else { false } }) {
+                    throw TreeVariablesError(
+                        message:
+                            "feature '\(feature.name)' is categorical: send one of its categories as a string (\(feature.categoryList.prefix(10).joined(separator: ", ")))"
+                    )
+                }
+                return try unseen(number == number.rounded() ? String(Int(exactly: number) ?? 0) : "\(number)", of: feature, refusingUnseen: refusingUnseen)
+            }
+            return Double(code)
+        case .bool(let flag):
+            guard !feature.categorical else {
+                throw TreeVariablesError(message: "feature '\(feature.name)' is categorical and got a boolean; send one of its categories")
+            }
+            return flag ? 1 : 0
+        case .string(let text):
+            guard feature.categorical else {
+                throw TreeVariablesError(message: "feature '\(feature.name)' must be a number (or null when missing), not a string")
+            }
+            guard let codes = feature.codes else {
+                throw TreeVariablesError(
+                    message:
+                        "feature '\(feature.name)' is categorical, and the model file does not keep its category names; send the category's code, a whole number"
+                )
+            }
+            guard let code = codes[.string(text)] else { return try unseen(text, of: feature, refusingUnseen: refusingUnseen) }
+            return Double(code)
+        case .array, .object:
+            throw TreeVariablesError(
+                message:
+                    "feature '\(feature.name)' must be a number\(feature.categorical ? " or a category" : "") (or null when missing), not \(value.array != nil ? "an array" : "an object")"
+            )
+        }
+    }
+
+    static func unseen(_ text: String, of feature: Feature, refusingUnseen: Bool) throws -> Double {
+        guard refusingUnseen else { return .nan }
+        throw ModelError.invalidInput(
+            "category '\(text)' of feature '\(feature.name)' was not seen in training, and XGBoost refuses it; the known ones are \(feature.categoryList.prefix(20).joined(separator: ", "))"
+        )
+    }
+
+    static func apply(_ transform: Transform, _ raw: [Double]) -> [Double] {
+        switch transform {
+        case .identity: return raw
+        case .square: return raw.map { ($0 >= 0 ? 1 : -1) * $0 * $0 }
+        case .exponential: return raw.map { exp($0) }
+        case .softplus: return raw.map { log1p(exp($0)) }
+        case .sigmoid(let scale): return raw.map { 1.0 / (1.0 + exp(-scale * $0)) }
+        case .sigmoidFloat:
+            return raw.map { value in
+                // XGBoost's common::Sigmoid.
+                let x = min(-Float(value), 88.7)
+                let denominator = expf(x) + 1.0 + Float(1e-16)
+                return Double(1.0 / denominator)
+            }
+        case .softmax:
+            let largest = raw.max() ?? 0
+            var exponentials = raw.map { exp($0 - largest) }
+            var sum = 0.0
+            for value in exponentials { sum += value }
+            for position in exponentials.indices { exponentials[position] /= sum }
+            return exponentials
+        case .softmaxFloat:
+            // XGBoost's common::Softmax: Float values, a Double sum.
+            let values = raw.map(Float.init)
+            var largest = values[0]
+            for value in values.dropFirst() { largest = fmaxf(value, largest) }
+            var exponentials = values.map { expf($0 - largest) }
+            var sum = 0.0
+            for value in exponentials { sum += Double(value) }
+            for position in exponentials.indices { exponentials[position] /= Float(sum) }
+            return exponentials.map(Double.init)
+        }
+    }
+}
+
+/// A model file that cannot be served, naming the file, the line when there is one, and what to do.
+public struct TreeModelError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var line: Int?
+    public var message: String
+
+    public init(file: String, line: Int? = nil, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { "\((file as NSString).lastPathComponent)\(line.map { ":\($0)" } ?? ""): \(message)" }
+}
+
+/// A row whose variables do not fit the model's features: answered 400, as a typed model's decoding error is.
+struct TreeVariablesError: Error {
+    var message: String
+}
