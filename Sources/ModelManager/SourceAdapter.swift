@@ -100,7 +100,7 @@ public struct PluginAdapter: SourceAdapter {
         }
         let drift = try Self.driftMonitor(definition, folder: exported)
         let (loader, metrics) = (loader, metrics)
-        return Loadable(typeName: definition.entryPoint.typeName, summary: definition.manifest.description, drift: drift) { () throws(ModelBuildError) in
+        return Loadable(typeName: definition.displayType, summary: definition.manifest.description, drift: drift) { () throws(ModelBuildError) in
             do throws(PluginLoadError) {
                 let runner = try await loader.load(built)
                 metrics.increment("autoserve_plugin_loads_total", labels: [name, "success"])

@@ -1,3 +1,4 @@
+import AutoServeModel
 import Crypto
 import Foundation
 import PluginRuntime
@@ -18,6 +19,16 @@ public struct ModelDefinition: Sendable, Hashable {
     public var entrySymbol: String { "autoserve_v\(PluginABI.version)_\(moduleName)" }
 
     public var route: String { "/\(name)" }
+
+    /// What the index and `autoserve check` show as the model's type: the Swift type, or the model file and its
+    /// library (`LightGBM model.txt`).
+    public var displayType: String {
+        switch manifest.kind {
+        case .swift: entryPoint.typeName
+        case .lightgbm: "LightGBM \(manifest.treeModel?.file ?? TreeModelSettings.defaultFile(for: .lightgbm))"
+        case .xgboost: "XGBoost \(manifest.treeModel?.file ?? TreeModelSettings.defaultFile(for: .xgboost))"
+        }
+    }
 }
 
 /// Reads a version's folder and produces its `ModelDefinition`: manifest, entry point, module name.
@@ -37,13 +48,6 @@ public struct ModelDefinitionReader: Sendable {
         } catch {
             throw ModelBuildError(Diagnostic(file: name.rawValue, message: "cannot read the model folder: \(error.localizedDescription)"))
         }
-        guard sourceNames.contains("etls.swift") else {
-            throw ModelBuildError(
-                Diagnostic(
-                    file: "\(name)/etls.swift",
-                    message: "etls.swift is missing: every model folder needs an etls.swift that declares the model type with init(path:) and transform_predict"
-                ))
-        }
         var manifest = ModelManifest()
         let manifestPath = (folder as NSString).appendingPathComponent(ModelManifest.fileName)
         if let data = manager.contents(atPath: manifestPath) {
@@ -52,6 +56,20 @@ public struct ModelDefinitionReader: Sendable {
             } catch {
                 throw ModelBuildError(error.diagnostic)
             }
+        }
+        if manifest.kind != .swift {
+            return try dataModel(name: name, version: version, folder: folder, manifest: manifest, sourceNames: sourceNames)
+        }
+        guard sourceNames.contains("etls.swift") else {
+            let hint =
+                ["model.txt", "model.json"].filter { manager.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }
+                .map { "; to serve \($0) instead, write kind: \($0 == "model.txt" ? "lightgbm" : "xgboost") in model.yaml" }.first ?? ""
+            throw ModelBuildError(
+                Diagnostic(
+                    file: "\(name)/etls.swift",
+                    message:
+                        "etls.swift is missing: every model folder needs an etls.swift that declares the model type with init(path:) and transform_predict\(hint)"
+                ))
         }
         var files: [ModelInspector.SourceFile] = []
         for source in sourceNames {
@@ -77,6 +95,48 @@ public struct ModelDefinitionReader: Sendable {
             sources: sourceNames,
             manifest: manifest,
             entryPoint: entryPoint,
+            moduleName: Self.moduleName(name: name, version: version, buildIdentity: buildIdentity)
+        )
+    }
+
+    /// A `kind: lightgbm` or `kind: xgboost` folder (README, "Models as data"): no sources of its own; the glue declares
+    /// a type that loads the model file with the SDK's `TreeModel`. The file is read here once, so that a model the
+    /// SDK cannot serve fails like a compile error, naming the file and the line, before anything is built.
+    func dataModel(name: ModelName, version: String, folder: String, manifest: ModelManifest, sourceNames: [String]) throws(ModelBuildError)
+        -> ModelDefinition
+    {
+        let settings = manifest.treeModel ?? TreeModelSettings(file: TreeModelSettings.defaultFile(for: manifest.kind))
+        if sourceNames.contains("etls.swift") {
+            throw ModelBuildError(
+                Diagnostic(
+                    file: "\(name)/\(ModelManifest.fileName)", line: manifest.kindLine,
+                    message: "model.yaml says kind: \(manifest.kind), and the folder also has etls.swift; remove etls.swift to serve \(settings.file), "
+                        + "or remove kind (and file) from model.yaml to serve the Swift model"))
+        }
+        let kind: TreeModel.Kind = manifest.kind == .xgboost ? .xgboost : .lightgbm
+        let path = (folder as NSString).appendingPathComponent(settings.file)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelBuildError(
+                Diagnostic(
+                    file: "\(name)/\(ModelManifest.fileName)", line: manifest.kindLine,
+                    message: "the model file \(settings.file) is not in the folder; push it, or name the file with file: in model.yaml"))
+        }
+        do {
+            _ = try TreeModel(kind: kind, file: path, output: settings.output, classNames: settings.classNames, features: settings.features)
+        } catch let error as TreeModelError {
+            throw ModelBuildError(Diagnostic(file: "\(name)/\(settings.file)", line: error.line, message: error.message))
+        } catch {
+            throw ModelBuildError(Diagnostic(file: "\(name)/\(settings.file)", message: "\(error)"))
+        }
+        return ModelDefinition(
+            name: name,
+            version: version,
+            folder: folder,
+            sources: [],
+            manifest: manifest,
+            entryPoint: ModelEntryPoint(
+                typeName: ServeModelsGenerator.treeModelType, file: "\(name)/\(settings.file)", line: 1, function: "transform_predict", argumentLabel: nil,
+                initThrows: true, functionThrows: true),
             moduleName: Self.moduleName(name: name, version: version, buildIdentity: buildIdentity)
         )
     }

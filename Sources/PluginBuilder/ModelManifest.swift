@@ -1,3 +1,4 @@
+public import AutoServeModel
 public import ServingCore
 import Yams
 
@@ -16,6 +17,11 @@ public struct ModelManifest: Sendable, Hashable {
     public var memoryMegabytes: Int?
     /// Live drift: a reference sample in the folder and how many recent rows to compare with it.
     public var drift: DriftSettings?
+    /// What the folder serves: Swift sources (the default), or a trained model file (README, "Models as data").
+    public var kind: ModelKind = .swift
+    public var kindLine: Int?
+    /// A data model's settings: its file, answer, class names and features.
+    public var treeModel: TreeModelSettings?
 
     /// The largest `timeout_ms`: a day, far beyond any row, and small enough that no deadline overflows.
     public static let maximumTimeoutMilliseconds = 86_400_000
@@ -35,6 +41,30 @@ public struct DriftSettings: Sendable, Hashable {
     public var window = 1000
 
     public static let windowRange = 10...100_000
+}
+
+/// `kind` in model.yaml.
+public enum ModelKind: String, Sendable, Hashable, CaseIterable {
+    case swift, lightgbm, xgboost
+}
+
+/// `file`, `output`, `class_names` and `features` of a `kind: lightgbm` or `kind: xgboost` folder.
+public struct TreeModelSettings: Sendable, Hashable {
+    /// The model file, relative to the folder.
+    public var file: String
+    public var output: TreeModel.Output?
+    public var classNames: [String]?
+    public var features: [String]?
+
+    public init(file: String, output: TreeModel.Output? = nil, classNames: [String]? = nil, features: [String]? = nil) {
+        self.file = file
+        self.output = output
+        self.classNames = classNames
+        self.features = features
+    }
+
+    /// The file a kind reads unless `file` names another.
+    public static func defaultFile(for kind: ModelKind) -> String { kind == .xgboost ? "model.json" : "model.txt" }
 }
 
 /// One example of `model.yaml`: variables to score and a subset the output must contain.
@@ -66,9 +96,16 @@ extension ModelManifest {
         guard let root else { return manifest }
         let reader = ManifestReader(file: file)
         let top = try reader.mapping(
-            root, what: "model.yaml", allowed: ["description", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb", "drift"])
+            root, what: "model.yaml",
+            allowed: [
+                "description", "kind", "file", "output", "class_names", "features", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb", "drift",
+            ])
         if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
+        try readKind(top, into: &manifest, reader: reader)
         if let node = top["entrypoints"] {
+            guard manifest.kind == .swift else {
+                throw reader.error(node, "entrypoints is for Swift models; a kind: \(manifest.kind) folder has no entry point to name")
+            }
             let entrypoints = try reader.mapping(node, what: "entrypoints", allowed: ["predict"])
             if let predictNode = entrypoints["predict"] {
                 let predict = try reader.mapping(predictNode, what: "entrypoints.predict", allowed: ["type", "function"])
@@ -138,6 +175,54 @@ extension ModelManifest {
             manifest.drift = settings
         }
         return manifest
+    }
+
+    /// `kind`, and the keys of a data model: `file` (a path inside the folder), `output`, `class_names`, `features`.
+    static func readKind(_ top: [String: Node], into manifest: inout ModelManifest, reader: ManifestReader) throws(ManifestError) {
+        let kinds = ModelKind.allCases.map(\.rawValue).joined(separator: ", ")
+        if let node = top["kind"] {
+            let text = try reader.string(node, key: "kind")
+            guard let kind = ModelKind(rawValue: text) else { throw reader.error(node, "kind must be one of \(kinds), not '\(text)'") }
+            manifest.kind = kind
+            manifest.kindLine = reader.line(node)
+        }
+        guard manifest.kind != .swift else {
+            for key in ["file", "output", "class_names", "features"] {
+                if let node = top[key] {
+                    throw reader.error(node, "\(key) is for a trained model file; add kind: lightgbm or kind: xgboost, or remove \(key)")
+                }
+            }
+            return
+        }
+        var settings = TreeModelSettings(file: TreeModelSettings.defaultFile(for: manifest.kind))
+        if let node = top["file"] {
+            let file = try reader.string(node, key: "file")
+            let parts = file.split(separator: "/", omittingEmptySubsequences: false)
+            guard !file.hasPrefix("/"), !parts.contains(".."), !parts.contains(""), !file.isEmpty else {
+                throw reader.error(node, "file must be a path inside the model folder, like \(settings.file)")
+            }
+            settings.file = file
+        }
+        if let node = top["output"] {
+            let text = try reader.string(node, key: "output")
+            guard let output = TreeModel.Output(rawValue: text) else {
+                throw reader.error(node, "output must be one of \(TreeModel.Output.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+            }
+            settings.output = output
+        }
+        func names(_ key: String) throws(ManifestError) -> [String]? {
+            guard let node = top[key] else { return nil }
+            guard case .sequence(let sequence) = node, !sequence.isEmpty else { throw reader.error(node, "\(key) must be a list of names, like [a, b]") }
+            var names: [String] = []
+            for element in sequence {
+                guard case .scalar(let scalar) = element, !scalar.string.isEmpty else { throw reader.error(element, "\(key) must hold names (strings)") }
+                names.append(scalar.string)
+            }
+            return names
+        }
+        settings.classNames = try names("class_names")
+        settings.features = try names("features")
+        manifest.treeModel = settings
     }
 
     static func line(of error: YamlError) -> Int? {

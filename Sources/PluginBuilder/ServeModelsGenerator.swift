@@ -69,6 +69,35 @@ public enum ServeModelsGenerator {
         return text
     }
 
+    /// The type the glue declares for a `kind: lightgbm` or `kind: xgboost` folder.
+    public static let treeModelType = "_AutoServeTreeModel"
+
+    /// A data model's type: `init(path:)` reads the model file with the SDK's `TreeModel`, with model.yaml's settings.
+    static func treeModel(for definition: ModelDefinition) -> String {
+        guard definition.manifest.kind != .swift else { return "" }
+        let settings = definition.manifest.treeModel ?? TreeModelSettings(file: TreeModelSettings.defaultFile(for: definition.manifest.kind))
+        func list(_ names: [String]?) -> String { names.map { "[" + $0.map(literal).joined(separator: ", ") + "]" } ?? "nil" }
+        return """
+            // \(definition.name) serves \(settings.file), a \(definition.manifest.kind == .xgboost ? "XGBoost" : "LightGBM") model (kind: \(definition.manifest.kind) in model.yaml).
+            struct \(treeModelType) {
+                let model: TreeModel
+
+                init(path: String) throws {
+                    model = try TreeModel(
+                        kind: .\(definition.manifest.kind == .xgboost ? "xgboost" : "lightgbm"), file: path + "/" + \(literal(settings.file)),
+                        output: \(settings.output.map { ".\($0 == .class ? "`class`" : $0.rawValue)" } ?? "nil"), classNames: \(list(settings.classNames)),
+                        features: \(list(settings.features)))
+                }
+
+                func transform_predict(_ variables: [String: JSON]) throws -> [String: JSON] {
+                    try model.predict(variables)
+                }
+            }
+
+
+            """
+    }
+
     static func section(for definition: ModelDefinition) -> String {
         let entry = definition.entryPoint
         let symbol = definition.entrySymbol
@@ -76,7 +105,7 @@ public enum ServeModelsGenerator {
         let makeModel = "\(entry.initThrows ? "try " : "")\(type)(path: path)"
         let argument = entry.argumentLabel.map { "\($0): variables" } ?? "variables"
         let callModel = "\(entry.functionThrows ? "try " : "")model.\(entry.function)(\(argument))"
-        return """
+        return treeModel(for: definition) + """
             // \(definition.name): \(type) from \(entry.file):\(entry.line), version \(definition.version).
 
             @_cdecl("\(symbol)_abi")
@@ -113,7 +142,17 @@ public enum ServeModelsGenerator {
             """
     }
 
+    /// A Swift string literal of `value`: quotes, backslashes and control characters escaped.
     static func literal(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        var text = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": text += "\\\\"
+            case "\"": text += "\\\""
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: text += "\\u{\(String(scalar.value, radix: 16))}"
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        return text + "\""
     }
 }

@@ -42,6 +42,17 @@ struct ModelManifestTests {
         #expect(try ModelManifest.parse("drift: {reference: r.jsonl}\n", file: "M/model.yaml").drift?.window == 1000)
     }
 
+    @Test func aDataModelManifestParses() throws {
+        let manifest = try ModelManifest.parse(
+            "kind: xgboost\nfile: models/booster.json\noutput: class\nclass_names: [no, yes]\nfeatures: [a, b]\n", file: "M/model.yaml")
+        #expect(manifest.kind == .xgboost)
+        #expect(manifest.kindLine == 1)
+        #expect(manifest.treeModel == TreeModelSettings(file: "models/booster.json", output: .class, classNames: ["no", "yes"], features: ["a", "b"]))
+        #expect(try ModelManifest.parse("kind: lightgbm\n", file: "M/model.yaml").treeModel?.file == "model.txt")
+        #expect(try ModelManifest.parse("kind: xgboost\n", file: "M/model.yaml").treeModel?.file == "model.json")
+        #expect(try ModelManifest.parse("", file: "M/model.yaml").kind == .swift)
+    }
+
     @Test func anEmptyManifestMeansDefaults() throws {
         let manifest = try ModelManifest.parse("", file: "M/model.yaml")
         #expect(manifest.entryFunction == "transform_predict")
@@ -70,6 +81,13 @@ struct ModelManifestTests {
         ("drift:\n  reference: /etc/passwd\n", 2, "must be a path inside the model folder"),
         ("drift:\n  reference: r.jsonl\n  window: 5\n", 3, "drift.window must be a whole number of rows from 10 to 100000"),
         ("drift:\n  reference: r.jsonl\n  sample: 5\n", 3, "unknown key 'sample' in drift"),
+        ("kind: onnx\n", 1, "kind must be one of swift, lightgbm, xgboost, not 'onnx'"),
+        ("file: model.txt\n", 1, "file is for a trained model file; add kind: lightgbm or kind: xgboost"),
+        ("kind: lightgbm\nfile: ../other/model.txt\n", 2, "file must be a path inside the model folder"),
+        ("kind: lightgbm\noutput: probabilities\n", 2, "output must be one of probability, raw, class, not 'probabilities'"),
+        ("kind: xgboost\nclass_names: yes\n", 2, "class_names must be a list of names"),
+        ("kind: xgboost\nfeatures: []\n", 2, "features must be a list of names"),
+        ("kind: lightgbm\nentrypoints:\n  predict: {type: M}\n", 3, "entrypoints is for Swift models"),
     ])
     func aBadManifestNamesTheLine(text: String, line: Int, fragment: String) {
         #expect {
