@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv deploy-check fleet bench build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check fleet bench bench-trees trees-fixtures build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -61,6 +61,18 @@ format:
 bench: release bench-deps
 	$(SWIFT) build -c release --package-path bench/baseline
 	bash bench/run.sh
+
+## LightGBM and XGBoost models of 500 trees: start-up, one row's predict against the libraries' own predict in
+## Python, req/s (bench/trees.py; BENCHMARKS.md).
+bench-trees: release venv
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@.venv/bin/python3 -c "import lightgbm, xgboost, sklearn, pandas" 2>/dev/null || .venv/bin/pip install -q lightgbm xgboost-cpu scikit-learn pandas
+	.venv/bin/python3 bench/trees.py
+
+## Retrains the tree-model fixtures of Tests/Fixtures/trees and models_serve/CreditScore (the suite needs no Python).
+trees-fixtures: venv
+	@.venv/bin/python3 -c "import lightgbm, xgboost, sklearn, pandas" 2>/dev/null || .venv/bin/pip install -q lightgbm xgboost-cpu scikit-learn pandas
+	.venv/bin/python3 Tests/Fixtures/trees/make_fixtures.py
 
 build: deps
 	$(SWIFT) build
