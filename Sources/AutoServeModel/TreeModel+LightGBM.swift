@@ -1,36 +1,12 @@
 import Foundation
 
-/// The trees of a LightGBM text model (`Booster.save_model`), flattened: every tree's nodes in one array, every
-/// leaf value in another, scored as LightGBM's `Tree::Predict` and `GBDT::PredictRaw` do.
+/// The trees of a LightGBM text model (`Booster.save_model`), laid out by ``TreeLanes``, with LightGBM's
+/// `Tree::NumericalDecision` and `Tree::CategoricalDecision` at each split and `GBDT::PredictRaw`'s order of additions.
 struct LightGBMForest: Sendable {
-    /// One split. `left` and `right` are node indices, or `~leaf` for a leaf.
-    struct Node: Sendable {
-        var threshold: Double
-        var feature: Int32
-        var left: Int32
-        var right: Int32
-        var rule: Rule
-        var defaultLeft: Bool
-        /// The category set of a categorical split.
-        var categories: Int32
-    }
-
-    /// How a split treats its value: `decision_type`'s categorical bit and missing type.
-    enum Rule: UInt8, Sendable {
-        /// `value <= threshold`; NaN counts as 0.
-        case numeric
-        /// Zero (and NaN) take the default direction.
-        case zeroMissing
-        /// NaN takes the default direction.
-        case nanMissing
-        /// Left when the value's integer part is in the split's bitset.
-        case categorical
-    }
-
-    var nodes: [Node] = []
-    /// Per tree: its root node, or `~leaf` for a tree of one leaf.
-    var roots: [Int32] = []
-    var leaves: [Double] = []
+    var lanes = TreeLanes(features: 0, strict: false)
+    /// Per special split: a zero-as-missing split (its number is the threshold) or a categorical one (its number is
+    /// the category set).
+    var zeroMissing: Set<Int32> = []
     /// Category set `c` is `bits[categoryBounds[c] ..< categoryBounds[c + 1]]`.
     var categoryBounds: [Int32] = [0]
     var bits: [UInt32] = []
@@ -89,6 +65,8 @@ struct LightGBMForest: Sendable {
             return feature
         }
         // The trees.
+        lanes = TreeLanes(features: featureCount, strict: false)
+        var trees = 0
         while position < lines.count, lines[position].hasPrefix("Tree=") {
             let start = position
             var fields: [Substring: (value: Substring, line: Int)] = [:]
@@ -99,14 +77,16 @@ struct LightGBMForest: Sendable {
                 position += 1
             }
             try addTree(fields, start: start, featureCount: featureCount, fail: fail)
+            trees += 1
             while position < lines.count, lines[position].isEmpty { position += 1 }
         }
         guard position < lines.count, lines[position].hasPrefix("end of trees") else {
             throw fail(min(position, lines.count - 1), "expected `end of trees` after the last tree; is the file whole?")
         }
-        guard !roots.isEmpty, roots.count % treesPerIteration == 0 else {
-            throw fail(nil, "the model has \(roots.count) trees, not a whole number of iterations of \(treesPerIteration)")
+        guard trees > 0, trees % treesPerIteration == 0 else {
+            throw fail(nil, "the model has \(trees) trees, not a whole number of iterations of \(treesPerIteration)")
         }
+        guard lanes.finish() != nil else { throw fail(nil, "a feature has more than 65,534 distinct thresholds") }
         // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
         if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {
             try readPandasCategories(lines[line].dropFirst("pandas_categorical:".count), line: line, fail: fail)
@@ -168,70 +148,61 @@ struct LightGBMForest: Sendable {
         guard let leafCount = Int(try field("num_leaves").value), leafCount >= 1 else {
             throw fail(try field("num_leaves").line, "num_leaves is not a positive number")
         }
-        let leafOffset = leaves.count
-        leaves += try numbers("leaf_value", Double.self, count: leafCount)
-        guard leafCount > 1 else {
-            roots.append(~Int32(leafOffset))
-            return
-        }
-        let splits = leafCount - 1
-        let feature = try numbers("split_feature", Int.self, count: splits)
-        let threshold = try numbers("threshold", Double.self, count: splits)
-        let decision = try numbers("decision_type", Int.self, count: splits)
-        let left = try numbers("left_child", Int.self, count: splits)
-        let right = try numbers("right_child", Int.self, count: splits)
-        let categoryCount = Int(fields["num_cat"]?.value ?? "0") ?? 0
-        let categoryOffset = categoryBounds.count - 1
-        if categoryCount > 0 {
-            let bounds = try numbers("cat_boundaries", Int.self, count: categoryCount + 1)
-            let entry = try field("cat_threshold")
-            let words = try entry.value.split(separator: " ").map { word in
-                guard let value = UInt32(String(word)) else { throw fail(entry.line, "cat_threshold holds '\(word)', which is not a bitset word") }
-                return value
-            }
-            guard bounds.first == 0, bounds.last == words.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 }) else {
-                throw fail(entry.line, "cat_boundaries do not match cat_threshold")
-            }
-            let base = Int32(bits.count)
-            bits += words
-            for bound in bounds.dropFirst() { categoryBounds.append(base + Int32(bound)) }
-        }
-        let nodeOffset = Int32(nodes.count)
-        func child(_ value: Int, _ key: Substring) throws -> Int32 {
-            if value >= 0 {
-                guard value < splits else { throw fail(try field(key).line, "\(key) names node \(value) of a tree of \(splits) splits") }
-                return nodeOffset + Int32(value)
-            }
-            guard ~value < leafCount else { throw fail(try field(key).line, "\(key) names leaf \(~value) of a tree of \(leafCount) leaves") }
-            return ~Int32(leafOffset + ~value)
-        }
-        for index in 0..<splits {
-            guard (0..<featureCount).contains(feature[index]) else {
-                throw fail(try field("split_feature").line, "split_feature names feature \(feature[index]) of \(featureCount)")
-            }
-            let type = decision[index]
-            var rule: Rule
-            var categories: Int32 = -1
-            if type & 1 != 0 {
-                rule = .categorical
-                guard threshold[index] >= 0, Int(threshold[index]) < categoryCount else {
-                    throw fail(try field("threshold").line, "a categorical split names category set \(threshold[index]) of \(categoryCount)")
+        let values = try numbers("leaf_value", Double.self, count: leafCount)
+        let splitCount = leafCount - 1
+        var splits: [TreeLanes.Split] = []
+        var decisions: [Int] = []
+        if splitCount > 0 {
+            let feature = try numbers("split_feature", Int.self, count: splitCount)
+            let threshold = try numbers("threshold", Double.self, count: splitCount)
+            let decision = try numbers("decision_type", Int.self, count: splitCount)
+            decisions = decision
+            let left = try numbers("left_child", Int.self, count: splitCount)
+            let right = try numbers("right_child", Int.self, count: splitCount)
+            let categoryCount = Int(fields["num_cat"]?.value ?? "0") ?? 0
+            let categoryOffset = categoryBounds.count - 1
+            if categoryCount > 0 {
+                let bounds = try numbers("cat_boundaries", Int.self, count: categoryCount + 1)
+                let entry = try field("cat_threshold")
+                let words = try entry.value.split(separator: " ").map { word in
+                    guard let value = UInt32(String(word)) else { throw fail(entry.line, "cat_threshold holds '\(word)', which is not a bitset word") }
+                    return value
                 }
-                categories = Int32(categoryOffset + Int(threshold[index]))
-            } else {
-                switch (type >> 2) & 3 {
-                case 0: rule = .numeric
-                case 1: rule = .zeroMissing
-                case 2: rule = .nanMissing
-                default: throw fail(try field("decision_type").line, "decision_type \(type) has an unknown missing type")
+                guard bounds.first == 0, bounds.last == words.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+                    throw fail(entry.line, "cat_boundaries do not match cat_threshold")
                 }
+                let first = Int32(bits.count)
+                bits += words
+                for bound in bounds.dropFirst() { categoryBounds.append(first + Int32(bound)) }
             }
-            nodes.append(
-                Node(
-                    threshold: threshold[index], feature: Int32(feature[index]), left: try child(left[index], "left_child"),
-                    right: try child(right[index], "right_child"), rule: rule, defaultLeft: type & 2 != 0, categories: categories))
+            for index in 0..<splitCount {
+                guard (0..<featureCount).contains(feature[index]) else {
+                    throw fail(try field("split_feature").line, "split_feature names feature \(feature[index]) of \(featureCount)")
+                }
+                let type = decision[index]
+                var split = TreeLanes.Split(
+                    feature: feature[index], threshold: threshold[index], left: left[index], right: right[index], nanLeft: type & 2 != 0)
+                if type & 1 != 0 {
+                    guard threshold[index] >= 0, Int(threshold[index]) < categoryCount else {
+                        throw fail(try field("threshold").line, "a categorical split names category set \(threshold[index]) of \(categoryCount)")
+                    }
+                    split.special = true
+                    split.threshold = Double(categoryOffset + Int(threshold[index]))
+                } else {
+                    switch (type >> 2) & 3 {
+                    case 0: split.nanLeft = 0 <= threshold[index]  // NaN counts as 0
+                    case 1: split.special = true  // zero (and NaN) take the default direction
+                    case 2: break  // NaN takes the default direction
+                    default: throw fail(try field("decision_type").line, "decision_type \(type) has an unknown missing type")
+                    }
+                }
+                splits.append(split)
+            }
         }
-        roots.append(nodeOffset)
+        guard let placed = lanes.add(splits: splits, leaves: values) else {
+            throw fail(start, "left_child and right_child do not make a tree of \(splitCount) splits and \(leafCount) leaves")
+        }
+        for (index, split) in splits.enumerated() where split.special && decisions[index] & 1 == 0 { zeroMissing.insert(placed[index]) }
     }
 
     mutating func readPandasCategories(_ text: Substring, line: Int, fail: (Int?, String) -> TreeModelError) throws {
@@ -266,22 +237,11 @@ struct LightGBMForest: Sendable {
     /// iterations in order.
     func raw(_ features: [Double]) -> [Double] {
         var scores = [Double](repeating: 0, count: treesPerIteration)
-        nodes.withUnsafeBufferPointer { nodes in
-            leaves.withUnsafeBufferPointer { leaves in
-                features.withUnsafeBufferPointer { features in
-                    var tree = 0
-                    for root in roots {
-                        var node = root
-                        while node >= 0 {
-                            let split = nodes[Int(node)]
-                            node = decide(split, features[Int(split.feature)])
-                        }
-                        scores[tree] += leaves[Int(~node)]
-                        tree += 1
-                        if tree == treesPerIteration { tree = 0 }
-                    }
-                }
-            }
+        var tree = 0
+        lanes.score(features, special: special) { _, value in
+            scores[tree] += value
+            tree += 1
+            if tree == treesPerIteration { tree = 0 }
         }
         return scores
     }
@@ -290,28 +250,27 @@ struct LightGBMForest: Sendable {
     /// its iterations. (`predict(raw_score=True)` does not average them.)
     func averaged(_ scores: [Double]) -> [Double] {
         guard averageOutput else { return scores }
-        let iterations = Double(roots.count / treesPerIteration)
+        let iterations = Double(lanes.roots.count / treesPerIteration)
         return scores.map { $0 / iterations }
     }
 
-    /// LightGBM's `Tree::NumericalDecision` and `Tree::CategoricalDecision`.
-    @inline(__always)
-    func decide(_ split: Node, _ value: Double) -> Int32 {
-        if split.rule == .categorical {
-            // NaN and negative values go right; the integer part is looked up in the split's bitset.
-            guard !value.isNaN, value > -1, value < 2_147_483_648 else { return split.right }
-            let category = Int(value)
-            let set = Int(split.categories)
-            let first = Int(categoryBounds[set])
-            let word = category >> 5
-            guard word < Int(categoryBounds[set + 1]) - first else { return split.right }
-            return (bits[first + word] >> UInt32(category & 31)) & 1 != 0 ? split.left : split.right
+    /// A zero-as-missing split (`Tree::NumericalDecision` with missing type Zero) or a categorical one
+    /// (`Tree::CategoricalDecision`); true: left.
+    func special(_ node: Int, _ value: Double) -> Bool {
+        let number = lanes.values[node]
+        if zeroMissing.contains(Int32(node)) {
+            if value.isNaN || (value >= -Self.zeroThreshold && value <= Self.zeroThreshold) {
+                return lanes.nodes[node].feature & TreeLanes.nanLeftBit != 0
+            }
+            return value <= number
         }
-        var value = value
-        if value.isNaN && split.rule != .nanMissing { value = 0 }
-        if (split.rule == .zeroMissing && value >= -Self.zeroThreshold && value <= Self.zeroThreshold) || (split.rule == .nanMissing && value.isNaN) {
-            return split.defaultLeft ? split.left : split.right
-        }
-        return value <= split.threshold ? split.left : split.right
+        // NaN and negative values go right; the integer part is looked up in the split's bitset.
+        guard !value.isNaN, value > -1, value < 2_147_483_648 else { return false }
+        let category = Int(value)
+        let set = Int(number)
+        let first = Int(categoryBounds[set])
+        let word = category >> 5
+        guard word < Int(categoryBounds[set + 1]) - first else { return false }
+        return (bits[first + word] >> UInt32(category & 31)) & 1 != 0
     }
 }

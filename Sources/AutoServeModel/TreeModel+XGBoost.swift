@@ -5,24 +5,12 @@ import Foundation
 /// the node's default direction, and each tree's leaf is added in `Float` to its class's score, which starts at the
 /// base score's margin.
 struct XGBoostForest: Sendable {
-    struct Node: Sendable {
-        var threshold: Float
-        var feature: Int32
-        /// Node indices, or `~leaf`.
-        var left: Int32
-        var right: Int32
-        var defaultLeft: Bool
-        /// The category set of a categorical split (the categories that go right), or -1.
-        var categories: Int32
-    }
-
-    var nodes: [Node] = []
-    var roots: [Int32] = []
-    /// The class each tree adds to.
-    var groups: [Int32] = []
-    var leaves: [Float] = []
+    var lanes = TreeLanes(features: 0, strict: true)
+    /// Category set `c` (the categories that go right) is `bits[categoryBounds[c] ..< categoryBounds[c + 1]]`.
     var categoryBounds: [Int32] = [0]
     var bits: [UInt32] = []
+    /// The class each tree adds to.
+    var groups: [Int32] = []
     /// The starting score of each class, as a margin.
     var base: [Float] = []
     var task: TreeModel.Task = .regression(.identity)
@@ -119,12 +107,14 @@ struct XGBoostForest: Sendable {
                 features[index].categoryList = list
             }
         }
+        lanes = TreeLanes(features: count, strict: true)
         for (index, tree) in trees.enumerated() {
             let group = treeInfo[index].intValue
             guard (0..<classes).contains(group) else { throw fail("tree \(index) adds to class \(group) of \(classes)") }
             try addTree(tree, number: index, featureCount: count, fail: fail)
             groups.append(Int32(group))
         }
+        guard lanes.finish() != nil else { throw fail("a feature has more than 65,534 distinct thresholds") }
     }
 
     mutating func addTree(_ tree: [String: Any], number: Int, featureCount: Int, fail: (String) -> TreeModelError) throws {
@@ -160,18 +150,20 @@ struct XGBoostForest: Sendable {
                 categorySets[node] = Array(categories[segment..<(segment + size)])
             }
         }
-        // Local node → global node (or ~leaf).
-        var mapped = [Int32](repeating: 0, count: count)
-        var nodeCount = nodes.count
+        // Splits and leaves as the layout takes them: split i, or ~leaf.
+        var local = [Int](repeating: 0, count: count)
+        var splitCount = 0
+        var leafValues: [Double] = []
         for node in 0..<count {
             if left[node] == -1 {
-                mapped[node] = ~Int32(leaves.count)
-                leaves.append(conditions[node])
+                local[node] = ~leafValues.count
+                leafValues.append(Double(conditions[node]))
             } else {
-                mapped[node] = Int32(nodeCount)
-                nodeCount += 1
+                local[node] = splitCount
+                splitCount += 1
             }
         }
+        var splits: [TreeLanes.Split] = []
         for node in 0..<count where left[node] != -1 {
             guard (0..<count).contains(left[node]), (0..<count).contains(right[node]) else {
                 throw fail("tree \(number): node \(node) has a child out of range")
@@ -179,7 +171,8 @@ struct XGBoostForest: Sendable {
             guard (0..<featureCount).contains(indices[node]) else {
                 throw fail("tree \(number): node \(node) splits on feature \(indices[node]) of \(featureCount)")
             }
-            var set: Int32 = -1
+            var split = TreeLanes.Split(
+                feature: indices[node], threshold: Double(conditions[node]), left: local[left[node]], right: local[right[node]], nanLeft: defaults[node] != 0)
             if node < types.count, types[node] == 1 {
                 guard let categories = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
                 let largest = categories.max() ?? 0
@@ -188,52 +181,36 @@ struct XGBoostForest: Sendable {
                 for category in categories { words[category >> 5] |= 1 << UInt32(category & 31) }
                 bits += words
                 categoryBounds.append(Int32(bits.count))
-                set = Int32(categoryBounds.count - 2)
+                split.special = true
+                split.threshold = Double(categoryBounds.count - 2)
             }
-            nodes.append(
-                Node(
-                    threshold: conditions[node], feature: Int32(indices[node]), left: mapped[left[node]], right: mapped[right[node]],
-                    defaultLeft: defaults[node] != 0, categories: set))
+            splits.append(split)
         }
-        roots.append(mapped[0])
+        // Node 0 is the root: when it is a split, it is split 0.
+        guard left[0] == -1 ? count == 1 : local[0] == 0, lanes.add(splits: splits, leaves: leafValues) != nil else {
+            throw fail("tree \(number): left_children and right_children do not make a tree")
+        }
     }
 
-    /// The margins of one row: one per class (one for a binary or a regression model).
+    /// The margins of one row: one per class (one for a binary or a regression model), each tree's leaf added in
+    /// `Float`, in the trees' order, to its class's base margin. The values are compared as `Float`, as XGBoost
+    /// reads them.
     func raw(_ features: [Double]) -> [Float] {
         var scores = base
-        let values = features.map(Float.init)
-        nodes.withUnsafeBufferPointer { nodes in
-            leaves.withUnsafeBufferPointer { leaves in
-                values.withUnsafeBufferPointer { values in
-                    for (tree, root) in roots.enumerated() {
-                        var node = root
-                        while node >= 0 {
-                            let split = nodes[Int(node)]
-                            node = decide(split, values[Int(split.feature)])
-                        }
-                        scores[Int(groups[tree])] += leaves[Int(~node)]
-                    }
-                }
-            }
-        }
+        lanes.score(features.map { Double(Float($0)) }, special: categorical) { tree, value in scores[Int(groups[tree])] += Float(value) }
         return scores
     }
 
-    /// XGBoost's `GetNextNode`: missing → default child; a category in the split's set → right; else `value <
-    /// split_condition` → left.
-    @inline(__always)
-    func decide(_ split: Node, _ value: Float) -> Int32 {
-        if value.isNaN { return split.defaultLeft ? split.left : split.right }
-        if split.categories >= 0 {
-            // common::Decision: an invalid category (negative, too large) or one outside the set goes left.
-            guard value >= 0, value < 16_777_216 else { return split.left }
-            let category = Int(value)
-            let set = Int(split.categories)
-            let first = Int(categoryBounds[set])
-            let word = category >> 5
-            guard word < Int(categoryBounds[set + 1]) - first else { return split.left }
-            return (bits[first + word] >> UInt32(category & 31)) & 1 != 0 ? split.right : split.left
-        }
-        return value < split.threshold ? split.left : split.right
+    /// XGBoost's `GetNextNode` at a categorical split (true: left): missing → the default child; `common::Decision`:
+    /// a category in the split's set goes right, any other (negative, too large, or outside the set) left.
+    func categorical(_ node: Int, _ value: Double) -> Bool {
+        if value.isNaN { return lanes.nodes[node].feature & TreeLanes.nanLeftBit != 0 }
+        guard value >= 0, value < 16_777_216 else { return true }
+        let category = Int(value)
+        let set = Int(lanes.values[node])
+        let first = Int(categoryBounds[set])
+        let word = category >> 5
+        guard word < Int(categoryBounds[set + 1]) - first else { return true }
+        return (bits[first + word] >> UInt32(category & 31)) & 1 == 0
     }
 }

@@ -11,6 +11,7 @@ public enum EmbeddedSDK {
         "JSON+Serialization.swift": String(decoding: PackageResources.JSON_Serialization_swift_txt, as: UTF8.self),
         "ModelError.swift": String(decoding: PackageResources.ModelError_swift_txt, as: UTF8.self),
         "PluginSupport.swift": String(decoding: PackageResources.PluginSupport_swift_txt, as: UTF8.self),
+        "TreeLanes.swift": String(decoding: PackageResources.TreeLanes_swift_txt, as: UTF8.self),
         "TreeModel.swift": String(decoding: PackageResources.TreeModel_swift_txt, as: UTF8.self),
         "TreeModel+LightGBM.swift": String(decoding: PackageResources.TreeModel_LightGBM_swift_txt, as: UTF8.self),
         "TreeModel+XGBoost.swift": String(decoding: PackageResources.TreeModel_XGBoost_swift_txt, as: UTF8.self),
