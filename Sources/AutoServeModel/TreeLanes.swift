@@ -2,8 +2,10 @@
 ///
 /// - **Bins.** For each feature, the thresholds its splits compare with are sorted once; a row's value becomes its
 ///   bin (how many thresholds lie below it), found by one binary search per feature. `value <= threshold` (LightGBM)
-///   or `value < threshold` (XGBoost) is then exactly `bin < bound` for an integer bound per split, and a node fits
-///   in 16 bytes.
+///   or `value < threshold` (XGBoost) is then exactly `bin < bound` for an integer bound (at least 1) per split. Each
+///   feature has two slots of bins, which differ only for a missing value: the largest bin in the first (it goes
+///   right everywhere), 0 in the second (it goes left everywhere); a split reads the slot of its default direction,
+///   so the walk never tests for missing values.
 /// - **Layout.** Each tree in depth-first order (a split's left child is the next node); a leaf is a node whose
 ///   children are itself.
 /// - **Lanes.** Eight trees are walked side by side in lockstep, with selects instead of branches, so that the
@@ -16,8 +18,9 @@
 /// and each reads its decision as the bin of a feature of its own, so that the walk itself has no branch.
 struct TreeLanes: Sendable {
     struct Node: Sendable {
-        /// The feature (for a special split, its own slot after the features), with the `nanLeft` bit.
-        var feature: UInt32
+        /// The slot of bins the split reads: its feature's (`feature` or `features + feature`, by where a missing
+        /// value goes), or for a special split its own, after those.
+        var slot: UInt32
         /// Left when the value's bin is below this; 0 for a leaf.
         var bound: UInt16
         /// The children (a leaf's are itself), side by side: the walk loads the one it takes by its offset.
@@ -42,8 +45,6 @@ struct TreeLanes: Sendable {
     }
 
     static let width = 8
-    static let nanLeftBit: UInt32 = 0x8000_0000
-    static let featureMask: UInt32 = 0x7FFF_FFFF
     static let missing = UInt16.max
 
     var nodes: [Node] = []
@@ -54,9 +55,10 @@ struct TreeLanes: Sendable {
     var depths: [Int] = []
     /// Per feature: the sorted distinct thresholds of its splits.
     var thresholds: [[Double]] = []
-    /// Per special split: its node and the feature it reads.
+    /// Per special split: its node, the feature it reads and where a missing value goes.
     var specialNodes: [Int32] = []
     var specialFeatures: [Int32] = []
+    var specialNanLeft: [Bool] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
     /// Per lane slot (a multiple of `width`): the tree, and its root. Padding slots repeat the group's first tree.
@@ -92,23 +94,23 @@ struct TreeLanes: Sendable {
             let index = Int32(nodes.count)
             if let parent { nodes[parent].right = index }
             if node >= splits.count {
-                nodes.append(Node(feature: 0, bound: 0, left: index, right: index))
+                nodes.append(Node(slot: 0, bound: 0, left: index, right: index))
                 values.append(leaves[node - splits.count])
                 deepest = max(deepest, depth)
                 continue
             }
             let split = splits[node]
             guard let left = local(split.left), let right = local(split.right) else { return nil }
-            var feature = UInt32(split.feature)
+            var slot = UInt32(split.nanLeft ? thresholds.count + split.feature : split.feature)
             if split.special {
                 // Its own slot, whose bin (0 or 1) is its decision: left below bound 1.
-                feature = UInt32(thresholds.count + specialNodes.count)
+                slot = UInt32(2 * thresholds.count + specialNodes.count)
                 specialNodes.append(index)
                 specialFeatures.append(Int32(split.feature))
+                specialNanLeft.append(split.nanLeft)
             }
-            if split.nanLeft { feature |= Self.nanLeftBit }
             placed[node] = index
-            nodes.append(Node(feature: feature, bound: split.special ? 1 : 0, left: index + 1, right: -1))
+            nodes.append(Node(slot: slot, bound: split.special ? 1 : 0, left: index + 1, right: -1))
             values.append(split.threshold)
             stack.append((right, depth + 1, Int(index)))
             stack.append((left, depth + 1, nil))
@@ -122,16 +124,17 @@ struct TreeLanes: Sendable {
     /// Sorts each feature's thresholds, turns them into bounds and groups the trees; nil when a feature has more
     /// distinct thresholds than a bin can count (65,534).
     mutating func finish() -> Void? {
-        var perFeature = Array(repeating: Set<Double>(), count: thresholds.count)
-        for (index, node) in nodes.enumerated() where node.right != Int32(index) && Int(node.feature & Self.featureMask) < perFeature.count {
-            perFeature[Int(node.feature & Self.featureMask)].insert(values[index])
+        let features = thresholds.count
+        func feature(_ node: Node) -> Int? { Int(node.slot) < 2 * features ? Int(node.slot) % max(features, 1) : nil }
+        var perFeature = Array(repeating: Set<Double>(), count: features)
+        for (index, node) in nodes.enumerated() where node.right != Int32(index) {
+            if let feature = feature(node) { perFeature[feature].insert(values[index]) }
         }
         thresholds = perFeature.map { $0.sorted() }
         guard thresholds.allSatisfy({ $0.count < Int(Self.missing) }) else { return nil }
         let positions = thresholds.map { Dictionary(uniqueKeysWithValues: $0.enumerated().map { ($1, $0) }) }
-        for index in nodes.indices where nodes[index].right != Int32(index) && Int(nodes[index].feature & Self.featureMask) < thresholds.count {
-            let feature = Int(nodes[index].feature & Self.featureMask)
-            nodes[index].bound = UInt16(positions[feature][values[index]]! + 1)
+        for index in nodes.indices where nodes[index].right != Int32(index) {
+            if let feature = feature(nodes[index]) { nodes[index].bound = UInt16(positions[feature][values[index]]! + 1) }
         }
         let order = roots.indices.sorted { (depths[$0], $0) < (depths[$1], $1) }
         var start = 0
@@ -149,36 +152,44 @@ struct TreeLanes: Sendable {
     }
 
     /// A row's bins: per feature, how many of its thresholds lie below the value (`<` for LightGBM, `<=` for
-    /// XGBoost), or `missing` for NaN.
+    /// XGBoost), in both of its slots; for a missing value (NaN), `missing` in the first and 0 in the second.
     func bins(_ features: UnsafeBufferPointer<Double>, into bins: UnsafeMutableBufferPointer<UInt16>) {
+        let count = thresholds.count
         for feature in thresholds.indices {
             let value = features[feature]
             guard !value.isNaN else {
                 bins[feature] = Self.missing
+                bins[count + feature] = 0
                 continue
             }
             thresholds[feature].withUnsafeBufferPointer { sorted in
+                // A binary search whose steps are selects, not branches: the count of thresholds below the value.
                 var low = 0
-                var high = sorted.count
-                while low < high {
-                    let middle = (low + high) >> 1
-                    if strict ? sorted[middle] <= value : sorted[middle] < value { low = middle + 1 } else { high = middle }
+                var length = sorted.count
+                while length > 1 {
+                    let half = length >> 1
+                    let below = strict ? sorted[low + half] <= value : sorted[low + half] < value
+                    low = below ? low + half : low
+                    length -= half
                 }
+                if length == 1 && (strict ? sorted[low] <= value : sorted[low] < value) { low += 1 }
                 bins[feature] = UInt16(low)
+                bins[count + feature] = UInt16(low)
             }
         }
     }
 
-    /// Walks every tree to its leaf and calls `leaf(tree, value)` in the trees' order. `special(node, value)` decides
-    /// a special split (true: left) from the row's value of its feature.
+    /// Walks every tree to its leaf and calls `leaf(tree, value)` in the trees' order. `special(node, value,
+    /// nanLeft)` decides a special split (true: left) from the row's value of its feature.
     @inline(__always)
-    func score(_ features: [Double], special: (Int, Double) -> Bool, leaf: (Int, Double) -> Void) {
+    func score(_ features: [Double], special: (Int, Double, Bool) -> Bool, leaf: (Int, Double) -> Void) {
         let treeCount = roots.count
         features.withUnsafeBufferPointer { features in
-            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: thresholds.count + specialNodes.count + 1) { bins in
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * thresholds.count + specialNodes.count + 1) { bins in
                 self.bins(features, into: bins)
                 for (slot, node) in specialNodes.enumerated() {
-                    bins[thresholds.count + slot] = special(Int(node), features[Int(specialFeatures[slot])]) ? 0 : 1
+                    let decision = special(Int(node), features[Int(specialFeatures[slot])], specialNanLeft[slot])
+                    bins[2 * thresholds.count + slot] = decision ? 0 : 1
                 }
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: treeCount) { leaves in
                     nodes.withUnsafeBytes { raw in
@@ -189,11 +200,10 @@ struct TreeLanes: Sendable {
                         func step(_ index: Int32) -> Int32 {
                             let address = base + Int(index) &* stride
                             let node = address.load(as: Node.self)
-                            let bin = bins[Int(node.feature & Self.featureMask)]
-                            // 1 for left, 0 for right; the child is then loaded from its offset, not chosen by a
+                            // 0 for left, 1 for right; the child is then loaded from its offset, not chosen by a
                             // branch the processor would have to predict.
-                            let left = bin == Self.missing ? Int(node.feature >> 31) : (bin < node.bound ? 1 : 0)
-                            return address.load(fromByteOffset: leftOffset &+ (1 &- left) &* distance, as: Int32.self)
+                            let right = bins[Int(node.slot)] < node.bound ? 0 : 1
+                            return address.load(fromByteOffset: leftOffset &+ right &* distance, as: Int32.self)
                         }
                         walk(into: leaves, step)
                     }

@@ -18,6 +18,9 @@ struct LightGBMForest: Sendable {
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     init(text data: Data, file: String) throws {
         let text = String(decoding: data, as: UTF8.self)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
@@ -93,6 +96,9 @@ struct LightGBMForest: Sendable {
         }
     }
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     static func task(_ objective: Substring, classes: Int, treesPerIteration: Int, fail: (String) -> TreeModelError) throws -> TreeModel.Task {
         let words = objective.split(separator: " ")
         let name = words.first.map(String.init) ?? ""
@@ -126,6 +132,9 @@ struct LightGBMForest: Sendable {
         }
     }
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     mutating func addTree(_ fields: [Substring: (value: Substring, line: Int)], start: Int, featureCount: Int, fail: (Int?, String) -> TreeModelError) throws {
         func field(_ key: Substring) throws -> (value: Substring, line: Int) {
             guard let entry = fields[key] else { throw fail(start, "this tree has no \(key)=; is the file whole?") }
@@ -205,6 +214,9 @@ struct LightGBMForest: Sendable {
         for (index, split) in splits.enumerated() where split.special && decisions[index] & 1 == 0 { zeroMissing.insert(placed[index]) }
     }
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     mutating func readPandasCategories(_ text: Substring, line: Int, fail: (Int?, String) -> TreeModelError) throws {
         guard text.trimmingCharacters(in: .whitespaces) != "null" else { return }
         guard let lists = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[Any]] else {
@@ -256,12 +268,10 @@ struct LightGBMForest: Sendable {
 
     /// A zero-as-missing split (`Tree::NumericalDecision` with missing type Zero) or a categorical one
     /// (`Tree::CategoricalDecision`); true: left.
-    func special(_ node: Int, _ value: Double) -> Bool {
+    func special(_ node: Int, _ value: Double, _ defaultLeft: Bool) -> Bool {
         let number = lanes.values[node]
         if zeroMissing.contains(Int32(node)) {
-            if value.isNaN || (value >= -Self.zeroThreshold && value <= Self.zeroThreshold) {
-                return lanes.nodes[node].feature & TreeLanes.nanLeftBit != 0
-            }
+            if value.isNaN || (value >= -Self.zeroThreshold && value <= Self.zeroThreshold) { return defaultLeft }
             return value <= number
         }
         // NaN and negative values go right; the integer part is looked up in the split's bitset.

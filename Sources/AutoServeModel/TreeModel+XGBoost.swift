@@ -16,6 +16,9 @@ struct XGBoostForest: Sendable {
     var task: TreeModel.Task = .regression(.identity)
     var features: [TreeModel.Feature] = []
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     init(data: Data, file: String) throws {
         func fail(_ message: String) -> TreeModelError { TreeModelError(file: file, message: message) }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -117,6 +120,9 @@ struct XGBoostForest: Sendable {
         guard lanes.finish() != nil else { throw fail("a feature has more than 65,534 distinct thresholds") }
     }
 
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     mutating func addTree(_ tree: [String: Any], number: Int, featureCount: Int, fail: (String) -> TreeModelError) throws {
         func array(_ key: String) throws -> [NSNumber] {
             guard let values = tree[key] as? [NSNumber] else { throw fail("tree \(number) has no \(key)") }
@@ -203,8 +209,8 @@ struct XGBoostForest: Sendable {
 
     /// XGBoost's `GetNextNode` at a categorical split (true: left): missing → the default child; `common::Decision`:
     /// a category in the split's set goes right, any other (negative, too large, or outside the set) left.
-    func categorical(_ node: Int, _ value: Double) -> Bool {
-        if value.isNaN { return lanes.nodes[node].feature & TreeLanes.nanLeftBit != 0 }
+    func categorical(_ node: Int, _ value: Double, _ defaultLeft: Bool) -> Bool {
+        if value.isNaN { return defaultLeft }
         guard value >= 0, value < 16_777_216 else { return true }
         let category = Int(value)
         let set = Int(lanes.values[node])

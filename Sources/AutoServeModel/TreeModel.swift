@@ -79,6 +79,9 @@ public struct TreeModel: Sendable {
 
     /// Reads `file` (a path) as a model of `kind`. `features` renames the model's features to the variables that
     /// carry them (in the model's order); `classNames` labels the classes of a classifier.
+    // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
+    // start) seconds quicker to build, for a few tens of ms more load time.
+    @_optimize(none)
     public init(kind: Kind, file: String, output: Output? = nil, classNames: [String]? = nil, features: [String]? = nil) throws {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TreeModelError(file: file, message: "cannot read the model file; check `file` in model.yaml")
