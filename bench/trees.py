@@ -181,6 +181,15 @@ def run(binary, work, arguments):
         "XGBoost": python_times(lambda row: xgboost_booster.predict(xgb.DMatrix(row, feature_names=names)), matrix, 1),
     }
     del frames
+    # What the libraries' native code costs per row, without Python's per-call overhead: all rows in one call.
+    start = time.perf_counter()
+    for _ in range(arguments.rounds):
+        lightgbm_booster.predict(matrix, num_threads=1)
+    native = {"LightGBM": (time.perf_counter() - start) / (arguments.rounds * len(matrix))}
+    start = time.perf_counter()
+    for _ in range(arguments.rounds):
+        xgboost_booster.inplace_predict(matrix)
+    native["XGBoost"] = (time.perf_counter() - start) / (arguments.rounds * len(matrix))
     swift = {
         "LightGBM": swift_times(executable, "lightgbm", os.path.join(LARGE, "model.txt"), rows_file, arguments.rounds),
         "XGBoost": swift_times(executable, "xgboost", os.path.join(folder, "model.json"), rows_file, arguments.rounds),
@@ -191,6 +200,7 @@ def run(binary, work, arguments):
     log = open(os.path.join(work, "server.log"), "w")
     names_served = ["LargeLightGBM", "LargeXGBoost", "Iris"]
     timings = {}
+    builds = {}
     for label, fresh_cache in (("empty cache", True), ("SDK cached, plugins not", "plugins"), ("all cached", False)):
         if fresh_cache is True:
             shutil.rmtree(cache, ignore_errors=True)
@@ -203,6 +213,8 @@ def run(binary, work, arguments):
         try:
             wait_ready(arguments.port, names_served)
             timings[label] = time.perf_counter() - started
+            metrics = get(arguments.port, "/metrics")[1].decode()
+            builds[label] = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("autoserve_model_builds_total"))
             if label == "all cached":
                 http_median = {name: round_trips(arguments.port, f"/Large{name}", rows) for name in ("LightGBM", "XGBoost")}
                 rates = {
@@ -215,10 +227,10 @@ def run(binary, work, arguments):
             stop(process)
 
     print()
-    print("| start of `autoserve serve` with the two large models and Iris, to every model ready | seconds |")
-    print("|---|---|")
+    print("| start of `autoserve serve` with the two large models and Iris, to every model ready | seconds | plugins built |")
+    print("|---|---|---|")
     for label, seconds in timings.items():
-        print(f"| {label} | {seconds:.2f} |")
+        print(f"| {label} | {seconds:.2f} | {builds[label]:.0f} |")
     print()
     print("| one row, 500 trees (medians) | library's fastest predict in Python (numpy row) | AutoServe TreeModel.predict | library / AutoServe | "
           "library's predict as often called (DataFrame / DMatrix) | that / AutoServe | HTTP round trip to the server | load of the file |")
@@ -230,13 +242,20 @@ def run(binary, work, arguments):
         print(f"| {name} | {median_python * 1e6:.1f} µs | {median_swift * 1e6:.1f} µs | {median_python / median_swift:.1f}x | {median_usual * 1e6:.0f} µs | "
               f"{median_usual / median_swift:.0f}x | {http_median[name] * 1e6:.0f} µs | {swift[name]['load_s'] * 1000:.0f} ms |")
     print()
+    print("The libraries' native code alone, all rows in one call (a row's share): "
+          + ", ".join(f"{name} {seconds * 1e6:.1f} µs" for name, seconds in native.items()) + ".")
+    print()
     print("| route (wrk -t2 -c32, 6 s) | req/s | / Iris |")
     print("|---|---|---|")
     for name, rate in rates.items():
         print(f"| POST /{name} | {rate:,.0f} | {rate / rates['Iris']:.2f} |")
-    failures = [name for name in ("LightGBM", "XGBoost") if python[name][0] / swift[name]["median_s"] < 10]
-    if failures or timings["SDK cached, plugins not"] >= 10:
-        print(f"\nGOALS NOT MET: predict under 10x faster for {failures}, or a new version ready in {timings['SDK cached, plugins not']:.1f} s", file=sys.stderr)
+    # The goals: ready within 10 s from an empty cache; one row's predict at least 10x faster than the library's.
+    missed = [f"{name}: predict {python[name][0] / swift[name]['median_s']:.1f}x faster than the library's on a numpy row, not 10x"
+              for name in ("LightGBM", "XGBoost") if python[name][0] / swift[name]["median_s"] < 10]
+    if timings["empty cache"] >= 10:
+        missed.append(f"ready in {timings['empty cache']:.1f} s from an empty cache, not under 10 s")
+    for goal in missed:
+        print(f"goal not met: {goal}", file=sys.stderr)
 
 
 if __name__ == "__main__":
