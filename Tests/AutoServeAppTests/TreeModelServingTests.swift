@@ -90,7 +90,9 @@ struct TreeModelServingTests {
     }
 
     @Test func creditScoreOfModelsServeAnswersItsExample() async throws {
-        try await withTestServer(try await TestServer.start(models: ["CreditScore": "\(Paths.modelsServe)/CreditScore"])) { server async throws in
+        let log = "\(try Paths.temporaryFolder("tree-log"))/inference.jsonl"
+        let server = try await TestServer.start(models: ["CreditScore": "\(Paths.modelsServe)/CreditScore"]) { $0.inferenceLog = log }
+        try await withTestServer(server) { server async throws in
             let answer = try await server.client.post(
                 "/CreditScore",
                 #"{"variables": {"income": 42000, "debt_ratio": 0.45, "age": 29, "months_employed": 14, "late_payments": 2, "home": "rent", "purpose": "business"}}"#
@@ -108,6 +110,12 @@ struct TreeModelServingTests {
             #expect(wrongType.error("message")?.string?.contains("'income'") == true, "\(wrongType.text)")
             let missing = try await server.client.post("/CreditScore", #"{"variables": {}}"#)
             #expect(missing.status == 200, "every feature missing takes the default directions: \(missing.text)")
+            // The inference log keeps a tree model's rows like any other's.
+            try await eventually("the rows reach the inference log") {
+                let lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
+                return lines.contains { $0.contains(#""model":"CreditScore""#) && $0.contains(#""output":{"probability":\#(probability)}"#) }
+                    && lines.contains { $0.contains(#""status":400"#) && $0.contains("'income'") }
+            }
         }
     }
 
