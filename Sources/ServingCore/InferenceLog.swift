@@ -18,7 +18,7 @@ public struct InferenceLogSettings: Sendable {
     public var maxBytes: Int = 100 << 20
     /// How many rotated files are kept (`<path>.1` is the newest).
     public var keep: Int = 5
-    /// The most rows, and bytes of rows, waiting for the writer; more are dropped and counted.
+    /// The most rows, and bytes of lines, waiting for the writer; more are dropped and counted.
     public var queueLimit: Int = 20_000
     public var queueBytes: Int = 16 << 20
 
@@ -28,7 +28,7 @@ public struct InferenceLogSettings: Sendable {
 }
 
 /// One scored row as the inference log keeps it: captured on the request path as bytes the server already has,
-/// and turned into a JSON line by the writer.
+/// and turned into a JSON line by the thread that scored it.
 public struct InferenceRecord: Sendable {
     public enum Route: String, Sendable {
         case model, all
@@ -65,9 +65,6 @@ public struct InferenceRecord: Sendable {
         self.status = status
         self.latency = latency
     }
-
-    /// About what the record holds in memory, for the queue's bound.
-    var size: Int { 200 + requestID.utf8.count + (variables?.count ?? 0) + (output?.count ?? 0) + (error?.count ?? 0) }
 
     /// The record as one line of JSON, newline included.
     ///
@@ -179,11 +176,14 @@ public struct InferenceLogError: Error, CustomStringConvertible {
 
 /// Appends one JSON line per scored row to `INFERENCE_LOG`, off the request path.
 ///
-/// A request only appends its record to a bounded queue (under a lock held for an array append); a thread of the
-/// log's own takes the queue in batches and writes each batch in one `write(2)`. When the writer falls behind (a
-/// slow or full disk, a pipe nobody reads), the queue fills and new rows are dropped and counted
-/// (`autoserve_inference_log_dropped_total`): the log never slows or fails a request. The file is rotated by size
-/// between batches, so a line is never split and never written twice.
+/// A request formats its row's line into a buffer of its thread's stripe (a lock held for the append of one line,
+/// which other threads rarely share); a thread of the log's own takes the buffers every 20 ms and writes each in
+/// one `write(2)`. The line is made where the row's bytes were made, so that they are freed by the thread that
+/// allocated them: a writer that freed every request's bytes contended with the event loops for the allocator's
+/// locks and showed in their p99. When the writer falls behind (a slow or full disk, a pipe nobody reads), the
+/// buffers fill up to the bound and new rows are dropped and counted (`autoserve_inference_log_dropped_total`): the
+/// log never slows or fails a request. The file is rotated by size between whole lines, so a line is never split
+/// and never written twice.
 public final class InferenceLog: Sendable {
     public let settings: InferenceLogSettings
     let metrics: Metrics
@@ -192,15 +192,31 @@ public final class InferenceLog: Sendable {
     let dropped: CoreMetrics.Counter
 
     struct State {
-        var queue: [InferenceRecord] = []
-        var queuedBytes = 0
-        var closing = false
         var descriptor: Int32
         var size: Int
         /// Whether the writer failed since its last success (logged once per failure streak).
         var failing = false
     }
     private let state: Mutex<State>
+
+    /// Lines waiting for the writer, formatted by the threads that scored their rows.
+    struct Pending {
+        var bytes: [UInt8] = []
+        var lines = 0
+        /// Set by the writer's last pass at close: later rows are dropped.
+        var closed = false
+    }
+
+    final class Stripe: Sendable {
+        let pending = Mutex(Pending())
+    }
+
+    /// One stripe per thread, by a hash of the thread: the event loops rarely share one.
+    private let stripes: [Stripe] = (0..<16).map { _ in Stripe() }
+    /// Rows and bytes in all stripes, for the bound.
+    private let queuedLines = Atomic<Int>(0)
+    private let queuedBytes = Atomic<Int>(0)
+    private let closing = Atomic<Bool>(false)
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -239,86 +255,88 @@ public final class InferenceLog: Sendable {
         settings.sample >= 1 || Double.random(in: 0..<1) < settings.sample
     }
 
-    /// Queues records for the writer, or drops them when the queue is full or the log is closing.
-    public func append(_ records: [InferenceRecord]) {
-        let (accepted, queued) = state.withLock { state -> (Int, Int) in
-            guard !state.closing else { return (0, 0) }
-            var accepted = 0
-            for record in records {
-                let size = record.size
-                guard state.queue.count < settings.queueLimit, state.queuedBytes + size <= settings.queueBytes else { break }
-                state.queue.append(record)
-                state.queuedBytes += size
-                accepted += 1
-            }
-            return (accepted, state.queue.count)
-        }
-        if accepted < records.count { dropped.increment(by: Int64(records.count - accepted)) }
-        // The writer wakes every 20 ms on its own; it is woken early only for a large batch, so that a request
-        // does not pay for a wake-up (a system call, and a thread switch on a small machine).
-        if queued == Self.earlyWake { wake.signal() }
+    /// The stripe of the calling thread.
+    private var stripe: Stripe {
+        let thread = UInt64(UInt(pthread_self()))
+        return stripes[Int((thread &* 0x9E37_79B9_7F4A_7C15) >> 60) % stripes.count]
     }
 
-    /// The queue length at which the writer is woken before its 20 ms are up.
+    /// Formats the records' lines for the writer, or drops them when the bound is reached or the log is closing.
+    public func append(_ records: [InferenceRecord]) {
+        guard !closing.load(ordering: .relaxed) else {
+            dropped.increment(by: Int64(records.count))
+            return
+        }
+        let (accepted, bytes) = stripe.pending.withLock { pending -> (Int, Int) in
+            guard !pending.closed else { return (0, 0) }
+            let start = pending.bytes.count
+            var accepted = 0
+            for record in records {
+                guard queuedLines.load(ordering: .relaxed) + accepted < settings.queueLimit,
+                    queuedBytes.load(ordering: .relaxed) + (pending.bytes.count - start) < settings.queueBytes
+                else { break }
+                record.line(into: &pending.bytes)
+                accepted += 1
+            }
+            pending.lines += accepted
+            return (accepted, pending.bytes.count - start)
+        }
+        if accepted < records.count { dropped.increment(by: Int64(records.count - accepted)) }
+        guard accepted > 0 else { return }
+        queuedBytes.add(bytes, ordering: .relaxed)
+        let queued = queuedLines.add(accepted, ordering: .relaxed).newValue
+        // The writer wakes every 20 ms on its own; it is woken early only for a large batch, so that a request
+        // does not pay for a wake-up (a system call, and a thread switch on a small machine).
+        if queued >= Self.earlyWake, queued - accepted < Self.earlyWake { wake.signal() }
+    }
+
+    /// The number of rows waiting at which the writer is woken before its 20 ms are up.
     static let earlyWake = 2048
 
     public func append(_ record: InferenceRecord) {
         append([record])
     }
 
-    /// Writes what is queued and closes the file; waits up to `timeout` for a writer held up by its file.
+    /// Writes what is waiting and closes the file; waits up to `timeout` for a writer held up by its file.
     public func close(timeout: Duration = .seconds(5)) {
-        let first = state.withLock { state in
-            defer { state.closing = true }
-            return !state.closing
-        }
-        guard first else { return }
+        guard !closing.exchange(true, ordering: .relaxed) else { return }
         wake.signal()
         if finished.wait(timeout: .now() + timeout.seconds) == .timedOut {
-            let left = state.withLock { $0.queue.count }
-            logger.error("the inference log's writer is held up by its file; rows still queued are lost", metadata: ["rows": "\(left)"])
+            logger.error(
+                "the inference log's writer is held up by its file; rows still waiting are lost",
+                metadata: ["rows": "\(queuedLines.load(ordering: .relaxed))"])
         }
     }
 
     private func writeLoop() {
-        // The writer yields to the event loops: at nice 19 its bursts of formatting and writing delay the requests
-        // less on a machine with few cores (Linux applies a thread's nice value to that thread). SCHED_IDLE was
-        // tried: it dropped rows under full load and did not lower p99 (BENCHMARKS.md).
+        // The writer yields to the event loops: at nice 19 its writes delay the requests less on a machine with few
+        // cores (Linux applies a thread's nice value to that thread). SCHED_IDLE was tried: it dropped rows under
+        // full load and did not lower p99 (BENCHMARKS.md).
         _ = autoserve_nice_this_thread(19)
-        var bytes: [UInt8] = []
+        // One spare buffer per stripe, swapped with the stripe's: the buffers keep their capacity, so that in a
+        // steady state nothing is allocated or freed.
+        var spares = [[UInt8]](repeating: [], count: stripes.count)
         while true {
             // A batch every 20 ms at most: rows that come together leave in one write.
             _ = wake.wait(timeout: .now() + 0.02)
-            let (batch, closing) = state.withLock { state in
-                defer {
-                    state.queue.removeAll(keepingCapacity: true)
-                    state.queuedBytes = 0
+            let last = closing.load(ordering: .relaxed)
+            for (index, stripe) in stripes.enumerated() {
+                var bytes = spares[index]
+                let lines = stripe.pending.withLock { pending -> Int in
+                    swap(&pending.bytes, &bytes)
+                    defer { pending.lines = 0 }
+                    if last { pending.closed = true }
+                    return pending.lines
                 }
-                return (state.queue, state.closing)
-            }
-            if !batch.isEmpty {
-                // A batch leaves in as few writes as the file size allows: the lines that would take the file past
-                // `maxBytes` go in the next write, after the rotation, so that no file passes it.
+                if lines > 0 {
+                    queuedLines.subtract(lines, ordering: .relaxed)
+                    queuedBytes.subtract(bytes.count, ordering: .relaxed)
+                    writeLines(bytes)
+                }
                 bytes.removeAll(keepingCapacity: true)
-                var lines = 0
-                var room = settings.maxBytes - state.withLock { $0.size }
-                for record in batch {
-                    let start = bytes.count
-                    record.line(into: &bytes)
-                    if bytes.count > room, start > 0 {
-                        let line = Array(bytes[start...])
-                        bytes.removeSubrange(start...)
-                        write(bytes, lines: lines)
-                        bytes = line
-                        lines = 0
-                        room = settings.maxBytes - state.withLock { $0.size }
-                        if room < bytes.count { room = settings.maxBytes }
-                    }
-                    lines += 1
-                }
-                write(bytes, lines: lines)
+                spares[index] = bytes
             }
-            if closing, state.withLock({ $0.queue.isEmpty }) {
+            if last {
                 _ = state.withLock { Glibc.close($0.descriptor) }
                 finished.signal()
                 return
@@ -326,44 +344,64 @@ public final class InferenceLog: Sendable {
         }
     }
 
-    /// Writes one batch whole, rotating the file first when the batch would take it past `maxBytes`.
-    private func write(_ bytes: [UInt8], lines: Int) {
+    /// Writes whole lines in as few writes as the file size allows: the lines that would take the file past
+    /// `maxBytes` go in the next write, after the rotation, so that no file passes it (a single line longer than
+    /// `maxBytes` has a file of its own).
+    private func writeLines(_ bytes: [UInt8]) {
+        var start = 0
+        while start < bytes.count {
+            let room = settings.maxBytes - state.withLock { $0.size }
+            var end = bytes.count
+            if end - start > room {
+                let fits = { (limit: Int) in bytes[start..<min(start + max(limit, 0), bytes.count)].lastIndex(of: 0x0A).map { $0 + 1 } }
+                end = fits(room) ?? fits(settings.maxBytes) ?? (bytes[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? bytes.count)
+            }
+            let piece = bytes[start..<end]
+            write(piece, lines: piece.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
+            start = end
+        }
+    }
+
+    /// Writes one piece of whole lines, rotating the file first when the piece would take it past `maxBytes`.
+    private func write(_ piece: ArraySlice<UInt8>, lines: Int) {
         let (descriptor, start) = state.withLock { state -> (Int32, Int) in
-            if state.size > 0, state.size + bytes.count > settings.maxBytes { rotate(&state) }
+            if state.size > 0, state.size + piece.count > settings.maxBytes { rotate(&state) }
             return (state.descriptor, state.size)
         }
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else {
-                let reason = String(cString: strerror(errno))
-                // The lines of the batch that were not written whole are dropped, and the part of a line already
-                // written is cut off again, so that the file holds whole lines only.
-                let whole = bytes[..<offset].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-                if whole < offset { _ = ftruncate(descriptor, off_t(start + whole)) }
-                let complete = bytes[..<whole].filter { $0 == 0x0A }.count
-                written.increment(by: Int64(complete))
-                dropped.increment(by: Int64(lines - complete))
-                let first = state.withLock { state in
-                    defer { state.failing = true }
-                    state.size = start + whole
-                    return !state.failing
+        piece.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let count = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else {
+                    let reason = String(cString: strerror(errno))
+                    // The lines of the piece that were not written whole are dropped, and the part of a line
+                    // already written is cut off again, so that the file holds whole lines only.
+                    let whole = bytes[..<offset].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+                    if whole < offset { _ = ftruncate(descriptor, off_t(start + whole)) }
+                    let complete = bytes[..<whole].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                    written.increment(by: Int64(complete))
+                    dropped.increment(by: Int64(lines - complete))
+                    let first = state.withLock { state in
+                        defer { state.failing = true }
+                        state.size = start + whole
+                        return !state.failing
+                    }
+                    if first {
+                        logger.error(
+                            "cannot write the inference log; rows are dropped and counted until it can",
+                            metadata: ["path": "\(settings.path)", "reason": "\(reason)"])
+                    }
+                    return
                 }
-                if first {
-                    logger.error(
-                        "cannot write the inference log; rows are dropped and counted until it can",
-                        metadata: ["path": "\(settings.path)", "reason": "\(reason)"])
-                }
-                return
+                offset += count
             }
-            offset += count
-        }
-        written.increment(by: Int64(lines))
-        state.withLock { state in
-            state.size += bytes.count
-            if state.failing { logger.info("the inference log is written again", metadata: ["path": "\(settings.path)"]) }
-            state.failing = false
+            written.increment(by: Int64(lines))
+            state.withLock { state in
+                state.size += bytes.count
+                if state.failing { logger.info("the inference log is written again", metadata: ["path": "\(settings.path)"]) }
+                state.failing = false
+            }
         }
     }
 
