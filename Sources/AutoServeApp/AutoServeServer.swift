@@ -49,6 +49,7 @@ public struct AutoServeServer: Sendable {
         var frontend = FrontendConfiguration()
         frontend.baseUrl = configuration.baseUrl
         frontend.maxBodyBytes = configuration.maxBodyBytes
+        frontend.maxBatchRows = configuration.maxBatchRows
         frontend.adminToken = configuration.adminToken
         frontend.webhookSecret = configuration.webhookSecret
         frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch

@@ -18,6 +18,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("webhook-secret"), help: help("WEBHOOK_SECRET")) var webhookSecret: String?
     @Option(name: .customLong("admin-token"), help: help("ADMIN_TOKEN")) var adminToken: String?
     @Option(name: .customLong("max-body-bytes"), help: help("MAX_BODY_BYTES")) var maxBodyBytes: String?
+    @Option(name: .customLong("max-batch-rows"), help: help("MAX_BATCH_ROWS")) var maxBatchRows: String?
     @Option(name: .customLong("max-model-bytes"), help: help("MAX_MODEL_BYTES")) var maxModelBytes: String?
     @Option(name: .customLong("max-connections"), help: help("MAX_CONNECTIONS")) var maxConnections: String?
     @Option(name: .customLong("header-timeout"), help: help("HEADER_TIMEOUT")) var headerTimeout: String?
@@ -48,7 +49,8 @@ public struct ServeOptions: ParsableArguments {
             ("baseUrl", baseUrl), ("PORT", port), ("HOST", host), ("MODELS_REPO", modelsRepo), ("MODELS_BRANCH", modelsBranch),
             ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("CACHE_DIR", cacheDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
-            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_MODEL_BYTES", maxModelBytes), ("MAX_CONNECTIONS", maxConnections),
+            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_BATCH_ROWS", maxBatchRows), ("MAX_MODEL_BYTES", maxModelBytes),
+            ("MAX_CONNECTIONS", maxConnections),
             ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),
             ("SHUTDOWN_DELAY", shutdownDelay), ("PEERS", peers),
             ("MODEL_TIMEOUT_MS", modelTimeoutMs),

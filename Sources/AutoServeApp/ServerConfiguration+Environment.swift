@@ -74,6 +74,11 @@ extension ServerConfiguration {
                 expected: "a number of bytes from 1 to \(maximumBodyBytes) (the largest row a worker frame carries), like 1048576"
             )
         },
+        Setting(environment: "MAX_BATCH_ROWS", help: "Most rows of one {\"rows\": [...]} request; more get 413 (default: 10000)", isSecret: false) {
+            config, value in
+            config.maxBatchRows = try parseInteger(
+                value, setting: "MAX_BATCH_ROWS", in: 1...1_000_000, expected: "a number of rows from 1 to 1000000, like 10000")
+        },
         Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) {
             config, value in
             config.maxModelBytes = try parseInteger(

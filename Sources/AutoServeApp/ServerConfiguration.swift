@@ -30,6 +30,7 @@ public struct ServerConfiguration: Sendable {
     public var webhookSecret: Secret?
     public var adminToken: Secret?
     public var maxBodyBytes = 1 << 20
+    public var maxBatchRows = 10_000
     /// The largest model folder a version may have; a bigger one fails with a diagnostic before it is written.
     public var maxModelBytes = 1 << 30
     /// The most client connections at once; `nil` derives it at start from the descriptor limit.

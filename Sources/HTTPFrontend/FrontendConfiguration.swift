@@ -5,6 +5,8 @@ public struct FrontendConfiguration: Sendable {
     /// The route prefix without slashes (`""` serves models at `/<Model>`).
     public var baseUrl: String = ""
     public var maxBodyBytes: Int = 1 << 20
+    /// The most rows of one `{"rows": [...]}` request (`MAX_BATCH_ROWS`); more are refused with 413.
+    public var maxBatchRows: Int = 10_000
     /// Enables `POST /$baseUrl/-/sync` for `Authorization: Bearer <token>`.
     public var adminToken: Secret?
     /// Enables `POST /hooks/git`, verified with this secret.

@@ -2,15 +2,23 @@ import Hummingbird
 import NIOCore
 import ServingCore
 
-/// Reads a scoring request's body: `{"variables": {...}}`, or nothing at all for `variables = {}`.
+/// A scoring request's rows: one (`{"variables": {...}}`) or a batch (`{"rows": [{...}, ...]}`, README "HTTP API"),
+/// each the bytes of its object, or the error of a batch element that is not one.
+enum ScoringBody: Sendable {
+    case row([UInt8])
+    case rows([Result<[UInt8], APIError>])
+}
+
+/// Reads a scoring request's body: `{"variables": {...}}`, `{"rows": [...]}`, or nothing at all for
+/// `variables = {}`.
 ///
-/// The body is validated and the `variables` object located in one pass over the bytes, without building
-/// a tree; the plugin decodes those bytes into the model's own type. That is the only decoding a request
+/// The body is validated and the `variables` object (or each row's) located in one pass over the bytes, without
+/// building a tree; the plugin decodes those bytes into the model's own type. That is the only decoding a request
 /// pays for.
 enum RequestVariables {
     static let empty: [UInt8] = Array("{}".utf8)
 
-    static func read(_ request: Request, maxBodyBytes: Int) async -> Result<[UInt8], APIError> {
+    static func read(_ request: Request, maxBodyBytes: Int, maxRows: Int) async -> Result<ScoringBody, APIError> {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return .failure(tooLarge(maxBodyBytes))
         }
@@ -22,30 +30,58 @@ enum RequestVariables {
         } catch {
             return .failure(APIError(status: 400, code: "unreadable_body", message: "the request body could not be read: \(error)"))
         }
-        return buffer.withUnsafeReadableBytes { bytes in parse(bytes) }
+        return buffer.withUnsafeReadableBytes { bytes in parse(bytes, maxRows: maxRows) }
     }
 
-    /// Finds the variables object in a body; an empty (or all-whitespace) body means `{}`.
-    static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<[UInt8], APIError> {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(empty) }
+    /// The variables of one row, or the rows of a batch; an empty (or all-whitespace) body means `{}`.
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<ScoringBody, APIError> {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(.row(empty)) }
+        let shape = "send {\"variables\": {...}}, or {\"rows\": [{...}, ...]} for a batch"
         do {
-            let member = try JSONParser.locateObjectMember("variables", in: bytes)
-            guard member.kind == .object else {
-                return .failure(
-                    APIError(
-                        status: 400, code: "invalid_variables",
-                        message: "\"variables\" must be a JSON object of the model's inputs, not \(member.kind.rawValue); send {\"variables\": {...}}"
-                    ))
+            let members = try JSONParser.locateObjectMembers(["variables", "rows"], in: bytes)
+            switch (members[0], members[1]) {
+            case (let variables?, nil):
+                guard variables.kind == .object else {
+                    return .failure(
+                        APIError(
+                            status: 400, code: "invalid_variables",
+                            message: "\"variables\" must be a JSON object of the model's inputs, not \(variables.kind.rawValue); \(shape)"))
+                }
+                return .success(.row(Array(bytes[variables.range])))
+            case (nil, let rows?):
+                guard rows.kind == .array else {
+                    return .failure(
+                        APIError(status: 400, code: "invalid_rows", message: "\"rows\" must be an array of row objects, not \(rows.kind.rawValue); \(shape)"))
+                }
+                let elements = try JSONParser.arrayElements(rows.range, in: bytes)
+                guard elements.count <= maxRows else {
+                    return .failure(
+                        APIError(
+                            status: 413, code: "too_many_rows",
+                            message: "the batch has \(elements.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS"))
+                }
+                return .success(
+                    .rows(
+                        elements.enumerated().map { index, element in
+                            guard element.kind == .object else {
+                                return .failure(
+                                    APIError(
+                                        status: 400, code: "invalid_variables",
+                                        message: "row \(index) must be a JSON object of the model's inputs, not \(element.kind.rawValue)"))
+                            }
+                            return .success(Array(bytes[element.range]))
+                        }))
+            case (_?, _?):
+                return .failure(APIError(status: 400, code: "invalid_body", message: "the body has both \"variables\" and \"rows\"; \(shape)"))
+            case (nil, nil):
+                return .failure(APIError(status: 400, code: "missing_variables", message: "the body has no \"variables\" member; \(shape)"))
             }
-            return .success(Array(bytes[member.range]))
         } catch {
             switch error.reason {
             case .notAnObject:
-                return .failure(APIError(status: 400, code: "invalid_body", message: "the body must be a JSON object like {\"variables\": {...}}"))
-            case .missingMember:
-                return .failure(APIError(status: 400, code: "missing_variables", message: "the body has no \"variables\" member; send {\"variables\": {...}}"))
+                return .failure(APIError(status: 400, code: "invalid_body", message: "the body must be a JSON object; \(shape)"))
             default:
-                return .failure(APIError(status: 400, code: "invalid_json", message: "the body is not valid JSON: \(error); send {\"variables\": {...}}"))
+                return .failure(APIError(status: 400, code: "invalid_json", message: "the body is not valid JSON: \(error); \(shape)"))
             }
         }
     }

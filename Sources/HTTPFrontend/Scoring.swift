@@ -5,6 +5,7 @@ import Logging
 import ModelManager
 import NIOCore
 import ServingCore
+import Synchronization
 
 /// Scores rows: `<prefix>/<Model>` and `<prefix>/all`, for both paths a scoring request can take (the
 /// `ScoringChannelHandler` on the event loop, `ServeResponder` behind Hummingbird), so that both give the
@@ -53,20 +54,103 @@ struct Scoring: Sendable {
         return route
     }
 
-    /// Scores `body` (`{"variables": {...}}`, or `nil` when it was over `maxBodyBytes`) with the model `route`
-    /// names, or with every model for `all`.
+    /// Scores `body` (`{"variables": {...}}` or `{"rows": [...]}`, or `nil` when it was over `maxBodyBytes`) with the
+    /// model `route` names, or with every model for `all`.
     func score(_ route: String, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
-        let variables: Result<[UInt8], APIError>
+        let parsed: Result<ScoringBody, APIError>
         if let body {
-            variables = body.withUnsafeReadableBytes { RequestVariables.parse($0) }
+            parsed = body.withUnsafeReadableBytes { RequestVariables.parse($0, maxRows: configuration.maxBatchRows) }
         } else {
-            variables = .failure(RequestVariables.tooLarge(maxBodyBytes))
+            parsed = .failure(RequestVariables.tooLarge(maxBodyBytes))
+        }
+        score(route, parsed, requestID: requestID, completion: completion)
+    }
+
+    /// Scores a parsed body: one row with a model or with `all`, a batch with a model.
+    func score(_ route: String, _ body: Result<ScoringBody, APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+        let variables: Result<[UInt8], APIError>
+        switch body {
+        case .success(.rows(let rows)):
+            guard route != "all" else {
+                let error = APIError(
+                    status: 400, code: "invalid_body",
+                    message: "all scores one row against every model: send {\"variables\": {...}}; a batch of rows goes to one model's route")
+                completion(record(allInstruments, .now, error.answer, requestID: requestID))
+                return
+            }
+            scoreBatch(route, rows, requestID: requestID, completion: completion)
+            return
+        case .success(.row(let bytes)): variables = .success(bytes)
+        case .failure(let error): variables = .failure(error)
         }
         if route == "all" {
             scoreAll(variables, requestID: requestID, completion: completion)
         } else {
             scoreOne(route, variables, requestID: requestID, completion: completion)
         }
+    }
+
+    /// Scores a batch of rows with one model (README, "HTTP API"): every row is sent before any answer is awaited,
+    /// so the rows of one batch reach a worker in one write; the answer is `{"outputs": [...]}` in the rows' order,
+    /// a row that failed holding `{"_error": {...}}` in its place.
+    func scoreBatch(_ name: String, _ rows: [Result<[UInt8], APIError>], requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+        let start = ContinuousClock.now
+        let snapshot = manager.snapshot()
+        guard let status = snapshot.models[name] else {
+            scoreOne(name, .success(RequestVariables.empty), requestID: requestID, completion: completion)
+            return
+        }
+        guard let version = status.serving else {
+            completion(record(RequestInstruments(metrics: metrics, model: name, version: nil), start, Self.notReady(status).answer, requestID: requestID))
+            return
+        }
+        let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
+        let batch = BatchAnswers(count: rows.count)
+        let finish: @Sendable ([Result<[UInt8], APIError>]) -> Void = { outcomes in
+            log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
+            var answer = Answer(status: 200, body: Self.outputs(outcomes))
+            answer.headers = [.modelVersion: version.version]
+            completion(record(version.instruments, start, answer, requestID: requestID))
+        }
+        if rows.isEmpty {
+            finish([])
+            return
+        }
+        for (index, row) in rows.enumerated() {
+            switch row {
+            case .failure(let error):
+                if let outcomes = batch.set(index, .failure(error)) { finish(outcomes) }
+            case .success(let bytes):
+                version.drift?.observe(bytes)
+                version.runner.predict(variables: bytes) { prediction in
+                    let outcome: Result<[UInt8], APIError>
+                    switch prediction {
+                    case .output(let output): outcome = .success(output)
+                    case .failure(let failure): outcome = .failure(APIError(failure, model: name))
+                    }
+                    if let outcomes = batch.set(index, outcome) { finish(outcomes) }
+                }
+            }
+        }
+    }
+
+    /// `{"outputs": [...]}`: each row's output object, or `{"_error": {"status", "code", "message"}}`.
+    static func outputs(_ outcomes: [Result<[UInt8], APIError>]) -> [UInt8] {
+        var body: [UInt8] = []
+        body.reserveCapacity(outcomes.reduce(16) { total, outcome in total + ((try? outcome.get())?.count ?? 120) + 1 })
+        body.append(contentsOf: #"{"outputs":["#.utf8)
+        for (index, outcome) in outcomes.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            switch outcome {
+            case .success(let output): body.append(contentsOf: output)
+            case .failure(let error):
+                body.append(contentsOf: #"{"_error":"#.utf8)
+                body.append(contentsOf: error.errorObject)
+                body.append(UInt8(ascii: "}"))
+            }
+        }
+        body.append(contentsOf: "]}".utf8)
+        return body
     }
 
     func scoreOne(_ name: String, _ variables: Result<[UInt8], APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
@@ -259,4 +343,23 @@ struct Scoring: Sendable {
 
 extension APIError {
     var answer: Scoring.Answer { Scoring.Answer(status: Int(status.code), headers: headers, body: bodyBytes) }
+}
+
+/// The answers of a batch's rows as they come, from any thread; the last one hands all of them over.
+final class BatchAnswers: Sendable {
+    private let state: Mutex<(outcomes: [Result<[UInt8], APIError>?], missing: Int)>
+
+    init(count: Int) {
+        state = Mutex((Array(repeating: nil, count: count), count))
+    }
+
+    /// Records row `index`'s outcome; returns every outcome, in order, when it was the last.
+    func set(_ index: Int, _ outcome: Result<[UInt8], APIError>) -> [Result<[UInt8], APIError>]? {
+        state.withLock { state in
+            guard state.outcomes[index] == nil else { return nil }
+            state.outcomes[index] = outcome
+            state.missing -= 1
+            return state.missing == 0 ? state.outcomes.map { $0! } : nil
+        }
+    }
 }

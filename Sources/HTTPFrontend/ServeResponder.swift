@@ -145,15 +145,10 @@ struct Endpoints: Sendable {
     /// before they get here): the body is read, then scored like there.
     func score(_ route: String, _ request: Request) async -> Response {
         let scoring = scoring
-        let variables = await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes)
+        let body = await RequestVariables.read(request, maxBodyBytes: configuration.maxBodyBytes, maxRows: configuration.maxBatchRows)
         let answer = await withUnsafeContinuation { (continuation: UnsafeContinuation<Scoring.Answer, Never>) in
             let completion: @Sendable (Scoring.Answer) -> Void = { continuation.resume(returning: $0) }
-            let requestID = RequestID.of(request.headers[.requestID])
-            if route == "all" {
-                scoring.scoreAll(variables, requestID: requestID, completion: completion)
-            } else {
-                scoring.scoreOne(route, variables, requestID: requestID, completion: completion)
-            }
+            scoring.score(route, body, requestID: RequestID.of(request.headers[.requestID]), completion: completion)
         }
         return json(answer.status, answer.body, headers: answer.headers)
     }

@@ -202,7 +202,9 @@ public final class InferenceLog: Sendable {
     /// Lines waiting for the writer, formatted by the threads that scored their rows.
     struct Pending {
         var bytes: [UInt8] = []
-        var lines = 0
+        /// Where each line ends in `bytes` (past its line feed): the writer cuts between lines without reading
+        /// the bytes.
+        var ends: [Int] = []
         /// Set by the writer's last pass at close: later rows are dropped.
         var closed = false
     }
@@ -276,9 +278,9 @@ public final class InferenceLog: Sendable {
                     queuedBytes.load(ordering: .relaxed) + (pending.bytes.count - start) < settings.queueBytes
                 else { break }
                 record.line(into: &pending.bytes)
+                pending.ends.append(pending.bytes.count)
                 accepted += 1
             }
-            pending.lines += accepted
             return (accepted, pending.bytes.count - start)
         }
         if accepted < records.count { dropped.increment(by: Int64(records.count - accepted)) }
@@ -315,26 +317,26 @@ public final class InferenceLog: Sendable {
         _ = autoserve_nice_this_thread(19)
         // One spare buffer per stripe, swapped with the stripe's: the buffers keep their capacity, so that in a
         // steady state nothing is allocated or freed.
-        var spares = [[UInt8]](repeating: [], count: stripes.count)
+        var spares = [Pending](repeating: Pending(), count: stripes.count)
         while true {
             // A batch every 20 ms at most: rows that come together leave in one write.
             _ = wake.wait(timeout: .now() + 0.02)
             let last = closing.load(ordering: .relaxed)
             for (index, stripe) in stripes.enumerated() {
-                var bytes = spares[index]
-                let lines = stripe.pending.withLock { pending -> Int in
-                    swap(&pending.bytes, &bytes)
-                    defer { pending.lines = 0 }
+                var taken = spares[index]
+                stripe.pending.withLock { pending in
+                    swap(&pending.bytes, &taken.bytes)
+                    swap(&pending.ends, &taken.ends)
                     if last { pending.closed = true }
-                    return pending.lines
                 }
-                if lines > 0 {
-                    queuedLines.subtract(lines, ordering: .relaxed)
-                    queuedBytes.subtract(bytes.count, ordering: .relaxed)
-                    writeLines(bytes)
+                if !taken.ends.isEmpty {
+                    queuedLines.subtract(taken.ends.count, ordering: .relaxed)
+                    queuedBytes.subtract(taken.bytes.count, ordering: .relaxed)
+                    writeLines(taken.bytes, ends: taken.ends)
                 }
-                bytes.removeAll(keepingCapacity: true)
-                spares[index] = bytes
+                taken.bytes.removeAll(keepingCapacity: true)
+                taken.ends.removeAll(keepingCapacity: true)
+                spares[index] = taken
             }
             if last {
                 _ = state.withLock { Glibc.close($0.descriptor) }
@@ -344,21 +346,28 @@ public final class InferenceLog: Sendable {
         }
     }
 
-    /// Writes whole lines in as few writes as the file size allows: the lines that would take the file past
-    /// `maxBytes` go in the next write, after the rotation, so that no file passes it (a single line longer than
-    /// `maxBytes` has a file of its own).
-    private func writeLines(_ bytes: [UInt8]) {
-        var start = 0
-        while start < bytes.count {
+    /// Writes whole lines (`ends`: where each ends) in as few writes as the file size allows: the lines that would
+    /// take the file past `maxBytes` go in the next write, after the rotation, so that no file passes it (a line
+    /// longer than `maxBytes` has a file of its own).
+    private func writeLines(_ bytes: [UInt8], ends: [Int]) {
+        var first = 0  // the first line not written yet
+        while first < ends.count {
+            let start = first == 0 ? 0 : ends[first - 1]
             let room = settings.maxBytes - state.withLock { $0.size }
-            var end = bytes.count
-            if end - start > room {
-                let fits = { (limit: Int) in bytes[start..<min(start + max(limit, 0), bytes.count)].lastIndex(of: 0x0A).map { $0 + 1 } }
-                end = fits(room) ?? fits(settings.maxBytes) ?? (bytes[start...].firstIndex(of: 0x0A).map { $0 + 1 } ?? bytes.count)
+            // The most lines from `first` that fit in `limit` bytes (binary search over their ends).
+            func fitting(_ limit: Int) -> Int {
+                var low = first
+                var high = ends.count
+                while low < high {
+                    let middle = (low + high) / 2
+                    if ends[middle] - start <= limit { low = middle + 1 } else { high = middle }
+                }
+                return low
             }
-            let piece = bytes[start..<end]
-            write(piece, lines: piece.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })
-            start = end
+            var next = fitting(room)
+            if next == first { next = max(fitting(settings.maxBytes), first + 1) }
+            write(bytes[start..<ends[next - 1]], lines: next - first)
+            first = next
         }
     }
 

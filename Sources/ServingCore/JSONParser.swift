@@ -32,6 +32,13 @@ public struct JSONParser {
 
     /// Validates a whole document that must be an object, returning the byte range of `key`'s value.
     public static func locateObjectMember(_ key: String, in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> ObjectMember {
+        guard let found = try locateObjectMembers([key], in: bytes)[0] else { throw JSONParseError(reason: .missingMember(key), offset: 0) }
+        return found
+    }
+
+    /// Validates a whole document that must be an object, returning the byte range of each key's value (`nil` for
+    /// a key it does not have), in one pass.
+    public static func locateObjectMembers(_ keys: [String], in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> [ObjectMember?] {
         var parser = JSONParser(bytes)
         parser.skipWhitespace()
         guard parser.peek() == UInt8(ascii: "{") else {
@@ -40,19 +47,32 @@ public struct JSONParser {
             try parser.expectEnd()
             throw JSONParseError(reason: .notAnObject, offset: 0)
         }
-        let keyBytes = Array(key.utf8)
-        var found: ObjectMember?
+        let keyBytes = keys.map { Array($0.utf8) }
+        var found = [ObjectMember?](repeating: nil, count: keys.count)
         try parser.forEachMember { parser, key throws(JSONParseError) in
-            let isKey = found == nil && parser.stringEquals(key, keyBytes)
+            // A repeated key: the first one counts, as inside `variables` (README, "HTTP API").
+            let position = keyBytes.indices.first { found[$0] == nil && parser.stringEquals(key, keyBytes[$0]) }
             parser.skipWhitespace()
             let valueStart = parser.index
             try parser.skipValue()
-            // A repeated key: the first one counts, as inside `variables` (README, "HTTP API").
-            if isKey { found = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart])) }
+            if let position { found[position] = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart])) }
         }
         try parser.expectEnd()
-        guard let found else { throw JSONParseError(reason: .missingMember(key), offset: 0) }
         return found
+    }
+
+    /// The elements of the array at `range` of a document already validated: each one's byte range and kind.
+    public static func arrayElements(_ range: Range<Int>, in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> [ObjectMember] {
+        var parser = JSONParser(bytes)
+        parser.index = range.lowerBound
+        var elements: [ObjectMember] = []
+        try parser.forEachElement { parser throws(JSONParseError) in
+            parser.skipWhitespace()
+            let start = parser.index
+            try parser.skipValue()
+            elements.append(ObjectMember(range: start..<parser.index, kind: ValueKind(firstByte: bytes[start])))
+        }
+        return elements
     }
 
     /// Where a top-level member's value lies in the document, and what kind of value it is.

@@ -17,7 +17,41 @@ struct RoutingTests {
 
 struct RequestVariablesTests {
     func parse(_ body: String) -> Result<[UInt8], APIError> {
-        Array(body.utf8).withUnsafeBytes { RequestVariables.parse($0) }
+        parseBody(body).flatMap { parsed in
+            guard case .row(let bytes) = parsed else { return .failure(APIError(status: 400, code: "a batch", message: "")) }
+            return .success(bytes)
+        }
+    }
+
+    func parseBody(_ body: String, maxRows: Int = 10) -> Result<ScoringBody, APIError> {
+        Array(body.utf8).withUnsafeBytes { RequestVariables.parse($0, maxRows: maxRows) }
+    }
+
+    @Test func extractsEachRowOfABatch() throws {
+        guard case .rows(let rows) = try parseBody(#"{"rows": [{"a": 1}, 7, {} , {"b": [1, {"c": 2}]}]}"#).get() else {
+            Issue.record("not a batch")
+            return
+        }
+        #expect(rows.count == 4)
+        #expect(try rows[0].get() == Array(#"{"a": 1}"#.utf8))
+        #expect(throws: APIError.self) { try rows[1].get() }
+        #expect(try rows[2].get() == Array("{}".utf8))
+        #expect(try rows[3].get() == Array(#"{"b": [1, {"c": 2}]}"#.utf8))
+        guard case .rows(let none) = try parseBody(#"{"rows": []}"#).get() else { return }
+        #expect(none.isEmpty)
+    }
+
+    @Test(arguments: [
+        (#"{"rows": {"a": 1}}"#, 400, "invalid_rows"), (#"{"rows": [{}], "variables": {}}"#, 400, "invalid_body"),
+        (#"{"rows": [{}, {}, {}, {}]}"#, 413, "too_many_rows"), (#"{"rows": [{}, ]}"#, 400, "invalid_json"),
+    ])
+    func refusesABadBatch(body: String, status: Int, code: String) {
+        guard case .failure(let error) = parseBody(body, maxRows: 3) else {
+            Issue.record("accepted \(body)")
+            return
+        }
+        #expect(error.code == code)
+        #expect(Int(error.status.code) == status)
     }
 
     @Test func extractsTheVariablesBytes() throws {
