@@ -10,7 +10,7 @@
 3. requests/s of the route (wrk -t2 -c32) beside POST /Iris of models_serve, a small Swift model, on the same server.
 
 Usage: make bench-trees, or .venv/bin/python bench/trees.py [--bin .build/release/autoserve]
-(needs lightgbm, xgboost, numpy, scikit-learn in the interpreter, wrk, swiftc)."""
+(needs lightgbm, xgboost, numpy, pandas, scikit-learn in the interpreter, wrk, swiftc)."""
 import argparse
 import http.client
 import json
@@ -24,6 +24,7 @@ import time
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 from sklearn.datasets import make_classification
 
@@ -174,13 +175,10 @@ def run(binary, work, arguments):
         "XGBoost": python_times(lambda row: xgboost_booster.inplace_predict(row), matrix, arguments.rounds),
     }
     # The same calls as a data scientist often writes them: LightGBM on a one-row DataFrame, XGBoost through a DMatrix.
-    import pandas as pd
-    frames = pd.DataFrame(matrix, columns=names)
     usual = {
         "LightGBM": python_times(lambda row: lightgbm_booster.predict(pd.DataFrame(row, columns=names)), matrix, 1),
         "XGBoost": python_times(lambda row: xgboost_booster.predict(xgb.DMatrix(row, feature_names=names)), matrix, 1),
     }
-    del frames
     # What the libraries' native code costs per row, without Python's per-call overhead: all rows in one call.
     start = time.perf_counter()
     for _ in range(arguments.rounds):

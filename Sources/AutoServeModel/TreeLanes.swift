@@ -14,8 +14,8 @@
 ///   order: the sums are the library's to the last bit.
 ///
 /// Splits that need more than a comparison (a categorical split, LightGBM's zero-as-missing) are special: the forest
-/// decides each of them for the row before the walk (from the row's value and the split's own number, `values`),
-/// and each reads its decision as the bin of a feature of its own, so that the walk itself has no branch.
+/// decides each of them for the row before the walk (from the row's value and the split's ``Special``), and each
+/// reads its decision as the bin of a feature of its own, so that the walk itself has no branch.
 struct TreeLanes: Sendable {
     struct Node: Sendable {
         /// The slot of bins the split reads: its feature's (`feature` or `features + feature`, by where a missing
@@ -41,7 +41,17 @@ struct TreeLanes: Sendable {
         var right: Int
         /// Where a missing value (NaN) goes.
         var nanLeft: Bool
-        var special = false
+        /// For a special split, the forest's own kind of it; `nil` for a comparison.
+        var special: UInt8? = nil
+    }
+
+    /// A split the forest decides before the walk: what it reads, its number (a threshold, a category set), where a
+    /// missing value goes and the forest's kind of it.
+    struct Special: Sendable {
+        var feature: Int
+        var number: Double
+        var nanLeft: Bool
+        var kind: UInt8
     }
 
     static let width = 8
@@ -55,10 +65,8 @@ struct TreeLanes: Sendable {
     var depths: [Int] = []
     /// Per feature: the sorted distinct thresholds of its splits.
     var thresholds: [[Double]] = []
-    /// Per special split: its node, the feature it reads and where a missing value goes.
-    var specialNodes: [Int32] = []
-    var specialFeatures: [Int32] = []
-    var specialNanLeft: [Bool] = []
+    /// The special splits, in the order of their slots.
+    var specials: [Special] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
     /// Per lane slot (a multiple of `width`): the tree, and its root. Padding slots repeat the group's first tree.
@@ -72,9 +80,8 @@ struct TreeLanes: Sendable {
         self.strict = strict
     }
 
-    /// Adds one tree and returns the node of each split; nil unless its splits and leaves make a tree (every node
-    /// reached once, from split 0).
-    mutating func add(splits: [Split], leaves: [Double]) -> [Int32]? {
+    /// Adds one tree; nil unless its splits and leaves make a tree (every node reached once, from split 0).
+    mutating func add(splits: [Split], leaves: [Double]) -> Void? {
         let count = splits.count + leaves.count
         guard count < Int(Int32.max) - nodes.count, splits.allSatisfy({ $0.feature >= 0 && $0.feature < thresholds.count }) else { return nil }
         // Local index: splits first, then leaves.
@@ -83,7 +90,6 @@ struct TreeLanes: Sendable {
             return ~child < leaves.count ? splits.count + ~child : nil
         }
         var seen = [Bool](repeating: false, count: count)
-        var placed = [Int32](repeating: 0, count: splits.count)
         var deepest = 0
         let root = Int32(nodes.count)
         // Depth-first: a split's left child is laid out right after it; its right child is patched in when reached.
@@ -102,15 +108,12 @@ struct TreeLanes: Sendable {
             let split = splits[node]
             guard let left = local(split.left), let right = local(split.right) else { return nil }
             var slot = UInt32(split.nanLeft ? thresholds.count + split.feature : split.feature)
-            if split.special {
+            if let kind = split.special {
                 // Its own slot, whose bin (0 or 1) is its decision: left below bound 1.
-                slot = UInt32(2 * thresholds.count + specialNodes.count)
-                specialNodes.append(index)
-                specialFeatures.append(Int32(split.feature))
-                specialNanLeft.append(split.nanLeft)
+                slot = UInt32(2 * thresholds.count + specials.count)
+                specials.append(Special(feature: split.feature, number: split.threshold, nanLeft: split.nanLeft, kind: kind))
             }
-            placed[node] = index
-            nodes.append(Node(slot: slot, bound: split.special ? 1 : 0, left: index + 1, right: -1))
+            nodes.append(Node(slot: slot, bound: split.special == nil ? 0 : 1, left: index + 1, right: -1))
             values.append(split.threshold)
             stack.append((right, depth + 1, Int(index)))
             stack.append((left, depth + 1, nil))
@@ -118,7 +121,7 @@ struct TreeLanes: Sendable {
         guard seen.allSatisfy({ $0 }) else { return nil }
         roots.append(root)
         depths.append(deepest)
-        return placed
+        return ()
     }
 
     /// Sorts each feature's thresholds, turns them into bounds and groups the trees; nil when a feature has more
@@ -179,17 +182,16 @@ struct TreeLanes: Sendable {
         }
     }
 
-    /// Walks every tree to its leaf and calls `leaf(tree, value)` in the trees' order. `special(node, value,
-    /// nanLeft)` decides a special split (true: left) from the row's value of its feature.
+    /// Walks every tree to its leaf and calls `leaf(tree, value)` in the trees' order. `special(split, value)` decides
+    /// a special split (true: left) from the row's value of its feature.
     @inline(__always)
-    func score(_ features: [Double], special: (Int, Double, Bool) -> Bool, leaf: (Int, Double) -> Void) {
+    func score(_ features: [Double], special: (Special, Double) -> Bool, leaf: (Int, Double) -> Void) {
         let treeCount = roots.count
         features.withUnsafeBufferPointer { features in
-            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * thresholds.count + specialNodes.count + 1) { bins in
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * thresholds.count + specials.count + 1) { bins in
                 self.bins(features, into: bins)
-                for (slot, node) in specialNodes.enumerated() {
-                    let decision = special(Int(node), features[Int(specialFeatures[slot])], specialNanLeft[slot])
-                    bins[2 * thresholds.count + slot] = decision ? 0 : 1
+                for (slot, split) in specials.enumerated() {
+                    bins[2 * thresholds.count + slot] = special(split, features[split.feature]) ? 0 : 1
                 }
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: treeCount) { leaves in
                     nodes.withUnsafeBytes { raw in
@@ -254,5 +256,28 @@ struct TreeLanes: Sendable {
                 }
             }
         }
+    }
+}
+
+/// Sets of categories as bitsets, one after the other: set `c` is `bits[bounds[c] ..< bounds[c + 1]]`.
+struct CategorySets: Sendable {
+    var bounds: [Int32] = [0]
+    var bits: [UInt32] = []
+
+    var count: Int { bounds.count - 1 }
+
+    /// Adds a set given as its bitset's words; returns its number.
+    mutating func add(words: some Collection<UInt32>) -> Int {
+        bits += words
+        bounds.append(Int32(bits.count))
+        return count - 1
+    }
+
+    /// Whether set `set` holds `category` (a category past the set's last word is not in it).
+    func contains(_ set: Int, _ category: Int) -> Bool {
+        let first = Int(bounds[set])
+        let word = category >> 5
+        guard word < Int(bounds[set + 1]) - first else { return false }
+        return (bits[first + word] >> UInt32(category & 31)) & 1 != 0
     }
 }

@@ -4,12 +4,8 @@ import Foundation
 /// `Tree::NumericalDecision` and `Tree::CategoricalDecision` at each split and `GBDT::PredictRaw`'s order of additions.
 struct LightGBMForest: Sendable {
     var lanes = TreeLanes(features: 0, strict: false)
-    /// Per special split: a zero-as-missing split (its number is the threshold) or a categorical one (its number is
-    /// the category set).
-    var zeroMissing: Set<Int32> = []
-    /// Category set `c` is `bits[categoryBounds[c] ..< categoryBounds[c + 1]]`.
-    var categoryBounds: [Int32] = [0]
-    var bits: [UInt32] = []
+    /// The category sets of the categorical splits (LightGBM's `cat_threshold` bitsets, left when in the set).
+    var categories = CategorySets()
     var treesPerIteration = 1
     var averageOutput = false
     var task: TreeModel.Task = .regression(.identity)
@@ -17,6 +13,11 @@ struct LightGBMForest: Sendable {
 
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
+
+    /// The kinds of special split: a categorical one (its number is the category set) and a zero-as-missing one
+    /// (its number is the threshold).
+    static let categorical: UInt8 = 0
+    static let zeroMissing: UInt8 = 1
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
@@ -160,16 +161,14 @@ struct LightGBMForest: Sendable {
         let values = try numbers("leaf_value", Double.self, count: leafCount)
         let splitCount = leafCount - 1
         var splits: [TreeLanes.Split] = []
-        var decisions: [Int] = []
         if splitCount > 0 {
             let feature = try numbers("split_feature", Int.self, count: splitCount)
             let threshold = try numbers("threshold", Double.self, count: splitCount)
             let decision = try numbers("decision_type", Int.self, count: splitCount)
-            decisions = decision
             let left = try numbers("left_child", Int.self, count: splitCount)
             let right = try numbers("right_child", Int.self, count: splitCount)
             let categoryCount = Int(fields["num_cat"]?.value ?? "0") ?? 0
-            let categoryOffset = categoryBounds.count - 1
+            let categoryOffset = categories.count
             if categoryCount > 0 {
                 let bounds = try numbers("cat_boundaries", Int.self, count: categoryCount + 1)
                 let entry = try field("cat_threshold")
@@ -180,9 +179,7 @@ struct LightGBMForest: Sendable {
                 guard bounds.first == 0, bounds.last == words.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 }) else {
                     throw fail(entry.line, "cat_boundaries do not match cat_threshold")
                 }
-                let first = Int32(bits.count)
-                bits += words
-                for bound in bounds.dropFirst() { categoryBounds.append(first + Int32(bound)) }
+                for (start, end) in zip(bounds, bounds.dropFirst()) { _ = categories.add(words: words[start..<end]) }
             }
             for index in 0..<splitCount {
                 guard (0..<featureCount).contains(feature[index]) else {
@@ -195,12 +192,12 @@ struct LightGBMForest: Sendable {
                     guard threshold[index] >= 0, Int(threshold[index]) < categoryCount else {
                         throw fail(try field("threshold").line, "a categorical split names category set \(threshold[index]) of \(categoryCount)")
                     }
-                    split.special = true
+                    split.special = Self.categorical
                     split.threshold = Double(categoryOffset + Int(threshold[index]))
                 } else {
                     switch (type >> 2) & 3 {
                     case 0: split.nanLeft = 0 <= threshold[index]  // NaN counts as 0
-                    case 1: split.special = true  // zero (and NaN) take the default direction
+                    case 1: split.special = Self.zeroMissing  // zero (and NaN) take the default direction
                     case 2: break  // NaN takes the default direction
                     default: throw fail(try field("decision_type").line, "decision_type \(type) has an unknown missing type")
                     }
@@ -208,10 +205,9 @@ struct LightGBMForest: Sendable {
                 splits.append(split)
             }
         }
-        guard let placed = lanes.add(splits: splits, leaves: values) else {
+        guard lanes.add(splits: splits, leaves: values) != nil else {
             throw fail(start, "left_child and right_child do not make a tree of \(splitCount) splits and \(leafCount) leaves")
         }
-        for (index, split) in splits.enumerated() where split.special && decisions[index] & 1 == 0 { zeroMissing.insert(placed[index]) }
     }
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
@@ -268,19 +264,13 @@ struct LightGBMForest: Sendable {
 
     /// A zero-as-missing split (`Tree::NumericalDecision` with missing type Zero) or a categorical one
     /// (`Tree::CategoricalDecision`); true: left.
-    func special(_ node: Int, _ value: Double, _ defaultLeft: Bool) -> Bool {
-        let number = lanes.values[node]
-        if zeroMissing.contains(Int32(node)) {
-            if value.isNaN || (value >= -Self.zeroThreshold && value <= Self.zeroThreshold) { return defaultLeft }
-            return value <= number
+    func special(_ split: TreeLanes.Special, _ value: Double) -> Bool {
+        if split.kind == Self.zeroMissing {
+            if value.isNaN || (value >= -Self.zeroThreshold && value <= Self.zeroThreshold) { return split.nanLeft }
+            return value <= split.number
         }
         // NaN and negative values go right; the integer part is looked up in the split's bitset.
         guard !value.isNaN, value > -1, value < 2_147_483_648 else { return false }
-        let category = Int(value)
-        let set = Int(number)
-        let first = Int(categoryBounds[set])
-        let word = category >> 5
-        guard word < Int(categoryBounds[set + 1]) - first else { return false }
-        return (bits[first + word] >> UInt32(category & 31)) & 1 != 0
+        return categories.contains(Int(split.number), Int(value))
     }
 }

@@ -6,9 +6,8 @@ import Foundation
 /// base score's margin.
 struct XGBoostForest: Sendable {
     var lanes = TreeLanes(features: 0, strict: true)
-    /// Category set `c` (the categories that go right) is `bits[categoryBounds[c] ..< categoryBounds[c + 1]]`.
-    var categoryBounds: [Int32] = [0]
-    var bits: [UInt32] = []
+    /// The category sets of the categorical splits (the categories that go right).
+    var categories = CategorySets()
     /// The class each tree adds to.
     var groups: [Int32] = []
     /// The starting score of each class, as a margin.
@@ -180,15 +179,13 @@ struct XGBoostForest: Sendable {
             var split = TreeLanes.Split(
                 feature: indices[node], threshold: Double(conditions[node]), left: local[left[node]], right: local[right[node]], nanLeft: defaults[node] != 0)
             if node < types.count, types[node] == 1 {
-                guard let categories = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
-                let largest = categories.max() ?? 0
-                guard categories.allSatisfy({ $0 >= 0 }), largest < 1 << 24 else { throw fail("tree \(number): node \(node) has a category out of range") }
+                guard let members = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
+                let largest = members.max() ?? 0
+                guard members.allSatisfy({ $0 >= 0 }), largest < 1 << 24 else { throw fail("tree \(number): node \(node) has a category out of range") }
                 var words = [UInt32](repeating: 0, count: largest / 32 + 1)
-                for category in categories { words[category >> 5] |= 1 << UInt32(category & 31) }
-                bits += words
-                categoryBounds.append(Int32(bits.count))
-                split.special = true
-                split.threshold = Double(categoryBounds.count - 2)
+                for category in members { words[category >> 5] |= 1 << UInt32(category & 31) }
+                split.special = 0  // the only kind: categorical
+                split.threshold = Double(categories.add(words: words))
             }
             splits.append(split)
         }
@@ -209,14 +206,9 @@ struct XGBoostForest: Sendable {
 
     /// XGBoost's `GetNextNode` at a categorical split (true: left): missing → the default child; `common::Decision`:
     /// a category in the split's set goes right, any other (negative, too large, or outside the set) left.
-    func categorical(_ node: Int, _ value: Double, _ defaultLeft: Bool) -> Bool {
-        if value.isNaN { return defaultLeft }
+    func categorical(_ split: TreeLanes.Special, _ value: Double) -> Bool {
+        if value.isNaN { return split.nanLeft }
         guard value >= 0, value < 16_777_216 else { return true }
-        let category = Int(value)
-        let set = Int(lanes.values[node])
-        let first = Int(categoryBounds[set])
-        let word = category >> 5
-        guard word < Int(categoryBounds[set + 1]) - first else { return true }
-        return (bits[first + word] >> UInt32(category & 31)) & 1 == 0
+        return !categories.contains(Int(split.number), Int(value))
     }
 }

@@ -66,16 +66,16 @@ public struct TreeModel: Sendable {
         case xgboost(XGBoostForest)
     }
 
-    let kind: Kind
     let trees: Trees
     let task: Task
     let features: [Feature]
-    /// Variable name → feature index.
-    let index: [String: Int]
     public let output: Output
     public let classNames: [String]
+
     /// A categorical value never seen in training is refused (XGBoost) or scored as missing (LightGBM).
-    let refusesUnseenCategories: Bool
+    var refusesUnseenCategories: Bool {
+        if case .xgboost = trees { true } else { false }
+    }
 
     /// Reads `file` (a path) as a model of `kind`. `features` renames the model's features to the variables that
     /// carry them (in the model's order); `classNames` labels the classes of a classifier.
@@ -95,7 +95,6 @@ public struct TreeModel: Sendable {
             let forest = try XGBoostForest(data: data, file: file)
             parsed = (.xgboost(forest), forest.task, forest.features)
         }
-        self.kind = kind
         trees = parsed.trees
         task = parsed.task
         var modelFeatures = parsed.features
@@ -109,15 +108,11 @@ public struct TreeModel: Sendable {
             }
             for (position, name) in features.enumerated() { modelFeatures[position].name = name }
         }
-        var index: [String: Int] = [:]
-        for (position, feature) in modelFeatures.enumerated() {
-            guard index.updateValue(position, forKey: feature.name) == nil else {
-                throw TreeModelError(file: file, message: "two features are named '\(feature.name)'; name them apart with `features` in model.yaml")
-            }
+        var names = Set<String>()
+        for feature in modelFeatures where !names.insert(feature.name).inserted {
+            throw TreeModelError(file: file, message: "two features are named '\(feature.name)'; name them apart with `features` in model.yaml")
         }
         self.features = modelFeatures
-        self.index = index
-        refusesUnseenCategories = kind == .xgboost
         switch (parsed.task, output ?? .probability) {
         case (.regression, .class):
             throw TreeModelError(file: file, message: "output: class needs a classifier, and this model is a regression; use probability or raw")
@@ -144,9 +139,6 @@ public struct TreeModel: Sendable {
             self.classNames = (0..<classes).map(String.init)
         }
     }
-
-    /// The model's features in its order, as variable names.
-    public var featureNames: [String] { features.map(\.name) }
 
     /// Scores one row of variables: the answer `output` asks for.
     public func predict(_ variables: [String: JSON]) throws -> [String: JSON] {
@@ -223,7 +215,7 @@ public struct TreeModel: Sendable {
                             "feature '\(feature.name)' is categorical: send one of its categories as a string (\(feature.categoryList.prefix(10).joined(separator: ", ")))"
                     )
                 }
-                return try unseen(number == number.rounded() ? String(Int(exactly: number) ?? 0) : "\(number)", of: feature, refusingUnseen: refusingUnseen)
+                return try unseen(Int(exactly: number).map(String.init) ?? "\(number)", of: feature, refusingUnseen: refusingUnseen)
             }
             return Double(code)
         case .bool(let flag):

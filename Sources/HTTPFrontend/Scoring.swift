@@ -97,7 +97,7 @@ struct Scoring: Sendable {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         guard let status = snapshot.models[name] else {
-            scoreOne(name, .success(RequestVariables.empty), requestID: requestID, completion: completion)
+            completion(record(unknownInstruments, start, unknownModel(name, in: snapshot).answer, requestID: requestID))
             return
         }
         guard let version = status.serving else {
@@ -134,6 +134,14 @@ struct Scoring: Sendable {
         }
     }
 
+    /// The 404 of a route that names no model folder. Such requests count under `unknownInstruments` and are not
+    /// logged: only model folders become label values (and log lines), and any client can make up names without end.
+    func unknownModel(_ name: String, in snapshot: RegistrySnapshot) -> APIError {
+        let available = snapshot.servingVersions.map(\.name.rawValue)
+        let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
+        return APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
+    }
+
     /// `{"outputs": [...]}`: each row's output object, or `{"_error": {"status", "code", "message"}}`.
     static func outputs(_ outcomes: [Result<[UInt8], APIError>]) -> [UInt8] {
         var body: [UInt8] = []
@@ -157,11 +165,7 @@ struct Scoring: Sendable {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         guard let status = snapshot.models[name] else {
-            let available = snapshot.servingVersions.map(\.name.rawValue)
-            let list = available.isEmpty ? "none is ready yet" : "the available ones are \(available.joined(separator: ", "))"
-            let error = APIError(status: 404, code: "not_found", message: "no model named '\(name)'; \(list) (see \(configuration.prefix)/)")
-            // Only model folders become label values (and log lines): any client can make up names without end.
-            completion(record(unknownInstruments, start, error.answer, requestID: requestID))
+            completion(record(unknownInstruments, start, unknownModel(name, in: snapshot).answer, requestID: requestID))
             return
         }
         // The row goes to the inference log, sampled once per request.

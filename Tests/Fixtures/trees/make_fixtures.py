@@ -29,7 +29,7 @@ ROWS = 1000
 
 def number(value):
     """A JSON value for one cell: null for NaN, a string for a category, a number otherwise."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None:
         return None
     if isinstance(value, (np.floating, float)):
         return None if np.isnan(value) else float(value)
