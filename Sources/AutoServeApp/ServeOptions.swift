@@ -38,6 +38,9 @@ public struct ServeOptions: ParsableArguments {
 
     public init() {}
 
+    /// `--models-dir` when given on the command line (not from the environment).
+    public var modelsDirFlag: String? { modelsDir }
+
     static func help(_ environment: String) -> ArgumentHelp {
         let setting = ServerConfiguration.settings.first { $0.environment == environment }!
         return ArgumentHelp("\(setting.help). Env: \(environment).")

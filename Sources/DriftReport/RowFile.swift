@@ -2,8 +2,8 @@ public import AutoServeModel
 import Foundation
 import ServingCore
 
-/// The rows of one side of a drift report, read from an inference log, a JSON Lines file of row objects, or a CSV
-/// file whose header names the features (README, "Drift reports").
+/// Rows read from an inference log, a JSON Lines file of row objects, or a CSV file whose header names the features:
+/// one side of a drift report (README, "Drift reports"), or the input of `autoserve score` (README, "Scoring a file").
 public struct RowFile: Sendable {
     /// One row: its features (the variables, and the model's numeric outputs as `output.<name>`).
     public var rows: [[String: JSON]] = []
@@ -15,17 +15,27 @@ public struct RowFile: Sendable {
         self.ignored = ignored
     }
 
+    /// What the rows are read for.
+    public enum Use: Sendable {
+        /// A drift report: an inference log line counts when its answer was a 200, with its numeric outputs as
+        /// `output.<name>` features.
+        case drift
+        /// Scoring again: an inference log line counts whatever its answer, with its variables only.
+        case scoring
+    }
+
     /// Reads `path`: CSV when its name ends in `.csv`, else JSON Lines. An inference log line contributes its
-    /// `variables` and its numeric `output` members, when `model` is `nil` or names it and the answer was a 200.
-    public static func read(_ path: String, model: String?) throws(DriftInputError) -> RowFile {
+    /// `variables` (and for `.drift` its numeric `output` members) when `model` is `nil` or names it; a JSON line
+    /// `{"variables": {...}}` (a request body) contributes its variables.
+    public static func read(_ path: String, model: String?, for use: Use = .drift) throws(DriftInputError) -> RowFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DriftInputError("\(path): cannot read the file; check the path")
         }
         let text = String(decoding: data, as: UTF8.self)
-        return path.lowercased().hasSuffix(".csv") ? try csv(text, path: path) : try jsonLines(text, path: path, model: model)
+        return path.lowercased().hasSuffix(".csv") ? try csv(text, path: path) : try jsonLines(text, path: path, model: model, use: use)
     }
 
-    static func jsonLines(_ text: String, path: String, model: String?) throws(DriftInputError) -> RowFile {
+    static func jsonLines(_ text: String, path: String, model: String?, use: Use = .drift) throws(DriftInputError) -> RowFile {
         var file = RowFile(rows: [])
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -45,15 +55,17 @@ public struct RowFile: Sendable {
                     file.ignored += 1
                     continue
                 }
-                guard object["status"] == .number(200) else {
+                guard use == .scoring || object["status"] == .number(200) else {
                     file.ignored += 1
                     continue
                 }
                 var row = variables
-                if case .object(let output)? = object["output"] {
+                if use == .drift, case .object(let output)? = object["output"] {
                     for (name, value) in output where value.double != nil { row["output.\(name)"] = value }
                 }
                 file.rows.append(row)
+            } else if object.count == 1, case .object(let variables)? = object["variables"] {
+                file.rows.append(variables)
             } else {
                 file.rows.append(object)
             }
@@ -61,8 +73,8 @@ public struct RowFile: Sendable {
         return file
     }
 
-    /// A header of feature names, then one row per line; a cell that reads as a number is a number, an empty
-    /// cell is missing. Quotes (`"a, b"`, `""` for a quote) as RFC 4180 has them.
+    /// A header of feature names, then one row per line; a cell that reads as a number is a number, `true` and
+    /// `false` are booleans, an empty cell (or `nan`, as pandas may write a missing value) is missing. Quotes (`"a, b"`, `""` for a quote) as RFC 4180 has them.
     static func csv(_ text: String, path: String) throws(DriftInputError) -> RowFile {
         var lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init).filter { !$0.isEmpty }
         guard !lines.isEmpty else { throw DriftInputError("\(path): empty; a CSV file needs a header line naming the features") }
@@ -75,7 +87,11 @@ public struct RowFile: Sendable {
             }
             var row: [String: JSON] = [:]
             for (name, cell) in zip(header, values) where !cell.isEmpty {
-                row[name] = Double(cell).map { .number($0) } ?? .string(cell)
+                if let number = Double(cell) {
+                    if number.isFinite { row[name] = .number(number) }
+                } else {
+                    row[name] = cell == "true" ? .bool(true) : cell == "false" ? .bool(false) : .string(cell)
+                }
             }
             file.rows.append(row)
         }

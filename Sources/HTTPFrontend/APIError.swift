@@ -1,6 +1,6 @@
 import AutoServeModel
 public import Hummingbird
-import ServingCore
+public import ServingCore
 
 /// An error answered to a client: `{"error": {"status": …, "code": "…", "message": "…"}}`.
 ///
@@ -29,8 +29,8 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bodyBytes)))
     }
 
-    /// The JSON object under `"error"`, also used inside `/all`'s `_errors`.
-    var errorObject: [UInt8] {
+    /// The JSON object under `"error"`, also used inside `/all`'s `_errors` and a batch's `_error`.
+    public var errorObject: [UInt8] {
         var bytes: [UInt8] = Array(#"{"status":"#.utf8)
         bytes.append(contentsOf: String(status.code).utf8)
         bytes.append(contentsOf: #","code":"#.utf8)
@@ -48,7 +48,7 @@ public struct APIError: Error, Sendable, HTTPResponseError {
         return APIError(status: 405, code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path); use \(list)", headers: [.allow: list])
     }
 
-    init(_ failure: PredictionFailure, model: String) {
+    public init(_ failure: PredictionFailure, model: String) {
         self.init(status: failure.status, code: failure.code, message: "\(model): \(failure.message)")
     }
 }

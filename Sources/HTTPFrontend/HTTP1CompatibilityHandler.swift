@@ -10,7 +10,8 @@ import NIOHTTP1
 ///   asked for `Connection: keep-alive` (then the answer says `keep-alive` too);
 /// - `Expect: 100-continue` gets `100 Continue` at once, or `417 Expectation Failed` (and the connection closes)
 ///   when the declared body is over `MAX_BODY_BYTES`, so the client never sends a body that would be refused;
-///   any other expectation gets 417. The header is then removed: the request goes on as an ordinary one.
+///   any other expectation gets 417 (an empty `Expect:` expects nothing and is ignored). The header is then removed:
+///   the request goes on as an ordinary one.
 final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -54,7 +55,7 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
                 head.version.major == 1 && head.version.minor == 0
                 ? head.headers[canonicalForm: "connection"].contains { $0.lowercased() == "keep-alive" }
                 : head.isKeepAlive
-            if let expectation = head.headers.first(name: "expect") {
+            if let expectation = head.headers.first(name: "expect"), !expectation.allSatisfy(\.isWhitespace) {
                 head.headers.remove(name: "expect")
                 guard let refusal = refusal(of: expectation, head: head) else {
                     if head.version.major == 1 && head.version.minor >= 1 {
@@ -69,6 +70,11 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
                 return
             }
             pending.append(Answering(version: head.version, keepAlive: keepAlive))
+            if head.headers.contains(name: "expect") {
+                head.headers.remove(name: "expect")
+                context.fireChannelRead(wrapInboundOut(.head(head)))
+                return
+            }
             // Unchanged: passed on as it came (wrapping it again would box the head anew).
             context.fireChannelRead(data)
         case .body, .end:
@@ -83,7 +89,7 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
             return "the server meets no expectation but 100-continue; send the request without 'Expect: \(expectation)'"
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
-            return "the body would be larger than \(maxBodyBytes) bytes; send a smaller row or raise MAX_BODY_BYTES"
+            return "the body would be larger than \(maxBodyBytes) bytes; send a smaller row (or fewer rows in a batch) or raise MAX_BODY_BYTES"
         }
         return nil
     }

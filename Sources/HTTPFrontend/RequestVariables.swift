@@ -87,6 +87,8 @@ enum RequestVariables {
     }
 
     static func tooLarge(_ limit: Int) -> APIError {
-        APIError(status: 413, code: "payload_too_large", message: "the body is larger than \(limit) bytes; send a smaller row or raise MAX_BODY_BYTES")
+        APIError(
+            status: 413, code: "payload_too_large",
+            message: "the body is larger than \(limit) bytes; send a smaller row (or fewer rows in a batch) or raise MAX_BODY_BYTES")
     }
 }

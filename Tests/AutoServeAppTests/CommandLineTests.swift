@@ -9,9 +9,9 @@ struct CommandLineTests {
         var output: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
+    static func run(_ arguments: [String], environment: [String: String] = [:], executable: String = Paths.binary) throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         merged["STATE_DIR"] = Paths.sharedState

@@ -490,6 +490,13 @@ struct HTTP1DetailsTests {
                     try RawHTTP.readToEnd(port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8))
                 }, as: UTF8.self)
             #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
+            // An empty `Expect:` (what URLSession sends to turn libcurl's off) expects nothing: an ordinary request.
+            let socket = try RawHTTP.connected(port: server.port)
+            defer { close(socket) }
+            let empty = try await offThread {
+                try Self.exchange(socket, "POST /Echo HTTP/1.1\r\nHost: x\r\nExpect: \r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            }
+            #expect(empty.hasPrefix("HTTP/1.1 200 OK"), "\(empty)")
         }
     }
 

@@ -1,0 +1,132 @@
+import ArgumentParser
+import AutoServeApp
+import Foundation
+import Synchronization
+
+extension AutoServeCommand {
+    /// `autoserve score`: scores a file of rows with one model, on a server or here (README, "Scoring a file").
+    struct Score: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score a file of rows with one model, on a running server (--url) or built here (--models-dir).",
+            discussion: """
+                INPUT is JSON Lines (a row object per line, or {"variables": {...}}, or the lines of an inference log) or \
+                CSV (a header of variable names; numbers, true/false, text; an empty cell is missing). One JSON line per \
+                row is written in the input's order: the model's output, or {"_error": {"status", "code", "message"}} \
+                for a row that failed. Progress goes to standard error: a bar on a terminal, a line a second otherwise; \
+                then a summary of the errors.
+
+                Exit status: 0 when every row was scored, 3 when some rows failed, 1 when the run could not go on (an \
+                input that cannot be read, no server at --url, a model that does not build).
+                """
+        )
+
+        @Option(help: "The model folder's name.") var model: String
+        @Option(help: "A running server's address with its base URL, e.g. http://localhost:8080.") var url: String?
+        @Option(name: .shortAndLong, help: "Write the answers here instead of standard output.") var output: String?
+        @Option(name: .customLong("batch-size"), help: "Rows per request (at most the server's MAX_BATCH_ROWS).") var batchSize = 1000
+        @Option(help: "Batches in flight at once.") var concurrency = 2
+        @Argument(help: "The rows: a .jsonl or .csv file.") var input: String
+        @OptionGroup(title: "Settings of the model built here (with --models-dir)") var options: ServeOptions
+
+        func validate() throws {
+            guard (url == nil) != (options.modelsDirFlag == nil) else {
+                throw ValidationError("give either --url (score on a running server) or --models-dir (build the model here and score without a server)")
+            }
+            guard batchSize >= 1 else { throw ValidationError("--batch-size \(batchSize): give 1 or more rows") }
+            guard concurrency >= 1 else { throw ValidationError("--concurrency \(concurrency): give 1 or more batches") }
+        }
+
+        func run() async throws {
+            let summary: FileScoring.Summary
+            do {
+                let server = try url.map { url throws(ScoreError) in try ServerScorer(url: url, model: model) }
+                let rows = try FileScoring.rows(input, model: model)
+                let scorer: any RowScorer
+                if let server {
+                    scorer = server
+                } else {
+                    let configuration = try loadConfiguration(options)
+                    let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
+                    scorer = try await LocalScorer.load(model: model, directory: configuration.modelsDir, configuration: configuration, logger: logger)
+                }
+                let sink = try AnswerSink(path: output)
+                let bar = ProgressLine(terminal: isatty(2) == 1)
+                summary = try await FileScoring.run(
+                    rows, with: scorer, batchSize: batchSize, concurrency: concurrency, write: sink.write, progress: bar.show)
+                bar.finish()
+                try sink.close()
+            } catch let error as ScoreError {
+                FileHandle.standardError.write(Data("autoserve score: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+            FileHandle.standardError.write(Data(summary.text.utf8))
+            if summary.failed > 0 { throw ExitCode(3) }
+        }
+    }
+}
+
+/// Where the answers go: a file, or standard output.
+final class AnswerSink: Sendable {
+    let handle: FileHandle
+    let path: String?
+
+    init(path: String?) throws(ScoreError) {
+        self.path = path
+        guard let path else {
+            handle = .standardOutput
+            return
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw ScoreError("-o \(path): cannot create the file; check that its folder exists and is writable")
+        }
+        self.handle = handle
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try handle.write(contentsOf: bytes)
+    }
+
+    func close() throws(ScoreError) {
+        guard let path else { return }
+        do {
+            try handle.close()
+        } catch {
+            throw ScoreError("-o \(path): cannot finish writing: \(error)")
+        }
+    }
+}
+
+/// The progress of `autoserve score` on standard error: a bar redrawn in place on a terminal, else a plain line at
+/// most once a second (and the last one).
+final class ProgressLine: Sendable {
+    let terminal: Bool
+    let lastShown = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(terminal: Bool) {
+        self.terminal = terminal
+    }
+
+    func show(_ progress: FileScoring.Progress) {
+        let now = ContinuousClock.now
+        let due = lastShown.withLock { last in
+            guard progress.done == progress.total || last.map({ now - $0 >= (terminal ? .milliseconds(100) : .seconds(1)) }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        let rate = Int(progress.rowsPerSecond.rounded())
+        let eta = progress.secondsLeft.map { "ETA \(Int($0.rounded(.up))) s" } ?? "ETA ?"
+        if terminal {
+            let width = 30
+            let filled = progress.total == 0 ? width : width * progress.done / progress.total
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardError.write(Data("\r[\(bar)] \(progress.done)/\(progress.total) rows  \(rate) rows/s  \(eta)   ".utf8))
+        } else {
+            FileHandle.standardError.write(Data("scored \(progress.done)/\(progress.total) rows, \(rate) rows/s, \(eta)\n".utf8))
+        }
+    }
+
+    func finish() {
+        if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
