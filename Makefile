@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv deploy-check fleet bench bench-trees trees-fixtures build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check openapi-check fleet bench bench-trees trees-fixtures build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -40,6 +40,13 @@ deploy-check: venv
 	mkdir -p .build && kubectl kustomize deploy/kubernetes > .build/deploy.yaml
 	.venv/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) .build/deploy.yaml deploy/kubernetes/secret.example.yaml
 	.venv/bin/python3 deploy/kubernetes/check.py < .build/deploy.yaml
+
+## The OpenAPI document against real tools: openapi-spec-validator, and schemathesis's default checks against a
+## live server of models_serve/ (Tests/openapi/check.sh; under a minute once built).
+openapi-check: venv
+	@.venv/bin/python3 -c "import schemathesis, openapi_spec_validator" 2>/dev/null || .venv/bin/pip install -q schemathesis openapi-spec-validator
+	$(SWIFT) build
+	bash Tests/openapi/check.sh .build/debug/autoserve .venv
 
 ## Three replicas behind nginx on loopback, with a shared CACHE_DIR and PEERS: a cold start, a push, a rolling
 ## restart under wrk and a replica killed mid-build (bench/fleet.py; under a minute once built). The debug binaries

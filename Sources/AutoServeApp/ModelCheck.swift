@@ -1,8 +1,9 @@
 import Foundation
+import HTTPFrontend
 public import Logging
 import ModelManager
 public import ModelSource
-import PluginBuilder
+public import PluginBuilder
 import PluginLoader
 public import ServingCore
 
@@ -60,6 +61,21 @@ public enum ServeModelsGeneration {
     public struct Output: Sendable {
         public var document: String
         public var diagnostics: [Diagnostic]
+        /// The models that generated.
+        public var definitions: [ModelDefinition] = []
+
+        /// The OpenAPI document a server would serve for these models, all of them ready (README, "OpenAPI").
+        public func openAPI(_ configuration: ServerConfiguration) -> String {
+            let models = definitions.map { definition in
+                OpenAPIDocument.Model(
+                    name: definition.name.rawValue, description: definition.manifest.description, version: definition.version,
+                    typeName: definition.displayType, schemas: definition.entryPoint.schemas, example: definition.manifest.examples.first?.variables)
+            }
+            return OpenAPIDocument.document(
+                models: models, prefix: configuration.baseUrl.isEmpty ? "" : "/\(configuration.baseUrl)", maxBatchRows: configuration.maxBatchRows,
+                adminSync: configuration.adminToken != nil, webhook: configuration.webhookSecret != nil
+            ).jsonText + "\n"
+        }
     }
 
     public static func run(directory: String, configuration: ServerConfiguration) async throws(ConfigurationError) -> Output {
@@ -91,6 +107,6 @@ public enum ServeModelsGeneration {
                 diagnostics.append(error.diagnostic)
             }
         }
-        return Output(document: ServeModelsGenerator.document(for: definitions), diagnostics: diagnostics)
+        return Output(document: ServeModelsGenerator.document(for: definitions), diagnostics: diagnostics, definitions: definitions)
     }
 }

@@ -49,7 +49,7 @@ struct Scoring: Sendable {
             !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
-        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty else { return nil }
+        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty, route != "openapi.json" else { return nil }
         if configuration.prefix.isEmpty, FrontendConfiguration.rootEndpoints.contains(route) || route == "hooks" { return nil }
         return route
     }

@@ -70,6 +70,7 @@ public struct ServeResponder: HTTPResponder {
         route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { _, _ in
             endpoints.json(200, IndexDocument.render(endpoints.manager.snapshot(), prefix: prefix))
         }
+        route(RouterPath(prefix + "/openapi.json"), [.get, .head]) { _, _ in endpoints.json(200, endpoints.openAPI().jsonBytes) }
         route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
             await endpoints.score(context.parameters.get("model") ?? "", request)
         }
@@ -95,6 +96,10 @@ public struct ServeResponder: HTTPResponder {
                 return try await next(request, context)
             } catch let error as HTTPError where error.status == .notFound {
                 let prefix = endpoints.configuration.prefix
+                // A method no route registers (QUERY, a made-up one) on a path that exists: 405, as for the others.
+                if let allowed = ServeResponder.allowedMethods(request.uri.path, prefix: prefix), !allowed.contains(request.method) {
+                    return APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: allowed).response()
+                }
                 return endpoints.notFound("no route \(request.uri.path); models are served under \(prefix)/<Model>, the index at \(prefix)/")
             }
         }
@@ -102,6 +107,17 @@ public struct ServeResponder: HTTPResponder {
 
     /// The methods a route that does not answer them refuses with 405 (any other method gets 404).
     static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
+
+    /// The methods the route at `path` answers, or `nil` when no route is there.
+    static func allowedMethods(_ path: String, prefix: String) -> [HTTPRequest.Method]? {
+        switch path {
+        case "/healthz", "/readyz", "/metrics", prefix + "/openapi.json": return [.get, .head]
+        case "/hooks/git", prefix + "/-/sync": return [.post]
+        default:
+            guard let route = modelRoute(path, prefix: prefix) else { return nil }
+            return route.isEmpty ? [.get, .head] : [.get, .post]
+        }
+    }
 
     /// The route below the prefix: `""` for the index, else one path component; `nil` when it is not ours.
     /// Works on UTF-8 bytes: on every request, character-by-character comparison cost more than routing.
@@ -187,6 +203,18 @@ struct Endpoints: Sendable {
 
     func notFound(_ message: String) -> Response {
         APIError(status: 404, code: "not_found", message: message).response()
+    }
+
+    /// The OpenAPI document of the models ready now (README, "OpenAPI").
+    func openAPI() -> JSONValue {
+        let models = manager.snapshot().servingVersions.map { version in
+            OpenAPIDocument.Model(
+                name: version.name.rawValue, description: version.summary, version: version.version, typeName: version.typeName, schemas: version.schemas,
+                example: version.example)
+        }
+        return OpenAPIDocument.document(
+            models: models, prefix: configuration.prefix, maxBatchRows: configuration.maxBatchRows, adminSync: configuration.adminToken != nil,
+            webhook: configuration.webhookSecret != nil)
     }
 
     func json(_ status: Int, _ bytes: [UInt8], headers: HTTPFields = [:]) -> Response {

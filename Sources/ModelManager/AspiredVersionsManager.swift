@@ -121,7 +121,9 @@ public final class AspiredVersionsManager: Sendable {
             name: folder.name, version: folder.version, runner: runner, loadedAt: Date(), typeName: loadable.typeName, summary: loadable.summary,
             commit: commit,
             metrics: metrics,
-            drift: loadable.drift
+            drift: loadable.drift,
+            schemas: loadable.schemas,
+            example: loadable.example
         )
         let replaced = registry.withLock { state -> String? in
             guard var status = state.models[folder.name.rawValue], status.pendingVersion == folder.version else { return nil }

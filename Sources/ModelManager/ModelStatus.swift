@@ -24,12 +24,17 @@ public final class ServingVersion: Sendable {
     public let instruments: RequestInstruments
     /// Its live drift, when its folder carries a reference sample.
     public let drift: DriftMonitor?
+    /// Its variables' and output's JSON Schemas, and its manifest's first example (README, "OpenAPI").
+    public let schemas: ModelSchemas
+    public let example: JSONValue?
 
     public init(
         name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics,
-        drift: DriftMonitor? = nil
+        drift: DriftMonitor? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil
     ) {
         self.drift = drift
+        self.schemas = schemas
+        self.example = example
         instruments = RequestInstruments(metrics: metrics, model: name.rawValue, version: version)
         self.name = name
         self.version = version

@@ -17,13 +17,19 @@ public struct Loadable: Sendable {
     public var load: @Sendable () async throws(ModelBuildError) -> any ModelRunner
     /// The version's live drift, when its `model.yaml` has a reference sample.
     public var drift: DriftMonitor?
+    /// Its variables' and output's JSON Schemas, and the variables of its manifest's first example (README, "OpenAPI").
+    public var schemas: ModelSchemas
+    public var example: JSONValue?
 
     public init(
-        typeName: String, summary: String?, drift: DriftMonitor? = nil, load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner
+        typeName: String, summary: String?, drift: DriftMonitor? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil,
+        load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner
     ) {
         self.typeName = typeName
         self.summary = summary
         self.drift = drift
+        self.schemas = schemas
+        self.example = example
         self.load = load
     }
 }
@@ -100,7 +106,10 @@ public struct PluginAdapter: SourceAdapter {
         }
         let drift = try Self.driftMonitor(definition, folder: exported)
         let (loader, metrics) = (loader, metrics)
-        return Loadable(typeName: definition.displayType, summary: definition.manifest.description, drift: drift) { () throws(ModelBuildError) in
+        return Loadable(
+            typeName: definition.displayType, summary: definition.manifest.description, drift: drift, schemas: definition.entryPoint.schemas,
+            example: definition.manifest.examples.first?.variables
+        ) { () throws(ModelBuildError) in
             do throws(PluginLoadError) {
                 let runner = try await loader.load(built)
                 metrics.increment("autoserve_plugin_loads_total", labels: [name, "success"])

@@ -121,8 +121,9 @@ public struct ModelDefinitionReader: Sendable {
                     file: "\(name)/\(ModelManifest.fileName)", line: manifest.kindLine,
                     message: "the model file \(settings.file) is not in the folder; push it, or name the file with file: in model.yaml"))
         }
+        let model: TreeModel
         do {
-            _ = try TreeModel(kind: kind, file: path, output: settings.output, classNames: settings.classNames, features: settings.features)
+            model = try TreeModel(kind: kind, file: path, output: settings.output, classNames: settings.classNames, features: settings.features)
         } catch let error as TreeModelError {
             throw ModelBuildError(Diagnostic(file: "\(name)/\(settings.file)", line: error.line, message: error.message))
         } catch {
@@ -136,7 +137,7 @@ public struct ModelDefinitionReader: Sendable {
             manifest: manifest,
             entryPoint: ModelEntryPoint(
                 typeName: ServeModelsGenerator.treeModelType, file: "\(name)/\(settings.file)", line: 1, function: "transform_predict", argumentLabel: nil,
-                initThrows: true, functionThrows: true),
+                initThrows: true, functionThrows: true, schemas: ModelSchemas(variables: model.variablesSchema, output: model.outputSchema)),
             moduleName: Self.moduleName(name: name, version: version, buildIdentity: buildIdentity)
         )
     }

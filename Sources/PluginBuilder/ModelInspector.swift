@@ -1,3 +1,4 @@
+import Foundation
 public import ServingCore
 import SwiftParser
 import SwiftSyntax
@@ -13,6 +14,8 @@ public struct ModelEntryPoint: Sendable, Hashable {
     public var argumentLabel: String?
     public var initThrows: Bool
     public var functionThrows: Bool
+    /// The JSON Schemas of the variables and of the output, as far as the sources show them (README, "OpenAPI").
+    public var schemas = ModelSchemas()
 }
 
 /// Finds the one type that declares the entry function and `init(path:)`, by parsing the sources.
@@ -72,7 +75,13 @@ public struct ModelInspector {
             }
             chosen = (first.key, first.value)
         }
-        return try validate(chosen.name, chosen.facts, function: function)
+        var entry = try validate(chosen.name, chosen.facts, function: function)
+        let method = chosen.facts.functions(named: function)[0]
+        let builder = SchemaBuilder(types: types)
+        entry.schemas = ModelSchemas(
+            variables: method.parameterType.map { builder.schema($0, in: chosen.name, for: .decoding) } ?? ModelSchemas.anyObject,
+            output: method.returnType.map { builder.schema($0, in: chosen.name, for: .encoding) } ?? ModelSchemas.anyObject)
+        return entry
     }
 
     func validate(_ name: String, _ facts: TypeFacts, function: String) throws(ModelBuildError) -> ModelEntryPoint {
@@ -160,11 +169,27 @@ struct TypeFacts {
         var isStatic: Bool
         var isMutating: Bool
         var isFailable: Bool
+        /// The first parameter's type and the result type, for the schemas.
+        var parameterType: TypeReference? = nil
+        var returnType: TypeReference? = nil
+    }
+
+    /// A stored property, as synthesized `Codable` sees it.
+    struct Property {
+        var name: String
+        var type: TypeReference?
+        /// A `let` with an initial value: encoded, but never decoded.
+        var isInitializedConstant: Bool
     }
 
     var declaration: Declaration?
     var methods: [Callable] = []
     var initializers: [Callable] = []
+    var properties: [Property] = []
+    /// The types it inherits from or conforms to, as written (`Decodable`, `String`, ...).
+    var inherited: [String] = []
+    /// An enum's cases with their raw values as written (`nil` without one).
+    var cases: [(name: String, rawValue: String?)] = []
 
     func functions(named name: String) -> [Callable] { methods.filter { $0.name == name } }
 
@@ -172,6 +197,9 @@ struct TypeFacts {
         if declaration == nil { declaration = other.declaration }
         methods += other.methods
         initializers += other.initializers
+        properties += other.properties
+        inherited += other.inherited
+        cases += other.cases
     }
 }
 
@@ -190,41 +218,79 @@ final class DeclarationCollector: SyntaxVisitor {
 
     func line(_ node: some SyntaxProtocol) -> Int { node.startLocation(converter: converter).line }
 
-    func enterType(_ name: String, kind: String, isGeneric: Bool, node: some SyntaxProtocol) {
+    func enterType(_ name: String, kind: String, isGeneric: Bool, inherited: InheritanceClauseSyntax?, node: some SyntaxProtocol) {
         scope.append(name)
         let qualified = scope.joined(separator: ".")
         if types[qualified]?.declaration == nil {
             types[qualified, default: TypeFacts()].declaration = .init(kind: kind, file: file, line: line(node), isGeneric: isGeneric)
         }
+        types[qualified, default: TypeFacts()].inherited += inherited?.inheritedTypes.map(\.type.trimmedDescription) ?? []
     }
 
     override func visit(_ node: StructDeclSyntax) -> SyntaxVisitorContinueKind {
-        enterType(node.name.text, kind: "struct", isGeneric: node.genericParameterClause != nil, node: node)
+        enterType(node.name.text, kind: "struct", isGeneric: node.genericParameterClause != nil, inherited: node.inheritanceClause, node: node)
         return .visitChildren
     }
     override func visitPost(_ node: StructDeclSyntax) { scope.removeLast() }
 
     override func visit(_ node: ClassDeclSyntax) -> SyntaxVisitorContinueKind {
-        enterType(node.name.text, kind: "class", isGeneric: node.genericParameterClause != nil, node: node)
+        enterType(node.name.text, kind: "class", isGeneric: node.genericParameterClause != nil, inherited: node.inheritanceClause, node: node)
         return .visitChildren
     }
     override func visitPost(_ node: ClassDeclSyntax) { scope.removeLast() }
 
     override func visit(_ node: EnumDeclSyntax) -> SyntaxVisitorContinueKind {
-        enterType(node.name.text, kind: "enum", isGeneric: node.genericParameterClause != nil, node: node)
+        enterType(node.name.text, kind: "enum", isGeneric: node.genericParameterClause != nil, inherited: node.inheritanceClause, node: node)
         return .visitChildren
     }
     override func visitPost(_ node: EnumDeclSyntax) { scope.removeLast() }
 
     override func visit(_ node: ActorDeclSyntax) -> SyntaxVisitorContinueKind {
-        enterType(node.name.text, kind: "actor", isGeneric: node.genericParameterClause != nil, node: node)
+        enterType(node.name.text, kind: "actor", isGeneric: node.genericParameterClause != nil, inherited: node.inheritanceClause, node: node)
         return .visitChildren
     }
     override func visitPost(_ node: ActorDeclSyntax) { scope.removeLast() }
 
     override func visit(_ node: ExtensionDeclSyntax) -> SyntaxVisitorContinueKind {
         scope.append(node.extendedType.trimmedDescription)
+        types[scope.joined(separator: "."), default: TypeFacts()].inherited += node.inheritanceClause?.inheritedTypes.map(\.type.trimmedDescription) ?? []
         return .visitChildren
+    }
+
+    /// A stored property of the type being walked (computed and static ones are not part of its JSON).
+    override func visit(_ node: VariableDeclSyntax) -> SyntaxVisitorContinueKind {
+        guard !scope.isEmpty, !node.modifiers.contains(where: { ["static", "class"].contains($0.name.text) }) else { return .skipChildren }
+        let isLet = node.bindingSpecifier.tokenKind == .keyword(.let)
+        for binding in node.bindings {
+            if let accessors = binding.accessorBlock {
+                // `{ get ... }` or a bare getter is computed; willSet/didSet observe a stored property.
+                if case .accessors(let list) = accessors.accessors {
+                    guard list.allSatisfy({ ["willSet", "didSet"].contains($0.accessorSpecifier.text) }) else { continue }
+                } else {
+                    continue
+                }
+            }
+            guard let name = binding.pattern.as(IdentifierPatternSyntax.self)?.identifier.text else { continue }
+            types[scope.joined(separator: "."), default: TypeFacts()].properties.append(
+                .init(
+                    name: name.trimmingCharacters(in: CharacterSet(charactersIn: "`")),
+                    type: binding.typeAnnotation.map { TypeReference($0.type) },
+                    isInitializedConstant: isLet && binding.initializer != nil))
+        }
+        return .skipChildren
+    }
+
+    override func visit(_ node: EnumCaseDeclSyntax) -> SyntaxVisitorContinueKind {
+        guard !scope.isEmpty else { return .skipChildren }
+        for element in node.elements {
+            var raw = element.rawValue?.value.trimmedDescription
+            if let literal = element.rawValue?.value.as(StringLiteralExprSyntax.self) {
+                raw = literal.segments.compactMap { $0.as(StringSegmentSyntax.self)?.content.text }.joined()
+            }
+            types[scope.joined(separator: "."), default: TypeFacts()].cases.append(
+                (element.name.text.trimmingCharacters(in: CharacterSet(charactersIn: "`")), raw))
+        }
+        return .skipChildren
     }
     override func visitPost(_ node: ExtensionDeclSyntax) { scope.removeLast() }
 
@@ -237,7 +303,7 @@ final class DeclarationCollector: SyntaxVisitor {
         record(
             \.methods, name: node.name.text, node: node, parameters: node.signature.parameterClause.parameters,
             effects: node.signature.effectSpecifiers, isStatic: modifiers.contains("static") || modifiers.contains("class"),
-            isMutating: modifiers.contains("mutating"), isFailable: false
+            isMutating: modifiers.contains("mutating"), isFailable: false, returnType: node.signature.returnClause?.type
         )
         return .skipChildren
     }
@@ -259,7 +325,8 @@ final class DeclarationCollector: SyntaxVisitor {
         effects: FunctionEffectSpecifiersSyntax?,
         isStatic: Bool,
         isMutating: Bool,
-        isFailable: Bool
+        isFailable: Bool,
+        returnType: TypeSyntax? = nil
     ) {
         guard !scope.isEmpty else { return }
         types[scope.joined(separator: "."), default: TypeFacts()][keyPath: list].append(
@@ -273,7 +340,9 @@ final class DeclarationCollector: SyntaxVisitor {
                 isAsync: effects?.asyncSpecifier != nil,
                 isStatic: isStatic,
                 isMutating: isMutating,
-                isFailable: isFailable
+                isFailable: isFailable,
+                parameterType: parameters.first.map { TypeReference($0.type) },
+                returnType: returnType.map(TypeReference.init)
             ))
     }
 }

@@ -44,10 +44,12 @@ extension AutoServeCommand {
     }
 
     struct Generate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print (or write) ServeModels.swift for a folder of models.")
+        static let configuration = CommandConfiguration(abstract: "Print (or write) ServeModels.swift, or the OpenAPI document, for a folder of models.")
 
         @Argument(help: "The folder of model folders (default: MODELS_DIR).") var directory: String?
         @Option(name: .shortAndLong, help: "Write the file here instead of printing it.") var output: String?
+        @Flag(help: "Print the OpenAPI 3.1 document the server would serve for these models (as GET /$baseUrl/openapi.json), not the Swift glue.")
+        var openapi = false
         @OptionGroup var options: ServeOptions
 
         func run() async throws {
@@ -59,10 +61,11 @@ extension AutoServeCommand {
                 FileHandle.standardError.write(Data("autoserve generate: \(error.message)\n".utf8))
                 throw ExitCode.failure
             }
+            let document = openapi ? generated.openAPI(configuration) : generated.document
             if let output {
-                try generated.document.write(toFile: output, atomically: true, encoding: .utf8)
+                try document.write(toFile: output, atomically: true, encoding: .utf8)
             } else {
-                print(generated.document, terminator: "")
+                print(document, terminator: "")
             }
             for diagnostic in generated.diagnostics {
                 FileHandle.standardError.write(Data("error: \(diagnostic)\n".utf8))

@@ -1,4 +1,5 @@
 import Foundation
+import ServingCore
 import Testing
 
 /// The `autoserve` binary as users run it: `check`, `generate`, `--help`, bad settings, SIGTERM.
@@ -45,6 +46,16 @@ struct CommandLineTests {
         #expect(
             result.output.contains("FAIL CompileError: CompileError/etls.swift:7: compile error: cannot convert value of type 'String' to specified type 'Int'")
         )
+    }
+
+    @Test func generateOpenAPIPrintsTheDocumentOffline() throws {
+        let result = try Self.run(["generate", "--openapi", Paths.modelsServe], environment: ["baseUrl": "api/v1"])
+        #expect(result.status == 0, "\(result.output)")
+        let document = try JSONParser.parse(Array(result.output.utf8))
+        for name in ["Iris", "ChurnRisk", "HousePrice", "CreditScore"] { #expect(document["paths"]?["/api/v1/\(name)"]?["post"] != nil, "\(name)") }
+        #expect(document["paths"]?["/api/v1/openapi.json"] != nil && document["paths"]?["/healthz"] != nil)
+        #expect(document["paths"]?["/api/v1/HousePrice"]?["post"]?["requestBody"]?["required"] == .bool(true))
+        #expect(document["paths"]?["/api/v1/ChurnRisk"]?["post"]?["requestBody"]?["required"] == .bool(false), "its variables may all be absent")
     }
 
     @Test func generatePrintsTheRegistryAndGlueOfEveryModel() throws {

@@ -107,6 +107,43 @@ struct ServerRouteTests {
         }
     }
 
+    @Test func anUnknownMethodOnAKnownPathIs405() async throws {
+        for path in ["/Iris", "/", "/metrics", "/openapi.json"] {
+            let answer = try await client.send("QUERY", path)
+            #expect(answer.status == 405, "QUERY \(path): \(answer.text)")
+            #expect(answer.header("Allow") != nil)
+        }
+        #expect(try await client.send("QUERY", "/no/such/path").status == 404)
+        #expect(try await client.send("POST", "/openapi.json", body: "{}").status == 405)
+    }
+
+    /// README's "OpenAPI": a path per ready model with the schema of its own Variables type, none for a model that
+    /// failed; the sync route and the webhook only when they are on.
+    @Test func theOpenAPIDocumentDescribesEveryReadyModel() async throws {
+        let answer = try await client.get("/openapi.json")
+        #expect(answer.status == 200)
+        #expect(answer.header("Content-Type") == "application/json")
+        let document = try #require(answer.json)
+        #expect(document["openapi"] == "3.1.0")
+        guard case .object(let paths)? = document["paths"] else {
+            Issue.record("no paths: \(answer.text)")
+            return
+        }
+        for name in ["Iris", "ChurnRisk", "HousePrice", "Echo", "InitCounter"] { #expect(paths["/\(name)"] != nil, "\(name)") }
+        #expect(paths["/CompileError"] == nil, "a model that does not build has no path")
+        #expect(paths["/-/sync"] == nil && paths["/hooks/git"] == nil, "off without ADMIN_TOKEN and WEBHOOK_SECRET")
+        for route in ["/", "/all", "/healthz", "/readyz", "/metrics", "/openapi.json"] { #expect(paths[route] != nil, "\(route)") }
+        let iris = paths["/Iris"]?["post"]
+        #expect(iris?["summary"] == "Multinomial logistic regression on the iris measurements (scikit-learn, 150 rows)")
+        let single = iris?["requestBody"]?["content"]?["application/json"]?["schema"]?["anyOf"]?[0]
+        #expect(single?["properties"]?["variables"]?["properties"]?["petal_width"] == ["type": "number", "format": "double"])
+        #expect(single?["properties"]?["variables"]?["required"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"])
+        #expect(single?["example"]?["variables"]?["sepal_length"] == .number(5.1), "the manifest's first example")
+        let churnOutput = paths["/ChurnRisk"]?["post"]?["responses"]?["200"]?["content"]?["application/json"]?["schema"]?["anyOf"]?[0]
+        #expect(churnOutput?["properties"]?["reasons"] == ["type": "array", "items": ["type": "string"]], "the Encodable output struct")
+        #expect(paths["/Iris"]?["post"]?["responses"]?["422"] != nil && paths["/Iris"]?["post"]?["responses"]?["503"] != nil)
+    }
+
     @Test func aBodyOverTheLimitIs413() async throws {
         let padding = String(repeating: " ", count: 5000)
         let answer = try await client.post("/Echo", #"{"variables": {}}"# + padding)

@@ -147,6 +147,27 @@ struct WorkerProcessTests {
         }
     }
 
+    /// README's "OpenAPI": the document follows the versions serving, and a data model's schema comes from its file.
+    @Test func theOpenAPIDocumentChangesWhenAVersionSwaps() async throws {
+        let models = ["CreditScore": "\(Paths.modelsServe)/CreditScore"]
+        let server = try await TestServer.start(models: models) { $0.adminToken = Secret("route-token") }
+        try await withTestServer(server) { server async throws in
+            let before = try #require(try await server.client.get("/openapi.json").json)
+            #expect(before["paths"]?["/-/sync"]?["post"]?["security"] != nil, "on with ADMIN_TOKEN")
+            let credit = before["paths"]?["/CreditScore"]?["post"]?["requestBody"]?["content"]?["application/json"]?["schema"]?["anyOf"]?[0]
+            #expect(credit?["properties"]?["variables"]?["properties"]?["income"] == ["type": ["number", "boolean", "null"]])
+            #expect(credit?["properties"]?["variables"]?["properties"]?["home"]?["examples"] == ["mortgage", "own", "rent"])
+            let folder = "\(server.modelsDirectory)/Labelled"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try GitFixture.labelModel("old").write(toFile: "\(folder)/etls.swift", atomically: true, encoding: .utf8)
+            server.server.manager.requestSync(reason: "test")
+            try await eventually("Labelled serves") { try await server.client.get("/Labelled").json?["label"] == .string("old") }
+            let after = try #require(try await server.client.get("/openapi.json").json)
+            #expect(after["paths"]?["/Labelled"]?["post"] != nil)
+            #expect(after["info"]?["version"] != before["info"]?["version"], "a digest of the versions serving")
+        }
+    }
+
     @Test func aReplacedVersionsWorkersStopOnceDrained() async throws {
         try await withTestServer(try await TestServer.start(models: [:]) { _ in }) { server async throws in
             let folder = "\(server.modelsDirectory)/Labelled"

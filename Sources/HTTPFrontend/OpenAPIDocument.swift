@@ -1,0 +1,242 @@
+import Crypto
+import Foundation
+public import ServingCore
+
+/// The OpenAPI 3.1 document of a server (README, "OpenAPI"): every route with its answers and the error body, and a
+/// path per model whose request and response schemas come from the model's own types.
+///
+/// The server serves it at `/$baseUrl/openapi.json` from the models ready now, so it changes when a version swaps;
+/// `autoserve generate --openapi` writes the same document from a models folder, offline.
+public enum OpenAPIDocument {
+    /// What the document says of one model.
+    public struct Model: Sendable {
+        public var name: String
+        public var description: String?
+        /// The version serving (the document's own version is a digest of them).
+        public var version: String
+        public var typeName: String
+        public var schemas: ModelSchemas
+        public var example: JSONValue?
+
+        public init(name: String, description: String?, version: String, typeName: String, schemas: ModelSchemas, example: JSONValue?) {
+            self.name = name
+            self.description = description
+            self.version = version
+            self.typeName = typeName
+            self.schemas = schemas
+            self.example = example
+        }
+    }
+
+    /// The document, for models served under `prefix` (`""` or `/<baseUrl>`), at most `maxBatchRows` rows a batch; the
+    /// sync route and the webhook only when they are on (`ADMIN_TOKEN`, `WEBHOOK_SECRET`): off, they answer 404.
+    public static func document(models: [Model], prefix: String, maxBatchRows: Int, adminSync: Bool = false, webhook: Bool = false) -> JSONValue {
+        let sorted = models.sorted { $0.name < $1.name }
+        var paths: [String: JSONValue] = [:]
+        for model in sorted { paths["\(prefix)/\(model.name)"] = modelPath(model, maxBatchRows: maxBatchRows) }
+        paths["\(prefix)/all"] = allPath
+        paths[prefix.isEmpty ? "/" : prefix] = [
+            "get": operation(
+                "index", "Every model folder: its state, version, type, last error (with the build log) and routes", tag: "server",
+                responses: ["200": json("The index", ["type": "object"])])
+        ]
+        paths["\(prefix)/openapi.json"] = [
+            "get": operation(
+                "openapi", "This document: the models ready now, each with its request and response schemas", tag: "server",
+                responses: ["200": json("The OpenAPI 3.1 document", ["type": "object"])])
+        ]
+        paths["/healthz"] = ["get": operation("healthz", "200 while the process runs", tag: "server", responses: ["200": json("Alive", statusSchema)])]
+        paths["/readyz"] = [
+            "get": operation(
+                "readyz", "200 once the source was read and a model serves; 503 with the reason before, when no model can serve, and while draining",
+                tag: "server", responses: ["200": json("Ready, with model counts", ["type": "object"]), "503": errorResponse("Not ready, with the reason")])
+        ]
+        paths["/metrics"] = [
+            "get": operation(
+                "metrics", "Prometheus text exposition", tag: "server",
+                responses: ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])
+        ]
+        if adminSync { paths["\(prefix)/-/sync"] = syncPath }
+        if webhook { paths["/hooks/git"] = webhookPath }
+        var digest = SHA256()
+        for model in sorted { digest.update(data: Data("\(model.name)=\(model.version)\n".utf8)) }
+        let version = digest.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
+        return [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "AutoServe",
+                "version": .string(version),
+                "description": .string(
+                    "Row scoring: every model folder's transform_predict as a route. The request schema of each model comes from its "
+                        + "Swift Variables type (or its LightGBM/XGBoost file's features); this version is a digest of the models' versions."),
+            ],
+            "tags": [
+                ["name": "models", "description": "One route per model ready now"], ["name": "server", "description": "The server's own routes"],
+            ],
+            "paths": .object(paths),
+            "components": [
+                "schemas": ["Error": errorSchema, "RowError": rowErrorSchema],
+                "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
+            ],
+        ]
+    }
+
+    static let syncPath: JSONValue = [
+        "post": operation(
+            "sync", "Queue a sync of the models source now (ADMIN_TOKEN)", tag: "server",
+            responses: [
+                "202": json("Queued", ["type": "object", "properties": ["sync_id": ["type": "integer"], "status": ["type": "string"]]]),
+                "401": errorResponse("No bearer token, or a wrong one"),
+            ], security: [["bearer": []]])
+    ]
+    static let webhookPath: JSONValue = [
+        "post": operation(
+            "gitWebhook", "A push webhook (GitHub, Gitea, GitLab) verified with WEBHOOK_SECRET, which queues a sync", tag: "server",
+            responses: [
+                "200": json("Ignored (another branch), a ping, or a delivery seen before", ["type": "object"]),
+                "202": json("Queued", ["type": "object"]), "400": errorResponse("Not a push event the server understands"),
+                "401": errorResponse("The signature or token does not verify"),
+                "413": errorResponse("The body is over MAX_BODY_BYTES"),
+            ], body: ["required": true, "content": ["application/json": ["schema": ["type": "object"]]]])
+    ]
+
+    static let statusSchema: JSONValue = ["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]
+
+    /// `{"error": {"status", "code", "message"}}`, every error body of the native routes.
+    static let errorSchema: JSONValue = [
+        "type": "object", "required": ["error"],
+        "properties": [
+            "error": [
+                "type": "object", "required": ["status", "code", "message"],
+                "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
+            ]
+        ],
+    ]
+
+    /// A batch row that failed: `{"_error": {...}}` in its place.
+    static let rowErrorSchema: JSONValue = [
+        "type": "object", "required": ["_error"],
+        "properties": [
+            "_error": [
+                "type": "object", "required": ["status", "code", "message"],
+                "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
+            ]
+        ],
+    ]
+
+    static func errorResponse(_ description: String) -> JSONValue {
+        ["description": .string(description), "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+    }
+
+    static func json(_ description: String, _ schema: JSONValue) -> JSONValue {
+        ["description": .string(description), "content": ["application/json": ["schema": schema]]]
+    }
+
+    static func operation(
+        _ id: String, _ summary: String, tag: String, responses: [String: JSONValue], body: JSONValue? = nil, security: JSONValue? = nil,
+        description: String? = nil
+    ) -> JSONValue {
+        var operation: [String: JSONValue] = [
+            "operationId": .string(id), "summary": .string(summary), "tags": [.string(tag)], "responses": .object(responses),
+        ]
+        if let body { operation["requestBody"] = body }
+        if let security { operation["security"] = security }
+        if let description { operation["description"] = .string(description) }
+        return .object(operation)
+    }
+
+    /// What any scoring route may answer besides its 200.
+    static func scoringErrors(oneModel: Bool) -> [String: JSONValue] {
+        var errors: [String: JSONValue] = [
+            "400": errorResponse("The body is not JSON, not a {\"variables\"} object, or the variables do not decode (the message names the field)"),
+            "413": errorResponse("The body is over MAX_BODY_BYTES, or a batch has more than MAX_BATCH_ROWS rows"),
+            "503": errorResponse("No version is ready, or the model's worker is restarting or behind"),
+        ]
+        if oneModel {
+            errors["404"] = errorResponse("No model of that name")
+            errors["422"] = errorResponse("The model refused the row (ModelError.invalidInput)")
+            errors["500"] = errorResponse("The model failed (an error it threw, or an output that is not a JSON object)")
+            errors["504"] = errorResponse("The model took longer than its timeout_ms")
+        } else {
+            errors["422"] = errorResponse("Every ready model refused the row")
+            errors["500"] = errorResponse("Every ready model failed, with different errors")
+            errors["504"] = errorResponse("Every ready model took longer than its timeout")
+        }
+        return errors
+    }
+
+    static func modelPath(_ model: Model, maxBatchRows: Int) -> JSONValue {
+        let variables = model.schemas.variables
+        var single: JSONValue = ["type": "object", "required": ["variables"], "properties": ["variables": variables]]
+        if let example = model.example, case .object(var object) = single {
+            object["example"] = ["variables": example]
+            single = .object(object)
+        }
+        let batch: JSONValue = [
+            "type": "object", "required": ["rows"],
+            // A row that does not decode fails alone: the batch still answers 200, with its _error in the row's place.
+            "properties": [
+                "rows": [
+                    "type": "array", "maxItems": .number(Double(maxBatchRows)),
+                    "items": ["anyOf": [variables, ["description": "Any other value: answered with {\"_error\": {...}} in the row's place"]]],
+                ]
+            ],
+        ]
+        let outputs: JSONValue = [
+            "type": "object", "required": ["outputs"],
+            "properties": ["outputs": ["type": "array", "items": ["anyOf": [model.schemas.output, ["$ref": "#/components/schemas/RowError"]]]]],
+        ]
+        var responses = scoringErrors(oneModel: true)
+        let headers: JSONValue = [
+            "X-Model-Version": ["description": "The version that answered", "schema": ["type": "string"]],
+            "X-Request-ID": ["description": "The request's id, as in the inference log", "schema": ["type": "string"]],
+        ]
+        responses["200"] = [
+            "description": "The model's output; for a batch, {\"outputs\": [...]} in the rows' order, a failed row's _error in its place",
+            "headers": headers,
+            "content": ["application/json": ["schema": ["anyOf": [model.schemas.output, outputs]]]],
+        ]
+        // An empty body scores {} (README, "HTTP API"): optional only for a model whose variables may all be absent.
+        let needsVariables = !(model.schemas.variables["required"]?.array?.isEmpty ?? true)
+        let summary = model.description ?? "Score a row with \(model.name)"
+        let description = "\(model.typeName), version \(model.version.prefix(12)). Send one row as {\"variables\": {...}} or a batch as {\"rows\": [...]}."
+        return [
+            "post": operation(
+                "score_\(model.name)", summary, tag: "models", responses: responses,
+                body: ["required": .bool(needsVariables), "content": ["application/json": ["schema": ["anyOf": [single, batch]]]]],
+                description: description),
+            "get": operation(
+                "score_\(model.name)_empty", "Score \(model.name) with no variables ({})", tag: "models",
+                responses: responses.merging(["200": ["description": "The model's output", "content": ["application/json": ["schema": model.schemas.output]]]])
+                {
+                    $1
+                }),
+        ]
+    }
+
+    static let allPath: JSONValue = {
+        var responses = scoringErrors(oneModel: false)
+        responses["200"] = json(
+            "Each ready model's output by name; _errors holds the models that failed (or are not ready) with their error",
+            [
+                "type": "object",
+                "properties": [
+                    "_errors": [
+                        "type": "object",
+                        "additionalProperties": [
+                            "type": "object", "required": ["status", "code", "message"],
+                            "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
+                        ],
+                    ]
+                ],
+            ])
+        let body: JSONValue = [
+            "required": false,
+            "content": ["application/json": ["schema": ["type": "object", "required": ["variables"], "properties": ["variables": ["type": "object"]]]]],
+        ]
+        return [
+            "post": operation("score_all", "Score one row with every ready model at once", tag: "models", responses: responses, body: body),
+            "get": operation("score_all_empty", "Score every ready model with no variables ({})", tag: "models", responses: responses),
+        ]
+    }()
+}
