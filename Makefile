@@ -41,10 +41,11 @@ deploy-check: venv
 	.venv/bin/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) .build/deploy.yaml deploy/kubernetes/secret.example.yaml
 	.venv/bin/python3 deploy/kubernetes/check.py < .build/deploy.yaml
 
-## The OpenAPI document against real tools: openapi-spec-validator, and schemathesis's default checks against a
-## live server of models_serve/ (Tests/openapi/check.sh; under a minute once built).
+## The OpenAPI document and the v2 protocol against real tools: openapi-spec-validator, schemathesis's default checks
+## and tritonclient against a live server of models_serve/ (Tests/openapi/check.sh; about a minute once built).
 openapi-check: venv
-	@.venv/bin/python3 -c "import schemathesis, openapi_spec_validator" 2>/dev/null || .venv/bin/pip install -q schemathesis openapi-spec-validator
+	@.venv/bin/python3 -c "import schemathesis, openapi_spec_validator, tritonclient.http, numpy" 2>/dev/null || \
+		.venv/bin/pip install -q schemathesis openapi-spec-validator "tritonclient[http]" numpy
 	$(SWIFT) build
 	bash Tests/openapi/check.sh .build/debug/autoserve .venv
 

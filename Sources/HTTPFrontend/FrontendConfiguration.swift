@@ -28,5 +28,5 @@ public struct FrontendConfiguration: Sendable {
     public var prefix: String { baseUrl.isEmpty ? "" : "/\(baseUrl)" }
 
     /// The endpoints a model folder may not shadow when `baseUrl` is empty.
-    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics"]
+    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics", "v2"]
 }

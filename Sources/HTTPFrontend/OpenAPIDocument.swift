@@ -56,6 +56,7 @@ public enum OpenAPIDocument {
                 "metrics", "Prometheus text exposition", tag: "server",
                 responses: ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])
         ]
+        for (path, item) in v2Paths { paths[path] = item }
         if adminSync { paths["\(prefix)/-/sync"] = syncPath }
         if webhook { paths["/hooks/git"] = webhookPath }
         var digest = SHA256()
@@ -72,6 +73,7 @@ public enum OpenAPIDocument {
             ],
             "tags": [
                 ["name": "models", "description": "One route per model ready now"], ["name": "server", "description": "The server's own routes"],
+                ["name": "v2", "description": "The Open Inference Protocol v2 (REST), for KServe, Triton and MLServer clients"],
             ],
             "paths": .object(paths),
             "components": [
@@ -99,6 +101,110 @@ public enum OpenAPIDocument {
                 "413": errorResponse("The body is over MAX_BODY_BYTES"),
             ], body: ["required": true, "content": ["application/json": ["schema": ["type": "object"]]]])
     ]
+
+    /// The Open Inference Protocol v2 routes (README, "Open Inference Protocol v2"); their errors are `{"error": "..."}`.
+    static let v2Paths: [String: JSONValue] = {
+        let error: JSONValue = ["type": "object", "required": ["error"], "properties": ["error": ["type": "string"]]]
+        func v2Error(_ description: String) -> JSONValue { json(description, error) }
+        let tensor: JSONValue = [
+            "type": "object", "required": ["name", "datatype", "shape", "data"],
+            "properties": [
+                "name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]],
+                "data": ["type": "array"], "parameters": ["type": "object"],
+            ],
+        ]
+        let metadataTensor: JSONValue = [
+            "type": "object", "required": ["name", "datatype", "shape"],
+            "properties": ["name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]]],
+        ]
+        let modelName: JSONValue = ["name": "model", "in": "path", "required": true, "schema": ["type": "string"]]
+        let versionName: JSONValue = ["name": "version", "in": "path", "required": true, "schema": ["type": "string"]]
+        let notFound = v2Error("No model of that name, or the version named is not the one serving")
+        var paths: [String: JSONValue] = [
+            "/v2/health/live": ["get": operation("v2_live", "Open Inference Protocol: live", tag: "v2", responses: ["200": json("Live", ["type": "object"])])],
+            "/v2/health/ready": [
+                "get": operation(
+                    "v2_ready", "Open Inference Protocol: ready", tag: "v2",
+                    responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready, with the reason")])
+            ],
+            "/v2": [
+                "get": operation(
+                    "v2_server", "Open Inference Protocol: server metadata", tag: "v2",
+                    responses: [
+                        "200": json(
+                            "Name, version, extensions",
+                            [
+                                "type": "object", "required": ["name", "version", "extensions"],
+                                "properties": ["name": ["type": "string"], "version": ["type": "string"], "extensions": ["type": "array"]],
+                            ])
+                    ])
+            ],
+        ]
+        for versioned in [false, true] {
+            let base = versioned ? "/v2/models/{model}/versions/{version}" : "/v2/models/{model}"
+            let parameters: JSONValue = versioned ? [modelName, versionName] : [modelName]
+            let suffix = versioned ? "_version" : ""
+            paths[base] = [
+                "parameters": parameters,
+                "get": operation(
+                    "v2_model\(suffix)", "Open Inference Protocol: model metadata (inputs from its variables, outputs when known)", tag: "v2",
+                    responses: [
+                        "200": json(
+                            "The model's metadata",
+                            [
+                                "type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
+                                "properties": [
+                                    "name": ["type": "string"], "versions": ["type": "array", "items": ["type": "string"]], "platform": ["type": "string"],
+                                    "inputs": ["type": "array", "items": metadataTensor], "outputs": ["type": "array", "items": metadataTensor],
+                                ],
+                            ]),
+                        "400": v2Error("The model has no version ready"), "404": notFound,
+                    ]),
+            ]
+            paths[base + "/ready"] = [
+                "parameters": parameters,
+                "get": operation(
+                    "v2_model_ready\(suffix)", "Open Inference Protocol: model ready", tag: "v2",
+                    responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready"), "404": notFound]),
+            ]
+            paths[base + "/infer"] = [
+                "parameters": parameters,
+                "post": operation(
+                    "v2_infer\(suffix)", "Open Inference Protocol: score N rows, one input tensor per variable of shape [N]", tag: "v2",
+                    responses: [
+                        "200": json(
+                            "One output tensor per output key, shape [N]",
+                            [
+                                "type": "object", "required": ["model_name", "outputs"],
+                                "properties": [
+                                    "model_name": ["type": "string"], "model_version": ["type": "string"], "id": ["type": "string"],
+                                    "outputs": ["type": "array", "items": tensor],
+                                ],
+                            ]),
+                        "400": v2Error("Not JSON, tensors that do not make rows, a row whose variables do not decode, or no version ready"),
+                        "404": notFound, "413": v2Error("Over MAX_BODY_BYTES or MAX_BATCH_ROWS"), "422": v2Error("The model refused a row"),
+                        "500": v2Error("The model failed on a row"), "503": v2Error("The model's worker is restarting or behind"),
+                        "504": v2Error("The model took longer than its timeout_ms"),
+                    ],
+                    body: [
+                        "required": true,
+                        "content": [
+                            "application/json": [
+                                "schema": [
+                                    "type": "object", "required": ["inputs"],
+                                    "properties": [
+                                        "id": ["type": "string"], "inputs": ["type": "array", "items": tensor],
+                                        "outputs": ["type": "array", "items": ["type": "object", "properties": ["name": ["type": "string"]]]],
+                                        "parameters": ["type": "object"],
+                                    ],
+                                ]
+                            ]
+                        ],
+                    ]),
+            ]
+        }
+        return paths
+    }()
 
     static let statusSchema: JSONValue = ["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]
 

@@ -93,7 +93,11 @@ struct Scoring: Sendable {
     /// Scores a batch of rows with one model (README, "HTTP API"): every row is sent before any answer is awaited,
     /// so the rows of one batch reach a worker in one write; the answer is `{"outputs": [...]}` in the rows' order,
     /// a row that failed holding `{"_error": {...}}` in its place.
-    func scoreBatch(_ name: String, _ rows: [Result<[UInt8], APIError>], requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+    func scoreBatch(
+        _ name: String, _ rows: [Result<[UInt8], APIError>], requestID: String,
+        render: @escaping @Sendable ([Result<[UInt8], APIError>], ServingVersion) -> Answer = { outcomes, _ in Answer(status: 200, body: outputs(outcomes)) },
+        completion: @escaping @Sendable (Answer) -> Void
+    ) {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         guard let status = snapshot.models[name] else {
@@ -108,8 +112,8 @@ struct Scoring: Sendable {
         let batch = BatchAnswers(count: rows.count)
         let finish: @Sendable ([Result<[UInt8], APIError>]) -> Void = { outcomes in
             log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
-            var answer = Answer(status: 200, body: Self.outputs(outcomes))
-            answer.headers = [.modelVersion: version.version]
+            var answer = render(outcomes, version)
+            answer.headers[.modelVersion] = version.version
             completion(record(version.instruments, start, answer, requestID: requestID))
         }
         if rows.isEmpty {

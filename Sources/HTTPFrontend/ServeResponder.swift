@@ -70,6 +70,7 @@ public struct ServeResponder: HTTPResponder {
         route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { _, _ in
             endpoints.json(200, IndexDocument.render(endpoints.manager.snapshot(), prefix: prefix))
         }
+        InferenceProtocolV2.routes({ path, methods, handler in route(RouterPath(path), methods, handler) }, InferenceProtocolV2(endpoints: endpoints))
         route(RouterPath(prefix + "/openapi.json"), [.get, .head]) { _, _ in endpoints.json(200, endpoints.openAPI().jsonBytes) }
         route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
             await endpoints.score(context.parameters.get("model") ?? "", request)
@@ -113,7 +114,17 @@ public struct ServeResponder: HTTPResponder {
         switch path {
         case "/healthz", "/readyz", "/metrics", prefix + "/openapi.json": return [.get, .head]
         case "/hooks/git", prefix + "/-/sync": return [.post]
+        case "/v2", "/v2/health/live", "/v2/health/ready": return [.get, .head]
         default:
+            if path.hasPrefix("/v2/models/") {
+                let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(3)
+                let model = parts.count == 1 || (parts.count == 3 && parts[parts.startIndex + 1] == "versions")
+                if model { return [.get, .head] }
+                let action = parts.count == 2 || (parts.count == 4 && parts[parts.startIndex + 1] == "versions")
+                if action, parts.last == "ready" { return [.get, .head] }
+                if action, parts.last == "infer" { return [.post] }
+                return nil
+            }
             guard let route = modelRoute(path, prefix: prefix) else { return nil }
             return route.isEmpty ? [.get, .head] : [.get, .post]
         }

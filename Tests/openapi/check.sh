@@ -2,12 +2,13 @@
 # The OpenAPI document against real tools (README, "OpenAPI"): a server of models_serve/ with the sync route and the
 # webhook on; its GET /openapi.json validated by openapi-spec-validator, equal to what `autoserve generate --openapi`
 # prints for the same folder; then schemathesis runs every default check against the live server
-# (Tests/openapi/schemathesis.toml says which answers a schema cannot express, and why).
+# (Tests/openapi/schemathesis.toml says which answers a schema cannot express, and why); then tritonclient speaks the
+# Open Inference Protocol v2 to it (Tests/clients/tritonclient_check.py).
 # Usage: Tests/openapi/check.sh [path/to/autoserve] [path/to/venv]   (make openapi-check)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${1:-$ROOT/.build/debug/autoserve}
-VENV=${2:-$ROOT/.venv}
+BIN=$(realpath "${1:-$ROOT/.build/debug/autoserve}")
+VENV=$(realpath "${2:-$ROOT/.venv}")
 source "$ROOT/bench/common.sh"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -32,3 +33,5 @@ cd "$ROOT/Tests/openapi"
     exit 1
 }
 sed -n '/SUMMARY/,$p' "$WORK/schemathesis.txt"
+# The Open Inference Protocol v2 routes through tritonclient, against the same server.
+"$VENV/bin/python3" "$ROOT/Tests/clients/tritonclient_check.py" "127.0.0.1:$PORT"
