@@ -239,12 +239,13 @@ struct InferenceProtocolV2: Sendable {
 
         /// The variable's JSON value, or `nil` when the value does not fit the datatype.
         func value(_ value: JSONValue) -> JSONValue? {
+            // `JSON` is nil-literal expressible: `.none` spells the refusal, not `nil` (which would be JSON's null).
             switch (self, value) {
-            case (_, .null): .null
-            case (.number, .number), (.bool, .bool), (.bytes, .string): value
-            case (.integer, .number(let number)): number.rounded(.towardZero) == number ? value : nil
-            case (.bool, .number(let number)) where number == 0 || number == 1: .bool(number == 1)
-            default: nil
+            case (_, .null): return .some(.null)
+            case (.number, .number), (.bool, .bool), (.bytes, .string): return .some(value)
+            case (.integer, .number(let number)): return number.rounded(.towardZero) == number ? .some(value) : .none
+            case (.bool, .number(let number)) where number == 0 || number == 1: return .some(.bool(number == 1))
+            default: return .none
             }
         }
     }
