@@ -63,7 +63,7 @@ extension AutoServeCommand {
             }
             let document = openapi ? generated.openAPI(configuration) : generated.document
             if let output {
-                try document.write(toFile: output, atomically: true, encoding: .utf8)
+                try OutputFile.write(document, to: output)
             } else {
                 print(document, terminator: "")
             }

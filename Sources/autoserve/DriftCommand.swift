@@ -46,7 +46,7 @@ extension AutoServeCommand {
                 let title =
                     "Drift of \(model ?? "the rows"): \(URL(fileURLWithPath: current).lastPathComponent) against \(URL(fileURLWithPath: reference).lastPathComponent)"
                 do {
-                    try report.html(title: title).write(toFile: html, atomically: true, encoding: .utf8)
+                    try OutputFile.write(report.html(title: title), to: html)
                 } catch {
                     FileHandle.standardError.write(Data("autoserve drift: cannot write \(html): \(error)\n".utf8))
                     throw ExitCode.failure

@@ -76,10 +76,11 @@ final class AnswerSink: Sendable {
             handle = .standardOutput
             return
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
-            throw ScoreError("-o \(path): cannot create the file; check that its folder exists and is writable")
+        let descriptor = OutputFile.open(path)
+        guard descriptor >= 0 else {
+            throw ScoreError("-o \(path): cannot create the file (\(String(cString: strerror(errno)))); check that its folder exists and is writable")
         }
-        self.handle = handle
+        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -128,5 +129,21 @@ final class ProgressLine: Sendable {
 
     func finish() {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+/// The files the commands write for a person (`-o`, `--html`): opened in place and truncated, never replaced by a new
+/// file, so that `-o /dev/null` or a named pipe stays what it is (an atomic write would rename a file over it).
+enum OutputFile {
+    static func open(_ path: String) -> Int32 {
+        Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        let descriptor = open(path)
+        guard descriptor >= 0 else { throw ScoreError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        try handle.write(contentsOf: Data(text.utf8))
+        try handle.close()
     }
 }

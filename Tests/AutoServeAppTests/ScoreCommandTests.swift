@@ -89,6 +89,16 @@ struct ScoreCommandTests {
         let answers = result.output.split(separator: "\n").filter { $0.hasPrefix("{") }
         #expect(answers.count == 3, "\(result.output)")
         #expect(answers.allSatisfy { $0.contains(#""iris_class":"setosa""#) }, "\(result.output)")
+        // -o writes into what is there (as `-o /dev/null` must): a link stays a link, its target gets the lines.
+        try "old text that is longer than the answers, all of it replaced\n".write(toFile: "\(folder)/target.jsonl", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: "\(folder)/link.jsonl", withDestinationPath: "\(folder)/target.jsonl")
+        let linked = try await offThread {
+            try CommandLineTests.run(["score", "--model", "Iris", "--models-dir", models, input, "-o", "\(folder)/link.jsonl"])
+        }
+        #expect(linked.status == 0, "\(linked.output)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/link.jsonl")) == "\(folder)/target.jsonl")
+        let written = try String(contentsOfFile: "\(folder)/target.jsonl", encoding: .utf8)
+        #expect(written.split(separator: "\n").count == 3 && !written.contains("old text"), "\(written)")
     }
 
     @Test func aTerminalShowsABarWithRateAndETA() async throws {
