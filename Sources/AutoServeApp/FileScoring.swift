@@ -269,15 +269,7 @@ public struct LocalScorer: RowScorer {
             source: LocalModelSource(
                 directory: ServerConfiguration.absolute(directory, against: here), stateDirectory: configuration.stateDir,
                 maxModelBytes: configuration.maxModelBytes))
-        let manager = ModelManager(
-            source: folder,
-            compiler: await AutoServeServer.compiler(configuration, logger: logger),
-            loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
-            configuration: AutoServeServer.managerConfiguration(configuration),
-            metrics: Metrics(),
-            logger: logger
-        )
-        await manager.sync(id: 1)
+        let manager = await ModelCheck.builtOnce(folder, configuration: configuration, logger: logger)
         let snapshot = manager.snapshot()
         if let sync = snapshot.lastSync, !sync.succeeded { throw ScoreError(sync.message) }
         guard let status = snapshot.models[model] else {

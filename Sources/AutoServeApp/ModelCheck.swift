@@ -20,15 +20,7 @@ public enum ModelCheck {
         let configuration = given.resolvingPaths(against: here)
         let directory = ServerConfiguration.absolute(givenDirectory, against: here)
         let source = LocalModelSource(directory: directory, stateDirectory: configuration.stateDir, maxModelBytes: configuration.maxModelBytes)
-        let manager = ModelManager(
-            source: source,
-            compiler: await AutoServeServer.compiler(configuration, logger: logger),
-            loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
-            configuration: AutoServeServer.managerConfiguration(configuration),
-            metrics: Metrics(),
-            logger: logger
-        )
-        await manager.sync(id: 1)
+        let manager = await builtOnce(source, configuration: configuration, logger: logger)
         let snapshot = manager.snapshot()
         var text = ""
         var passed = true
@@ -53,6 +45,21 @@ public enum ModelCheck {
         }
         text += passed ? "\(snapshot.models.count) model(s) passed\n" : "some models failed\n"
         return Report(text: text, passed: passed)
+    }
+
+    /// A manager of `source` that has built and loaded every folder once, as the server would (its compiler, its
+    /// isolation), for the commands that need models without serving them (`check`, `score --models-dir`).
+    static func builtOnce(_ source: any ModelSourceProvider, configuration: ServerConfiguration, logger: Logger) async -> ModelManager {
+        let manager = ModelManager(
+            source: source,
+            compiler: await AutoServeServer.compiler(configuration, logger: logger),
+            loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
+            configuration: AutoServeServer.managerConfiguration(configuration),
+            metrics: Metrics(),
+            logger: logger
+        )
+        await manager.sync(id: 1)
+        return manager
     }
 }
 
