@@ -17,13 +17,20 @@ struct InferenceProtocolV2: Sendable {
     /// What `GET /v2` names as the server's version: the protocol's, as this server speaks it.
     static let serverVersion = "2"
 
-    /// The protocol's error body.
-    static func error(_ status: Int, _ message: String) -> Response {
+    /// The protocol's error body, `{"error": "<message>"}`.
+    static func errorBody(_ message: String) -> [UInt8] {
         var bytes: [UInt8] = []
         _ = JSON.writeObject(["error": .string(message)], into: &bytes)
-        return Response(
-            status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        return bytes
     }
+
+    static func error(_ status: Int, _ message: String) -> Response {
+        Response(
+            status: HTTPResponse.Status(code: status), headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: errorBody(message))))
+    }
+
+    static func error(_ failure: Failure) -> Response { error(failure.status, failure.message) }
 
     static func ok(_ value: JSONValue) -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
@@ -37,11 +44,16 @@ struct InferenceProtocolV2: Sendable {
         }
         for versioned in [false, true] {
             let base = versioned ? "/v2/models/:model/versions/:version" : "/v2/models/:model"
-            add(base, [.get, .head]) { _, context in v2.withModel(context) { version in ok(v2.metadata(version!)) } }
+            add(base, [.get, .head]) { _, context in
+                switch v2.serving(context) {
+                case .success(let version): ok(v2.metadata(version))
+                case .failure(let failure): error(failure)
+                }
+            }
             add(base + "/ready", [.get, .head]) { _, context in
-                v2.withModel(context, needsReady: false) { version in
-                    guard let version else { return error(400, "\(context.parameters.get("model") ?? "") is not ready") }
-                    return ok(["name": .string(version.name.rawValue), "ready": true])
+                switch v2.serving(context) {
+                case .success(let version): ok(["name": .string(version.name.rawValue), "ready": true])
+                case .failure(let failure): error(failure)
                 }
             }
             add(base + "/infer", [.post]) { request, context in await v2.infer(request, context) }
@@ -56,24 +68,28 @@ struct InferenceProtocolV2: Sendable {
         return Self.ok(["ready": true])
     }
 
-    /// Finds the model (and the version the path names, which must be the one serving): 404 for no such model or
-    /// version; 400 when it has no version ready, unless `needsReady` is false (then `body` gets `nil`; else never).
-    func withModel(_ context: BasicRequestContext, needsReady: Bool = true, _ body: (ServingVersion?) -> Response) -> Response {
+    /// The version serving the model the path names (and the version it names, which must be that one): 404 for no
+    /// such model or version, 400 (the protocol's "not ready") when the model has no version ready.
+    func serving(_ context: BasicRequestContext) -> Result<ServingVersion, Failure> {
         let name = context.parameters.get("model") ?? ""
         let snapshot = endpoints.manager.snapshot()
         guard let status = snapshot.models[name] else {
             let available = snapshot.servingVersions.map(\.name.rawValue).joined(separator: ", ")
-            return Self.error(404, "no model named '\(name)'; \(available.isEmpty ? "none is ready yet" : "the available ones are \(available)")")
+            return .failure(
+                Failure(status: 404, message: "no model named '\(name)'; \(available.isEmpty ? "none is ready yet" : "the available ones are \(available)")"))
         }
         if let asked = context.parameters.get("version") {
             guard let serving = status.serving, Self.names(asked, serving.version) else {
-                return Self.error(404, "\(name) has no version '\(asked)' serving\(status.serving.map { "; the version serving is \($0.version)" } ?? "")")
+                return .failure(
+                    Failure(
+                        status: 404,
+                        message: "\(name) has no version '\(asked)' serving\(status.serving.map { "; the version serving is \($0.version)" } ?? "")"))
             }
         }
         guard let serving = status.serving else {
-            return needsReady ? Self.error(400, "\(name) is not ready: \(Scoring.notReady(status).message)") : body(nil)
+            return .failure(Failure(status: 400, message: "\(name) is not ready: \(Scoring.notReady(status).message)"))
         }
-        return body(serving)
+        return .success(serving)
     }
 
     /// Whether the path's version segment names `version`: in full, or by the 12 characters the index shows.
@@ -117,12 +133,11 @@ struct InferenceProtocolV2: Sendable {
             return Self.error(400, "the binary tensor extension is not supported; send JSON tensors (tritonclient: binary_data=False)")
         }
         // The model and version are checked first so that their errors have the protocol's body.
-        var found: ServingVersion?
-        let refusal = withModel(context) { version in
-            found = version
-            return Self.ok([:])
+        let serving: ServingVersion
+        switch self.serving(context) {
+        case .success(let version): serving = version
+        case .failure(let failure): return Self.error(failure)
         }
-        guard let serving = found else { return refusal }
         let maxBodyBytes = endpoints.configuration.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return Self.error(413, "the body is larger than \(maxBodyBytes) bytes; send fewer rows or raise MAX_BODY_BYTES")
@@ -139,7 +154,7 @@ struct InferenceProtocolV2: Sendable {
         let rows: [[String: JSONValue]]
         switch Self.rows(body, maxRows: endpoints.configuration.maxBatchRows) {
         case .success(let found): rows = found
-        case .failure(let failure): return Self.error(failure.status, failure.message)
+        case .failure(let failure): return Self.error(failure)
         }
         let requested: [String]? = body["outputs"]?.array.map { outputs in outputs.compactMap { $0["name"]?.string } }
         let id = body["id"]?.string
@@ -158,13 +173,12 @@ struct InferenceProtocolV2: Sendable {
         }
         var headers = answer.headers
         headers[.contentType] = "application/json"
+        var bytes = answer.body
         if answer.status != 200, let message = (try? JSONParser.parse(answer.body))?["error"]?["message"]?.string {
             // A native error (the version went away meanwhile): the protocol's body.
-            var bytes: [UInt8] = []
-            _ = JSON.writeObject(["error": .string(message)], into: &bytes)
-            return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            bytes = Self.errorBody(message)
         }
-        return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+        return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     struct Failure: Error {
@@ -295,8 +309,6 @@ struct InferenceProtocolV2: Sendable {
     }
 
     static func errorAnswer(_ status: Int, _ message: String) -> Scoring.Answer {
-        var bytes: [UInt8] = []
-        _ = JSON.writeObject(["error": .string(message)], into: &bytes)
-        return Scoring.Answer(status: status, body: bytes)
+        Scoring.Answer(status: status, body: errorBody(message))
     }
 }

@@ -208,27 +208,17 @@ public enum OpenAPIDocument {
 
     static let statusSchema: JSONValue = ["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]
 
-    /// `{"error": {"status", "code", "message"}}`, every error body of the native routes.
-    static let errorSchema: JSONValue = [
-        "type": "object", "required": ["error"],
-        "properties": [
-            "error": [
-                "type": "object", "required": ["status", "code", "message"],
-                "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
-            ]
-        ],
+    /// `{"status", "code", "message"}`: what every native error says, under `error`, `_error` or a model's name.
+    static let errorObjectSchema: JSONValue = [
+        "type": "object", "required": ["status", "code", "message"],
+        "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
     ]
 
+    /// `{"error": {...}}`, every error body of the native routes.
+    static let errorSchema: JSONValue = ["type": "object", "required": ["error"], "properties": ["error": errorObjectSchema]]
+
     /// A batch row that failed: `{"_error": {...}}` in its place.
-    static let rowErrorSchema: JSONValue = [
-        "type": "object", "required": ["_error"],
-        "properties": [
-            "_error": [
-                "type": "object", "required": ["status", "code", "message"],
-                "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
-            ]
-        ],
-    ]
+    static let rowErrorSchema: JSONValue = ["type": "object", "required": ["_error"], "properties": ["_error": errorObjectSchema]]
 
     static func errorResponse(_ description: String) -> JSONValue {
         ["description": .string(description), "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
@@ -327,13 +317,7 @@ public enum OpenAPIDocument {
             [
                 "type": "object",
                 "properties": [
-                    "_errors": [
-                        "type": "object",
-                        "additionalProperties": [
-                            "type": "object", "required": ["status", "code", "message"],
-                            "properties": ["status": ["type": "integer"], "code": ["type": "string"], "message": ["type": "string"]],
-                        ],
-                    ]
+                    "_errors": ["type": "object", "additionalProperties": errorObjectSchema]
                 ],
             ])
         let body: JSONValue = [
