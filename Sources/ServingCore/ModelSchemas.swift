@@ -11,11 +11,4 @@ public struct ModelSchemas: Sendable, Hashable {
         self.variables = variables
         self.output = output
     }
-
-    /// The variables' properties, in name order: each one's name, schema and whether it is required.
-    public var inputs: [(name: String, schema: JSONValue, required: Bool)] {
-        guard case .object(let properties)? = variables["properties"] else { return [] }
-        let required = Set(variables["required"]?.array?.compactMap(\.string) ?? [])
-        return properties.keys.sorted().map { ($0, properties[$0]!, required.contains($0)) }
-    }
 }
