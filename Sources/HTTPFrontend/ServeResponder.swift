@@ -67,9 +67,7 @@ public struct ServeResponder: HTTPResponder {
         route("/metrics", [.get, .head]) { _, _ in endpoints.metricsResponse() }
         route("/hooks/git", [.post]) { request, _ in await endpoints.webhook(request) }
         route(RouterPath(prefix + "/-/sync"), [.post]) { request, _ in endpoints.adminSync(request) }
-        route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { _, _ in
-            endpoints.json(200, IndexDocument.render(endpoints.manager.snapshot(), prefix: prefix))
-        }
+        route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { request, _ in endpoints.index(request) }
         InferenceProtocolV2.routes({ path, methods, handler in route(RouterPath(path), methods, handler) }, InferenceProtocolV2(endpoints: endpoints))
         route(RouterPath(prefix + "/openapi.json"), [.get, .head]) { _, _ in endpoints.json(200, endpoints.openAPI().jsonBytes) }
         route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
@@ -214,6 +212,19 @@ struct Endpoints: Sendable {
 
     func notFound(_ message: String) -> Response {
         APIError(status: 404, code: "not_found", message: message).response()
+    }
+
+    /// The index: a page for a browser (`Accept: text/html`), JSON for every other client (README, "HTTP API").
+    func index(_ request: Request) -> Response {
+        let snapshot = manager.snapshot()
+        let accept = request.headers[.accept]?.lowercased() ?? ""
+        guard accept.contains("text/html") else {
+            return json(200, IndexDocument.render(snapshot, prefix: configuration.prefix), headers: [.vary: "Accept"])
+        }
+        let origin = "http://\(request.head.authority ?? "localhost")"
+        let page = IndexPage.render(snapshot, prefix: configuration.prefix, metrics: metrics, origin: origin)
+        return Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8", .vary: "Accept"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: page)))
     }
 
     /// The OpenAPI document of the models ready now (README, "OpenAPI").

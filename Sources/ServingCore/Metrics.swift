@@ -65,6 +65,8 @@ public final class Metrics: Sendable {
     let factory: PrometheusMetricsFactory
     /// The series of the gauges set as a whole (`replaceGauge`), so that a series that is gone can be removed.
     private let replacedGauges = Mutex<[String: [[String]: Prometheus.Gauge]]>([:])
+    /// Each model's request latencies since start, for the index page (`LatencyCounts`).
+    let latencies = Mutex<[String: LatencyCounts]>([:])
 
     public init() {
         factory = PrometheusMetricsFactory(registry: registry)
@@ -157,6 +159,8 @@ public final class RequestInstruments: Sendable {
     public let version: String
     let counters: Mutex<[CoreMetrics.Counter?]>
     let latency: Recorder
+    /// The model's counts for the index page, shared by its versions.
+    let summary: LatencyCounts
 
     public init(metrics: Metrics, model: String, version: String?) {
         self.metrics = metrics
@@ -164,11 +168,13 @@ public final class RequestInstruments: Sendable {
         self.version = version ?? ""
         counters = Mutex(Array(repeating: nil, count: Self.statuses.count))
         latency = metrics.histogram("autoserve_request_duration_seconds", labels: [model])
+        summary = metrics.latencyCounts(model)
     }
 
     /// Counts one request with its status and latency.
     public func record(status: Int, seconds: Double) {
         latency.record(seconds)
+        summary.record(seconds)
         guard let index = Self.statuses.firstIndex(of: status) else {
             return metrics.counter("autoserve_requests_total", labels: [model, String(status), version]).increment()
         }

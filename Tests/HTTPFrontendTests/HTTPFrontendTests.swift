@@ -79,3 +79,9 @@ struct RequestVariablesTests {
         #expect(body == .object(["error": .object(["status": .number(404), "code": .string("not_found"), "message": .string("no \"x\"")])]))
     }
 }
+
+/// What the index page writes from folder names, descriptions and errors is text, never markup.
+@Test func theIndexPageEscapesWhatComesFromModels() {
+    #expect(IndexPage.escape(#"<img src=x onerror="alert('1')"> & co"#) == "&lt;img src=x onerror=&quot;alert(&#39;1&#39;)&quot;&gt; &amp; co")
+    #expect(IndexPage.milliseconds(nil) == "—" && IndexPage.milliseconds(0.00042) == "0.42 ms" && IndexPage.milliseconds(0.0123) == "12.3 ms")
+}

@@ -1,0 +1,146 @@
+import AutoServeModel
+import Foundation
+import ModelManager
+import ServingCore
+
+/// The index as a page (README, "The index as a page"): what `GET /$baseUrl/` answers a browser (`Accept: text/html`).
+///
+/// The serving commit and the last sync; a row per model folder with its state, version, load time, requests and
+/// p50/p99 since start, and its last error with the build log folded; a "try it" form per ready model, prefilled with
+/// its manifest's first example. Self-contained (no external script, style or font), readable without JavaScript
+/// (only the forms need it), and every text that comes from a folder, a manifest or an error is escaped.
+enum IndexPage {
+    /// `origin` is where the browser reached the server (`http://<Host>`), for the curl lines.
+    static func render(_ snapshot: RegistrySnapshot, prefix: String, metrics: Metrics, origin: String) -> [UInt8] {
+        let readiness = snapshot.readiness
+        var html = """
+            <!doctype html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>AutoServe</title>
+            <style>\(style)</style>
+            </head>
+            <body>
+            <h1>AutoServe</h1>
+
+            """
+        html += "<p id=\"server\" data-ready=\"\(readiness.ready)\">"
+        html += readiness.ready ? "<span class=\"ready\">ready</span>" : "<span class=\"failed\">not ready</span>: \(escape(readiness.reason))"
+        html += " · serving commit <code>\(escape(snapshot.commit.map { String($0.prefix(12)) } ?? "none (a local folder)"))</code>"
+        html += " · source <code>\(escape(snapshot.source))</code>"
+        if let sync = snapshot.lastSync {
+            html += " · last sync #\(sync.id) \(sync.succeeded ? "succeeded" : "<span class=\"failed\">failed</span>")"
+            html += " at \(escape(sync.finishedAt.formatted(.iso8601))): \(escape(sync.message))"
+        } else {
+            html += " · no sync finished yet"
+        }
+        html += "</p>\n"
+        html += "<p><a href=\"\(escape(prefix))/openapi.json\">openapi.json</a> · <a href=\"/metrics\">metrics</a> · "
+        html += "JSON: <code>curl \(escape(origin + prefix))/</code></p>\n"
+        html += "<table>\n<thead><tr><th>Model</th><th>State</th><th>Version</th><th>Loaded</th><th>Type</th><th>Requests</th>"
+        html += "<th>p50</th><th>p99</th></tr></thead>\n<tbody>\n"
+        let names = snapshot.models.keys.sorted()
+        for name in names {
+            let status = snapshot.models[name]!
+            let serving = status.serving
+            let state = status.currentState.rawValue
+            let latency = metrics.existingLatencyCounts(name)?.summary([0.5, 0.99])
+            html += "<tr id=\"model-\(escape(name))\" class=\"model\" data-state=\"\(state)\">"
+            html += "<td><a href=\"#try-\(escape(name))\">\(escape(name))</a>"
+            if let summary = serving?.summary { html += "<br><small>\(escape(summary))</small>" }
+            html += "</td><td class=\"state \(state)\">\(state)</td>"
+            html += "<td><code title=\"\(escape(serving?.version ?? ""))\">\(escape(serving.map { String($0.version.prefix(12)) } ?? "—"))</code></td>"
+            html += "<td class=\"nowrap\">\(escape(serving.map { $0.loadedAt.formatted(.iso8601) } ?? "—"))</td>"
+            html += "<td>\(escape(serving?.typeName ?? "—"))</td>"
+            html += "<td class=\"count\">\(latency?.count ?? 0)</td>"
+            html += "<td class=\"nowrap\">\(milliseconds(latency?.values[0]))</td><td class=\"nowrap\">\(milliseconds(latency?.values[1]))</td></tr>\n"
+            if let error = status.currentError {
+                html += "<tr class=\"error\" data-model=\"\(escape(name))\"><td colspan=\"8\"><strong>Last error</strong>"
+                if let version = error.version { html += " (version <code>\(escape(String(version.prefix(12))))</code>)" }
+                html += ": <span class=\"message\">\(escape(error.diagnostic.description))</span>"
+                if let log = error.log, !log.isEmpty {
+                    html += "<details><summary>Build log</summary><pre>\(escape(log))</pre></details>"
+                }
+                html += "</td></tr>\n"
+            }
+        }
+        if names.isEmpty { html += "<tr><td colspan=\"8\">No model folder yet.</td></tr>\n" }
+        html += "</tbody>\n</table>\n<h2>Try it</h2>\n"
+        html += "<noscript><p>The forms need JavaScript; without it, send the same body with curl.</p></noscript>\n"
+        let ready = snapshot.servingVersions.sorted { $0.name.rawValue < $1.name.rawValue }
+        if ready.isEmpty { html += "<p>No model is ready yet.</p>\n" }
+        for version in ready {
+            let name = version.name.rawValue
+            let route = "\(prefix)/\(name)"
+            var example: [UInt8] = []
+            _ = JSON.writeObject(["variables": version.example ?? [:]], into: &example)
+            let body = String(decoding: example, as: UTF8.self)
+            html += "<section class=\"try\" id=\"try-\(escape(name))\"><h3>\(escape(name))</h3>\n"
+            html += "<form method=\"post\" action=\"\(escape(route))\" data-route=\"\(escape(route))\">"
+            html += "<textarea name=\"body\" rows=\"4\" spellcheck=\"false\" aria-label=\"Request body for \(escape(name))\">\(escape(body))</textarea>"
+            html += "<button type=\"submit\">POST \(escape(route))</button></form>\n"
+            html += "<pre class=\"answer\" aria-live=\"polite\"></pre>\n"
+            html += "<p><small><code>curl -s -X POST \(escape(origin + route)) -d '\(escape(body))'</code></small></p></section>\n"
+        }
+        html += "<script>\(script)</script>\n</body>\n</html>\n"
+        return Array(html.utf8)
+    }
+
+    /// `seconds` in milliseconds, as the page shows it; a dash before any request.
+    static func milliseconds(_ seconds: Double?) -> String {
+        guard let seconds else { return "—" }
+        let value = seconds * 1000
+        return value < 1 ? String(format: "%.2f ms", value) : value < 100 ? String(format: "%.1f ms", value) : String(format: "%.0f ms", value)
+    }
+
+    /// The text as HTML text or an attribute value: `&`, `<`, `>`, `"` and `'` escaped.
+    static func escape(_ text: String) -> String {
+        var escaped = ""
+        escaped.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "&": escaped += "&amp;"
+            case "<": escaped += "&lt;"
+            case ">": escaped += "&gt;"
+            case "\"": escaped += "&quot;"
+            case "'": escaped += "&#39;"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
+    }
+
+    static let style = """
+        body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1d2430}\
+        h1{margin:0 0 .3rem}code,pre,textarea{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:13px}\
+        table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d8dde6;vertical-align:top}\
+        th{background:#f3f5f9}td.count{text-align:right}td.nowrap{white-space:nowrap}.state.ready,.ready{color:#176f2c;font-weight:600}\
+        .state.failed,.failed{color:#b3261e;font-weight:600}.state.loading{color:#8a5a00;font-weight:600}\
+        tr.error td{background:#fff4f3}details pre{max-height:20rem;overflow:auto;background:#f7f7f9;padding:.5rem}\
+        section.try{border:1px solid #d8dde6;border-radius:6px;padding:.4rem 1rem 1rem;margin:1rem 0}\
+        textarea{width:100%;box-sizing:border-box}button{margin-top:.4rem;padding:.3rem .9rem}\
+        pre.answer{background:#f7f7f9;padding:.5rem;white-space:pre-wrap;min-height:1.2rem}
+        """
+
+    /// Sends a form's body as JSON to its model and shows the status and the answer.
+    static let script = """
+        for (const form of document.querySelectorAll("form[data-route]")) {
+          form.addEventListener("submit", async (event) => {
+            event.preventDefault();
+            const answer = form.nextElementSibling;
+            answer.textContent = "…";
+            try {
+              const response = await fetch(form.dataset.route, {method: "POST", headers: {"Content-Type": "application/json"}, body: form.elements.body.value});
+              const text = await response.text();
+              let shown = text;
+              try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (error) {}
+              answer.textContent = response.status + " " + response.statusText + "\\n" + shown;
+            } catch (error) {
+              answer.textContent = String(error);
+            }
+          });
+        }
+        """
+}

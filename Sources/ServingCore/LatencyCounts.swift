@@ -1,0 +1,57 @@
+import Synchronization
+
+/// A model's requests and their latency since the server started, whatever the version (README, "The index as a
+/// page"): counts per bucket of `Metrics.latencyBuckets`, from which the page reads p50 and p99 as Prometheus's
+/// `histogram_quantile` would, by linear interpolation inside the bucket.
+public final class LatencyCounts: Sendable {
+    /// One slot per bucket, then one for the requests slower than the last bound.
+    private let counts = Mutex([Int](repeating: 0, count: Metrics.latencyBuckets.count + 1))
+
+    public init() {}
+
+    public func record(_ seconds: Double) {
+        let bucket = Metrics.latencyBuckets.firstIndex { seconds <= $0 } ?? Metrics.latencyBuckets.count
+        counts.withLock { $0[bucket] += 1 }
+    }
+
+    /// The requests counted, and the latency below which `quantile` of them fell (`nil` before any request).
+    public func summary(_ quantiles: [Double]) -> (count: Int, values: [Double?]) {
+        let counts = self.counts.withLock { $0 }
+        let total = counts.reduce(0, +)
+        return (total, quantiles.map { Self.quantile($0, counts: counts, total: total) })
+    }
+
+    static func quantile(_ quantile: Double, counts: [Int], total: Int) -> Double? {
+        guard total > 0 else { return nil }
+        let rank = quantile * Double(total)
+        var below = 0
+        for (bucket, count) in counts.enumerated() {
+            if Double(below + count) >= rank, count > 0 {
+                // Past the last bound the value is only known to exceed it.
+                guard bucket < Metrics.latencyBuckets.count else { return Metrics.latencyBuckets.last }
+                let lower = bucket == 0 ? 0 : Metrics.latencyBuckets[bucket - 1]
+                let upper = Metrics.latencyBuckets[bucket]
+                return lower + (upper - lower) * (rank - Double(below)) / Double(count)
+            }
+            below += count
+        }
+        return Metrics.latencyBuckets.last
+    }
+}
+
+extension Metrics {
+    /// The counts of `model`'s requests since start, shared by all its versions.
+    public func latencyCounts(_ model: String) -> LatencyCounts {
+        latencies.withLock { latencies in
+            if let counts = latencies[model] { return counts }
+            let counts = LatencyCounts()
+            latencies[model] = counts
+            return counts
+        }
+    }
+
+    /// Those counts if `model` has had any request.
+    public func existingLatencyCounts(_ model: String) -> LatencyCounts? {
+        latencies.withLock { $0[model] }
+    }
+}
