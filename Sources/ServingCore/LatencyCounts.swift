@@ -4,19 +4,22 @@ import Synchronization
 /// page"): counts per bucket of `Metrics.latencyBuckets`, from which the page reads p50 and p99 as Prometheus's
 /// `histogram_quantile` would, by linear interpolation inside the bucket.
 public final class LatencyCounts: Sendable {
-    /// One slot per bucket, then one for the requests slower than the last bound.
-    private let counts = Mutex([Int](repeating: 0, count: Metrics.latencyBuckets.count + 1))
+    /// One slot per bucket of `Metrics.latencyBuckets` (16), then one for the requests slower than the last bound;
+    /// atomics, so that the requests of every event loop count without a lock.
+    private let counts = InlineArray<17, Atomic<Int>> { _ in Atomic(0) }
 
-    public init() {}
+    public init() {
+        precondition(Metrics.latencyBuckets.count + 1 == counts.count, "one slot per latency bucket and one past them")
+    }
 
     public func record(_ seconds: Double) {
         let bucket = Metrics.latencyBuckets.firstIndex { seconds <= $0 } ?? Metrics.latencyBuckets.count
-        counts.withLock { $0[bucket] += 1 }
+        counts[bucket].wrappingAdd(1, ordering: .relaxed)
     }
 
     /// The requests counted, and the latency below which `quantile` of them fell (`nil` before any request).
     public func summary(_ quantiles: [Double]) -> (count: Int, values: [Double?]) {
-        let counts = self.counts.withLock { $0 }
+        let counts = (0..<self.counts.count).map { self.counts[$0].load(ordering: .relaxed) }
         let total = counts.reduce(0, +)
         return (total, quantiles.map { Self.quantile($0, counts: counts, total: total) })
     }
