@@ -106,7 +106,7 @@ public struct AutoServeServer: Sendable {
             throw ConfigurationError("PEERS needs ADMIN_TOKEN: a replica asks its peers for a sync with it; set the same ADMIN_TOKEN on every replica")
         }
         do {
-            return try PeerSync(peers: peers, token: token, prefix: prefix, metrics: metrics, logger: logger)
+            return try PeerSync.make(peers: peers, token: token, prefix: prefix, metrics: metrics, logger: logger)
         } catch {
             throw ConfigurationError(error.description)
         }

@@ -26,10 +26,12 @@ public final class PeerSync: Sendable {
     let ownPort = Atomic<Int>(0)
 
     /// Reads `PEERS`; `nil` when it is empty.
-    public init?(peers: String, token: Secret, prefix: String, metrics: Metrics, logger: Logger) throws(PeerListError) {
+    // A factory over a plain initializer: a failable, throwing initializer of a class with an `Atomic` property made
+    // Swift 6.3's optimizer crash (an ownership error in CopyPropagation) in release builds.
+    public static func make(peers: String, token: Secret, prefix: String, metrics: Metrics, logger: Logger) throws(PeerListError) -> PeerSync? {
         let entries = peers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !entries.isEmpty else { return nil }
-        self.peers = try entries.map { entry throws(PeerListError) in
+        let list = try entries.map { entry throws(PeerListError) in
             guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]), (1...65535).contains(port),
                 colon != entry.startIndex
             else {
@@ -38,8 +40,13 @@ public final class PeerSync: Sendable {
             }
             var host = String(entry[..<colon])
             if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return (host, port)
+            return (host: host, port: port)
         }
+        return PeerSync(peers: list, token: token, prefix: prefix, metrics: metrics, logger: logger)
+    }
+
+    init(peers: [(host: String, port: Int)], token: Secret, prefix: String, metrics: Metrics, logger: Logger) {
+        self.peers = peers
         self.token = token
         self.prefix = prefix
         self.metrics = metrics
