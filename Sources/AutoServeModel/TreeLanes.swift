@@ -6,29 +6,36 @@
 ///   feature has two slots of bins, which differ only for a missing value: the largest bin in the first (it goes
 ///   right everywhere), 0 in the second (it goes left everywhere); a split reads the slot of its default direction,
 ///   so the walk never tests for missing values.
-/// - **Layout.** Each tree in depth-first order (a split's left child is the next node); a leaf is a node whose
-///   children are itself.
-/// - **Lanes.** Eight trees are walked side by side in lockstep, with selects instead of branches, so that the
-///   processor overlaps them; a tree that reached its leaf stays there while the others of its group finish, and
-///   trees are grouped by depth so that few steps are wasted. The leaves are added afterwards in the trees' own
-///   order: the sums are the library's to the last bit.
+/// - **Layout.** Only splits are nodes, 16 bytes each, named by their offset in bytes; each tree's nodes are laid out
+///   depth-first, and the leaves' values kept apart, by split and side.
+/// - **Lanes.** The trees are dealt to ten lanes, which are walked side by side, one step of each in turn, so that
+///   the processor overlaps their loads; a step has no branch: the child it takes is loaded from where its offset
+///   is stored, and a child that is a leaf is stored as the next tree's root of its lane, so that a lane goes on to
+///   its next tree without a test. After its last tree a lane idles on node 0, which leads to itself; the walk ends
+///   when every lane idles. A step also writes where it went (its child's place) to its tree's entry, so that the
+///   last write names the leaf. The leaves are added afterwards in the trees' own order: the sums are the library's
+///   to the last bit.
 ///
 /// Splits that need more than a comparison (a categorical split, LightGBM's zero-as-missing) are special: the forest
 /// decides each of them for the row before the walk (from the row's value and the split's ``Special``), and each
-/// reads its decision as the bin of a feature of its own, so that the walk itself has no branch.
+/// reads its decision as the bin of a slot of its own, after the features', so that the walk itself has no branch.
 struct TreeLanes: Sendable {
     struct Node: Sendable {
         /// The slot of bins the split reads: its feature's (`feature` or `features + feature`, by where a missing
         /// value goes), or for a special split its own, after those.
-        var slot: UInt32
-        /// Left when the value's bin is below this; 0 for a leaf.
-        var bound: UInt16
-        /// The children (a leaf's are itself), side by side: the walk loads the one it takes by its offset.
-        var left: Int32
-        var right: Int32
+        var slot: UInt32 = 0
+        /// Left when the bin is below this.
+        var bound: UInt16 = 0
+        /// The tree's place in its lane: the walk writes to entry `entry * width + lane`.
+        var entry: UInt16 = 0
+        /// The children side by side (the walk loads the one it takes by its offset): a split's offset in bytes, or
+        /// for a leaf the lane's next root (0 after its last tree).
+        var left: Int32 = 0
+        var right: Int32 = 0
 
-        static let leftOffset = MemoryLayout<Node>.offset(of: \Node.left)!
-        static let rightOffset = MemoryLayout<Node>.offset(of: \Node.right)!
+        // Literals, not MemoryLayout's answers, so that the walk uses them as constants (checked in finish()).
+        static let stride = 16
+        static let children = 8
     }
 
     /// One split of a tree as the library's file gives it, before the layout. `left` and `right` are split indices,
@@ -54,206 +61,321 @@ struct TreeLanes: Sendable {
         var kind: UInt8
     }
 
-    static let width = 8
+    /// A forest the layout cannot hold, and why.
+    struct TooLarge: Error {
+        var message: String
+    }
+
+    static let width = 10
     static let missing = UInt16.max
 
-    var nodes: [Node] = []
-    /// Per node: a leaf's value, or a special split's number.
-    var values: [Double] = []
-    /// Per tree: its root, and the steps to its deepest leaf.
-    var roots: [Int32] = []
-    var depths: [Int] = []
-    /// Per feature: the sorted distinct thresholds of its splits.
-    var thresholds: [[Double]] = []
+    /// The nodes; node 0 leads to itself (it reads slot 0, whatever it holds, and takes either child).
+    var nodes: [Node] = [Node()]
+    /// Per node and side (`2 * node + side`, 1 for right): the value of the leaf that is that child.
+    var leafValues: [Double] = [0, 0]
+    /// Per tree, in the trees' order: its entry, an index of the walk's entries.
+    var entries: [Int32] = []
+    /// Per lane: its first tree's root (0 for a lane without trees).
+    var laneRoots = [Int32](repeating: 0, count: width)
+    /// The entries a walk writes (per lane, one per tree and one for node 0), and those of the trees that are a
+    /// single leaf.
+    var entryCount = width
+    /// The entries of the trees that are a single leaf, and what they hold (see ``finish()``).
+    var constants: [(entry: Int32, place: Int32)] = []
+    /// The number of features.
+    var features = 0
+    /// The sorted distinct thresholds of all features, one after the other.
+    var thresholds: [Double] = []
+    /// Per feature, its grid of thresholds, and the grids' cells one after the other.
+    var grids: [Grid] = []
+    var cells: [UInt16] = []
     /// The special splits, in the order of their slots.
     var specials: [Special] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
-    /// Per lane slot (a multiple of `width`): the tree, and its root. Padding slots repeat the group's first tree.
-    var slotTrees: [Int32] = []
-    var slotRoots: [Int32] = []
-    /// Per group of `width` slots: the steps that take its deepest tree to a leaf.
-    var steps: [Int32] = []
+    /// The trees as added, each in depth-first order, and per feature the thresholds of its splits, until
+    /// ``finish()`` lays them out.
+    private var pending: [Tree] = []
+    private var featureThresholds: [[Double]] = []
+
+    /// A tree in depth-first order: per split, its slot, its threshold (0 for a special split, whose bound is 1) and
+    /// its children (a split's position in the tree, or `~leaf`); the leaves' values.
+    private struct Tree {
+        var slots: [UInt32] = []
+        var thresholds: [Double] = []
+        var children: [(left: Int, right: Int)] = []
+        var leaves: [Double] = []
+        var depth = 0
+    }
+
+    var treeCount: Int { entries.count }
+    /// The slots a row fills: two per feature, one per special split.
+    var slotCount: Int { 2 * features + specials.count }
 
     init(features: Int, strict: Bool) {
-        thresholds = Array(repeating: [], count: features)
+        self.features = features
         self.strict = strict
+        featureThresholds = Array(repeating: [], count: features)
     }
 
     /// Adds one tree; nil unless its splits and leaves make a tree (every node reached once, from split 0).
     mutating func add(splits: [Split], leaves: [Double]) -> Void? {
-        let count = splits.count + leaves.count
-        guard count < Int(Int32.max) - nodes.count, splits.allSatisfy({ $0.feature >= 0 && $0.feature < thresholds.count }) else { return nil }
-        // Local index: splits first, then leaves.
-        func local(_ child: Int) -> Int? {
-            if child >= 0 { return child < splits.count ? child : nil }
-            return ~child < leaves.count ? splits.count + ~child : nil
+        guard splits.allSatisfy({ $0.feature >= 0 && $0.feature < features }), !leaves.isEmpty else { return nil }
+        var tree = Tree(leaves: leaves)
+        guard !splits.isEmpty else {
+            guard leaves.count == 1 else { return nil }
+            pending.append(tree)
+            return ()
         }
-        var seen = [Bool](repeating: false, count: count)
-        var deepest = 0
-        let root = Int32(nodes.count)
-        // Depth-first: a split's left child is laid out right after it; its right child is patched in when reached.
-        var stack: [(node: Int, depth: Int, parent: Int?)] = [(0, 0, nil)]
-        while let (node, depth, parent) = stack.popLast() {
-            guard node < count, !seen[node] else { return nil }
-            seen[node] = true
-            let index = Int32(nodes.count)
-            if let parent { nodes[parent].right = index }
-            if node >= splits.count {
-                nodes.append(Node(slot: 0, bound: 0, left: index, right: index))
-                values.append(leaves[node - splits.count])
-                deepest = max(deepest, depth)
-                continue
+        var seenSplits = [Bool](repeating: false, count: splits.count)
+        var seenLeaves = [Bool](repeating: false, count: leaves.count)
+        // Depth-first, left first: a split's position is known when it is reached, and its parent's child is
+        // patched then.
+        var stack: [(split: Int, depth: Int, parent: Int, right: Bool)] = [(0, 0, -1, false)]
+        while let (split, depth, parent, isRight) = stack.popLast() {
+            guard split < splits.count, !seenSplits[split] else { return nil }
+            seenSplits[split] = true
+            let position = tree.slots.count
+            if parent >= 0 {
+                if isRight { tree.children[parent].right = position } else { tree.children[parent].left = position }
             }
-            let split = splits[node]
-            guard let left = local(split.left), let right = local(split.right) else { return nil }
-            var slot = UInt32(split.nanLeft ? thresholds.count + split.feature : split.feature)
-            if let kind = split.special {
-                // Its own slot, whose bin (0 or 1) is its decision: left below bound 1.
-                slot = UInt32(2 * thresholds.count + specials.count)
-                specials.append(Special(feature: split.feature, number: split.threshold, nanLeft: split.nanLeft, kind: kind))
+            let node = splits[split]
+            guard !node.threshold.isNaN else { return nil }
+            if let kind = node.special {
+                tree.slots.append(UInt32(2 * features + specials.count))
+                tree.thresholds.append(0)
+                specials.append(Special(feature: node.feature, number: node.threshold, nanLeft: node.nanLeft, kind: kind))
+            } else {
+                tree.slots.append(UInt32(node.nanLeft ? features + node.feature : node.feature))
+                tree.thresholds.append(node.threshold)
+                featureThresholds[node.feature].append(node.threshold)
             }
-            nodes.append(Node(slot: slot, bound: split.special == nil ? 0 : 1, left: index + 1, right: -1))
-            values.append(split.threshold)
-            stack.append((right, depth + 1, Int(index)))
-            stack.append((left, depth + 1, nil))
-        }
-        guard seen.allSatisfy({ $0 }) else { return nil }
-        roots.append(root)
-        depths.append(deepest)
-        return ()
-    }
-
-    /// Sorts each feature's thresholds, turns them into bounds and groups the trees; nil when a feature has more
-    /// distinct thresholds than a bin can count (65,534).
-    mutating func finish() -> Void? {
-        let features = thresholds.count
-        func feature(_ node: Node) -> Int? { Int(node.slot) < 2 * features ? Int(node.slot) % max(features, 1) : nil }
-        var perFeature = Array(repeating: Set<Double>(), count: features)
-        for (index, node) in nodes.enumerated() where node.right != Int32(index) {
-            if let feature = feature(node) { perFeature[feature].insert(values[index]) }
-        }
-        thresholds = perFeature.map { $0.sorted() }
-        guard thresholds.allSatisfy({ $0.count < Int(Self.missing) }) else { return nil }
-        let positions = thresholds.map { Dictionary(uniqueKeysWithValues: $0.enumerated().map { ($1, $0) }) }
-        for index in nodes.indices where nodes[index].right != Int32(index) {
-            if let feature = feature(nodes[index]) { nodes[index].bound = UInt16(positions[feature][values[index]]! + 1) }
-        }
-        let order = roots.indices.sorted { (depths[$0], $0) < (depths[$1], $1) }
-        var start = 0
-        while start < order.count {
-            let group = order[start..<min(start + Self.width, order.count)]
-            for slot in 0..<Self.width {
-                let tree = slot < group.count ? group[group.startIndex + slot] : group[group.startIndex]
-                slotTrees.append(Int32(tree))
-                slotRoots.append(roots[tree])
-            }
-            steps.append(Int32(group.map { depths[$0] }.max() ?? 0))
-            start += Self.width
-        }
-        return ()
-    }
-
-    /// A row's bins: per feature, how many of its thresholds lie below the value (`<` for LightGBM, `<=` for
-    /// XGBoost), in both of its slots; for a missing value (NaN), `missing` in the first and 0 in the second.
-    func bins(_ features: UnsafeBufferPointer<Double>, into bins: UnsafeMutableBufferPointer<UInt16>) {
-        let count = thresholds.count
-        for feature in thresholds.indices {
-            let value = features[feature]
-            guard !value.isNaN else {
-                bins[feature] = Self.missing
-                bins[count + feature] = 0
-                continue
-            }
-            thresholds[feature].withUnsafeBufferPointer { sorted in
-                // A binary search whose steps are selects, not branches: the count of thresholds below the value.
-                var low = 0
-                var length = sorted.count
-                while length > 1 {
-                    let half = length >> 1
-                    let below = strict ? sorted[low + half] <= value : sorted[low + half] < value
-                    low = below ? low + half : low
-                    length -= half
+            tree.children.append((0, 0))
+            tree.depth = max(tree.depth, depth + 1)
+            for (child, isRight) in [(node.right, true), (node.left, false)] {
+                if child >= 0 {
+                    stack.append((child, depth + 1, position, isRight))
+                } else {
+                    guard ~child < leaves.count, !seenLeaves[~child] else { return nil }
+                    seenLeaves[~child] = true
+                    if isRight { tree.children[position].right = child } else { tree.children[position].left = child }
                 }
-                if length == 1 && (strict ? sorted[low] <= value : sorted[low] < value) { low += 1 }
-                bins[feature] = UInt16(low)
-                bins[count + feature] = UInt16(low)
             }
         }
+        guard seenSplits.allSatisfy({ $0 }), seenLeaves.allSatisfy({ $0 }) else { return nil }
+        pending.append(tree)
+        return ()
     }
 
-    /// Walks every tree to its leaf and calls `leaf(tree, value)` in the trees' order. `special(split, value)` decides
-    /// a special split (true: left) from the row's value of its feature.
+    /// Sorts each feature's thresholds, deals the trees to the lanes and lays them out.
+    mutating func finish() throws(TooLarge) {
+        precondition(MemoryLayout<Node>.stride == Node.stride && MemoryLayout<Node>.offset(of: \Node.left) == Node.children)
+        let sorted = featureThresholds.map { Array(Set($0)).sorted() }
+        guard sorted.allSatisfy({ $0.count < Int(Self.missing) }) else {
+            throw TooLarge(message: "a feature has more than 65,534 distinct thresholds")
+        }
+        grid(sorted)
+        let bounds = sorted.map { Dictionary(uniqueKeysWithValues: $0.enumerated().map { ($1, UInt16($0 + 1)) }) }
+        featureThresholds = []
+        // The deepest trees first, each to the lane with the fewest steps so far.
+        var lanes = [[Int]](repeating: [], count: Self.width)
+        var load = [Int](repeating: 0, count: Self.width)
+        for tree in pending.indices.filter({ pending[$0].depth > 0 }).sorted(by: { (pending[$1].depth, $0) < (pending[$0].depth, $1) }) {
+            let lane = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            lanes[lane].append(tree)
+            load[lane] += pending[tree].depth
+        }
+        let perLane = lanes.map(\.count).max() ?? 0
+        guard perLane < Int(UInt16.max) else { throw TooLarge(message: "the model has \(pending.count) trees, more than AutoServe can lay out") }
+        let splits = pending.reduce(0) { $0 + $1.slots.count }
+        guard splits < Int(Int32.max) / Node.stride - pending.count - 1 else {
+            throw TooLarge(message: "the model has \(splits) splits, more than AutoServe can lay out")
+        }
+        entries = [Int32](repeating: 0, count: pending.count)
+        entryCount = Self.width * (perLane + 1)
+        nodes[0].entry = UInt16(perLane)
+        for (lane, trees) in lanes.enumerated() {
+            laneRoots[lane] = trees.isEmpty ? 0 : Int32(nodes.count * Node.stride)
+            for (place, index) in trees.enumerated() {
+                let tree = pending[index]
+                let root = nodes.count
+                // Where a leaf leads: the next tree of the lane, or node 0.
+                let next = place + 1 < trees.count ? Int32((root + tree.slots.count) * Node.stride) : 0
+                entries[index] = Int32(place * Self.width + lane)
+                for split in tree.slots.indices {
+                    let (left, right) = tree.children[split]
+                    let slot = Int(tree.slots[split])
+                    nodes.append(
+                        Node(
+                            slot: tree.slots[split], bound: slot < 2 * features ? bounds[slot % features][tree.thresholds[split]]! : 1,
+                            entry: UInt16(place), left: left >= 0 ? Int32((root + left) * Node.stride) : next,
+                            right: right >= 0 ? Int32((root + right) * Node.stride) : next))
+                    leafValues += [left < 0 ? tree.leaves[~left] : 0, right < 0 ? tree.leaves[~right] : 0]
+                }
+            }
+        }
+        // A tree that is a single leaf: a node that is never walked holds its value on both sides, and its entry,
+        // after the walk's, is set to that node's left child before each gathering.
+        for (index, tree) in pending.enumerated() where tree.slots.isEmpty {
+            entries[index] = Int32(entryCount)
+            constants.append((Int32(entryCount), Int32(nodes.count * Node.stride + Node.children)))
+            entryCount += 1
+            nodes.append(Node())
+            leafValues += [tree.leaves[0], tree.leaves[0]]
+        }
+        pending = []
+    }
+
+    /// A row's bins, per slot: per feature, how many of its thresholds lie below the value (`<` for LightGBM, `<=`
+    /// for XGBoost), in both of its slots, and for a missing value (NaN), `missing` in the first and 0 in the second;
+    /// per special split, 0 when `special(split, value)` sends the value left, else 1.
     @inline(__always)
-    func score(_ features: [Double], special: (Special, Double) -> Bool, leaf: (Int, Double) -> Void) {
-        let treeCount = roots.count
-        features.withUnsafeBufferPointer { features in
-            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: 2 * thresholds.count + specials.count + 1) { bins in
-                self.bins(features, into: bins)
-                for (slot, split) in specials.enumerated() {
-                    bins[2 * thresholds.count + slot] = special(split, features[split.feature]) ? 0 : 1
-                }
-                withUnsafeTemporaryAllocation(of: Int32.self, capacity: treeCount) { leaves in
-                    nodes.withUnsafeBytes { raw in
-                        let base = raw.baseAddress!
-                        let stride = MemoryLayout<Node>.stride
-                        let (leftOffset, distance) = (Node.leftOffset, Node.rightOffset - Node.leftOffset)
-                        @inline(__always)
-                        func step(_ index: Int32) -> Int32 {
-                            let address = base + Int(index) &* stride
-                            let node = address.load(as: Node.self)
-                            // 0 for left, 1 for right; the child is then loaded from its offset, not chosen by a
-                            // branch the processor would have to predict.
-                            let right = bins[Int(node.slot)] < node.bound ? 0 : 1
-                            return address.load(fromByteOffset: leftOffset &+ right &* distance, as: Int32.self)
+    func bins(_ row: UnsafeBufferPointer<Double>, into bins: UnsafeMutablePointer<UInt16>, special: (Special, Double) -> Bool) {
+        thresholds.withUnsafeBufferPointer { thresholds in
+            grids.withUnsafeBufferPointer { grids in
+                cells.withUnsafeBufferPointer { cells in
+                    for feature in 0..<features {
+                        let value = row[feature]
+                        let grid = grids[feature]
+                        // The value's cell (NaN's is 0), and the thresholds in it: those before it are below the
+                        // value, those after it above (see Grid).
+                        let position = (value - grid.low) * grid.scale
+                        let cell = grid.cells &+ Int(position >= 0 ? (position < grid.last ? position : grid.last) : 0)
+                        var low = grid.first &+ Int(cells[cell])
+                        var length = grid.first &+ Int(cells[cell &+ 1]) &- low
+                        // A binary search whose steps are selects, not branches: the count of thresholds below the value.
+                        while length > 0 {
+                            let half = length &>> 1
+                            let below = strict ? thresholds[low &+ half] <= value : thresholds[low &+ half] < value
+                            low = below ? low &+ half &+ 1 : low
+                            length = below ? length &- half &- 1 : half
                         }
-                        walk(into: leaves, step)
+                        let bin = UInt16(truncatingIfNeeded: low &- grid.first)
+                        bins[feature] = value.isNaN ? Self.missing : bin
+                        bins[features &+ feature] = value.isNaN ? 0 : bin
                     }
-                    values.withUnsafeBufferPointer { values in
-                        for tree in 0..<treeCount { leaf(tree, values[Int(leaves[tree])]) }
+                }
+            }
+        }
+        for (slot, split) in specials.enumerated() {
+            bins[2 &* features &+ slot] = special(split, row[split.feature]) ? 0 : 1
+        }
+    }
+
+    /// A feature's thresholds on a grid of equal cells between the smallest and the largest: a value's cell is
+    /// `(value - low) * scale`, truncated and clamped, and `cells` holds per cell (and one past the last) how many of
+    /// the thresholds have a cell before it. As the cell of a number never decreases with the number, a threshold in
+    /// an earlier cell than a value's is below it and one in a later cell above it: the value's bin is found among the
+    /// thresholds of its own cell, usually none or one.
+    struct Grid: Sendable {
+        var low = 0.0
+        var scale = 0.0
+        /// The last cell's index, as a `Double`.
+        var last = 0.0
+        /// Where the feature's thresholds and cells start.
+        var first = 0
+        var cells = 0
+
+        /// The cell of `value`, as the lookup computes it.
+        func cell(_ value: Double) -> Int {
+            let position = (value - low) * scale
+            return Int(position >= 0 ? (position < last ? position : last) : 0)
+        }
+    }
+
+    /// Lays out the grid of each feature's sorted thresholds.
+    mutating func grid(_ sorted: [[Double]]) {
+        for list in sorted {
+            var grid = Grid(first: thresholds.count, cells: cells.count)
+            // About four cells per threshold, a power of two, at most 65,536.
+            let count = list.count < 2 ? 1 : min(1 << (Int.bitWidth - (4 * list.count - 1).leadingZeroBitCount), 1 << 16)
+            if let smallest = list.first, let largest = list.last, largest > smallest, (largest - smallest).isFinite {
+                grid.low = smallest
+                grid.scale = Double(count) / (largest - smallest)
+                grid.last = Double(count - 1)
+            }
+            var below = 0
+            for cell in 0...count {
+                while below < list.count && grid.cell(list[below]) < cell { below += 1 }
+                cells.append(UInt16(below))
+            }
+            thresholds += list
+            grids.append(grid)
+        }
+    }
+
+    /// Walks every tree to its leaf and returns `body` of the trees' leaves. `special(split, value)` decides a
+    /// special split (true: left) from the row's value of its feature.
+    @inline(__always)
+    func score<Result>(_ row: [Double], special: (Special, Double) -> Bool, _ body: (Leaves) -> Result) -> Result {
+        row.withUnsafeBufferPointer { row in
+            withUnsafeTemporaryAllocation(of: UInt16.self, capacity: max(slotCount, 1)) { bins in
+                self.bins(row, into: bins.baseAddress!, special: special)
+                return withUnsafeTemporaryAllocation(of: Int32.self, capacity: entryCount) { reached in
+                    walk(UnsafePointer(bins.baseAddress!), into: reached.baseAddress!)
+                    for (entry, place) in constants { reached[Int(entry)] = place }
+                    return leafValues.withUnsafeBufferPointer { values in
+                        entries.withUnsafeBufferPointer { entries in
+                            body(Leaves(reached: UnsafePointer(reached.baseAddress!), entries: entries.baseAddress!, values: values.baseAddress!))
+                        }
                     }
                 }
             }
         }
     }
 
+    /// The leaf each tree reached, by the place of the child its walk went to last.
+    struct Leaves {
+        let reached: UnsafePointer<Int32>
+        let entries: UnsafePointer<Int32>
+        let values: UnsafePointer<Double>
+
+        /// The value of tree `tree`'s leaf.
+        @inline(__always)
+        subscript(tree: Int) -> Double {
+            // A child's place is 16 * node + 8 + 4 * side: its value is at 2 * node + side.
+            let place = Int(UInt32(bitPattern: reached[Int(entries[tree])]))
+            return values[(place &>> 3) &- 1 &+ (place &>> 2) & 1]
+        }
+    }
+
+    /// Walks the lanes until each idles on node 0, writing the place of the child each step goes to (the node's
+    /// offset, plus ``Node/children`` and 4 for a right one) to its tree's entry.
     @inline(__always)
-    func walk(into leaves: UnsafeMutableBufferPointer<Int32>, _ step: (Int32) -> Int32) {
-        slotTrees.withUnsafeBufferPointer { trees in
-            slotRoots.withUnsafeBufferPointer { roots in
-                var slot = 0
-                for count in steps {
-                    var n0 = roots[slot]
-                    var n1 = roots[slot + 1]
-                    var n2 = roots[slot + 2]
-                    var n3 = roots[slot + 3]
-                    var n4 = roots[slot + 4]
-                    var n5 = roots[slot + 5]
-                    var n6 = roots[slot + 6]
-                    var n7 = roots[slot + 7]
-                    var remaining = count
-                    while remaining > 0 {
-                        n0 = step(n0)
-                        n1 = step(n1)
-                        n2 = step(n2)
-                        n3 = step(n3)
-                        n4 = step(n4)
-                        n5 = step(n5)
-                        n6 = step(n6)
-                        n7 = step(n7)
-                        remaining &-= 1
-                    }
-                    // Padding slots repeat the group's first tree, which reaches the same leaf.
-                    leaves[Int(trees[slot + 7])] = n7
-                    leaves[Int(trees[slot + 6])] = n6
-                    leaves[Int(trees[slot + 5])] = n5
-                    leaves[Int(trees[slot + 4])] = n4
-                    leaves[Int(trees[slot + 3])] = n3
-                    leaves[Int(trees[slot + 2])] = n2
-                    leaves[Int(trees[slot + 1])] = n1
-                    leaves[Int(trees[slot])] = n0
-                    slot += Self.width
-                }
+    func walk(_ bins: UnsafePointer<UInt16>, into reached: UnsafeMutablePointer<Int32>) {
+        nodes.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            @inline(__always)
+            func step(_ offset: inout Int, _ lane: Int) {
+                let node = base + offset
+                let bin = bins[Int(node.load(as: UInt32.self))]
+                // The child's place, 4 more for the right one: it is loaded from there, not chosen by a branch the
+                // processor would have to predict.
+                let place = offset &+ Node.children &+ (bin < node.load(fromByteOffset: 4, as: UInt16.self) ? 0 : 4)
+                reached[Int(node.load(fromByteOffset: 6, as: UInt16.self)) &* Self.width &+ lane] = Int32(truncatingIfNeeded: place)
+                offset = Int((base + place).load(as: Int32.self))
+            }
+            var n0 = Int(laneRoots[0])
+            var n1 = Int(laneRoots[1])
+            var n2 = Int(laneRoots[2])
+            var n3 = Int(laneRoots[3])
+            var n4 = Int(laneRoots[4])
+            var n5 = Int(laneRoots[5])
+            var n6 = Int(laneRoots[6])
+            var n7 = Int(laneRoots[7])
+            var n8 = Int(laneRoots[8])
+            var n9 = Int(laneRoots[9])
+            while (n0 | n1 | n2 | n3 | n4) | (n5 | n6 | n7 | n8 | n9) != 0 {
+                step(&n0, 0)
+                step(&n1, 1)
+                step(&n2, 2)
+                step(&n3, 3)
+                step(&n4, 4)
+                step(&n5, 5)
+                step(&n6, 6)
+                step(&n7, 7)
+                step(&n8, 8)
+                step(&n9, 9)
             }
         }
     }

@@ -90,7 +90,7 @@ struct LightGBMForest: Sendable {
         guard trees > 0, trees % treesPerIteration == 0 else {
             throw fail(nil, "the model has \(trees) trees, not a whole number of iterations of \(treesPerIteration)")
         }
-        guard lanes.finish() != nil else { throw fail(nil, "a feature has more than 65,534 distinct thresholds") }
+        do { try lanes.finish() } catch { throw fail(nil, error.message) }
         // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
         if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {
             try readPandasCategories(lines[line].dropFirst("pandas_categorical:".count), line: line, fail: fail)
@@ -244,21 +244,28 @@ struct LightGBMForest: Sendable {
     /// The raw scores of one row, as LightGBM's `PredictRaw`: one per tree of an iteration, summed over the
     /// iterations in order.
     func raw(_ features: [Double]) -> [Double] {
-        var scores = [Double](repeating: 0, count: treesPerIteration)
-        var tree = 0
-        lanes.score(features, special: special) { _, value in
-            scores[tree] += value
-            tree += 1
-            if tree == treesPerIteration { tree = 0 }
+        lanes.score(features, special: special) { leaves in
+            var scores = [Double](repeating: 0, count: treesPerIteration)
+            if treesPerIteration == 1 {
+                var sum = 0.0
+                for tree in 0..<lanes.treeCount { sum += leaves[tree] }
+                scores[0] = sum
+            } else {
+                var score = 0
+                for tree in 0..<lanes.treeCount {
+                    scores[score] += leaves[tree]
+                    score = score + 1 == treesPerIteration ? 0 : score + 1
+                }
+            }
+            return scores
         }
-        return scores
     }
 
     /// The raw scores as `Predict` turns them into an answer: a random forest's (`average_output`) averaged over
     /// its iterations. (`predict(raw_score=True)` does not average them.)
     func averaged(_ scores: [Double]) -> [Double] {
         guard averageOutput else { return scores }
-        let iterations = Double(lanes.roots.count / treesPerIteration)
+        let iterations = Double(lanes.treeCount / treesPerIteration)
         return scores.map { $0 / iterations }
     }
 

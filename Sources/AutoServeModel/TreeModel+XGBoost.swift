@@ -116,7 +116,7 @@ struct XGBoostForest: Sendable {
             try addTree(tree, number: index, featureCount: count, fail: fail)
             groups.append(Int32(group))
         }
-        guard lanes.finish() != nil else { throw fail("a feature has more than 65,534 distinct thresholds") }
+        do { try lanes.finish() } catch { throw fail(error.message) }
     }
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
@@ -199,9 +199,11 @@ struct XGBoostForest: Sendable {
     /// `Float`, in the trees' order, to its class's base margin. The values are compared as `Float`, as XGBoost
     /// reads them.
     func raw(_ features: [Double]) -> [Float] {
-        var scores = base
-        lanes.score(features.map { Double(Float($0)) }, special: categorical) { tree, value in scores[Int(groups[tree])] += Float(value) }
-        return scores
+        lanes.score(features.map { Double(Float($0)) }, special: categorical) { leaves in
+            var scores = base
+            for tree in 0..<lanes.treeCount { scores[Int(groups[tree])] += Float(leaves[tree]) }
+            return scores
+        }
     }
 
     /// XGBoost's `GetNextNode` at a categorical split (true: left): missing → the default child; `common::Decision`:

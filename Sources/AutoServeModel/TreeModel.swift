@@ -69,6 +69,8 @@ public struct TreeModel: Sendable {
     let trees: Trees
     let task: Task
     let features: [Feature]
+    /// The features' positions by name.
+    let featureIndex: FeatureIndex
     public let output: Output
     public let classNames: [String]
 
@@ -113,6 +115,7 @@ public struct TreeModel: Sendable {
             throw TreeModelError(file: file, message: "two features are named '\(feature.name)'; name them apart with `features` in model.yaml")
         }
         self.features = modelFeatures
+        featureIndex = FeatureIndex(modelFeatures.map(\.name), categorical: modelFeatures.map(\.categorical))
         switch (parsed.task, output ?? .probability) {
         case (.regression, .class):
             throw TreeModelError(file: file, message: "output: class needs a classifier, and this model is a regression; use probability or raw")
@@ -196,9 +199,13 @@ public struct TreeModel: Sendable {
     /// code. A value of the wrong type is refused, naming the feature.
     public func values(of variables: [String: JSON]) throws -> [Double] {
         var values = [Double](repeating: .nan, count: features.count)
-        for (position, feature) in features.enumerated() {
-            guard let value = variables[feature.name] else { continue }
-            values[position] = try Self.value(value, of: feature, refusingUnseen: refusesUnseenCategories)
+        for (name, value) in variables {
+            guard let position = featureIndex.position(of: name) else { continue }
+            if case .number(let number) = value, !featureIndex.categorical[position] {
+                values[position] = number
+            } else {
+                values[position] = try Self.value(value, of: features[position], refusingUnseen: refusesUnseenCategories)
+            }
         }
         return values
     }
@@ -303,4 +310,70 @@ public struct TreeModelError: Error, CustomStringConvertible, Sendable {
 /// A row whose variables do not fit the model's features: answered 400, as a typed model's decoding error is.
 struct TreeVariablesError: Error {
     var message: String
+}
+
+/// The positions of a model's features by name, found from the name's bytes with a hash cheaper than `String`'s:
+/// reading a row's variables is most of what a small model costs. A name that is not ASCII is looked up as a
+/// `String` (whose equality is Unicode's canonical equivalence), and so is every name when a feature's is not ASCII.
+struct FeatureIndex: Sendable {
+    /// Open addressing: per bucket, a position + 1, or 0 when empty.
+    private var buckets: [Int32] = []
+    private var hashes: [UInt64] = []
+    private var names: [[UInt8]] = []
+    private var positions: [String: Int] = [:]
+    private var ascii = true
+    /// Per position, whether the feature is categorical.
+    private(set) var categorical: [Bool] = []
+
+    init(_ features: [String], categorical: [Bool]) {
+        self.categorical = categorical
+        for (position, name) in features.enumerated() { positions[name] = position }
+        ascii = features.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
+        guard ascii else { return }
+        buckets = [Int32](repeating: 0, count: max(4, 1 << (Int.bitWidth - (2 * features.count).leadingZeroBitCount)))
+        for (position, name) in features.enumerated() {
+            let bytes = Array(name.utf8)
+            let hash = bytes.withUnsafeBufferPointer { Self.hash($0).value }
+            names.append(bytes)
+            hashes.append(hash)
+            var bucket = Int(truncatingIfNeeded: hash) & (buckets.count - 1)
+            while buckets[bucket] != 0 { bucket = (bucket + 1) & (buckets.count - 1) }
+            buckets[bucket] = Int32(position + 1)
+        }
+    }
+
+    /// FNV-1a of `bytes`, and whether they are ASCII.
+    @inline(__always)
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> (value: UInt64, ascii: Bool) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var high: UInt8 = 0
+        for byte in bytes {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            high |= byte
+        }
+        return (hash, high < 0x80)
+    }
+
+    /// The position of the feature named `name`, if any.
+    func position(of name: String) -> Int? {
+        if ascii, let found = name.utf8.withContiguousStorageIfAvailable({ position(ofASCII: $0) }), let found {
+            return found >= 0 ? found : nil
+        }
+        return positions[name]
+    }
+
+    /// The position of the feature named by `bytes`, -1 when none is, nil when the name is not ASCII.
+    @inline(__always)
+    private func position(ofASCII bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        let (hash, ascii) = Self.hash(bytes)
+        guard ascii else { return nil }
+        let mask = buckets.count - 1
+        var bucket = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let entry = Int(buckets[bucket])
+            guard entry != 0 else { return -1 }
+            if hashes[entry - 1] == hash && names[entry - 1].elementsEqual(bytes) { return entry - 1 }
+            bucket = (bucket + 1) & mask
+        }
+    }
 }

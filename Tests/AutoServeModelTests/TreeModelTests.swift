@@ -58,7 +58,8 @@ struct TreeModelTests {
             let wantedRaw = expected["raw"]!.array!.map { $0.double! }
             let value = fixture.model.value(features)
             let wantedValue = expected["value"]!.array!.map { $0.double! }
-            #expect(raw.count == wantedRaw.count && zip(raw, wantedRaw).allSatisfy(Self.close), "\(name) row \(number + 1): raw \(raw), wanted \(wantedRaw)")
+            // The raw scores are the library's sums to the last bit (the same additions in the same order).
+            #expect(raw == wantedRaw, "\(name) row \(number + 1): raw \(raw), wanted \(wantedRaw)")
             #expect(
                 value.count == wantedValue.count && zip(value, wantedValue).allSatisfy(Self.close),
                 "\(name) row \(number + 1): value \(value), wanted \(wantedValue)")
@@ -112,6 +113,24 @@ struct TreeModelTests {
             Issue.record("an unseen category was accepted")
         } catch ModelError.invalidInput(let message) {
             #expect(message.contains("'violet'") && message.contains("'colour'") && message.contains("amber"))
+        }
+    }
+
+    /// Variables are found by name as a `[String: Int]` would find them, whatever the names: ASCII ones by their
+    /// bytes, the others (and those canonically equal to them, as the Kelvin sign is to K) as strings.
+    @Test func featureNamesAreFoundAsADictionaryOfStringsFindsThem() {
+        let ascii = (0..<300).map { "v\($0)" } + ["", "K", "a b", "x\u{7f}"]
+        let unicode = ["é", "K", "日本", "naïve"]
+        let asked = ascii + unicode + ["\u{212A}", "e\u{301}", "nai\u{308}ve", "v300", "V1", "v01", "é ", "日"]
+        for names in [ascii, unicode] {
+            let index = FeatureIndex(names, categorical: names.map { _ in false })
+            let positions = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            for name in asked {
+                #expect(index.position(of: name) == positions[name], "\(name.unicodeScalars.map { String($0.value, radix: 16) })")
+            }
+            // A name read from JSON (a bridged or substring-backed string) too.
+            let decoded = try? JSONDecoder().decode([String: Int].self, from: Data("{\"K\": 1, \"\\u212a\": 2}".utf8))
+            for name in decoded?.keys.sorted() ?? [] { #expect(index.position(of: name) == positions[name]) }
         }
     }
 
