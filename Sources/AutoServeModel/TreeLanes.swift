@@ -1,13 +1,13 @@
 /// A forest's trees laid out for scoring one row fast, with the library's exact decisions.
 ///
 /// - **Bins.** For each feature, the thresholds its splits compare with are sorted once; a row's value becomes its
-///   bin (how many thresholds lie below it), found by one binary search per feature. `value <= threshold` (LightGBM)
-///   or `value < threshold` (XGBoost) is then exactly `bin < bound` for an integer bound (at least 1) per split. Each
-///   feature has two slots of bins, which differ only for a missing value: the largest bin in the first (it goes
-///   right everywhere), 0 in the second (it goes left everywhere); a split reads the slot of its default direction,
-///   so the walk never tests for missing values.
+///   bin (how many thresholds lie below it), found on a grid of the feature's thresholds (see ``Grid``).
+///   `value <= threshold` (LightGBM) or `value < threshold` (XGBoost) is then exactly `bin < bound` for an integer
+///   bound (at least 1) per split. Each feature has two slots of bins, which differ only for a missing value: the
+///   largest bin in the first (it goes right everywhere), 0 in the second (it goes left everywhere); a split reads the
+///   slot of its default direction, so the walk never tests for missing values.
 /// - **Layout.** Only splits are nodes, 16 bytes each, named by their offset in bytes; each tree's nodes are laid out
-///   depth-first, and the leaves' values kept apart, by split and side.
+///   breadth-first (its first levels share cache lines), and the leaves' values kept apart, by split and side.
 /// - **Lanes.** The trees are dealt to ten lanes, which are walked side by side, one step of each in turn, so that
 ///   the processor overlaps their loads; a step has no branch: the child it takes is loaded from where its offset
 ///   is stored, and a child that is a leaf is stored as the next tree's root of its lane, so that a lane goes on to
@@ -93,12 +93,12 @@ struct TreeLanes: Sendable {
     var specials: [Special] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
-    /// The trees as added, each in depth-first order, and per feature the thresholds of its splits, until
+    /// The trees as added, each in breadth-first order, and per feature the thresholds of its splits, until
     /// ``finish()`` lays them out.
     private var pending: [Tree] = []
     private var featureThresholds: [[Double]] = []
 
-    /// A tree in depth-first order: per split, its slot, its threshold (0 for a special split, whose bound is 1) and
+    /// A tree in breadth-first order: per split, its slot, its threshold (0 for a special split, whose bound is 1) and
     /// its children (a split's position in the tree, or `~leaf`); the leaves' values.
     private struct Tree {
         var slots: [UInt32] = []
@@ -129,10 +129,13 @@ struct TreeLanes: Sendable {
         }
         var seenSplits = [Bool](repeating: false, count: splits.count)
         var seenLeaves = [Bool](repeating: false, count: leaves.count)
-        // Depth-first, left first: a split's position is known when it is reached, and its parent's child is
+        // Breadth-first, left first: a split's position is known when it is reached, and its parent's child is
         // patched then.
-        var stack: [(split: Int, depth: Int, parent: Int, right: Bool)] = [(0, 0, -1, false)]
-        while let (split, depth, parent, isRight) = stack.popLast() {
+        var queue: [(split: Int, depth: Int, parent: Int, right: Bool)] = [(0, 0, -1, false)]
+        var next = 0
+        while next < queue.count {
+            let (split, depth, parent, isRight) = queue[next]
+            next += 1
             guard split < splits.count, !seenSplits[split] else { return nil }
             seenSplits[split] = true
             let position = tree.slots.count
@@ -152,9 +155,9 @@ struct TreeLanes: Sendable {
             }
             tree.children.append((0, 0))
             tree.depth = max(tree.depth, depth + 1)
-            for (child, isRight) in [(node.right, true), (node.left, false)] {
+            for (child, isRight) in [(node.left, false), (node.right, true)] {
                 if child >= 0 {
-                    stack.append((child, depth + 1, position, isRight))
+                    queue.append((child, depth + 1, position, isRight))
                 } else {
                     guard ~child < leaves.count, !seenLeaves[~child] else { return nil }
                     seenLeaves[~child] = true
