@@ -37,6 +37,9 @@ public struct PluginCompiler: Sendable {
     /// How the SDK is compiled: as one module (`-wmo`, as SwiftPM's release builds do), so that the decoder's
     /// accesses and generic calls are optimized across its files.
     static let sdkFlags = ["-emit-library", "-emit-module", "-parse-as-library", "-O", "-wmo", "-module-name", "AutoServeModel", "-swift-version", "6"]
+    /// The SDK's code generation runs on every core (as SwiftPM's release builds do; the answers are the same): no
+    /// plugin builds until the SDK is there, and it is most of a first start.
+    static let sdkThreads = ["-num-threads", "\(max(1, ProcessInfo.processInfo.activeProcessorCount))"]
 
     /// A hash of the embedded SDK's sources and of how they are compiled.
     public static let sdkHash: String = {
@@ -112,7 +115,7 @@ public struct PluginCompiler: Sendable {
             }
             let outcome = try await ProcessRunner.run(
                 toolchain.swiftc,
-                Self.sdkFlags + [
+                Self.sdkFlags + Self.sdkThreads + [
                     "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
                     "-o", "libAutoServeModel.so",
                 ] + sources, directory: staging, timeout: buildTimeout, background: true)
