@@ -7,13 +7,16 @@
    DMatrix), against AutoServe's `TreeModel.predict` on the same rows (the variables already decoded; compiled with
    the SDK's sources by swiftc -O -wmo, as the SDK is), in the same run; and the whole HTTP round trip of one row to
    the server (keep-alive, one client);
-3. requests/s of the route (wrk -t2 -c32) beside POST /Iris of models_serve, a small Swift model, on the same server.
+3. requests/s of the route (wrk -t2 -c32) beside the same LightGBM model ported to Swift by hand
+   (bench/models/LightGBMByHand: the trees of `Booster.dump_model()` walked node by node) and POST /Iris of
+   models_serve, a small Swift model, on the same server.
 
 Usage: make bench-trees, or .venv/bin/python bench/trees.py [--bin .build/release/autoserve]
 (needs lightgbm, xgboost, numpy, pandas, scikit-learn in the interpreter, wrk, swiftc)."""
 import argparse
 import http.client
 import json
+import math
 import os
 import shutil
 import statistics
@@ -109,6 +112,19 @@ def round_trips(port, path, rows):
             raise SystemExit(f"POST {path}: {answer.status}")
     connection.close()
     return statistics.median(times)
+
+
+def post(port, path, row):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", path, json.dumps({"variables": row}), {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.status != 200:
+            raise SystemExit(f"POST {path}: {answer.status} {body[:500]!r}")
+        return body
+    finally:
+        connection.close()
 
 
 def wrk(port, path, body, work):
@@ -213,16 +229,33 @@ def run(binary, work, arguments):
             timings[label] = time.perf_counter() - started
             metrics = get(arguments.port, "/metrics")[1].decode()
             builds[label] = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("autoserve_model_builds_total"))
-            if label == "all cached":
-                http_median = {name: round_trips(arguments.port, f"/Large{name}", rows) for name in ("LightGBM", "XGBoost")}
-                rates = {
-                    "LargeLightGBM": wrk(arguments.port, "/LargeLightGBM", {"variables": rows[0]}, work),
-                    "LargeXGBoost": wrk(arguments.port, "/LargeXGBoost", {"variables": rows[0]}, work),
-                    "Iris": wrk(arguments.port, "/Iris", {"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}},
-                                work),
-                }
         finally:
             stop(process)
+
+    # 3. The routes, with the LightGBM model also ported to Swift by hand (its plugin built here, the SDK cached).
+    by_hand = os.path.join(models, "LightGBMByHand")
+    shutil.copytree(os.path.join(ROOT, "bench", "models", "LightGBMByHand"), by_hand)
+    with open(os.path.join(by_hand, "trees.json"), "w") as out:
+        json.dump(lightgbm_booster.dump_model(), out)
+    process = start_server(binary, models, os.path.join(work, "state-routes"), cache, arguments.port, log)
+    try:
+        wait_ready(arguments.port, names_served + ["LightGBMByHand"])
+        # The port answers as the model file does (which answers the raw score: `output: raw` in its model.yaml).
+        for row in rows[:50]:
+            wanted = 1 / (1 + math.exp(-json.loads(post(arguments.port, "/LargeLightGBM", row))["raw"]))
+            answer = json.loads(post(arguments.port, "/LightGBMByHand", row))["probability"]
+            if abs(answer - wanted) > 1e-9 * abs(wanted):
+                raise SystemExit(f"the Swift port answers {answer}, the model file {wanted}, for {row}")
+        http_median = {name: round_trips(arguments.port, f"/Large{name}", rows) for name in ("LightGBM", "XGBoost")}
+        http_median["by hand"] = round_trips(arguments.port, "/LightGBMByHand", rows)
+        rates = {
+            "LargeLightGBM": wrk(arguments.port, "/LargeLightGBM", {"variables": rows[0]}, work),
+            "LightGBMByHand": wrk(arguments.port, "/LightGBMByHand", {"variables": rows[0]}, work),
+            "LargeXGBoost": wrk(arguments.port, "/LargeXGBoost", {"variables": rows[0]}, work),
+            "Iris": wrk(arguments.port, "/Iris", {"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}, work),
+        }
+    finally:
+        stop(process)
 
     print()
     print("| start of `autoserve serve` with the two large models and Iris, to every model ready | seconds | plugins built |")
@@ -242,6 +275,8 @@ def run(binary, work, arguments):
     print()
     print("The libraries' native code alone, all rows in one call (a row's share): "
           + ", ".join(f"{name} {seconds * 1e6:.1f} µs" for name, seconds in native.items()) + ".")
+    print()
+    print(f"HTTP round trip of the Swift port (LightGBMByHand): {http_median['by hand'] * 1e6:.0f} µs.")
     print()
     print("| route (wrk -t2 -c32, 6 s) | req/s | / Iris |")
     print("|---|---|---|")
