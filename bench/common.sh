@@ -7,3 +7,12 @@ wait_for() {  # wait_for <seconds> <command...>: until the command succeeds, or 
         sleep 0.05
     done
 }
+
+scratch() {  # scratch: a new folder in $WORK, removed when the script exits, after the servers it started
+    WORK=$(mktemp -d)
+    trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
+
+need_wrk() {  # need_wrk: exit 1, saying how to install it, when wrk is missing
+    command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+}

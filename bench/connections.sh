@@ -8,11 +8,10 @@ set -euo pipefail
 BIN=${1:-.build/release/autoserve}
 PORT=${PORT:-18451}
 DURATION=${DURATION:-5}
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/common.sh"
+scratch
 ulimit -n "$(ulimit -Hn)"
 
-source "$(dirname "$0")/common.sh"
 synced() { curl -fsS "http://127.0.0.1:$PORT/" | grep -q '"result":"success"'; }
 rss_mb() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$1/status"; }
 body='{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'

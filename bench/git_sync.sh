@@ -9,12 +9,11 @@ set -euo pipefail
 BIN=${1:-.build/release/autoserve}
 MODELS=${MODELS:-20}
 PORT=${PORT:-18431}
-WORK=$(mktemp -d)
+source "$(dirname "$0")/common.sh"
+scratch
 REPO=$WORK/models
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 now_ms() { date +%s%3N; }
-source "$(dirname "$0")/common.sh"
 model() {  # model <name> <label>
     mkdir -p "$REPO/$1"
     cat > "$REPO/$1/etls.swift" <<SWIFT

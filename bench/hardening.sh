@@ -8,10 +8,9 @@ set -euo pipefail
 BIN=${1:-.build/release/autoserve}
 PORT=${PORT:-18441}
 NAMES=${NAMES:-20000}
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
 source "$(dirname "$0")/common.sh"
+scratch
+
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 synced() { curl -fsS "http://127.0.0.1:$PORT/" | grep -q '"result":"success"'; }

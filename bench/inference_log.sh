@@ -13,9 +13,8 @@ PORT=${PORT:-18460}
 DURATION=${DURATION:-6}
 ROUNDS=${ROUNDS:-5}
 source "$(dirname "$0")/common.sh"
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+need_wrk
+scratch
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}}'

@@ -6,9 +6,9 @@ set -euo pipefail
 BIN=${1:-.build/release/autoserve}
 PORT=${PORT:-18432}
 DURATION=${DURATION:-10s}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+source "$(dirname "$0")/common.sh"
+need_wrk
+scratch
 cp -r "$(dirname "$0")/models" "$WORK/models"
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"

@@ -15,9 +15,8 @@ DURATION=${DURATION:-6}
 ROUNDS=${ROUNDS:-3}
 ROWS=${ROWS:-100000}
 source "$(dirname "$0")/common.sh"
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+need_wrk
+scratch
 python3 - "$WORK" "$ROWS" <<'PY'
 import random, sys
 work, count = sys.argv[1], int(sys.argv[2])
@@ -75,7 +74,7 @@ single=$(median < "$WORK/single.rows")
 printf '| how | rows/s (scoring) | rows/s (whole command) | / single-row POSTs |\n|---|---|---|---|\n'
 awk -v s="$single" 'BEGIN { printf "| POST /Iris, one row per request (wrk -c32) | %.0f | | 1.00 |\n", s }'
 awk -v s="$single" -v b="$(median < "$WORK/batch.rows")" 'BEGIN { printf "| POST /Iris {\"rows\": 1,000} (wrk -c4) | %.0f | | %.2f |\n", b, b / s }'
-awk -v s="$single" -v r="$(median < "$WORK/url.rows")" -v w="$(median < "$WORK/url.wall")" \
-    'BEGIN { printf "| autoserve score --url, 100,000 rows of CSV | %.0f | %.0f | %.2f |\n", r, w, r / s }'
+awk -v s="$single" -v r="$(median < "$WORK/url.rows")" -v w="$(median < "$WORK/url.wall")" -v n="$ROWS" \
+    'BEGIN { printf "| autoserve score --url, %d rows of CSV | %.0f | %.0f | %.2f |\n", n, r, w, r / s }'
 awk -v s="$single" -v r="$(median < "$WORK/local.rows")" -v w="$(median < "$WORK/local.wall")" \
     'BEGIN { printf "| autoserve score --models-dir, the same file | %.0f | %.0f | %.2f |\n", r, w, r / s }'

@@ -242,8 +242,7 @@ struct TreeLanes: Sendable {
                         let grid = grids[feature]
                         // The value's cell (NaN's is 0), and the thresholds in it: those before it are below the
                         // value, those after it above (see Grid).
-                        let position = (value - grid.low) * grid.scale
-                        let cell = grid.cells &+ Int(position >= 0 ? (position < grid.last ? position : grid.last) : 0)
+                        let cell = grid.cells &+ grid.cell(value)
                         var low = grid.first &+ Int(cells[cell])
                         var length = grid.first &+ Int(cells[cell &+ 1]) &- low
                         // A binary search whose steps are selects, not branches: the count of thresholds below the value.
@@ -279,7 +278,8 @@ struct TreeLanes: Sendable {
         var first = 0
         var cells = 0
 
-        /// The cell of `value`, as the lookup computes it.
+        /// The cell of `value` (NaN's is 0): the same function lays the grid out and looks a value up.
+        @inline(__always)
         func cell(_ value: Double) -> Int {
             let position = (value - low) * scale
             return Int(position >= 0 ? (position < last ? position : last) : 0)

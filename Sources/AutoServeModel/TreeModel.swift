@@ -115,7 +115,7 @@ public struct TreeModel: Sendable {
             throw TreeModelError(file: file, message: "two features are named '\(feature.name)'; name them apart with `features` in model.yaml")
         }
         self.features = modelFeatures
-        featureIndex = FeatureIndex(modelFeatures.map(\.name), categorical: modelFeatures.map(\.categorical))
+        featureIndex = FeatureIndex(modelFeatures.map(\.name))
         switch (parsed.task, output ?? .probability) {
         case (.regression, .class):
             throw TreeModelError(file: file, message: "output: class needs a classifier, and this model is a regression; use probability or raw")
@@ -201,7 +201,7 @@ public struct TreeModel: Sendable {
         var values = [Double](repeating: .nan, count: features.count)
         for (name, value) in variables {
             guard let position = featureIndex.position(of: name) else { continue }
-            if case .number(let number) = value, !featureIndex.categorical[position] {
+            if case .number(let number) = value, !features[position].categorical {
                 values[position] = number
             } else {
                 values[position] = try Self.value(value, of: features[position], refusingUnseen: refusesUnseenCategories)
@@ -322,11 +322,8 @@ struct FeatureIndex: Sendable {
     private var names: [[UInt8]] = []
     private var positions: [String: Int] = [:]
     private var ascii = true
-    /// Per position, whether the feature is categorical.
-    private(set) var categorical: [Bool] = []
 
-    init(_ features: [String], categorical: [Bool]) {
-        self.categorical = categorical
+    init(_ features: [String]) {
         for (position, name) in features.enumerated() { positions[name] = position }
         ascii = features.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
         guard ascii else { return }

@@ -123,7 +123,7 @@ struct TreeModelTests {
         let unicode = ["é", "K", "日本", "naïve"]
         let asked = ascii + unicode + ["\u{212A}", "e\u{301}", "nai\u{308}ve", "v300", "V1", "v01", "é ", "日"]
         for names in [ascii, unicode] {
-            let index = FeatureIndex(names, categorical: names.map { _ in false })
+            let index = FeatureIndex(names)
             let positions = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
             for name in asked {
                 #expect(index.position(of: name) == positions[name], "\(name.unicodeScalars.map { String($0.value, radix: 16) })")
