@@ -50,10 +50,21 @@ struct LightGBMForest: Sendable {
         }
         let classes = try integer("num_class")
         treesPerIteration = try integer("num_tree_per_iteration")
-        let featureCount = try integer("max_feature_idx") + 1
-        guard classes >= 1, treesPerIteration >= 1, featureCount >= 1 else {
-            throw fail(nil, "num_class, num_tree_per_iteration and max_feature_idx must be positive")
+        let largestFeature = try integer("max_feature_idx")
+        guard classes >= 1, treesPerIteration >= 1, largestFeature >= 0 else {
+            throw fail(nil, "num_class and num_tree_per_iteration must be positive, and max_feature_idx at least 0")
         }
+        for (key, value, limit) in [("num_class", classes, TreeModelLimits.classes), ("num_tree_per_iteration", treesPerIteration, TreeModelLimits.classes)]
+        where value > limit {
+            throw fail(header[Substring(key)]?.line, "\(key)=\(value) is over the limit of \(limit) classes; AutoServe serves models of up to \(limit) classes")
+        }
+        guard largestFeature < TreeModelLimits.features else {
+            throw fail(
+                header["max_feature_idx"]?.line,
+                "max_feature_idx=\(largestFeature) is over the limit of \(TreeModelLimits.features) features; AutoServe serves models of up to \(TreeModelLimits.features) features"
+            )
+        }
+        let featureCount = largestFeature + 1
         guard let objective = header["objective"] else {
             throw fail(nil, "the model has no objective= line (a custom objective?); AutoServe needs the objective to turn scores into answers")
         }
@@ -105,7 +116,10 @@ struct LightGBMForest: Sendable {
         let name = words.first.map(String.init) ?? ""
         var sigmoid = 1.0
         for word in words.dropFirst() where word.hasPrefix("sigmoid:") {
-            guard let value = Double(word.dropFirst("sigmoid:".count)) else { throw fail("objective=\(objective): sigmoid is not a number") }
+            // A sigmoid of NaN, infinity or 0 or less makes every answer NaN or constant: LightGBM refuses it too.
+            guard let value = Double(word.dropFirst("sigmoid:".count)), value.isFinite, value > 0 else {
+                throw fail("objective=\(objective): sigmoid must be a positive number, as LightGBM requires")
+            }
             sigmoid = value
         }
         func single(_ task: TreeModel.Task) throws -> TreeModel.Task {
@@ -144,7 +158,8 @@ struct LightGBMForest: Sendable {
         func numbers<T: LosslessStringConvertible>(_ key: Substring, _: T.Type, count: Int) throws -> [T] {
             let entry = try field(key)
             var values: [T] = []
-            values.reserveCapacity(count)
+            // The count is checked against the file's own words: a line cannot promise more than it holds.
+            values.reserveCapacity(min(count, entry.value.utf8.count / 2 + 1))
             for word in entry.value.split(separator: " ") {
                 guard let value = T(String(word)) else { throw fail(entry.line, "\(key) holds '\(word)', which is not a number") }
                 values.append(value)
@@ -155,10 +170,18 @@ struct LightGBMForest: Sendable {
         if let linear = fields["is_linear"], linear.value != "0" {
             throw fail(linear.line, "linear trees (linear_tree=true) are not supported; train without linear_tree")
         }
-        guard let leafCount = Int(try field("num_leaves").value), leafCount >= 1 else {
-            throw fail(try field("num_leaves").line, "num_leaves is not a positive number")
+        let leavesField = try field("num_leaves")
+        guard let leafCount = Int(leavesField.value), leafCount >= 1 else {
+            throw fail(leavesField.line, "num_leaves=\(leavesField.value) is not a positive whole number")
+        }
+        guard leafCount <= TreeModelLimits.leavesPerTree else {
+            throw fail(
+                leavesField.line, "num_leaves=\(leafCount) is over the limit of \(TreeModelLimits.leavesPerTree) leaves per tree (LightGBM's own maximum)")
         }
         let values = try numbers("leaf_value", Double.self, count: leafCount)
+        if let bad = values.first(where: { !$0.isFinite }) {
+            throw fail(try field("leaf_value").line, "leaf_value holds \(bad); every leaf must be a finite number (the rows that reach it would fail)")
+        }
         let splitCount = leafCount - 1
         var splits: [TreeLanes.Split] = []
         if splitCount > 0 {
@@ -167,7 +190,13 @@ struct LightGBMForest: Sendable {
             let decision = try numbers("decision_type", Int.self, count: splitCount)
             let left = try numbers("left_child", Int.self, count: splitCount)
             let right = try numbers("right_child", Int.self, count: splitCount)
-            let categoryCount = Int(fields["num_cat"]?.value ?? "0") ?? 0
+            let categoryField = fields["num_cat"]
+            // Each categorical split has a set of its own: a tree has at most as many sets as splits.
+            guard let categoryCount = categoryField.map({ Int($0.value) }) ?? 0, (0...splitCount).contains(categoryCount) else {
+                throw fail(
+                    categoryField?.line,
+                    "num_cat=\(categoryField?.value ?? "") is not a whole number from 0 to the tree's \(splitCount) splits")
+            }
             let categoryOffset = categories.count
             if categoryCount > 0 {
                 let bounds = try numbers("cat_boundaries", Int.self, count: categoryCount + 1)
@@ -179,6 +208,9 @@ struct LightGBMForest: Sendable {
                 guard bounds.first == 0, bounds.last == words.count, zip(bounds, bounds.dropFirst()).allSatisfy({ $0 <= $1 }) else {
                     throw fail(entry.line, "cat_boundaries do not match cat_threshold")
                 }
+                guard categories.bits.count <= TreeModelLimits.categoryWords - words.count else {
+                    throw fail(entry.line, CategorySets.tooLarge)
+                }
                 for (start, end) in zip(bounds, bounds.dropFirst()) { _ = categories.add(words: words[start..<end]) }
             }
             for index in 0..<splitCount {
@@ -189,12 +221,14 @@ struct LightGBMForest: Sendable {
                 var split = TreeLanes.Split(
                     feature: feature[index], threshold: threshold[index], left: left[index], right: right[index], nanLeft: type & 2 != 0)
                 if type & 1 != 0 {
-                    guard threshold[index] >= 0, Int(threshold[index]) < categoryCount else {
+                    // The threshold of a categorical split is the number of its set: a whole number, in range.
+                    guard let set = Int(exactly: threshold[index]), (0..<categoryCount).contains(set) else {
                         throw fail(try field("threshold").line, "a categorical split names category set \(threshold[index]) of \(categoryCount)")
                     }
                     split.special = Self.categorical
-                    split.threshold = Double(categoryOffset + Int(threshold[index]))
+                    split.threshold = Double(categoryOffset + set)
                 } else {
+                    guard !threshold[index].isNaN else { throw fail(try field("threshold").line, "threshold holds nan; a split needs a number") }
                     switch (type >> 2) & 3 {
                     case 0: split.nanLeft = 0 <= threshold[index]  // NaN counts as 0
                     case 1: split.special = Self.zeroMissing  // zero (and NaN) take the default direction

@@ -34,10 +34,22 @@ struct XGBoostForest: Sendable {
             throw fail("booster '\(boosterName)' is not supported (\(hint)); AutoServe serves gbtree models")
         }
         guard let model = booster["model"] as? [String: Any], let trees = model["trees"] as? [[String: Any]],
-            let treeInfo = model["tree_info"] as? [NSNumber]
+            let treeNumbers = model["tree_info"] as? [NSNumber]
         else { throw fail("gradient_booster.model has no trees") }
-        let featureCount = Int(parameters["num_feature"] as? String ?? "") ?? 0
-        let classCount = max(Int(parameters["num_class"] as? String ?? "") ?? 0, 1)
+        guard let treeInfo = Self.wholeNumbers(treeNumbers) else { throw fail("tree_info holds a value that is not a whole number") }
+        /// A count of `learner_model_param` (a whole number written as a string), within `limit`; `fallback` when absent.
+        func parameter(_ key: String, fallback: Int, limit: Int, what: String) throws -> Int {
+            guard let text = parameters[key] else { return fallback }
+            guard let value = (text as? String).flatMap({ Int($0) }), value >= 0 else {
+                throw fail("learner_model_param.\(key) is \(text), not a whole number")
+            }
+            guard value <= limit else {
+                throw fail("\(key) is \(value), over the limit of \(limit) \(what); AutoServe serves models of up to \(limit) \(what)")
+            }
+            return value
+        }
+        let featureCount = try parameter("num_feature", fallback: 0, limit: TreeModelLimits.features, what: "features")
+        let classCount = max(try parameter("num_class", fallback: 0, limit: TreeModelLimits.classes, what: "classes"), 1)
         if let targets = Int(parameters["num_target"] as? String ?? "1"), targets > 1 {
             throw fail("a model of \(targets) targets is not supported; train one model per target")
         }
@@ -74,11 +86,21 @@ struct XGBoostForest: Sendable {
         let classes = { if case .multiclass(let count, _) = task { count } else { 1 } }()
         guard baseScores.count == 1 || baseScores.count == classes else { throw fail("base_score has \(baseScores.count) values for \(classes) classes") }
         base = (0..<classes).map { margin(baseScores[baseScores.count == 1 ? 0 : $0]) }
+        // A base score outside the objective's range (NaN, a probability of 0 or 1 or more) gives every row the same
+        // NaN or infinite margin: every answer would fail.
+        if let bad = base.indices.first(where: { !base[$0].isFinite }) {
+            throw fail("base_score '\(baseText)' gives class \(bad) no finite margin under \(objective); every answer would fail")
+        }
         guard trees.count == treeInfo.count else { throw fail("tree_info has \(treeInfo.count) entries for \(trees.count) trees") }
         // Features: names, types and the training categories (XGBoost 3 keeps them in the model).
         let names = learner["feature_names"] as? [String] ?? []
         let types = learner["feature_types"] as? [String] ?? []
         let count = max(featureCount, names.count)
+        guard count <= TreeModelLimits.features else {
+            throw fail(
+                "the model has \(count) features, over the limit of \(TreeModelLimits.features); AutoServe serves models of up to \(TreeModelLimits.features) features"
+            )
+        }
         features = (0..<count).map { index in
             var feature = TreeModel.Feature(name: index < names.count ? names[index] : "f\(index)")
             feature.categorical = index < types.count && types[index] == "c"
@@ -91,10 +113,13 @@ struct XGBoostForest: Sendable {
                 guard !values.isEmpty else { continue }
                 var codes: [TreeModel.CategoryKey: Int] = [:]
                 var list: [String] = []
-                if let offsets = (encoding["offsets"] as? [NSNumber])?.map(\.intValue), !offsets.isEmpty {
-                    let bytes = values.map(\.uint8Value)
+                if let offsetNumbers = encoding["offsets"] as? [NSNumber], !offsetNumbers.isEmpty {
+                    // Strings: the UTF-8 bytes of every category one after the other, cut at the offsets.
+                    guard let offsets = Self.wholeNumbers(offsetNumbers), let whole = Self.wholeNumbers(values), whole.allSatisfy({ (0...255).contains($0) })
+                    else { throw fail("cats.enc of feature \(index) holds offsets or bytes that are not whole numbers of their range") }
+                    let bytes = whole.map { UInt8($0) }
                     for (start, end) in zip(offsets, offsets.dropFirst()) {
-                        guard start <= end, end <= bytes.count else { throw fail("cats.enc of feature \(index) has offsets outside its values") }
+                        guard start >= 0, start <= end, end <= bytes.count else { throw fail("cats.enc of feature \(index) has offsets outside its values") }
                         let name = String(decoding: bytes[start..<end], as: UTF8.self)
                         codes[.string(name)] = list.count
                         list.append(name)
@@ -111,7 +136,7 @@ struct XGBoostForest: Sendable {
         }
         lanes = TreeLanes(features: count, strict: true)
         for (index, tree) in trees.enumerated() {
-            let group = treeInfo[index].intValue
+            let group = treeInfo[index]
             guard (0..<classes).contains(group) else { throw fail("tree \(index) adds to class \(group) of \(classes)") }
             try addTree(tree, number: index, featureCount: count, fail: fail)
             groups.append(Int32(group))
@@ -127,31 +152,37 @@ struct XGBoostForest: Sendable {
             guard let values = tree[key] as? [NSNumber] else { throw fail("tree \(number) has no \(key)") }
             return values
         }
+        func whole(_ key: String) throws -> [Int] {
+            guard let values = Self.wholeNumbers(try array(key)) else { throw fail("tree \(number): \(key) holds a value that is not a whole number") }
+            return values
+        }
         if let parameters = tree["tree_param"] as? [String: Any], let size = Int(parameters["size_leaf_vector"] as? String ?? "1"), size > 1 {
             throw fail("tree \(number) has vector leaves (multi_strategy=\"multi_output_tree\"), which are not supported")
         }
-        let left = try array("left_children").map(\.intValue)
-        let right = try array("right_children").map(\.intValue)
+        let left = try whole("left_children")
+        let right = try whole("right_children")
         let conditions = try array("split_conditions").map(\.floatValue)
-        let indices = try array("split_indices").map(\.intValue)
-        let defaults = try array("default_left").map(\.intValue)
+        let indices = try whole("split_indices")
+        let defaults = try whole("default_left")
         let count = left.count
         guard count > 0, [right.count, conditions.count, indices.count, defaults.count].allSatisfy({ $0 == count }) else {
             throw fail("tree \(number): its node arrays differ in length")
         }
-        let types = (tree["split_type"] as? [NSNumber])?.map(\.intValue) ?? []
+        let types = try tree["split_type"] == nil ? [] : whole("split_type")
         // Categorical splits: node → the categories that go right.
         var categorySets: [Int: [Int]] = [:]
         if types.contains(1) {
-            let categoryNodes = try array("categories_nodes").map(\.intValue)
-            let segments = try array("categories_segments").map(\.intValue)
-            let sizes = try array("categories_sizes").map(\.intValue)
-            let categories = try array("categories").map(\.intValue)
+            let categoryNodes = try whole("categories_nodes")
+            let segments = try whole("categories_segments")
+            let sizes = try whole("categories_sizes")
+            let categories = try whole("categories")
             guard categoryNodes.count == segments.count, segments.count == sizes.count else {
                 throw fail("tree \(number): its category arrays differ in length")
             }
             for (node, (segment, size)) in zip(categoryNodes, zip(segments, sizes)) {
-                guard segment >= 0, size >= 0, segment + size <= categories.count else { throw fail("tree \(number): a category segment is out of range") }
+                guard segment >= 0, size >= 0, segment <= categories.count, size <= categories.count - segment else {
+                    throw fail("tree \(number): a category segment is out of range")
+                }
                 categorySets[node] = Array(categories[segment..<(segment + size)])
             }
         }
@@ -161,6 +192,9 @@ struct XGBoostForest: Sendable {
         var leafValues: [Double] = []
         for node in 0..<count {
             if left[node] == -1 {
+                guard conditions[node].isFinite else {
+                    throw fail("tree \(number): leaf \(node) holds \(conditions[node]); every leaf must be a finite number (the rows that reach it would fail)")
+                }
                 local[node] = ~leafValues.count
                 leafValues.append(Double(conditions[node]))
             } else {
@@ -176,12 +210,16 @@ struct XGBoostForest: Sendable {
             guard (0..<featureCount).contains(indices[node]) else {
                 throw fail("tree \(number): node \(node) splits on feature \(indices[node]) of \(featureCount)")
             }
+            guard node < types.count && types[node] == 1 || !conditions[node].isNaN else { throw fail("tree \(number): node \(node) splits at nan") }
             var split = TreeLanes.Split(
                 feature: indices[node], threshold: Double(conditions[node]), left: local[left[node]], right: local[right[node]], nanLeft: defaults[node] != 0)
             if node < types.count, types[node] == 1 {
                 guard let members = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
                 let largest = members.max() ?? 0
-                guard members.allSatisfy({ $0 >= 0 }), largest < 1 << 24 else { throw fail("tree \(number): node \(node) has a category out of range") }
+                guard members.allSatisfy({ $0 >= 0 }), largest < TreeModelLimits.category else {
+                    throw fail("tree \(number): node \(node) has a category out of range (0 to \(TreeModelLimits.category - 1))")
+                }
+                guard self.categories.bits.count <= TreeModelLimits.categoryWords - (largest / 32 + 1) else { throw fail(CategorySets.tooLarge) }
                 var words = [UInt32](repeating: 0, count: largest / 32 + 1)
                 for category in members { words[category >> 5] |= 1 << UInt32(category & 31) }
                 split.special = 0  // the only kind: categorical
@@ -212,5 +250,18 @@ struct XGBoostForest: Sendable {
         if value.isNaN { return split.nanLeft }
         guard value >= 0, value < 16_777_216 else { return true }
         return !categories.contains(Int(split.number), Int(value))
+    }
+
+    /// Whole numbers from JSON numbers, or nil when one is not (a fraction, NaN, or beyond 2^53, where a `Double`
+    /// stops counting by one): `NSNumber.intValue` would wrap or trap on such a value.
+    static func wholeNumbers(_ numbers: [NSNumber]) -> [Int]? {
+        var values: [Int] = []
+        values.reserveCapacity(numbers.count)
+        for number in numbers {
+            let value = number.doubleValue
+            guard value.magnitude <= 9_007_199_254_740_992, let whole = Int(exactly: value) else { return nil }
+            values.append(whole)
+        }
+        return values
     }
 }

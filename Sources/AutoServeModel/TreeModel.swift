@@ -374,3 +374,19 @@ struct FeatureIndex: Sendable {
         }
     }
 }
+
+/// The bounds a model file must stay within (README, "Models as data"): the counts a file declares but does not
+/// back with data of its own (features without names, classes, a tree's leaves, category numbers) are checked against
+/// them before anything is allocated, so that a file of a few bytes cannot ask for gigabytes.
+public enum TreeModelLimits {
+    /// Features of one model: a row names its variables in JSON, and 100,000 is far past any row's width.
+    public static let features = 100_000
+    /// Classes of a multiclass model.
+    public static let classes = 10_000
+    /// Leaves of one tree: LightGBM's own maximum of `num_leaves`.
+    public static let leavesPerTree = 131_072
+    /// The largest category number a categorical split may name (XGBoost's own bound: categories are `Float`s).
+    public static let category = 1 << 24
+    /// The words (32 bits) of every category bitset of a model together: 16 MiB.
+    public static let categoryWords = 1 << 22
+}

@@ -103,13 +103,19 @@ struct InferenceProtocolV2: Sendable {
             guard case .object(let properties)? = schema["properties"] else { return [] }
             return .array(
                 properties.keys.sorted().map { name in
-                    ["name": .string(name), "datatype": .string(Self.datatype(of: properties[name]!)), "shape": [-1]]
+                    ["name": .string(name), "datatype": .string(Self.datatype(of: Self.resolve(properties[name]!, in: version.schemas))), "shape": [-1]]
                 })
         }
         return [
             "name": .string(version.name.rawValue), "versions": [.string(version.version)], "platform": "autoserve",
             "inputs": tensors(version.schemas.variables), "outputs": tensors(version.schemas.output),
         ]
+    }
+
+    /// The definition a `{"$ref": "#/components/schemas/<name>"}` names, or the schema itself.
+    static func resolve(_ schema: JSONValue, in schemas: ModelSchemas) -> JSONValue {
+        guard case .string(let reference)? = schema["$ref"], reference.hasPrefix("#/components/schemas/") else { return schema }
+        return schemas.definitions[String(reference.dropFirst("#/components/schemas/".count))] ?? schema
     }
 
     /// The tensor datatype of a JSON Schema: numbers FP64, integers INT64, booleans BOOL, anything else BYTES.

@@ -77,7 +77,11 @@ public enum OpenAPIDocument {
             ],
             "paths": .object(paths),
             "components": [
-                "schemas": ["Error": errorSchema, "RowError": rowErrorSchema],
+                // The models' shared types, named after their model (README, "OpenAPI"), beside the server's own.
+                "schemas": .object(
+                    sorted.reduce(into: ["Error": errorSchema, "RowError": rowErrorSchema]) { schemas, model in
+                        schemas.merge(model.schemas.definitions) { first, _ in first }
+                    }),
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
             ],
         ]

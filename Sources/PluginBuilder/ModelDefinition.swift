@@ -79,7 +79,7 @@ public struct ModelDefinitionReader: Sendable {
         var entryPoint: ModelEntryPoint
         do {
             entryPoint = try ModelInspector().entryPoint(
-                in: files, function: manifest.entryFunction, typeName: manifest.entryType, manifestLine: manifest.entryTypeLine
+                in: files, function: manifest.entryFunction, typeName: manifest.entryType, manifestLine: manifest.entryTypeLine, model: name.rawValue
             )
         } catch {
             var located = error

@@ -36,7 +36,10 @@ public struct ModelInspector {
 
     public init() {}
 
-    public func entryPoint(in files: [SourceFile], function: String, typeName: String?, manifestLine: Int?) throws(ModelBuildError) -> ModelEntryPoint {
+    /// The entry point of the model `model` (its name prefixes the definitions of its schemas).
+    public func entryPoint(
+        in files: [SourceFile], function: String, typeName: String?, manifestLine: Int?, model: String = "Model"
+    ) throws(ModelBuildError) -> ModelEntryPoint {
         var types: [String: TypeFacts] = [:]
         for file in files {
             let tree = Parser.parse(source: file.text)
@@ -77,10 +80,18 @@ public struct ModelInspector {
         }
         var entry = try validate(chosen.name, chosen.facts, function: function)
         let method = chosen.facts.functions(named: function)[0]
-        let builder = SchemaBuilder(types: types)
-        entry.schemas = ModelSchemas(
-            variables: method.parameterType.map { builder.schema($0, in: chosen.name, for: .decoding) } ?? ModelSchemas.anyObject,
-            output: method.returnType.map { builder.schema($0, in: chosen.name, for: .encoding) } ?? ModelSchemas.anyObject)
+        var builder = SchemaBuilder(types: types, prefix: "\(model).")
+        let variables = method.parameterType.map { builder.schema($0, in: chosen.name, for: .decoding) } ?? ModelSchemas.anyObject
+        let output = method.returnType.map { builder.schema($0, in: chosen.name, for: .encoding) } ?? ModelSchemas.anyObject
+        let bytes = builder.size(of: [variables, output])
+        guard bytes <= SchemaBuilder.maximumBytes else {
+            throw ModelBuildError(
+                Diagnostic(
+                    file: method.file, line: method.line,
+                    message: "the JSON Schemas of \(chosen.name).\(function)'s types take \(bytes) bytes, more than the \(SchemaBuilder.maximumBytes) "
+                        + "a model's OpenAPI description may take; give the variables fewer members or fewer distinct types"))
+        }
+        entry.schemas = ModelSchemas(variables: variables, output: output, definitions: builder.definitions)
         return entry
     }
 
@@ -188,8 +199,22 @@ struct TypeFacts {
     var properties: [Property] = []
     /// The types it inherits from or conforms to, as written (`Decodable`, `String`, ...).
     var inherited: [String] = []
-    /// An enum's cases with their raw values as written (`nil` without one).
-    var cases: [(name: String, rawValue: String?)] = []
+    /// An enum's cases with their raw values (`nil` without one).
+    var cases: [(name: String, rawValue: RawValue?)] = []
+
+    /// An enum case's raw value, read as Swift reads it.
+    enum RawValue {
+        /// An integer literal (`-3`, `0x10`, `1_000`); `nil` when it does not fit an `Int`.
+        case integer(Int?)
+        /// A string literal with its escapes decoded; `nil` when it interpolates.
+        case string(String?)
+        /// Anything else (a float, a character, an expression).
+        case other
+
+        var string: String? {
+            if case .string(let text) = self { text } else { nil }
+        }
+    }
 
     func functions(named name: String) -> [Callable] { methods.filter { $0.name == name } }
 
@@ -283,16 +308,30 @@ final class DeclarationCollector: SyntaxVisitor {
     override func visit(_ node: EnumCaseDeclSyntax) -> SyntaxVisitorContinueKind {
         guard !scope.isEmpty else { return .skipChildren }
         for element in node.elements {
-            var raw = element.rawValue?.value.trimmedDescription
-            if let literal = element.rawValue?.value.as(StringLiteralExprSyntax.self) {
-                raw = literal.segments.compactMap { $0.as(StringSegmentSyntax.self)?.content.text }.joined()
-            }
             types[scope.joined(separator: "."), default: TypeFacts()].cases.append(
-                (element.name.text.trimmingCharacters(in: CharacterSet(charactersIn: "`")), raw))
+                (element.name.text.trimmingCharacters(in: CharacterSet(charactersIn: "`")), element.rawValue.map { Self.rawValue($0.value) }))
         }
         return .skipChildren
     }
     override func visitPost(_ node: ExtensionDeclSyntax) { scope.removeLast() }
+
+    /// A raw value as the compiler reads it: integer literals in any radix, with `_` and a minus sign; string
+    /// literals (raw and multi-line too) with their escapes decoded.
+    static func rawValue(_ value: ExprSyntax) -> TypeFacts.RawValue {
+        if let literal = value.as(StringLiteralExprSyntax.self) { return .string(literal.representedLiteralValue) }
+        if let literal = value.as(IntegerLiteralExprSyntax.self) { return .integer(literal.representedLiteralValue) }
+        if let negative = value.as(PrefixOperatorExprSyntax.self), negative.operator.text == "-",
+            let literal = negative.expression.as(IntegerLiteralExprSyntax.self)
+        {
+            // -Int.min's magnitude does not fit an Int: it is read with one less, then made smaller.
+            guard let magnitude = literal.representedLiteralValue else {
+                let digits = literal.literal.text.filter { $0 != "_" }
+                return .integer(digits == "9223372036854775808" ? Int.min : nil)
+            }
+            return .integer(-magnitude)
+        }
+        return .other
+    }
 
     /// Functions and closures bodies hold no members of the enclosing type.
     override func visit(_ node: CodeBlockSyntax) -> SyntaxVisitorContinueKind { .skipChildren }

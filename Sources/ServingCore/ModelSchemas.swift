@@ -6,9 +6,13 @@ public struct ModelSchemas: Sendable, Hashable {
 
     public var variables: JSONValue
     public var output: JSONValue
+    /// The types the two share or that contain themselves, by their name in the OpenAPI document's
+    /// `components/schemas` (the model's name, a dot, the type's), which `$ref`s in them name.
+    public var definitions: [String: JSONValue]
 
-    public init(variables: JSONValue = anyObject, output: JSONValue = anyObject) {
+    public init(variables: JSONValue = anyObject, output: JSONValue = anyObject, definitions: [String: JSONValue] = [:]) {
         self.variables = variables
         self.output = output
+        self.definitions = definitions
     }
 }

@@ -98,7 +98,8 @@ struct TreeLanesTests {
             // Thresholds that rows hit exactly, a cluster closer than a grid's cells, and values far apart.
             var thresholds: [Double] = [-2, -1, -0.5, -0.0, 0, 0.5, 1, 2, 3.25]
             if forest % 3 == 0 { thresholds += (0..<40).map { 1 + Double($0) * 1e-12 } }
-            if forest % 5 == 0 { thresholds += [-1e300, 1e300, 4e-320] }
+            // A subnormal threshold (about 4e-320) among the very large ones.
+            if forest % 5 == 0 { thresholds += [-1e300, 1e300, Double(bitPattern: 8096)] }
             thresholds += (0..<Int.random(in: 0...30, using: &random)).map { _ in Double.random(in: -5...5, using: &random) }
             let trees = (0..<Int.random(in: 1...40, using: &random)).map { _ in
                 // A fifth of the trees are a single leaf; some are deep.
@@ -115,7 +116,7 @@ struct TreeLanesTests {
                     case 0: Double.nan
                     case 1: thresholds.randomElement(using: &random)!
                     case 2: Double.random(in: -6...6, using: &random)
-                    default: [-1e308, 1e308, -0.0, 5e-324].randomElement(using: &random)!
+                    default: [-1e308, 1e308, -0.0, Double.leastNonzeroMagnitude].randomElement(using: &random)!
                     }
                 }
                 let expected = trees.map { Self.leaf($0, row, strict: strict) }

@@ -137,13 +137,19 @@ struct ModelSchemaTests {
                 struct Wrapper: Decodable { var node: Node }
             }
             """)
-        // Node refers to itself: the inner occurrence is any object, so the schema is finite.
+        // Node refers to itself: it is a definition of its own, which refers to itself, so the schema is finite.
+        #expect(schemas.variables["properties"]?["node"] == ["$ref": "#/components/schemas/Model.M.Node"])
         #expect(
-            schemas.variables["properties"]?["node"]
+            schemas.definitions
                 == [
-                    "type": "object",
-                    "properties": ["children": ["type": "array", "items": ["type": "object"]], "value": ["type": "number", "format": "double"]],
-                    "required": ["children", "value"],
+                    "Model.M.Node": [
+                        "type": "object",
+                        "properties": [
+                            "children": ["type": "array", "items": ["$ref": "#/components/schemas/Model.M.Node"]],
+                            "value": ["type": "number", "format": "double"],
+                        ],
+                        "required": ["children", "value"],
+                    ]
                 ])
         let custom = try self.schemas(
             """
@@ -154,5 +160,72 @@ struct ModelSchemaTests {
             }
             """)
         #expect(custom.variables == ["type": "object"], "a type that decodes itself: the generator cannot tell its members")
+    }
+
+    /// Raw values as Swift gives them: hexadecimal, negative, implicit after explicit, `Int.max` without overflow;
+    /// string escapes (and raw strings) decoded, in enums and `CodingKeys` alike.
+    @Test func rawValuesAreSwiftsOwn() throws {
+        let schemas = try schemas(
+            #"""
+            struct M {
+                enum Level: Int, Decodable { case low = -3, mid, high = 0x10, top, big = 1_000, bin = 0b101, last }
+                enum Extreme: Int, Decodable { case top = 9223372036854775807, bottom = -9223372036854775808 }
+                enum Overflowing: Int, Decodable { case top = 9223372036854775807, past }
+                enum Text: String, Decodable { case tab = "a\tb", unicode = "\u{41}", quote = "\"", raw = #"x\ny"#, plain }
+                struct Variables: Decodable {
+                    var level: Level
+                    var extreme: Extreme
+                    var overflowing: Overflowing
+                    var text: Text
+                    var renamed: Int
+                    enum CodingKeys: String, CodingKey { case level, extreme, overflowing, text, renamed = "re\u{6E}amed\n" }
+                }
+                init(path: String) {}
+                func transform_predict(_ v: Variables) -> [String: JSON] { [:] }
+            }
+            """#)
+        let properties = schemas.variables["properties"]
+        #expect(properties?["level"] == ["type": "integer", "enum": [-3, -2, 16, 17, 1000, 5, 6]])
+        #expect(properties?["extreme"] == ["type": "integer", "enum": [.number(Double(Int.max)), .number(Double(Int.min))]])
+        #expect(properties?["overflowing"] == ["type": "integer"], "Swift refuses the implicit value after Int.max: no enum is claimed")
+        #expect(properties?["text"] == ["type": "string", "enum": ["a\tb", "A", "\"", "x\\ny", "plain"]])
+        #expect(properties?["renamed\n"] == ["type": "integer", "format": "int64"])
+    }
+
+    /// 30 structs each holding two of the next: 2^30 paths, 31 definitions (this once kept a model loading for ever
+    /// while the server grew toward the out-of-memory killer).
+    @Test func sharedTypesAreWrittenOnce() throws {
+        let levels = 30
+        var source = "struct M {\n    init(path: String) {}\n    func transform_predict(_ v: S0) -> [String: JSON] { [:] }\n}\n"
+        for level in 0..<levels { source += "struct S\(level): Decodable { var a: S\(level + 1)?; var b: S\(level + 1)? }\n" }
+        source += "struct S\(levels): Decodable { var x: Double }\n"
+        let schemas = try schemas(source)
+        #expect(schemas.variables["properties"]?["a"] == ["anyOf": [["$ref": "#/components/schemas/Model.S1"], ["type": "null"]]])
+        #expect(schemas.definitions.count == levels)
+        #expect(schemas.definitions["Model.S30"] == ["type": "object", "properties": ["x": ["type": "number", "format": "double"]], "required": ["x"]])
+        #expect(schemas.variables.jsonText.utf8.count + schemas.definitions.values.reduce(0) { $0 + $1.jsonText.utf8.count } < 10_000)
+    }
+
+    /// A chain of types deeper than the bound ends in any value; a model whose schemas pass the size bound fails,
+    /// saying so.
+    @Test func depthAndSizeAreBounded() throws {
+        var deep = "struct M {\n    init(path: String) {}\n    func transform_predict(_ v: D0) -> [String: JSON] { [:] }\n}\n"
+        for level in 0..<200 { deep += "struct D\(level): Decodable { var next: D\(level + 1) }\n" }
+        var schema = try schemas(deep).variables
+        var depth = 0
+        while let next = schema["properties"]?["next"] {
+            schema = next
+            depth += 1
+        }
+        #expect(depth == SchemaBuilder.maximumDepth)
+        #expect(schema == ["type": "object"])
+
+        // 9,000 members of 100-character names: over a megabyte of schema (fewer, longer names parse faster).
+        let fields = (0..<9_000).map { "var field_\(String(repeating: "x", count: 90))_\($0): Double" }.joined(separator: "; ")
+        let wide =
+            "struct M {\n    struct Variables: Decodable { \(fields) }\n    init(path: String) {}\n"
+            + "    func transform_predict(_ v: Variables) -> [String: JSON] { [:] }\n}\n"
+        let error = #expect(throws: ModelBuildError.self) { try self.schemas(wide) }
+        #expect(error?.diagnostic.message.contains("more than the 1048576 a model's OpenAPI description may take") == true)
     }
 }
