@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "PluginBuilder",
             dependencies: [
-                "ServingCore", "PluginRuntime", "AutoServeModel",
+                "ServingCore", "PluginRuntime", "AutoServeModel", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftParser", package: "swift-syntax"),
                 .product(name: "SwiftSyntax", package: "swift-syntax"),

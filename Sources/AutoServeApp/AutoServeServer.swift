@@ -40,6 +40,7 @@ public struct AutoServeServer: Sendable {
         let source = modelSource(configuration)
         let manager = ModelManager(
             source: source,
+            reader: reader(configuration),
             compiler: await Self.compiler(configuration, logger: logger),
             loader: loader(configuration, metrics: metrics, logger: logger),
             configuration: managerConfiguration(configuration),
@@ -141,8 +142,17 @@ public struct AutoServeServer: Sendable {
 
     /// `autoserve-worker`, built and installed beside `autoserve`.
     static func workerExecutable() -> String {
-        let server = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: server).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
+        URL(fileURLWithPath: executable()).deletingLastPathComponent().appendingPathComponent("autoserve-worker").path
+    }
+
+    /// The binary this process runs.
+    static func executable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Reads each version's files in a helper process: `autoserve read-version`, this very binary (README, "Reliability").
+    static func reader(_ configuration: ServerConfiguration) -> any DefinitionReading {
+        HelperReading(executable: configuration.helperExecutable ?? executable())
     }
 
     static func compiler(_ configuration: ServerConfiguration, logger: Logger) async -> Result<PluginCompiler, ToolchainError> {

@@ -52,6 +52,7 @@ public enum ModelCheck {
     static func builtOnce(_ source: any ModelSourceProvider, configuration: ServerConfiguration, logger: Logger) async -> ModelManager {
         let manager = ModelManager(
             source: source,
+            reader: AutoServeServer.reader(configuration),
             compiler: await AutoServeServer.compiler(configuration, logger: logger),
             loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
             configuration: AutoServeServer.managerConfiguration(configuration),
@@ -99,17 +100,16 @@ public enum ServeModelsGeneration {
         } catch {
             throw ConfigurationError(error.message)
         }
-        return generate(snapshot, buildIdentity: identity)
+        return await generate(snapshot, buildIdentity: identity, reader: AutoServeServer.reader(configuration))
     }
 
     /// Generates from a scanned checkout, reading each folder where it is.
-    public static func generate(_ snapshot: SourceSnapshot, buildIdentity: String) -> Output {
+    public static func generate(_ snapshot: SourceSnapshot, buildIdentity: String, reader: any DefinitionReading) async -> Output {
         var definitions: [ModelDefinition] = []
         var diagnostics = snapshot.rejected.map(\.diagnostic)
         for folder in snapshot.models {
             do {
-                definitions.append(
-                    try ModelDefinitionReader(buildIdentity: buildIdentity).definition(name: folder.name, version: folder.version, folder: folder.sourcePath))
+                definitions.append(try await reader.read(name: folder.name, version: folder.version, folder: folder.sourcePath, buildIdentity: buildIdentity))
             } catch {
                 diagnostics.append(error.diagnostic)
             }

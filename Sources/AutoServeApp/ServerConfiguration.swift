@@ -51,6 +51,9 @@ public struct ServerConfiguration: Sendable {
     public var modelIsolation: ModelIsolation = .process
     /// The binary that runs as a model's worker (`autoserve-worker`); `nil` is this executable (tests point it at the built binary).
     public var workerExecutable: String?
+    /// The binary that reads a version's files in a helper process (`autoserve read-version`); `nil` is this executable
+    /// (tests point it at the built `autoserve`).
+    public var helperExecutable: String?
     public var swiftc: String?
     public var inferenceLog: String?
     public var inferenceLogSample: Double = 1
@@ -77,6 +80,7 @@ public struct ServerConfiguration: Sendable {
         resolved.swiftc = swiftc.map { $0.contains("/") ? Self.absolute($0, against: directory) : $0 }
         resolved.modelsRepo = modelsRepo.map { Self.isLocalPath($0) ? Self.absolute($0, against: directory) : $0 }
         resolved.workerExecutable = workerExecutable.map { Self.absolute($0, against: directory) }
+        resolved.helperExecutable = helperExecutable.map { Self.absolute($0, against: directory) }
         return resolved
     }
 

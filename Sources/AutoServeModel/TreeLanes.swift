@@ -393,7 +393,7 @@ struct CategorySets: Sendable {
 
     /// Why a model's category sets were refused (``TreeModelLimits/categoryWords``).
     static let tooLarge =
-        "the model's category sets take more than \(TreeModelLimits.categoryWords * 4 >> 20) MiB of bitsets (the limit); a category numbered in the millions asks for a bitset that large"
+        "the model's category sets take more than \((TreeModelLimits.categoryWords * 4) >> 20) MiB of bitsets (the limit); a category numbered in the millions asks for a bitset that large"
 
     /// Adds a set given as its bitset's words; returns its number.
     mutating func add(words: some Collection<UInt32>) -> Int {

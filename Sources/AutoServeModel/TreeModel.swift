@@ -11,7 +11,7 @@ public struct TreeModel: Sendable {
     }
 
     /// What a row's answer holds (`output` in model.yaml).
-    public enum Output: String, Sendable, CaseIterable {
+    public enum Output: String, Sendable, CaseIterable, Codable {
         /// A classifier's probabilities, a regression's prediction (the default).
         case probability
         /// The scores before the objective's transformation (margins, log-odds).

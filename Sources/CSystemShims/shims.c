@@ -70,3 +70,12 @@ int autoserve_nice_this_thread(int nice) {
     return setpriority(PRIO_PROCESS, 0, nice);
 #endif
 }
+
+#include <errno.h>
+int autoserve_spawn_chdir(posix_spawn_file_actions_t *actions, const char *directory) {
+#ifdef __linux__
+    return posix_spawn_file_actions_addchdir_np(actions, directory);
+#else
+    return ENOSYS;
+#endif
+}

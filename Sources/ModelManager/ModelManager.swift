@@ -49,16 +49,17 @@ public final class ModelManager: Service, ModelServing, Sendable {
     let triggers: AsyncStream<Int>
     let triggerContinuation: AsyncStream<Int>.Continuation
 
-    /// The pipeline of plugins built with `compiler` and loaded with `loader`.
+    /// The pipeline of plugins read by `reader`, built with `compiler` and loaded with `loader`.
     public convenience init(
         source: any ModelSourceProvider,
+        reader: any DefinitionReading,
         compiler: Result<PluginCompiler, ToolchainError>,
         loader: any PluginLoading,
         configuration: ModelManagerConfiguration,
         metrics: Metrics,
         logger: Logger
     ) {
-        let adapter = PluginAdapter(source: source, compiler: compiler, loader: loader, metrics: metrics, logger: logger)
+        let adapter = PluginAdapter(source: source, reader: reader, compiler: compiler, loader: loader, metrics: metrics, logger: logger)
         self.init(source: source, adapter: adapter, configuration: configuration, metrics: metrics, logger: logger)
     }
 

@@ -61,15 +61,19 @@ extension PluginAdapter {
 /// loadable loads it with the configured loader (in-process or worker processes).
 public struct PluginAdapter: SourceAdapter {
     let source: any ModelSourceProvider
+    /// Reads a version's files into its definition, in a helper process in the server.
+    let reader: any DefinitionReading
     let compiler: Result<PluginCompiler, ToolchainError>
     let loader: any PluginLoading
     let metrics: Metrics
     let logger: Logger
 
     public init(
-        source: any ModelSourceProvider, compiler: Result<PluginCompiler, ToolchainError>, loader: any PluginLoading, metrics: Metrics, logger: Logger
+        source: any ModelSourceProvider, reader: any DefinitionReading, compiler: Result<PluginCompiler, ToolchainError>, loader: any PluginLoading,
+        metrics: Metrics, logger: Logger
     ) {
         self.source = source
+        self.reader = reader
         self.compiler = compiler
         self.loader = loader
         self.metrics = metrics
@@ -89,8 +93,7 @@ public struct PluginAdapter: SourceAdapter {
         let definition: ModelDefinition
         let built: BuiltPlugin
         do {
-            definition = try ModelDefinitionReader(buildIdentity: compiler.buildIdentity).definition(
-                name: folder.name, version: folder.version, folder: exported)
+            definition = try await reader.read(name: folder.name, version: folder.version, folder: exported, buildIdentity: compiler.buildIdentity)
             let sdk = try await compiler.prepareSDK()
             built = try await compiler.build(definition, sdk: sdk).get()
         } catch {

@@ -5,7 +5,7 @@ import PluginRuntime
 public import ServingCore
 
 /// Everything generated for one model version: the input of a plugin build and an entry of the registry.
-public struct ModelDefinition: Sendable, Hashable {
+public struct ModelDefinition: Sendable, Hashable, Codable {
     public var name: ModelName
     public var version: String
     /// The exported, read-only folder of this version.

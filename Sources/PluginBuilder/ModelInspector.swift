@@ -4,7 +4,7 @@ import SwiftParser
 import SwiftSyntax
 
 /// What the glue needs to know about a model's type, read from its sources.
-public struct ModelEntryPoint: Sendable, Hashable {
+public struct ModelEntryPoint: Sendable, Hashable, Codable {
     /// The type's name as the glue spells it (`Outer.Inner` for a nested type).
     public var typeName: String
     public var file: String
@@ -146,7 +146,7 @@ public struct ModelInspector {
 }
 
 /// A model folder that cannot be built, with what to fix; the other models are not affected.
-public struct ModelBuildError: Error, Sendable {
+public struct ModelBuildError: Error, Sendable, Codable {
     public var diagnostic: Diagnostic
     public var log: String?
     /// True when the failure is not the sources' (a compiler killed or timed out, a full disk): the next sync

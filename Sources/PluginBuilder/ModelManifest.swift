@@ -3,7 +3,7 @@ public import ServingCore
 import Yams
 
 /// A model's `model.yaml` (README, "model.yaml"): the entry point, the examples run after every load, the timeout.
-public struct ModelManifest: Sendable, Hashable {
+public struct ModelManifest: Sendable, Hashable, Codable {
     public var description: String?
     /// The type that declares the entry function; `nil` means the one found in the sources.
     public var entryType: String?
@@ -34,7 +34,7 @@ public struct ModelManifest: Sendable, Hashable {
 }
 
 /// `drift: {reference: reference.jsonl, window: 1000}` (README, "Live drift in /metrics").
-public struct DriftSettings: Sendable, Hashable {
+public struct DriftSettings: Sendable, Hashable, Codable {
     /// A file of rows in the model folder (JSON Lines, an inference log, or CSV), relative to the folder.
     public var reference: String
     /// How many of the latest rows are compared with it.
@@ -44,12 +44,12 @@ public struct DriftSettings: Sendable, Hashable {
 }
 
 /// `kind` in model.yaml.
-public enum ModelKind: String, Sendable, Hashable, CaseIterable {
+public enum ModelKind: String, Sendable, Hashable, CaseIterable, Codable {
     case swift, lightgbm, xgboost
 }
 
 /// `file`, `output`, `class_names` and `features` of a `kind: lightgbm` or `kind: xgboost` folder.
-public struct TreeModelSettings: Sendable, Hashable {
+public struct TreeModelSettings: Sendable, Hashable, Codable {
     /// The model file, relative to the folder.
     public var file: String
     public var output: TreeModel.Output?
@@ -68,7 +68,7 @@ public struct TreeModelSettings: Sendable, Hashable {
 }
 
 /// One example of `model.yaml`: variables to score and a subset the output must contain.
-public struct ModelExample: Sendable, Hashable {
+public struct ModelExample: Sendable, Hashable, Codable {
     public var variables: JSONValue
     public var expect: JSONValue?
     /// The example's line in `model.yaml`, for failure messages.

@@ -1,6 +1,16 @@
+import CSystemShims
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Runs a command to completion off the caller's thread, with its output captured and a time limit.
+///
+/// Spawned with `posix_spawn` and waited for with `waitpid` on a thread of its own, not with `Foundation.Process`:
+/// on Linux that detects an exit through a socket it lets the child inherit, and a process spawned meanwhile by
+/// another thread (a concurrent build, a helper) inherited it too, so an exited compiler stayed a zombie and its
+/// wait spun for ever (swift-corelibs-foundation#4795). Every descriptor made here closes on exec.
 public enum ProcessRunner {
     public struct Outcome: Sendable {
         public var exitCode: Int32
@@ -12,57 +22,110 @@ public enum ProcessRunner {
         public var succeeded: Bool { exitCode == 0 && !timedOut && !signalled }
     }
 
+    /// A command that could not be started.
+    public struct SpawnError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     /// Where `nice` is: builds run under it, so that a compile never takes the cores from the requests.
     static let nice = ["/usr/bin/nice", "/bin/nice"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    /// Runs `executable` with `arguments`; stdout and stderr are merged, as a developer would read them.
-    /// `background` lowers its CPU priority (`nice -n 10`; the compiler's own subprocesses inherit it).
+    /// Runs `executable` with `arguments` in `directory` (default: this process's); stdout and stderr are merged, as a
+    /// developer would read them.
+    /// `background` lowers its CPU priority (`nice -n 10`; the compiler's own subprocesses inherit it). The command
+    /// runs in a process group of its own, which a timeout kills whole (a compiler's frontend and linker too).
+    /// `environment` replaces this process's when given.
     public static func run(
         _ executable: String,
         _ arguments: [String],
         directory: String? = nil,
         timeout: Duration = .seconds(600),
-        background: Bool = false
+        background: Bool = false,
+        environment: [String: String]? = nil
     ) async throws -> Outcome {
         if background, let nice {
-            return try await run(nice, ["-n", "10", executable] + arguments, directory: directory, timeout: timeout)
+            return try await run(nice, ["-n", "10", executable] + arguments, directory: directory, timeout: timeout, environment: environment)
         }
-        let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("autoserve-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: logURL) }
-        let log = try FileHandle(forWritingTo: logURL)
-        defer { try? log.close() }
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        let finished = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in finished.continuation.finish() }
-        try process.run()
-        let timedOut = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for await _ in finished.stream {}
-                return false
-            }
+        let logPath = NSTemporaryDirectory() + "autoserve-\(UUID().uuidString).log"
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw SpawnError(description: "cannot create \(logPath): \(String(cString: strerror(errno)))") }
+        defer {
+            Glibc.close(log)
+            unlink(logPath)
+        }
+        let pid = try spawn([executable] + arguments, output: log, directory: directory, environment: environment)
+        // The first to end of the wait and the timer: a timer that fires kills the group, and the wait then ends too.
+        enum Event: Sendable {
+            case exited(Int32)
+            case timedOut
+        }
+        let (status, timedOut) = await withTaskGroup(of: Event?.self) { group in
+            group.addTask { .exited(await reap(pid)) }
             group.addTask {
                 try? await Task.sleep(for: timeout)
-                return !Task.isCancelled
+                guard !Task.isCancelled else { return nil }
+                // The whole group: a child inherits a signal mask that blocks SIGTERM from the thread that spawned it.
+                _ = kill(-pid, SIGKILL)
+                return .timedOut
             }
-            let first = await group.next()!
-            // SIGKILL: a child inherits a signal mask that blocks SIGTERM from the thread that spawned it.
-            if first { kill(process.processIdentifier, SIGKILL) }
-            group.cancelAll()
-            if first { await group.waitForAll() }
-            return first
+            var status: Int32 = 0
+            var timedOut = false
+            for await event in group {
+                switch event {
+                case .exited(let code)?:
+                    status = code
+                    group.cancelAll()
+                case .timedOut?: timedOut = true
+                case nil: break
+                }
+            }
+            return (status, timedOut)
         }
-        process.waitUntilExit()
-        let output = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let signalled = status & 0x7f != 0
         return Outcome(
-            exitCode: process.terminationStatus, output: output, timedOut: timedOut, signalled: process.terminationReason == .uncaughtSignal
-        )
+            exitCode: signalled ? status & 0x7f : (status >> 8) & 0xff, output: output, timedOut: timedOut, signalled: signalled)
+    }
+
+    /// posix_spawn in a new process group, with a clean signal mask and dispositions (the calling thread may block
+    /// most signals, and a child inherits that), standard input from /dev/null and both outputs to `output`.
+    static func spawn(_ arguments: [String], output: Int32, directory: String?, environment: [String: String]?) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
+        if let directory { _ = autoserve_spawn_chdir(&actions, directory) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var everySignal = sigset_t()
+        sigfillset(&everySignal)
+        posix_spawnattr_setsigdefault(&attributes, &everySignal)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard result == 0 else { throw SpawnError(description: "cannot run \(arguments[0]): \(String(cString: strerror(result)))") }
+        return pid
+    }
+
+    /// Waits for `pid` to end on a thread of its own (a blocking `waitpid` of that one child), and returns its status.
+    static func reap(_ pid: pid_t) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+                continuation.resume(returning: status)
+            }
+        }
     }
 }

@@ -35,6 +35,23 @@ public struct ModelName: Hashable, Comparable, Sendable, CustomStringConvertible
     static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
 }
 
+extension ModelName: Codable {
+    /// A name read back (from a helper process's answer) is validated again.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do {
+            self = try ModelName(validating: text)
+        } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
 /// A folder name that cannot be a model name, with the reason and how to fix it.
 public struct ModelNameError: Error, Sendable, CustomStringConvertible {
     public let name: String

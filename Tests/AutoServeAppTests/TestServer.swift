@@ -150,6 +150,7 @@ final class TestServer: Sendable {
         configuration.modelsDir = directory
         configuration.stateDir = Paths.sharedState
         configuration.workerExecutable = Paths.workerBinary
+        configuration.helperExecutable = Paths.binary
         configure(&configuration)
         var logger = Logger(label: "autoserve-test")
         logger.logLevel = .warning

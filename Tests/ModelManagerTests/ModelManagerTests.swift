@@ -43,6 +43,7 @@ struct ModelManagerTests {
         let toolchain = try await Toolchain.locate(configured: nil)
         let manager = ModelManager(
             source: LocalModelSource(directory: models, stateDirectory: "\(root)/state"),
+            reader: .inProcess,
             compiler: .success(PluginCompiler(toolchain: toolchain, stateDirectory: "\(root)/state")),
             loader: InProcessLoader(),
             configuration: ModelManagerConfiguration(),
@@ -97,7 +98,7 @@ struct ModelManagerTests {
             return
         }
         let manager = ModelManager(
-            source: LocalModelSource(directory: "\(root)/models", stateDirectory: "\(root)/state"),
+            source: LocalModelSource(directory: "\(root)/models", stateDirectory: "\(root)/state"), reader: .inProcess,
             compiler: failure, loader: InProcessLoader(), configuration: ModelManagerConfiguration(), metrics: Metrics(), logger: Logger(label: "test")
         )
         await manager.sync(id: 1)
@@ -112,7 +113,7 @@ extension ModelManagerTests {
     @Test func aQueuedSyncAbsorbsTheRequestsThatFollowIt() async throws {
         let manager = ModelManager(
             source: LocalModelSource(directory: NSTemporaryDirectory() + "autoserve-no-models", stateDirectory: NSTemporaryDirectory()),
-            compiler: .failure(ToolchainError("not needed")), loader: InProcessLoader(), configuration: ModelManagerConfiguration(),
+            reader: .inProcess, compiler: .failure(ToolchainError("not needed")), loader: InProcessLoader(), configuration: ModelManagerConfiguration(),
             metrics: Metrics(), logger: Logger(label: "test")
         )
         let ids = (0..<5).map { _ in manager.requestSync(reason: "burst") }

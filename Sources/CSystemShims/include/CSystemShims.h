@@ -1,6 +1,8 @@
 #ifndef AUTOSERVE_CSYSTEM_SHIMS_H
 #define AUTOSERVE_CSYSTEM_SHIMS_H
 
+#include <spawn.h>
+
 /// The C calls of the worker process and the server that Swift cannot make: prctl is variadic, and Glibc's Swift module does not
 /// export timerfd or SCHED_BATCH.
 
@@ -27,6 +29,10 @@ int autoserve_nice_this_thread(int nice);
 
 /// A pipe whose two ends close on exec, created atomically (no other thread's child can inherit it). 0 or -1.
 int autoserve_pipe_cloexec(int descriptors[2]);
+
+/// Makes a spawned child start in `directory`: glibc's posix_spawn_file_actions_addchdir_np, which Glibc's Swift module
+/// does not export. 0, or an error number (ENOSYS off Linux).
+int autoserve_spawn_chdir(posix_spawn_file_actions_t *actions, const char *directory);
 
 /// Makes the C standard output (which Swift's `print` writes to) line-buffered, as on a terminal.
 void autoserve_line_buffer_stdout(void);

@@ -1,37 +1,37 @@
 import AutoServeModel
 import Foundation
 
-struct S0: Decodable { var a: S1?; var b: S1? }
-struct S1: Decodable { var a: S2?; var b: S2? }
-struct S2: Decodable { var a: S3?; var b: S3? }
-struct S3: Decodable { var a: S4?; var b: S4? }
-struct S4: Decodable { var a: S5?; var b: S5? }
-struct S5: Decodable { var a: S6?; var b: S6? }
-struct S6: Decodable { var a: S7?; var b: S7? }
-struct S7: Decodable { var a: S8?; var b: S8? }
-struct S8: Decodable { var a: S9?; var b: S9? }
-struct S9: Decodable { var a: S10?; var b: S10? }
-struct S10: Decodable { var a: S11?; var b: S11? }
-struct S11: Decodable { var a: S12?; var b: S12? }
-struct S12: Decodable { var a: S13?; var b: S13? }
-struct S13: Decodable { var a: S14?; var b: S14? }
-struct S14: Decodable { var a: S15?; var b: S15? }
-struct S15: Decodable { var a: S16?; var b: S16? }
-struct S16: Decodable { var a: S17?; var b: S17? }
-struct S17: Decodable { var a: S18?; var b: S18? }
-struct S18: Decodable { var a: S19?; var b: S19? }
-struct S19: Decodable { var a: S20?; var b: S20? }
-struct S20: Decodable { var a: S21?; var b: S21? }
-struct S21: Decodable { var a: S22?; var b: S22? }
-struct S22: Decodable { var a: S23?; var b: S23? }
-struct S23: Decodable { var a: S24?; var b: S24? }
-struct S24: Decodable { var a: S25?; var b: S25? }
-struct S25: Decodable { var a: S26?; var b: S26? }
-struct S26: Decodable { var a: S27?; var b: S27? }
-struct S27: Decodable { var a: S28?; var b: S28? }
-struct S28: Decodable { var a: S29?; var b: S29? }
-struct S29: Decodable { var a: S30?; var b: S30? }
-struct S30: Decodable { var x: Double? }
+final class S0 { var a: S1?; var b: S1? }
+final class S1 { var a: S2?; var b: S2? }
+final class S2 { var a: S3?; var b: S3? }
+final class S3 { var a: S4?; var b: S4? }
+final class S4 { var a: S5?; var b: S5? }
+final class S5 { var a: S6?; var b: S6? }
+final class S6 { var a: S7?; var b: S7? }
+final class S7 { var a: S8?; var b: S8? }
+final class S8 { var a: S9?; var b: S9? }
+final class S9 { var a: S10?; var b: S10? }
+final class S10 { var a: S11?; var b: S11? }
+final class S11 { var a: S12?; var b: S12? }
+final class S12 { var a: S13?; var b: S13? }
+final class S13 { var a: S14?; var b: S14? }
+final class S14 { var a: S15?; var b: S15? }
+final class S15 { var a: S16?; var b: S16? }
+final class S16 { var a: S17?; var b: S17? }
+final class S17 { var a: S18?; var b: S18? }
+final class S18 { var a: S19?; var b: S19? }
+final class S19 { var a: S20?; var b: S20? }
+final class S20 { var a: S21?; var b: S21? }
+final class S21 { var a: S22?; var b: S22? }
+final class S22 { var a: S23?; var b: S23? }
+final class S23 { var a: S24?; var b: S24? }
+final class S24 { var a: S25?; var b: S25? }
+final class S25 { var a: S26?; var b: S26? }
+final class S26 { var a: S27?; var b: S27? }
+final class S27 { var a: S28?; var b: S28? }
+final class S28 { var a: S29?; var b: S29? }
+final class S29 { var a: S30?; var b: S30? }
+final class S30 { var x: Double? }
 
 struct Model {
     init(path: String) {}
