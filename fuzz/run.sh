@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Fuzzes the request-body parser and the SDK's variables decoder with libFuzzer (swiftc -sanitize=fuzzer,address),
-# each for FUZZ_SECONDS (default 60), from the committed seed corpus in fuzz/corpus/<target>/. Exits non-zero on
-# the first input that breaks an oracle, crashes, hangs (over 10 s) or leaks; the input is saved in .build-fuzz/.
-# New inputs found are kept in .build-fuzz/corpus-<target>/ (not committed; add the interesting ones to fuzz/corpus/).
+# Fuzzes with libFuzzer (swiftc -sanitize=fuzzer,address) every reader of input from a stranger, each for FUZZ_SECONDS
+# (default 60), from the committed seed corpus in fuzz/corpus/<target>/: the request-body parser and the SDK's variables
+# decoder (a client's bytes), the LightGBM and XGBoost readers and the schema extraction from Swift sources (a models
+# repository's files; seeded with every file that once crashed, hung or grew the server, Tests/Fixtures/hostile).
+# Exits non-zero on the first input that breaks an oracle, crashes, hangs (over -timeout seconds) or grows past
+# -rss_limit_mb; the input is saved in .build-fuzz/. New inputs found are kept in .build-fuzz/corpus-<target>/ (not
+# committed; add the interesting ones to fuzz/corpus/). The schema target links swift-syntax from the package's debug
+# build (`swift build`; `make fuzz` and CI build it first).
 set -euo pipefail
 export SWIFT_BACKTRACE=enable=no   # a crash must reach libFuzzer, not the Swift runtime's backtracer
 cd "$(dirname "$0")/.."
@@ -27,15 +31,38 @@ build json-parser ServingCore -I "$out/modules" -L "$out" -lAutoServeModel Sourc
     Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
     fuzz/JSONParserFuzz.swift
 build variables-decoder AutoServeModel Sources/AutoServeModel/*.swift fuzz/VariablesDecoderFuzz.swift
+rm -f "$out/lightgbm" "$out/xgboost" "$out/schema"
+build lightgbm AutoServeModel -D LIGHTGBM Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
+build xgboost AutoServeModel -D XGBOOST Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
 
+# The schema extraction: ServingCore's values as a module of their own, then the inspector with swift-syntax's objects.
+debug=.build/debug
+[ -f "$debug/SwiftParser.build/Parser.swift.o" ] || swift build --product autoserve >/dev/null
+rm -f "$out/libServingCore.a"
+swiftc "${swiftc_flags[@]}" -module-name ServingCore -I "$out/modules" -emit-module -emit-module-path "$out/modules/ServingCore.swiftmodule" \
+    -emit-library -static -o "$out/libServingCore.a" Sources/ServingCore/Diagnostic.swift Sources/ServingCore/ModelSchemas.swift \
+    Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift
+syntax_objects=("$debug"/SwiftSyntax.build/*.o "$debug"/SwiftParser.build/*.o "$debug"/SwiftSyntax[0-9]*.build/*.o "$debug"/_SwiftSyntaxCShims.build/*.o)
+build schema PluginBuilder -I "$out/modules" -I "$debug/Modules" -Xcc -I.build/checkouts/swift-syntax/Sources/_SwiftSyntaxCShims/include -L "$out" -lServingCore -lAutoServeModel \
+    Sources/PluginBuilder/ModelInspector.swift Sources/PluginBuilder/ModelSchema.swift fuzz/SchemaFuzz.swift "${syntax_objects[@]}"
+
+# target, the largest input, the dictionary, the seconds an input may take, the memory it may use (MB)
+targets=(
+    "json-parser 2048 fuzz/json.dict 10 2048"
+    "variables-decoder 2048 fuzz/json.dict 10 2048"
+    "lightgbm 16384 fuzz/lightgbm.dict 10 1024"
+    "xgboost 16384 fuzz/json.dict 10 1024"
+    "schema 8192 fuzz/swift.dict 10 1024"
+)
 status=0
-for target in json-parser variables-decoder; do
+for line in "${targets[@]}"; do
+    read -r target max_len dict timeout rss <<<"$line"
     work="$out/corpus-$target"
     mkdir -p "$work"
     log="$out/$target.log"
     echo "fuzz: $target for ${seconds}s"
-    if ! "$out/$target" "$work" "fuzz/corpus/$target" -max_total_time="$seconds" -max_len=2048 -timeout=10 \
-        -artifact_prefix="$out/$target-" -print_final_stats=1 -dict=fuzz/json.dict >"$log" 2>&1; then
+    if ! "$out/$target" "$work" "fuzz/corpus/$target" -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" \
+        -rss_limit_mb="$rss" -artifact_prefix="$out/$target-" -print_final_stats=1 -dict="$dict" >"$log" 2>&1; then
         echo "fuzz: $target FAILED; the input is in $out/$target-*"
         grep -E "FUZZ FAILURE|ERROR: |Test unit written" "$log" | head -n 5
         status=1

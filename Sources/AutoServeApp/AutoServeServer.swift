@@ -51,6 +51,7 @@ public struct AutoServeServer: Sendable {
         frontend.baseUrl = configuration.baseUrl
         frontend.maxBodyBytes = configuration.maxBodyBytes
         frontend.maxBatchRows = configuration.maxBatchRows
+        frontend.maxAnswerBytes = configuration.maxAnswerBytes
         frontend.adminToken = configuration.adminToken
         frontend.webhookSecret = configuration.webhookSecret
         frontend.branch = configuration.modelsRepo == nil ? nil : configuration.modelsBranch
@@ -136,6 +137,9 @@ public struct AutoServeServer: Sendable {
             settings.metrics = metrics
             settings.logger = logger
             settings.environment = ServerConfiguration.workerEnvironment(ProcessInfo.processInfo.environment)
+            let limit = configuration.maxWorkers ?? WorkerBudget.defaultLimit()
+            settings.budget = WorkerBudget(limit: limit)
+            logger.info("workers", metadata: ["max_workers": "\(limit)"])
             return ProcessLoader(settings: settings)
         }
     }

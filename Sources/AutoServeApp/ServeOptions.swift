@@ -19,6 +19,8 @@ public struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("admin-token"), help: help("ADMIN_TOKEN")) var adminToken: String?
     @Option(name: .customLong("max-body-bytes"), help: help("MAX_BODY_BYTES")) var maxBodyBytes: String?
     @Option(name: .customLong("max-batch-rows"), help: help("MAX_BATCH_ROWS")) var maxBatchRows: String?
+    @Option(name: .customLong("max-answer-bytes"), help: help("MAX_ANSWER_BYTES")) var maxAnswerBytes: String?
+    @Option(name: .customLong("max-workers"), help: help("MAX_WORKERS")) var maxWorkers: String?
     @Option(name: .customLong("max-model-bytes"), help: help("MAX_MODEL_BYTES")) var maxModelBytes: String?
     @Option(name: .customLong("max-connections"), help: help("MAX_CONNECTIONS")) var maxConnections: String?
     @Option(name: .customLong("header-timeout"), help: help("HEADER_TIMEOUT")) var headerTimeout: String?
@@ -52,7 +54,8 @@ public struct ServeOptions: ParsableArguments {
             ("baseUrl", baseUrl), ("PORT", port), ("HOST", host), ("MODELS_REPO", modelsRepo), ("MODELS_BRANCH", modelsBranch),
             ("MODELS_DIR", modelsDir), ("STATE_DIR", stateDir), ("CACHE_DIR", cacheDir), ("SYNC_INTERVAL", syncInterval), ("SYNC_AT", syncAt),
             ("GIT_TOKEN", gitToken), ("GIT_USERNAME", gitUsername), ("GIT_SSH_KEY", gitSSHKey), ("WEBHOOK_SECRET", webhookSecret),
-            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_BATCH_ROWS", maxBatchRows), ("MAX_MODEL_BYTES", maxModelBytes),
+            ("ADMIN_TOKEN", adminToken), ("MAX_BODY_BYTES", maxBodyBytes), ("MAX_BATCH_ROWS", maxBatchRows), ("MAX_ANSWER_BYTES", maxAnswerBytes),
+            ("MAX_WORKERS", maxWorkers), ("MAX_MODEL_BYTES", maxModelBytes),
             ("MAX_CONNECTIONS", maxConnections),
             ("HEADER_TIMEOUT", headerTimeout), ("BODY_TIMEOUT", bodyTimeout), ("KEEPALIVE_TIMEOUT", keepAliveTimeout), ("SHUTDOWN_TIMEOUT", shutdownTimeout),
             ("SHUTDOWN_DELAY", shutdownDelay), ("PEERS", peers),

@@ -79,6 +79,20 @@ extension ServerConfiguration {
             config.maxBatchRows = try parseInteger(
                 value, setting: "MAX_BATCH_ROWS", in: 1...1_000_000, expected: "a number of rows from 1 to 1000000, like 10000")
         },
+        Setting(
+            environment: "MAX_ANSWER_BYTES", help: "Most bytes of outputs in one answer; a batch's rows past it get 413 (default: 67108864)",
+            isSecret: false
+        ) { config, value in
+            config.maxAnswerBytes = try parseInteger(
+                value, setting: "MAX_ANSWER_BYTES", in: 1024...(1 << 40), expected: "a number of bytes from 1024 to 1099511627776 (1 TiB), like 67108864")
+        },
+        Setting(
+            environment: "MAX_WORKERS",
+            help: "Most worker processes of every model together; a version that would pass it fails (default: from memory and cores)",
+            isSecret: false
+        ) { config, value in
+            config.maxWorkers = try parseInteger(value, setting: "MAX_WORKERS", in: 1...100_000, expected: "a number of workers from 1 to 100000, like 256")
+        },
         Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) {
             config, value in
             config.maxModelBytes = try parseInteger(

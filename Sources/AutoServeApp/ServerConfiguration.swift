@@ -31,6 +31,10 @@ public struct ServerConfiguration: Sendable {
     public var adminToken: Secret?
     public var maxBodyBytes = 1 << 20
     public var maxBatchRows = 10_000
+    /// The most bytes of outputs one answer holds: a batch's rows past it (and `/all`'s members) get 413.
+    public var maxAnswerBytes = 64 << 20
+    /// The most worker processes of every model together; `nil` derives it at start from memory and cores.
+    public var maxWorkers: Int?
     /// The largest model folder a version may have; a bigger one fails with a diagnostic before it is written.
     public var maxModelBytes = 1 << 30
     /// The most client connections at once; `nil` derives it at start from the descriptor limit.

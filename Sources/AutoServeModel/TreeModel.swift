@@ -88,6 +88,12 @@ public struct TreeModel: Sendable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw TreeModelError(file: file, message: "cannot read the model file; check `file` in model.yaml")
         }
+        try self.init(kind: kind, data: data, file: file, output: output, classNames: classNames, features: features)
+    }
+
+    /// Reads `data`, the contents of the model file `file`, as a model of `kind` (the fuzzers call this directly).
+    @_optimize(none)
+    init(kind: Kind, data: Data, file: String, output: Output? = nil, classNames: [String]? = nil, features: [String]? = nil) throws {
         let parsed: (trees: Trees, task: Task, features: [Feature])
         switch kind {
         case .lightgbm:

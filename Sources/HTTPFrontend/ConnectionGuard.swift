@@ -291,7 +291,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let body = error.bodyBytes
         let reason = error.status.code == 408 ? "Request Timeout" : "Service Unavailable"
         let head =
-            "HTTP/1.1 \(error.status.code) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nServer: autoserve\r\n\r\n"
+            "HTTP/1.1 \(error.status.code) \(reason)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\nServer: autoserve\r\n"
+            + "X-Request-ID: \(RequestID.make())\r\n\r\n"
         let channel = context.channel
         lingering = true
         timer?.cancel()

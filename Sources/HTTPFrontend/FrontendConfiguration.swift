@@ -7,6 +7,9 @@ public struct FrontendConfiguration: Sendable {
     public var maxBodyBytes: Int = 1 << 20
     /// The most rows of one `{"rows": [...]}` request (`MAX_BATCH_ROWS`); more are refused with 413.
     public var maxBatchRows: Int = 10_000
+    /// The most bytes of outputs one answer holds (`MAX_ANSWER_BYTES`): a batch's rows past it get 413, and so do the
+    /// members of `/all` past it.
+    public var maxAnswerBytes: Int = 64 << 20
     /// Enables `POST /$baseUrl/-/sync` for `Authorization: Bearer <token>`.
     public var adminToken: Secret?
     /// Enables `POST /hooks/git`, verified with this secret.
@@ -27,6 +30,7 @@ public struct FrontendConfiguration: Sendable {
     /// `/<baseUrl>` or the empty string, the prefix of every model route.
     public var prefix: String { baseUrl.isEmpty ? "" : "/\(baseUrl)" }
 
-    /// The endpoints a model folder may not shadow when `baseUrl` is empty.
-    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics", "v2"]
+    /// The endpoints a model folder may not shadow when `baseUrl` is empty: the router sends these paths to the server's
+    /// own routes, and the manager fails a folder of one of these names with that reason (one list for both).
+    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics", "v2", "hooks"]
 }

@@ -66,7 +66,7 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
                     return
                 }
                 refusing = true
-                refuse(refusal, version: head.version, context: context)
+                refuse(refusal, head: head, context: context)
                 return
             }
             pending.append(Answering(version: head.version, keepAlive: keepAlive))
@@ -96,10 +96,12 @@ final class HTTP1CompatibilityHandler: ChannelDuplexHandler, RemovableChannelHan
 
     /// Answers 417 with the JSON error body and closes the connection: the body the client holds back is
     /// never read.
-    private func refuse(_ message: String, version: HTTPVersion, context: ChannelHandlerContext) {
+    private func refuse(_ message: String, head request: HTTPRequestHead, context: ChannelHandlerContext) {
+        let version = request.version
         let body = APIError(status: 417, code: "expectation_failed", message: message).bodyBytes
         var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")])
         headers.add(name: "Server", value: "autoserve")
+        headers.add(name: "X-Request-ID", value: RequestID.of(request.headers.first(name: "x-request-id")))
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .expectationFailed, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
         let channel = context.channel

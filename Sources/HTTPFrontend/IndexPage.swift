@@ -38,7 +38,7 @@ enum IndexPage {
         }
         html += "</p>\n"
         html += "<p><a href=\"\(escape(prefix))/openapi.json\">openapi.json</a> · <a href=\"/metrics\">metrics</a> · "
-        html += "JSON: <code>curl \(escape(origin + prefix))/</code></p>\n"
+        html += "JSON: <code>\(escape("curl \(shellQuoted(origin + prefix + "/"))"))</code></p>\n"
         html += "<table>\n<thead><tr><th>Model</th><th>State</th><th>Version</th><th>Loaded</th><th>Type</th><th>Requests</th>"
         html += "<th>p50</th><th>p99</th></tr></thead>\n<tbody>\n"
         let names = snapshot.models.keys.sorted()
@@ -82,7 +82,7 @@ enum IndexPage {
             html += "<textarea name=\"body\" rows=\"4\" spellcheck=\"false\" aria-label=\"Request body for \(escape(name))\">\(escape(body))</textarea>"
             html += "<button type=\"submit\">POST \(escape(route))</button></form>\n"
             html += "<pre class=\"answer\" aria-live=\"polite\"></pre>\n"
-            html += "<p><small><code>curl -s -X POST \(escape(origin + route)) -d '\(escape(body))'</code></small></p></section>\n"
+            html += "<p><small><code>\(escape("curl -s -X POST \(shellQuoted(origin + route)) -d \(shellQuoted(body))"))</code></small></p></section>\n"
         }
         html += "<script>\(script)</script>\n</body>\n</html>\n"
         return Array(html.utf8)
@@ -93,6 +93,12 @@ enum IndexPage {
         guard let seconds else { return "—" }
         let value = seconds * 1000
         return value < 1 ? String(format: "%.2f ms", value) : value < 100 ? String(format: "%.1f ms", value) : String(format: "%.0f ms", value)
+    }
+
+    /// `text` as one word of a POSIX shell, whatever it holds: in single quotes, each `'` written as `'\''`. A curl
+    /// line a person pastes runs only curl, whatever a manifest's example or the request's Host header says.
+    static func shellQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 
     /// The text as HTML text or an attribute value: `&`, `<`, `>`, `"` and `'` escaped.

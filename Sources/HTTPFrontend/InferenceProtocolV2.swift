@@ -201,8 +201,12 @@ struct InferenceProtocolV2: Sendable {
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
         var rows: [[String: JSONValue]]?
+        var names = Set<String>()
         for (position, input) in inputs.enumerated() {
             guard let name = input["name"]?.string else { return .failure(Failure(status: 400, message: "input \(position) has no name")) }
+            guard names.insert(name).inserted else {
+                return .failure(Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable"))
+            }
             guard let datatype = input["datatype"]?.string, let kind = TensorKind(datatype) else {
                 return .failure(
                     Failure(status: 400, message: "input '\(name)': datatype must be BOOL, BYTES, FP16/32/64, INT8/16/32/64 or UINT8/16/32/64"))
@@ -232,7 +236,10 @@ struct InferenceProtocolV2: Sendable {
             }
             for (row, value) in data.enumerated() {
                 guard let converted = kind.value(value) else {
-                    return .failure(Failure(status: 400, message: "input '\(name)', row \(row + 1): \(value.jsonText) is not \(datatype)"))
+                    return .failure(
+                        Failure(
+                            status: 400, message: "input '\(name)', row \(row + 1): \(value.jsonText) is not \(datatype)\(kind.range.map { " (\($0))" } ?? "")")
+                    )
                 }
                 rows![row][name] = converted
             }
@@ -240,20 +247,37 @@ struct InferenceProtocolV2: Sendable {
         return .success(rows ?? [])
     }
 
-    /// What a tensor's datatype lets its values be.
+    /// What a tensor's datatype lets its values be: numbers within the float's range, whole numbers within the
+    /// integer's, booleans (or 0 and 1), strings.
     enum TensorKind {
-        case number
-        case integer
+        /// A float of this largest magnitude.
+        case number(largest: Double)
+        /// A whole number from `lowest` up to, not including, `past`.
+        case integer(lowest: Double, past: Double)
         case bool
         case bytes
 
         init?(_ datatype: String) {
             switch datatype {
-            case "FP16", "FP32", "FP64": self = .number
-            case "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64": self = .integer
+            case "FP16": self = .number(largest: 65504)
+            case "FP32": self = .number(largest: Double(Float.greatestFiniteMagnitude))
+            case "FP64": self = .number(largest: .greatestFiniteMagnitude)
+            case "INT8", "INT16", "INT32", "INT64":
+                let bits = Double(Int(datatype.dropFirst(3))!)
+                self = .integer(lowest: -pow(2, bits - 1), past: pow(2, bits - 1))
+            case "UINT8", "UINT16", "UINT32", "UINT64": self = .integer(lowest: 0, past: pow(2, Double(Int(datatype.dropFirst(4))!)))
             case "BOOL": self = .bool
             case "BYTES": self = .bytes
             default: return nil
+            }
+        }
+
+        /// The values the datatype holds, for messages.
+        var range: String? {
+            switch self {
+            case .number(let largest): largest < .greatestFiniteMagnitude ? "from \(-largest) to \(largest)" : nil
+            case .integer(let lowest, let past): String(format: "a whole number from %.0f to %.0f", lowest, past - 1)
+            case .bool, .bytes: nil
             }
         }
 
@@ -262,8 +286,10 @@ struct InferenceProtocolV2: Sendable {
             // `JSON` is nil-literal expressible: `.none` spells the refusal, not `nil` (which would be JSON's null).
             switch (self, value) {
             case (_, .null): return .some(.null)
-            case (.number, .number), (.bool, .bool), (.bytes, .string): return .some(value)
-            case (.integer, .number(let number)): return number.rounded(.towardZero) == number ? .some(value) : .none
+            case (.number(let largest), .number(let number)): return number.magnitude <= largest ? .some(value) : .none
+            case (.bool, .bool), (.bytes, .string): return .some(value)
+            case (.integer(let lowest, let past), .number(let number)):
+                return number.rounded(.towardZero) == number && number >= lowest && number < past ? .some(value) : .none
             case (.bool, .number(let number)) where number == 0 || number == 1: return .some(.bool(number == 1))
             default: return .none
             }

@@ -50,7 +50,7 @@ struct Scoring: Sendable {
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
         guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty, route != "openapi.json" else { return nil }
-        if configuration.prefix.isEmpty, FrontendConfiguration.rootEndpoints.contains(route) || route == "hooks" { return nil }
+        if configuration.prefix.isEmpty, FrontendConfiguration.rootEndpoints.contains(route) { return nil }
         return route
     }
 
@@ -90,9 +90,15 @@ struct Scoring: Sendable {
         }
     }
 
-    /// Scores a batch of rows with one model (README, "HTTP API"): every row is sent before any answer is awaited,
-    /// so the rows of one batch reach a worker in one write; the answer is `{"outputs": [...]}` in the rows' order,
-    /// a row that failed holding `{"_error": {...}}` in its place.
+    /// The most rows of one batch a model works on at once: as many as a worker runs side by side, so that a large
+    /// batch keeps a worker busy without queueing in front of other clients' rows.
+    static let batchWindow = 64
+
+    /// Scores a batch of rows with one model (README, "HTTP API"): `batchWindow` rows at a time, each answer sending
+    /// the next row, so the rows of other requests are interleaved with a large batch's; the answer is
+    /// `{"outputs": [...]}` in the rows' order, a row that failed holding `{"_error": {...}}` in its place. The
+    /// outputs kept are bounded by `MAX_ANSWER_BYTES`: the rows past it are answered 413 `answer_too_large` and not
+    /// scored.
     func scoreBatch(
         _ name: String, _ rows: [Result<[UInt8], APIError>], requestID: String,
         render: @escaping @Sendable ([Result<[UInt8], APIError>], ServingVersion) -> Answer = { outcomes, _ in Answer(status: 200, body: outputs(outcomes)) },
@@ -109,33 +115,15 @@ struct Scoring: Sendable {
             return
         }
         let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
-        let batch = BatchAnswers(count: rows.count)
-        let finish: @Sendable ([Result<[UInt8], APIError>]) -> Void = { outcomes in
+        BatchRun(rows: rows, window: Self.batchWindow, maxAnswerBytes: configuration.maxAnswerBytes, model: name) { bytes, answer in
+            version.drift?.observe(bytes)
+            version.runner.predict(variables: bytes, completion: answer)
+        } finish: { outcomes in
             log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
             var answer = render(outcomes, version)
             answer.headers[.modelVersion] = version.version
             completion(record(version.instruments, start, answer, requestID: requestID))
-        }
-        if rows.isEmpty {
-            finish([])
-            return
-        }
-        for (index, row) in rows.enumerated() {
-            switch row {
-            case .failure(let error):
-                if let outcomes = batch.set(index, .failure(error)) { finish(outcomes) }
-            case .success(let bytes):
-                version.drift?.observe(bytes)
-                version.runner.predict(variables: bytes) { prediction in
-                    let outcome: Result<[UInt8], APIError>
-                    switch prediction {
-                    case .output(let output): outcome = .success(output)
-                    case .failure(let failure): outcome = .failure(APIError(failure, model: name))
-                    }
-                    if let outcomes = batch.set(index, outcome) { finish(outcomes) }
-                }
-            }
-        }
+        }.start()
     }
 
     /// The 404 of a route that names no model folder. Such requests count under `unknownInstruments` and are not
@@ -240,7 +228,8 @@ struct Scoring: Sendable {
                         }
                     })
             }
-            completion(record(allInstruments, start, Self.merge(predictions, of: versions, notServing: snapshot.notServing), requestID: requestID))
+            let answer = Self.merge(predictions, of: versions, notServing: snapshot.notServing, maxAnswerBytes: configuration.maxAnswerBytes)
+            completion(record(allInstruments, start, answer, requestID: requestID))
         }
     }
 
@@ -265,18 +254,34 @@ struct Scoring: Sendable {
 
     /// `/all`'s body, from each version's prediction: each model's output under its name (in name order),
     /// errors under `_errors`, the models without a version serving among them; when no model answered, the
-    /// status they share (or 500) and an `error` summary.
-    static func merge(_ predictions: [Prediction], of versions: [ServingVersion], notServing: [(name: String, status: ModelStatus)]) -> Answer {
+    /// status they share (or 500) and an `error` summary. An output that would take the answer past `maxAnswerBytes`
+    /// is an error of its model (413 `answer_too_large`).
+    static func merge(
+        _ predictions: [Prediction], of versions: [ServingVersion], notServing: [(name: String, status: ModelStatus)], maxAnswerBytes: Int
+    ) -> Answer {
         var body: [UInt8] = [UInt8(ascii: "{")]
-        // Each output with its name (64 bytes at most), quotes, colon and comma; errors grow it as they come.
+        // Each output with its name (64 bytes at most), quotes, colon and comma, as far as the bound lets them in;
+        // errors grow it as they come.
         body.reserveCapacity(
-            predictions.reduce(64) { total, prediction in
-                if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
-            })
+            min(
+                predictions.reduce(64) { total, prediction in
+                    if case .output(let bytes) = prediction { total + bytes.count + 70 } else { total }
+                }, maxAnswerBytes + 70 * predictions.count + 64))
         var errors: [(name: String, error: APIError)] = []
+        var outputBytes = 0
         for (version, prediction) in zip(versions, predictions) {
             switch prediction {
+            case .output(let bytes) where bytes.count > maxAnswerBytes - outputBytes:
+                errors.append(
+                    (
+                        version.name.rawValue,
+                        APIError(
+                            status: 413, code: "answer_too_large",
+                            message: "\(version.name): the answer of every model together passed MAX_ANSWER_BYTES (\(maxAnswerBytes) bytes) with this "
+                                + "model's output; score it on its own route, or raise MAX_ANSWER_BYTES")
+                    ))
             case .output(let bytes):
+                outputBytes += bytes.count
                 if body.count > 1 { body.append(UInt8(ascii: ",")) }
                 // A model name is letters, digits, '_' and '-' (`ModelName`): nothing to escape.
                 body.append(UInt8(ascii: "\""))
@@ -353,21 +358,166 @@ extension APIError {
     var answer: Scoring.Answer { Scoring.Answer(status: Int(status.code), headers: headers, body: bodyBytes) }
 }
 
-/// The answers of a batch's rows as they come, from any thread; the last one hands all of them over.
-final class BatchAnswers: Sendable {
-    private let state: Mutex<(outcomes: [Result<[UInt8], APIError>?], missing: Int)>
+/// One batch's rows on their way through a model: at most `window` rows in flight, each answer sending the next,
+/// and the outputs of the longest run of first rows that fits in `maxAnswerBytes`; every later row is answered 413
+/// `answer_too_large`, unscored when it was not sent yet. `finish` gets every outcome, in the rows' order, once.
+///
+/// The window also shrinks to the room left in the answer: once outputs have come, no more rows are in flight than
+/// outputs of their average size fit in the room (at least one), and before any has come, eight. A model that answers
+/// megabytes a row thus has a few rows in flight, not a window's worth of megabytes on their way to be dropped.
+///
+/// Answers come in any order within the window: an output is kept while the kept ones fit, and when they no longer
+/// do, the kept output of the highest row is dropped and that row becomes the cut, until they fit again. The outputs
+/// kept never pass the bound, and what stays is exactly the first rows that fit, whatever the order of arrival.
+///
+/// Answers come on any thread, and a refusal can come at once, inside `send`: the rows are sent by one loop at a
+/// time (`pump`), which a completion asks to go round again rather than entering it, so that a batch of a million
+/// refused rows does not recurse a million deep.
+final class BatchRun: Sendable {
+    typealias Outcome = Result<[UInt8], APIError>
 
-    init(count: Int) {
-        state = Mutex((Array(repeating: nil, count: count), count))
+    private struct State {
+        var outcomes: [Outcome?]
+        var missing: Int
+        /// The next row to send, and the rows sent and not answered.
+        var next = 0
+        var inFlight = 0
+        /// The bytes of the outputs kept, and the first row cut from the answer (the row count while none is).
+        var bytes = 0
+        var cut: Int
+        /// The outputs that came so far, and their bytes (kept or not): their average size.
+        var outputs = 0
+        var outputBytes = 0
+        var pumping = false
+        var pumpAgain = false
+        var finished = false
     }
 
-    /// Records row `index`'s outcome; returns every outcome, in order, when it was the last.
-    func set(_ index: Int, _ outcome: Result<[UInt8], APIError>) -> [Result<[UInt8], APIError>]? {
-        state.withLock { state in
-            guard state.outcomes[index] == nil else { return nil }
-            state.outcomes[index] = outcome
-            state.missing -= 1
-            return state.missing == 0 ? state.outcomes.map { $0! } : nil
+    private let rows: [Outcome]
+    private let window: Int
+    private let maxAnswerBytes: Int
+    private let model: String
+    private let send: @Sendable ([UInt8], @escaping @Sendable (Prediction) -> Void) -> Void
+    private let finish: @Sendable ([Outcome]) -> Void
+    private let state: Mutex<State>
+
+    init(
+        rows: [Outcome], window: Int, maxAnswerBytes: Int, model: String, send: @escaping @Sendable ([UInt8], @escaping @Sendable (Prediction) -> Void) -> Void,
+        finish: @escaping @Sendable ([Outcome]) -> Void
+    ) {
+        self.rows = rows
+        self.window = window
+        self.maxAnswerBytes = maxAnswerBytes
+        self.model = model
+        self.send = send
+        self.finish = finish
+        state = Mutex(State(outcomes: Array(repeating: nil, count: rows.count), missing: rows.count, cut: rows.count))
+    }
+
+    func start() {
+        if rows.isEmpty {
+            finish([])
+            return
         }
+        pump()
+    }
+
+    /// Sends rows while the window has room; rows that failed to parse, or that come after the answer filled up, are
+    /// answered here without a model.
+    private func pump() {
+        let enter = state.withLock { state in
+            guard !state.pumping else {
+                state.pumpAgain = true
+                return false
+            }
+            state.pumping = true
+            return true
+        }
+        guard enter else { return }
+        while true {
+            let (index, row): (Int, Outcome?) = state.withLock { state in
+                guard state.next < rows.count, state.next >= state.cut || state.inFlight < allowedInFlight(state) else {
+                    guard state.pumpAgain else {
+                        state.pumping = false
+                        return (-1, nil)
+                    }
+                    state.pumpAgain = false
+                    return (-2, nil)
+                }
+                let index = state.next
+                state.next += 1
+                if case .failure = rows[index] { return (index, rows[index]) }
+                if index >= state.cut { return (index, .failure(tooLarge)) }
+                state.inFlight += 1
+                return (index, nil)
+            }
+            if index == -1 { return }
+            if index == -2 { continue }
+            if let row {
+                record(index, row, sent: false)
+            } else if case .success(let bytes) = rows[index] {
+                send(bytes) { [self] prediction in
+                    switch prediction {
+                    case .output(let output): record(index, .success(output), sent: true)
+                    case .failure(let failure): record(index, .failure(APIError(failure, model: model)), sent: true)
+                    }
+                    pump()
+                }
+            }
+        }
+    }
+
+    /// The rows that may be in flight now: the window, or fewer when the room left in the answer holds fewer
+    /// outputs of the average size so far (eight before any output came).
+    private func allowedInFlight(_ state: State) -> Int {
+        guard state.outputs > 0 else { return min(window, 8) }
+        let average = max(1, state.outputBytes / state.outputs)
+        return max(1, min(window, (maxAnswerBytes - state.bytes) / average))
+    }
+
+    /// Keeps row `index`'s outcome (an output only while the answer has room) and finishes after the last row.
+    private func record(_ index: Int, _ outcome: Outcome, sent: Bool) {
+        let done = state.withLock { state -> [Outcome]? in
+            if sent { state.inFlight -= 1 }
+            if case .success(let output) = outcome {
+                state.outputs += 1
+                state.outputBytes += output.count
+            }
+            if case .success(let output) = outcome, index < state.cut {
+                state.outcomes[index] = outcome
+                state.bytes += output.count
+                while state.bytes > maxAnswerBytes {
+                    // The kept output of the highest row goes, and that row is the cut.
+                    var highest = state.cut - 1
+                    while highest > 0, !state.outcomes[highest].isSuccess { highest -= 1 }
+                    if case .success(let dropped)? = state.outcomes[highest] { state.bytes -= dropped.count }
+                    state.outcomes[highest] = .failure(tooLarge)
+                    state.cut = highest
+                }
+            } else if case .success = outcome {
+                state.outcomes[index] = .failure(tooLarge)
+            } else {
+                state.outcomes[index] = outcome
+            }
+            state.missing -= 1
+            guard state.missing == 0, !state.finished else { return nil }
+            state.finished = true
+            return state.outcomes.map { $0! }
+        }
+        if let done { finish(done) }
+    }
+
+    private var tooLarge: APIError {
+        APIError(
+            status: 413, code: "answer_too_large",
+            message:
+                "the batch's answer reached MAX_ANSWER_BYTES (\(maxAnswerBytes) bytes) before this row; send fewer rows per request, or raise MAX_ANSWER_BYTES")
+    }
+}
+
+extension Optional where Wrapped == Result<[UInt8], APIError> {
+    /// Whether this is an output (not an error, not missing).
+    fileprivate var isSuccess: Bool {
+        if case .success? = self { true } else { false }
     }
 }

@@ -26,8 +26,9 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
     let logger: Logger?
     let metrics: Metrics?
     private let hungCalls = Atomic<Int>(0)
-    /// The calls not answered yet, so that a stop past `SHUTDOWN_TIMEOUT` can answer them.
-    private let unanswered = Mutex<[Int: (answer: AnswerOnce, deadline: ContinuousClock.Instant)]>([:])
+    /// The calls not answered yet, so that a stop past `SHUTDOWN_TIMEOUT` can answer them, with their deadline once
+    /// a thread of the pool runs them (a call that waits for a thread is not late).
+    private let unanswered = Mutex<[Int: (answer: AnswerOnce, deadline: ContinuousClock.Instant?)]>([:])
     private let calls = Atomic<Int>(0)
 
     init(_ instance: PluginInstance, name: String, timeout: Duration, logger: Logger? = nil, metrics: Metrics? = nil) {
@@ -50,17 +51,18 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
             _ = self?.unanswered.withLock { $0.removeValue(forKey: key) }
             completion(prediction)
         }
-        unanswered.withLock { $0[key] = (answer, .now + timeout) }
+        unanswered.withLock { $0[key] = (answer, nil) }
         ModelCallPool.shared.run { [self] in
+            unanswered.withLock { $0[key]?.deadline = .now + timeout }
             // A call answered after its deadline ran on a thread that was replaced: that thread ends.
-            answer.give(predictNow(variables: variables))
+            return answer.give(predictNow(variables: variables))
         }
     }
 
     /// Answers 504 to the calls past their deadline (the `DeadlineWatchdog` looks every 10 ms) and writes their
     /// threads off.
     func expireOverdue(at now: ContinuousClock.Instant) {
-        let overdue = unanswered.withLock { unanswered in unanswered.values.filter { $0.deadline <= now }.map(\.answer) }
+        let overdue = unanswered.withLock { unanswered in unanswered.values.filter { $0.deadline.map { $0 <= now } ?? false }.map(\.answer) }
         for answer in overdue {
             guard
                 answer.give(

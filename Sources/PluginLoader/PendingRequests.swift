@@ -40,6 +40,13 @@ struct PendingRequests<Value> {
         return value
     }
 
+    /// Changes the value `id` names, if it is still waiting.
+    mutating func modify(_ id: UInt64, _ body: (inout Value) -> Void) {
+        let index = Int(id & 0xFFFF_FFFF)
+        guard index < slots.count, slots[index].generation == UInt32(id >> 32), slots[index].value != nil else { return }
+        body(&slots[index].value!)
+    }
+
     /// Takes every value that `shouldRemove` selects.
     mutating func removeAll(where shouldRemove: (Value) -> Bool) -> [Value] {
         var removed: [Value] = []

@@ -24,6 +24,8 @@ public struct WorkerSettings: Sendable {
     public var logger = Logger(label: "autoserve")
     /// The environment a worker starts with: the server's, less every secret (the server strips them).
     public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// The bound on the workers of every model together (`MAX_WORKERS`); `nil`: no bound.
+    public var budget: WorkerBudget?
 
     public init(executable: String) {
         self.executable = executable
@@ -70,6 +72,8 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
 
     /// Starts the workers and waits until each has loaded the model.
     static func start(_ plugin: BuiltPlugin, settings: WorkerSettings) async throws(PluginLoadError) -> ProcessModel {
+        // The share of MAX_WORKERS is taken before any worker starts; the model gives it back when it is released.
+        try settings.budget?.reserve(max(1, settings.workers), model: plugin.definition.name.rawValue)
         let model = ProcessModel(plugin: plugin, settings: settings, workers: Array(repeating: nil, count: max(1, settings.workers)))
         for slot in 0..<max(1, settings.workers) {
             let connection = try await WorkerConnection.start(
@@ -82,6 +86,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
     }
 
     deinit {
+        settings.budget?.release(max(1, settings.workers))
         memoryCheck.withLock { $0?.cancel() }
         let workers = state.withLock { state -> [WorkerConnection] in
             state.stopped = true

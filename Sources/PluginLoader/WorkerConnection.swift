@@ -14,7 +14,12 @@ import Synchronization
 ///
 /// Nothing here blocks an event loop. Rows leave through the channel, which queues what the worker has not read
 /// yet; past `maximumUnsentBytes` of those a row is refused at once with 503 (the worker is far behind, or hung
-/// with its socket full) instead of growing the queue. When the stream ends, the worker is reaped without
+/// with its socket full) instead of growing the queue.
+///
+/// A row's timeout counts from the moment the worker runs it, not from when it was sent: a call that runs longer
+/// than a millisecond is announced by the worker (`WorkerFrame.running`), and its deadline starts then. A row that
+/// waits behind slow ones (a batch, another client's) thus never makes the model look hung. A worker that answers
+/// nothing at all for twice the timeout while rows wait (stopped, or hung outside a call) is killed as hung. When the stream ends, the worker is reaped without
 /// blocking (`waitpid` with `WNOHANG` on the loop's timer), every request still waiting fails with 503, and the
 /// owner is told, so that the worker is restarted.
 final class WorkerConnection: DeadlineWatched, Sendable {
@@ -27,10 +32,12 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     let modelName: String
     /// When the process was spawned, to tell a worker that dies at once from one that served for a while.
     let startedAt = ContinuousClock.now
-    /// A request sent and not yet answered: who is told the answer, and until when.
+    /// A request sent and not yet answered: who is told the answer, and until when (from when the worker said it
+    /// runs the row; `nil` before).
     struct Waiting {
         var completion: @Sendable (Prediction) -> Void
-        var deadline: ContinuousClock.Instant
+        var sentAt: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant?
         var timeout: Duration
     }
 
@@ -50,6 +57,8 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         var unsentBytes = 0
         /// The socket's channel, set as it is made (before any read: the hello and the end cannot pass by).
         var channel: (any Channel)?
+        /// When the worker last wrote a frame, or a row was sent to it while none waited: the worker's progress.
+        var lastHeard = ContinuousClock.now
     }
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
@@ -129,9 +138,11 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     /// event loop, or the 504 from the `DeadlineWatchdog` (no timer per request), or the 503 when the worker
     /// is gone or too far behind.
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
-        let waiting = Waiting(completion: completion, deadline: .now + timeout, timeout: timeout)
+        let now = ContinuousClock.now
+        let waiting = Waiting(completion: completion, sentAt: now, deadline: nil, timeout: timeout)
         let queued = state.withLock { state -> (accepted: Bool, scheduleFlush: Bool, channel: (any Channel)?) in
             guard state.unsentBytes < Self.maximumUnsentBytes else { return (false, false, nil) }
+            if state.pending.count == 0 { state.lastHeard = now }
             let id = state.pending.insert(waiting)
             let before = state.outbox.count
             WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).append(to: &state.outbox)
@@ -174,9 +185,20 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         }
     }
 
-    /// The answers the worker wrote in one go: each completes its request.
+    /// The frames the worker wrote in one go: each answer completes its request; a `running` frame starts its
+    /// row's deadline.
     func deliver(answers: [WorkerFrame]) {
-        let waiting = state.withLock { state in answers.map { state.pending.remove($0.id) } }
+        let now = ContinuousClock.now
+        let waiting = state.withLock { state in
+            state.lastHeard = now
+            return answers.map { frame -> Waiting? in
+                guard frame.code != WorkerFrame.running else {
+                    state.pending.modify(frame.id) { $0.deadline = now + $0.timeout }
+                    return nil
+                }
+                return state.pending.remove(frame.id)
+            }
+        }
         for (answer, waiting) in zip(answers, waiting) {
             waiting?.completion(Prediction(status: Int32(answer.code), bytes: answer.payload))
         }
@@ -187,17 +209,24 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         for waiting in state.withLock({ $0.pending.removeAll { _ in true } }) { waiting.completion(.failure(failure)) }
     }
 
-    /// Fails every request past its deadline with 504 and restarts the worker that hangs on them.
+    /// Fails every request past its deadline with 504 and restarts the worker that hangs on them; so too, when the
+    /// worker has written nothing for twice the timeout while rows wait for it, the rows it never started.
     func expireOverdue(at now: ContinuousClock.Instant) {
-        let overdue = state.withLock { $0.pending.removeAll { $0.deadline <= now } }
+        let overdue = state.withLock { state in
+            let lastHeard = state.lastHeard
+            return state.pending.removeAll { waiting in
+                if let deadline = waiting.deadline { return deadline <= now }
+                return now - max(waiting.sentAt, lastHeard) > waiting.timeout * 2
+            }
+        }
         guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
         for waiting in overdue {
-            waiting.completion(
-                .failure(
-                    PredictionFailure(
-                        .timeout, "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
-                    )))
+            let message =
+                waiting.deadline == nil
+                ? "the worker of \(modelName) answered nothing for twice its timeout of \(waiting.timeout.milliseconds) ms while rows waited; it was restarted"
+                : "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
+            waiting.completion(.failure(PredictionFailure(.timeout, message)))
         }
     }
 

@@ -13,6 +13,10 @@ import CSystemShims
 /// `maximumThreads`), so a slow or hung call never holds up the frames behind it; the slow thread parks once
 /// its call is done. `transform_predict` is therefore called from several threads when calls are slow.
 ///
+/// A call that outlasts `handOver` is announced to the server (`WorkerFrame.running`), whether or not a thread can
+/// take the reading over: the server counts the row's timeout from then, not from when it sent the row, so rows
+/// that wait here behind slow calls never make the model look hung.
+///
 /// Answers to frames that arrived together leave together: the reading thread queues its answers and writes
 /// them in one go when no whole frame is left in its buffer, before it reads again. A server with many rows
 /// in flight thus wakes once per batch, not once per row.
@@ -37,8 +41,9 @@ final class WorkerLoop: @unchecked Sendable {
     private let lock = Condition()
     /// Bumped at every hand-over: a thread whose generation is stale no longer reads.
     private var generation: UInt64 = 0
-    /// Whether the reading thread is inside a call (the only time it may be relieved).
+    /// Whether the reading thread is inside a call (the only time it may be relieved), and the frame of that call.
     private var readerInCall = false
+    private var readerCall: UInt64 = 0
     private var callsInFlight = 0
     private var parked = 0
     private var threads = 1
@@ -62,6 +67,7 @@ final class WorkerLoop: @unchecked Sendable {
             guard frame.code == WorkerFrame.predict else { continue }
             lock.withLock {
                 readerInCall = true
+                readerCall = frame.id
                 callsInFlight += 1
             }
             if timer >= 0 {
@@ -131,21 +137,27 @@ final class WorkerLoop: @unchecked Sendable {
                 return
             }
             lock.lock()
-            guard readerInCall, parked > 0 || threads < Self.maximumThreads else {
+            guard readerInCall else {
                 lock.unlock()
                 continue
             }
-            generation += 1
-            readerInCall = false
-            let next = generation
-            if parked > 0 {
-                offered = true
-                lock.broadcast()  // parked threads and a finishing one share the condition
-            } else {
-                threads += 1
-                startThread { self.read(from: next) }
+            let running = readerCall
+            if parked > 0 || threads < Self.maximumThreads {
+                generation += 1
+                readerInCall = false
+                let next = generation
+                if parked > 0 {
+                    offered = true
+                    lock.broadcast()  // parked threads and a finishing one share the condition
+                } else {
+                    threads += 1
+                    startThread { self.read(from: next) }
+                }
             }
             lock.unlock()
+            // The call is slow: its timeout counts from now on the server's side.
+            writing.withLock { WorkerFrame(id: running, code: WorkerFrame.running, payload: []).append(to: &answers) }
+            if !flush() { exit(0) }
         }
     }
 

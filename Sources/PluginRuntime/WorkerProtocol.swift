@@ -10,12 +10,15 @@
 /// the id, the code and the payload. The server sends `code 1` (predict) with the variables' JSON bytes; the
 /// worker answers with the same id and the plugin's status code (`PluginStatus`) and the output or the message.
 /// Frame id 0 is the worker's hello: `WorkerFrame.started` once its model is loaded, or `WorkerFrame.startFailed`
-/// with the reason. Requests are multiplexed: answers come back in any
-/// order.
+/// with the reason. A call that runs longer than a millisecond is announced with `WorkerFrame.running` before its
+/// answer. Requests are multiplexed: answers come back in any order.
 public struct WorkerFrame: Sendable {
     public static let predict: UInt8 = 1
     public static let started: UInt8 = 0
     public static let startFailed: UInt8 = 255
+    /// Worker to server, no payload: the call of this id has been running for a while (``WorkerLoop``'s hand-over
+    /// time). A row's timeout counts from here, so that a row that waited behind slow ones never looks hung.
+    public static let running: UInt8 = 254
     /// The largest frame either side accepts (64 MiB); a larger length means the stream is corrupt.
     public static let maximumLength = 64 << 20
     /// The largest payload of a frame: an output, or the variables of a row.

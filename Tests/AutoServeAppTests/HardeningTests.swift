@@ -49,6 +49,7 @@ struct HardeningTests {
                 let text = String(decoding: try await offThread { try RawHTTP.readToEnd(port: server.port, request: Array(request.utf8)) }, as: UTF8.self)
                 #expect(text.hasPrefix("HTTP/1.1 400 "), "\(text)")
                 #expect(text.lowercased().contains("connection: close"))
+                #expect(text.lowercased().contains("x-request-id: "), "an unreadable request gets an id of the server's: \(text)")
                 let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
                 #expect((try? JSONParser.parse(Array(body.utf8)))?["error"]?["code"] == .string("invalid_http"), "\(text)")
             }
@@ -487,9 +488,13 @@ struct HTTP1DetailsTests {
             #expect(tooLarge.contains("MAX_BODY_BYTES"))
             let unknown = String(
                 decoding: try await offThread {
-                    try RawHTTP.readToEnd(port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}".utf8))
+                    try RawHTTP.readToEnd(
+                        port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nX-Request-ID: tea-1\r\nContent-Length: 2\r\n\r\n{}".utf8))
                 }, as: UTF8.self)
             #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
+            // Every answer carries X-Request-ID (README, "The inference log"), a refused expectation's too: the client's own.
+            #expect(unknown.lowercased().contains("x-request-id: tea-1"), "\(unknown)")
+            #expect(tooLarge.lowercased().contains("x-request-id: "), "\(tooLarge)")
             // An empty `Expect:` (what URLSession sends to turn libcurl's off) expects nothing: an ordinary request.
             let socket = try RawHTTP.connected(port: server.port)
             defer { close(socket) }

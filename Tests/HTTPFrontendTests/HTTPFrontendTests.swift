@@ -1,3 +1,4 @@
+import Foundation
 import ServingCore
 import Testing
 
@@ -84,4 +85,58 @@ struct RequestVariablesTests {
 @Test func theIndexPageEscapesWhatComesFromModels() {
     #expect(IndexPage.escape(#"<img src=x onerror="alert('1')"> & co"#) == "&lt;img src=x onerror=&quot;alert(&#39;1&#39;)&quot;&gt; &amp; co")
     #expect(IndexPage.milliseconds(nil) == "—" && IndexPage.milliseconds(0.00042) == "0.42 ms" && IndexPage.milliseconds(0.0123) == "12.3 ms")
+}
+
+/// A curl line of the index page is pasted into a shell: a manifest's example or a Host header that quotes itself out
+/// runs nothing, because each word is single-quoted.
+@Test func curlLinesQuoteEveryWordForTheShell() throws {
+    let hostile = ["'; touch pwned; echo '", "it's", "$(touch pwned)", "`touch pwned`", "a\\'b", "\n; touch pwned"]
+    let folder = NSTemporaryDirectory() + "autoserve-quote-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.currentDirectoryURL = URL(fileURLWithPath: folder)
+    process.arguments = ["-c", "printf '%s\\0' " + hostile.map(IndexPage.shellQuoted).joined(separator: " ")]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(String(decoding: printed, as: UTF8.self).split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == hostile)
+    #expect(!FileManager.default.fileExists(atPath: "\(folder)/pwned"))
+}
+
+/// Open Inference Protocol tensors: a value outside its datatype's range, or an input named twice, is a 400.
+struct InferenceTensorTests {
+    func rows(_ inputs: String) -> Result<[[String: JSONValue]], InferenceProtocolV2.Failure> {
+        InferenceProtocolV2.rows(try! JSONParser.parse(Array(#"{"inputs": \#(inputs)}"#.utf8)), maxRows: 100)
+    }
+
+    func tensor(_ name: String, _ datatype: String, _ values: String) -> String {
+        #"{"name": "\#(name)", "datatype": "\#(datatype)", "shape": [1], "data": [\#(values)]}"#
+    }
+
+    @Test(arguments: [
+        ("INT8", "127", true), ("INT8", "128", false), ("INT8", "-128", true), ("INT8", "1e300", false), ("UINT8", "-5", false),
+        ("UINT8", "255", true), ("UINT16", "65536", false), ("INT32", "2147483648", false), ("INT64", "9223372036854775807", false),
+        ("INT64", "-9223372036854775808", true), ("UINT64", "18446744073709551616", false), ("INT16", "1.5", false), ("FP16", "65504", true),
+        ("FP16", "70000", false), ("FP32", "1e300", false), ("FP32", "3e38", true), ("FP64", "1e300", true), ("BOOL", "2", false),
+    ])
+    func valuesFitTheirDatatype(datatype: String, value: String, fits: Bool) {
+        switch rows("[\(tensor("x", datatype, value))]") {
+        case .success(let rows): #expect(fits, "\(datatype) \(value) was taken as \(rows)")
+        case .failure(let failure):
+            #expect(!fits, "\(datatype) \(value): \(failure.message)")
+            #expect(failure.status == 400 && failure.message.contains("is not \(datatype)"))
+        }
+    }
+
+    @Test func anInputNamedTwiceIsRefused() {
+        guard case .failure(let failure) = rows("[\(tensor("x", "FP64", "1")), \(tensor("x", "FP64", "2"))]") else {
+            Issue.record("a repeated input was taken")
+            return
+        }
+        #expect(failure.status == 400 && failure.message.contains("'x' appears twice"))
+    }
 }
