@@ -46,6 +46,15 @@ extension PluginAdapter {
         guard let settings = definition.manifest.drift else { return nil }
         let path = (folder as NSString).appendingPathComponent(settings.reference)
         let file = "\(definition.name)/\(settings.reference)"
+        // The sample is read in the server (the drift monitor keeps its bins): its size is checked before it is read.
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        guard size <= DriftSettings.maximumReferenceBytes else {
+            throw ModelBuildError(
+                Diagnostic(
+                    file: "\(definition.name)/model.yaml",
+                    message: "drift.reference: \(file) is \(size) bytes, more than the \(DriftSettings.maximumReferenceBytes >> 20) MiB a reference sample "
+                        + "may take; a sample of some thousands of rows is enough"))
+        }
         do throws(DriftInputError) {
             let rows = try RowFile.read(path, model: definition.name.rawValue).rows
             guard !rows.isEmpty else { throw DriftInputError("\(path): no rows") }

@@ -41,6 +41,8 @@ public struct DriftSettings: Sendable, Hashable, Codable {
     public var window = 1000
 
     public static let windowRange = 10...100_000
+    /// The largest reference sample: the server reads it to lay out the bins.
+    public static let maximumReferenceBytes = 64 << 20
 }
 
 /// `kind` in model.yaml.
