@@ -21,7 +21,8 @@ test-unit: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(UNIT_SUITES)'
 
-## Fuzz the request-body parser and the SDK's decoder (FUZZ_SECONDS each, default 60).
+## Fuzz the request-body parser, the SDK's decoder, the LightGBM and XGBoost readers and the schema extraction
+## (FUZZ_SECONDS each, default 60).
 fuzz:
 	bash fuzz/run.sh
 

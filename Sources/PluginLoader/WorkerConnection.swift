@@ -19,9 +19,10 @@ import Synchronization
 /// A row's timeout counts from the moment the worker runs it, not from when it was sent: a call that runs longer
 /// than a millisecond is announced by the worker (`WorkerFrame.running`), and its deadline starts then. A row that
 /// waits behind slow ones (a batch, another client's) thus never makes the model look hung. A worker that answers
-/// nothing at all for twice the timeout while rows wait (stopped, or hung outside a call) is killed as hung. When the stream ends, the worker is reaped without
-/// blocking (`waitpid` with `WNOHANG` on the loop's timer), every request still waiting fails with 503, and the
-/// owner is told, so that the worker is restarted.
+/// nothing at all for twice the timeout while rows wait (stopped, or hung outside a call) is killed as hung.
+///
+/// When the stream ends, the worker is reaped without blocking (`waitpid` with `WNOHANG` on the loop's timer), every
+/// request still waiting fails with 503, and the owner is told, so that the worker is restarted.
 final class WorkerConnection: DeadlineWatched, Sendable {
     /// The bytes of rows a worker has not read yet past which its next rows get 503 `model_overloaded`.
     static let maximumUnsentBytes = 1 << 20
