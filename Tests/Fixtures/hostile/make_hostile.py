@@ -144,6 +144,14 @@ def many_category_nodes(model):
     t["tree_param"]["num_nodes"] = str(nodes)
 
 
+def multiclass(classes):
+    """A multi:softprob model of `classes` classes (a count, as XGBoost writes it: a string)."""
+    def change(model):
+        model["learner"]["objective"] = {"name": "multi:softprob", "softmax_multiclass_param": {"num_class": classes}}
+        model["learner"]["learner_model_param"]["num_class"] = classes
+    return change
+
+
 def set_path(path, value):
     def change(model):
         target = model
@@ -174,8 +182,8 @@ CASES = {
     ),
     "XgbNumFeature": ({"model.json": xgboost(set_path(["learner", "learner_model_param", "num_feature"], "1000000000000"))}, "num_feature"),
     "XgbNumFeatureExponent": ({"model.json": xgboost(set_path(["learner", "learner_model_param", "num_feature"], "1e12"))}, "num_feature"),
-    "XgbNumClass": ({"model.json": xgboost(set_path(["learner", "learner_model_param", "num_class"], "1000000000000"))}, "num_class"),
-    "XgbNumClassExponent": ({"model.json": xgboost(set_path(["learner", "learner_model_param", "num_class"], "1e12"))}, "num_class"),
+    "XgbNumClass": ({"model.json": xgboost(multiclass("1000000000000"))}, "num_class"),
+    "XgbNumClassExponent": ({"model.json": xgboost(multiclass("1e12"))}, "num_class"),
     "XgbCategoryBitsets": ({"model.json": xgboost(many_category_nodes)}, "MiB of bitsets"),
     "XgbBaseScoreNan": ({"model.json": xgboost(set_path(["learner", "learner_model_param", "base_score"], "nan"))}, "base_score"),
     "SwiftEnumIntMax": (
