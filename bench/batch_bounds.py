@@ -64,7 +64,7 @@ def main():
         while True:
             try:
                 status, body = request(port, "GET", "/")
-                if json.loads(body).get("_server", {}).get("last_sync", {}).get("result") == "success":
+                if ((json.loads(body).get("_server") or {}).get("last_sync") or {}).get("result") == "success":
                     break
             except OSError:
                 pass

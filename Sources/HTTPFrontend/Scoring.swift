@@ -90,9 +90,11 @@ struct Scoring: Sendable {
         }
     }
 
-    /// The most rows of one batch a model works on at once: as many as a worker runs side by side, so that a large
-    /// batch keeps a worker busy without queueing in front of other clients' rows.
-    static let batchWindow = 64
+    /// How many rows of one batch are in flight at once: enough for the model to work through in `batchQueueTime`, at
+    /// the rate it answers this batch's rows, within these bounds (the lower one is the threads a worker runs side by
+    /// side). Another client's row then waits behind about that much of a batch, never behind all of it.
+    static let batchWindow = 64...1024
+    static let batchQueueTime: Duration = .milliseconds(100)
 
     /// Scores a batch of rows with one model (README, "HTTP API"): `batchWindow` rows at a time, each answer sending
     /// the next row, so the rows of other requests are interleaved with a large batch's; the answer is
@@ -115,15 +117,22 @@ struct Scoring: Sendable {
             return
         }
         let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
-        BatchRun(rows: rows, window: Self.batchWindow, maxAnswerBytes: configuration.maxAnswerBytes, model: name) { bytes, answer in
+        // A batch starts with the window its model's last batch ended with (eight rows for its first): a round trip to
+        // learn the rate anew would cost a quick model a quarter of its batch throughput.
+        let batch = BatchRun(
+            rows: rows, window: Self.batchWindow, initialWindow: version.batchWindow.load(ordering: .relaxed), queueTime: Self.batchQueueTime,
+            maxAnswerBytes: configuration.maxAnswerBytes, model: name
+        ) { bytes, answer in
             version.drift?.observe(bytes)
             version.runner.predict(variables: bytes, completion: answer)
-        } finish: { outcomes in
+        } finish: { outcomes, window in
+            if let window { version.batchWindow.store(window, ordering: .relaxed) }
             log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
             var answer = render(outcomes, version)
             answer.headers[.modelVersion] = version.version
             completion(record(version.instruments, start, answer, requestID: requestID))
-        }.start()
+        }
+        batch.start()
     }
 
     /// The 404 of a route that names no model folder. Such requests count under `unknownInstruments` and are not
@@ -358,12 +367,14 @@ extension APIError {
     var answer: Scoring.Answer { Scoring.Answer(status: Int(status.code), headers: headers, body: bodyBytes) }
 }
 
-/// One batch's rows on their way through a model: at most `window` rows in flight, each answer sending the next,
+/// One batch's rows on their way through a model: a window of rows in flight, each answer sending the next (as many as
+/// the model answers in `queueTime` at the rate it has answered this batch so far, within `window`; `initialWindow`
+/// before any answer, and `finish` learns the last one, for the next batch),
 /// and the outputs of the longest run of first rows that fits in `maxAnswerBytes`; every later row is answered 413
 /// `answer_too_large`, unscored when it was not sent yet. `finish` gets every outcome, in the rows' order, once.
 ///
 /// The window also shrinks to the room left in the answer: once outputs have come, no more rows are in flight than
-/// outputs of their average size fit in the room (at least one), and before any has come, eight. A model that answers
+/// outputs of their average size fit in the room (at least one). A model that answers
 /// megabytes a row thus has a few rows in flight, not a window's worth of megabytes on their way to be dropped.
 ///
 /// Answers come in any order within the window: an output is kept while the kept ones fit, and when they no longer
@@ -394,19 +405,26 @@ final class BatchRun: Sendable {
     }
 
     private let rows: [Outcome]
-    private let window: Int
+    private let window: ClosedRange<Int>
+    private let initialWindow: Int
+    private let queueTime: Duration
+    private let started = ContinuousClock.now
     private let maxAnswerBytes: Int
     private let model: String
     private let send: @Sendable ([UInt8], @escaping @Sendable (Prediction) -> Void) -> Void
-    private let finish: @Sendable ([Outcome]) -> Void
+    private let finish: @Sendable ([Outcome], Int?) -> Void
     private let state: Mutex<State>
 
+    /// `finish` gets the outcomes and the window the batch ended with (`nil` when no output came to measure it by).
     init(
-        rows: [Outcome], window: Int, maxAnswerBytes: Int, model: String, send: @escaping @Sendable ([UInt8], @escaping @Sendable (Prediction) -> Void) -> Void,
-        finish: @escaping @Sendable ([Outcome]) -> Void
+        rows: [Outcome], window: ClosedRange<Int>, initialWindow: Int, queueTime: Duration, maxAnswerBytes: Int, model: String,
+        send: @escaping @Sendable ([UInt8], @escaping @Sendable (Prediction) -> Void) -> Void,
+        finish: @escaping @Sendable ([Outcome], Int?) -> Void
     ) {
         self.rows = rows
         self.window = window
+        self.initialWindow = initialWindow.clamped(to: 1...window.upperBound)
+        self.queueTime = queueTime
         self.maxAnswerBytes = maxAnswerBytes
         self.model = model
         self.send = send
@@ -416,7 +434,7 @@ final class BatchRun: Sendable {
 
     func start() {
         if rows.isEmpty {
-            finish([])
+            finish([], nil)
             return
         }
         pump()
@@ -434,14 +452,17 @@ final class BatchRun: Sendable {
             return true
         }
         guard enter else { return }
+        // The window is worked out once a round, not once a row.
+        var allowed = state.withLock { allowedInFlight($0) }
         while true {
             let (index, row): (Int, Outcome?) = state.withLock { state in
-                guard state.next < rows.count, state.next >= state.cut || state.inFlight < allowedInFlight(state) else {
+                guard state.next < rows.count, state.next >= state.cut || state.inFlight < allowed else {
                     guard state.pumpAgain else {
                         state.pumping = false
                         return (-1, nil)
                     }
                     state.pumpAgain = false
+                    allowed = allowedInFlight(state)
                     return (-2, nil)
                 }
                 let index = state.next
@@ -467,17 +488,25 @@ final class BatchRun: Sendable {
         }
     }
 
-    /// The rows that may be in flight now: the window, or fewer when the room left in the answer holds fewer
-    /// outputs of the average size so far (eight before any output came).
+    /// The rows that may be in flight now: what the model answers in `queueTime` at its rate so far (within
+    /// `window`), or fewer when the room left in the answer holds fewer outputs of the average size so far (eight,
+    /// before any output came).
     private func allowedInFlight(_ state: State) -> Int {
-        guard state.outputs > 0 else { return min(window, 8) }
+        guard state.outputs > 0 else { return initialWindow }
         let average = max(1, state.outputBytes / state.outputs)
-        return max(1, min(window, (maxAnswerBytes - state.bytes) / average))
+        return max(1, min(windowByRate(state), (maxAnswerBytes - state.bytes) / average))
+    }
+
+    /// The rows the model answers in `queueTime` at the rate it answered this batch so far, within `window`.
+    private func windowByRate(_ state: State) -> Int {
+        let elapsed = (ContinuousClock.now - started) / queueTime
+        let byRate = elapsed > 0 ? Int(min(Double(window.upperBound), Double(state.outputs) / elapsed)) : window.upperBound
+        return byRate.clamped(to: window)
     }
 
     /// Keeps row `index`'s outcome (an output only while the answer has room) and finishes after the last row.
     private func record(_ index: Int, _ outcome: Outcome, sent: Bool) {
-        let done = state.withLock { state -> [Outcome]? in
+        let done = state.withLock { state -> (outcomes: [Outcome], window: Int?)? in
             if sent { state.inFlight -= 1 }
             if case .success(let output) = outcome {
                 state.outputs += 1
@@ -502,9 +531,9 @@ final class BatchRun: Sendable {
             state.missing -= 1
             guard state.missing == 0, !state.finished else { return nil }
             state.finished = true
-            return state.outcomes.map { $0! }
+            return (state.outcomes.map { $0! }, state.outputs > 0 ? windowByRate(state) : nil)
         }
-        if let done { finish(done) }
+        if let done { finish(done.outcomes, done.window) }
     }
 
     private var tooLarge: APIError {
@@ -520,4 +549,8 @@ extension Optional where Wrapped == Result<[UInt8], APIError> {
     fileprivate var isSuccess: Bool {
         if case .success? = self { true } else { false }
     }
+}
+
+extension Int {
+    fileprivate func clamped(to range: ClosedRange<Int>) -> Int { Swift.min(Swift.max(self, range.lowerBound), range.upperBound) }
 }

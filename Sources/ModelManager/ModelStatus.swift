@@ -1,6 +1,7 @@
 public import DriftReport
 public import Foundation
 public import ServingCore
+public import Synchronization
 
 /// A model's state in the index: `ready` while some version serves, `loading` before its first version is
 /// ready, `failed` when no version serves and the last attempt failed.
@@ -27,6 +28,9 @@ public final class ServingVersion: Sendable {
     /// Its variables' and output's JSON Schemas, and its manifest's first example (README, "OpenAPI").
     public let schemas: ModelSchemas
     public let example: JSONValue?
+    /// The rows a batch keeps in flight when it starts: where the last batch's window ended, eight before the first
+    /// (README, "HTTP API").
+    public let batchWindow = Atomic<Int>(8)
 
     public init(
         name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics,

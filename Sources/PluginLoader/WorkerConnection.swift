@@ -34,12 +34,12 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     /// When the process was spawned, to tell a worker that dies at once from one that served for a while.
     let startedAt = ContinuousClock.now
     /// A request sent and not yet answered: who is told the answer, and until when (from when the worker said it
-    /// runs the row; `nil` before).
+    /// runs the row; 0 before). Times are `Monotonic` nanoseconds: plain integers on the request path.
     struct Waiting {
         var completion: @Sendable (Prediction) -> Void
-        var sentAt: ContinuousClock.Instant
-        var deadline: ContinuousClock.Instant?
-        var timeout: Duration
+        var sentAt: Int64
+        var deadline: Int64 = 0
+        var timeout: Int64
     }
 
     /// The requests waiting for answers and the frames waiting to leave, under one lock: a row takes it
@@ -59,7 +59,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         /// The socket's channel, set as it is made (before any read: the hello and the end cannot pass by).
         var channel: (any Channel)?
         /// When the worker last wrote a frame, or a row was sent to it while none waited: the worker's progress.
-        var lastHeard = ContinuousClock.now
+        var lastHeard = Monotonic.now()
     }
     /// Set before the server kills the worker on purpose, so its exit is not reported as a crash.
     let plannedExit = Mutex<WorkerExit?>(nil)
@@ -139,8 +139,8 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     /// event loop, or the 504 from the `DeadlineWatchdog` (no timer per request), or the 503 when the worker
     /// is gone or too far behind.
     func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
-        let now = ContinuousClock.now
-        let waiting = Waiting(completion: completion, sentAt: now, deadline: nil, timeout: timeout)
+        let now = Monotonic.now()
+        let waiting = Waiting(completion: completion, sentAt: now, timeout: timeout.nanoseconds)
         let queued = state.withLock { state -> (accepted: Bool, scheduleFlush: Bool, channel: (any Channel)?) in
             guard state.unsentBytes < Self.maximumUnsentBytes else { return (false, false, nil) }
             if state.pending.count == 0 { state.lastHeard = now }
@@ -189,7 +189,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     /// The frames the worker wrote in one go: each answer completes its request; a `running` frame starts its
     /// row's deadline.
     func deliver(answers: [WorkerFrame]) {
-        let now = ContinuousClock.now
+        let now = Monotonic.now()
         let waiting = state.withLock { state in
             state.lastHeard = now
             return answers.map { frame -> Waiting? in
@@ -212,21 +212,22 @@ final class WorkerConnection: DeadlineWatched, Sendable {
 
     /// Fails every request past its deadline with 504 and restarts the worker that hangs on them; so too, when the
     /// worker has written nothing for twice the timeout while rows wait for it, the rows it never started.
-    func expireOverdue(at now: ContinuousClock.Instant) {
+    func expireOverdue(at _: ContinuousClock.Instant) {
+        let now = Monotonic.now()
         let overdue = state.withLock { state in
             let lastHeard = state.lastHeard
             return state.pending.removeAll { waiting in
-                if let deadline = waiting.deadline { return deadline <= now }
-                return now - max(waiting.sentAt, lastHeard) > waiting.timeout * 2
+                if waiting.deadline != 0 { return waiting.deadline <= now }
+                return now - max(waiting.sentAt, lastHeard) > 2 * waiting.timeout
             }
         }
         guard !overdue.isEmpty else { return }
         kill(because: .timedOut)
         for waiting in overdue {
             let message =
-                waiting.deadline == nil
-                ? "the worker of \(modelName) answered nothing for twice its timeout of \(waiting.timeout.milliseconds) ms while rows waited; it was restarted"
-                : "\(modelName) took longer than its timeout of \(waiting.timeout.milliseconds) ms; its worker was restarted"
+                waiting.deadline == 0
+                ? "the worker of \(modelName) answered nothing for twice its timeout of \(waiting.timeout / 1_000_000) ms while rows waited; it was restarted"
+                : "\(modelName) took longer than its timeout of \(waiting.timeout / 1_000_000) ms; its worker was restarted"
             waiting.completion(.failure(PredictionFailure(.timeout, message)))
         }
     }
@@ -297,5 +298,16 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         let fields = statm.split(separator: " ")
         guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// Monotonic nanoseconds (`CLOCK_MONOTONIC`): the request path's timestamps, plain integers rather than
+/// `ContinuousClock.Instant`, whose optional and arithmetic went through the runtime's generic witnesses per row.
+enum Monotonic {
+    @inline(__always)
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
     }
 }

@@ -9,9 +9,11 @@ import CSystemShims
 /// Handing every frame to another thread costs a wake-up per request, as much as a fast model's work. So the
 /// reading thread runs each call itself, under a one-shot timer (a system call, no wake-up, re-armed only
 /// when the last arming is `rearmAfter` old, so a busy worker arms it a few thousand times a second rather
-/// than once per row). When a call outlasts `handOver` (or `handOver - rearmAfter`), the timer's thread passes the reading to a parked thread (or a new one, up to
-/// `maximumThreads`), so a slow or hung call never holds up the frames behind it; the slow thread parks once
-/// its call is done. `transform_predict` is therefore called from several threads when calls are slow.
+/// than once per row). When the timer fires, its thread looks at the call the reader is in: one that has run
+/// `handOver` passes the reading to a parked thread (or a new one, up to `maximumThreads`), so a slow or hung call
+/// never holds up the frames behind it (the slow thread parks once its call is done); one that began since the
+/// timer was armed is given the rest of its `handOver` (the timer is armed again for it). `transform_predict` is
+/// therefore called from several threads when calls are slow.
 ///
 /// A call that outlasts `handOver` is announced to the server (`WorkerFrame.running`), whether or not a thread can
 /// take the reading over: the server counts the row's timeout from then, not from when it sent the row, so rows
@@ -41,9 +43,11 @@ final class WorkerLoop: @unchecked Sendable {
     private let lock = Condition()
     /// Bumped at every hand-over: a thread whose generation is stale no longer reads.
     private var generation: UInt64 = 0
-    /// Whether the reading thread is inside a call (the only time it may be relieved), and the frame of that call.
+    /// Whether the reading thread is inside a call (the only time it may be relieved), the frame of that call and when
+    /// it began (monotonic nanoseconds).
     private var readerInCall = false
     private var readerCall: UInt64 = 0
+    private var readerCallStart: Int64 = 0
     private var callsInFlight = 0
     private var parked = 0
     private var threads = 1
@@ -65,17 +69,16 @@ final class WorkerLoop: @unchecked Sendable {
             if !reader.hasFrame, !flush() { exit(0) }
             guard let frame = reader.next() else { finish() }
             guard frame.code == WorkerFrame.predict else { continue }
+            let now = timer >= 0 ? Self.monotonicNanoseconds() : 0
             lock.withLock {
                 readerInCall = true
                 readerCall = frame.id
+                readerCallStart = now
                 callsInFlight += 1
             }
-            if timer >= 0 {
-                let now = Self.monotonicNanoseconds()
-                if now - armedAt >= Self.rearmAfter {
-                    _ = autoserve_timer_arm(timer, Self.handOver)
-                    armedAt = now
-                }
+            if timer >= 0, now - armedAt >= Self.rearmAfter {
+                _ = autoserve_timer_arm(timer, Self.handOver)
+                armedAt = now
             }
             var (status, bytes) = instance.call(variables: frame.payload)
             if bytes.count > WorkerFrame.maximumPayload {
@@ -139,6 +142,13 @@ final class WorkerLoop: @unchecked Sendable {
             lock.lock()
             guard readerInCall else {
                 lock.unlock()
+                continue
+            }
+            // A call that began after the arming is not slow yet: the timer is armed again for the rest of its time.
+            let age = Self.monotonicNanoseconds() - readerCallStart
+            guard age >= Self.handOver else {
+                lock.unlock()
+                _ = autoserve_timer_arm(timer, max(Self.handOver - age, 1_000))
                 continue
             }
             let running = readerCall

@@ -40,19 +40,23 @@ struct BatchRunTests {
         let count = Int.random(in: 1...300, using: &random)
         let sizes = (0..<count).map { _ in Int.random(in: 1...100, using: &random) }
         let cap = Int.random(in: 1...(sizes.reduce(0, +) + 50), using: &random)
-        let window = Int.random(in: 1...16, using: &random)
+        let lower = Int.random(in: 1...16, using: &random)
+        let window = lower...(lower + Int.random(in: 0...16, using: &random))
         let model = HeldModel()
         let result = Mutex<[BatchRun.Outcome]?>(nil)
         // Every fifth row is refused before it reaches a model, as a row that is not an object is.
         let rows: [BatchRun.Outcome] = (0..<count).map { row in
             row % 5 == 4 ? .failure(APIError(status: 400, code: "invalid_rows", message: "not an object")) : .success(Array("\(row)".utf8))
         }
-        BatchRun(rows: rows, window: window, maxAnswerBytes: cap, model: "Fake", send: model.send) { outcomes in
+        BatchRun(
+            rows: rows, window: window, initialWindow: Int.random(in: 1...40, using: &random), queueTime: .milliseconds(100), maxAnswerBytes: cap,
+            model: "Fake", send: model.send
+        ) { outcomes, _ in
             result.withLock { $0 = outcomes }
         }.start()
         while model.answerOne(size: { sizes[$0] }, pick: { Int.random(in: 0..<$0, using: &random) }) {}
         let outcomes = try #require(result.withLock { $0 })
-        #expect(model.mostInFlight.withLock { $0 } <= window)
+        #expect(model.mostInFlight.withLock { $0 } <= window.upperBound)
         // The longest run of first rows whose outputs fit.
         var fits = 0
         var total = 0
@@ -77,9 +81,9 @@ struct BatchRunTests {
     @Test func refusalsInsideTheSendDoNotRecurse() throws {
         let result = Mutex<[BatchRun.Outcome]?>(nil)
         let rows = [BatchRun.Outcome](repeating: .success(Array("{}".utf8)), count: 200_000)
-        BatchRun(rows: rows, window: 64, maxAnswerBytes: 1 << 20, model: "Fake") { _, answer in
+        BatchRun(rows: rows, window: 64...1024, initialWindow: 64, queueTime: .milliseconds(100), maxAnswerBytes: 1 << 20, model: "Fake") { _, answer in
             answer(.failure(PredictionFailure(.overloaded, "behind")))
-        } finish: { outcomes in
+        } finish: { outcomes, _ in
             result.withLock { $0 = outcomes }
         }.start()
         let outcomes = try #require(result.withLock { $0 })
