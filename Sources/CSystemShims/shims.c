@@ -79,3 +79,11 @@ int autoserve_spawn_chdir(posix_spawn_file_actions_t *actions, const char *direc
     return ENOSYS;
 #endif
 }
+
+int autoserve_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
+#ifdef __linux__
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+#else
+    return ENOSYS;
+#endif
+}

@@ -54,12 +54,26 @@ public enum ProcessRunner {
             unlink(logPath)
         }
         let pid = try spawn([executable] + arguments, output: log, directory: directory, environment: environment)
-        // The first to end of the wait and the timer: a timer that fires kills the group, and the wait then ends too.
+        // A cancelled caller (the server stopping) kills the command: nothing would read what it makes.
+        let (status, timedOut) = await withTaskCancellationHandler {
+            await wait(for: pid, timeout: timeout)
+        } onCancel: {
+            _ = kill(-pid, SIGKILL)
+        }
+        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let signalled = status & 0x7f != 0
+        return Outcome(
+            exitCode: signalled ? status & 0x7f : (status >> 8) & 0xff, output: output, timedOut: timedOut, signalled: signalled)
+    }
+
+    /// `pid`'s wait status once it ends, and whether `timeout` passed first: the first to end of the wait and the
+    /// timer, and a timer that fires kills the group, so the wait then ends too.
+    static func wait(for pid: pid_t, timeout: Duration) async -> (status: Int32, timedOut: Bool) {
         enum Event: Sendable {
             case exited(Int32)
             case timedOut
         }
-        let (status, timedOut) = await withTaskGroup(of: Event?.self) { group in
+        return await withTaskGroup(of: Event?.self) { group in
             group.addTask { .exited(await reap(pid)) }
             group.addTask {
                 try? await Task.sleep(for: timeout)
@@ -81,10 +95,6 @@ public enum ProcessRunner {
             }
             return (status, timedOut)
         }
-        let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        let signalled = status & 0x7f != 0
-        return Outcome(
-            exitCode: signalled ? status & 0x7f : (status >> 8) & 0xff, output: output, timedOut: timedOut, signalled: signalled)
     }
 
     /// posix_spawn in a new process group, with a clean signal mask and dispositions (the calling thread may block
@@ -97,6 +107,10 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, output, 1)
         posix_spawn_file_actions_adddup2(&actions, output, 2)
         if let directory { _ = autoserve_spawn_chdir(&actions, directory) }
+        // NIO opens its sockets without close-on-exec: a compiler must not hold the server's listening socket or a
+        // client's connection (a server killed mid-build could not bind its port again until the compile ended).
+        let closing = autoserve_spawn_closefrom(&actions, 3)
+        guard closing == 0 else { throw SpawnError(description: "cannot run \(arguments[0]): \(String(cString: strerror(closing)))") }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -49,6 +49,8 @@ extension WorkerConnection {
         posix_spawn_file_actions_adddup2(&actions, output[3], 2)
         posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.requestDescriptor)
         posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.responseDescriptor)
+        // NIO's sockets are not close-on-exec: the worker starts with none of the server's listening socket or clients.
+        _ = autoserve_spawn_closefrom(&actions, WorkerMain.responseDescriptor + 1)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

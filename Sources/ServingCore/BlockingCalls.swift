@@ -14,13 +14,16 @@ public enum BlockingCalls {
     }()
 
     /// `work`'s result, computed on the pool.
+    ///
+    /// The call runs even when the calling task is cancelled (a stop during a sync): a blocking call cannot be
+    /// interrupted, and `NIOThreadPool.runIfActive` would instead throw `CancellationError` before it started.
     public static func run<T: Sendable, Failure: Error>(_ work: @escaping @Sendable () throws(Failure) -> T) async throws(Failure) -> T {
-        let result: Result<T, Failure>
-        do {
-            result = try await pool.runIfActive { Result { () throws(Failure) in try work() } }
-        } catch {
-            // The pool is started once and never shut down.
-            preconditionFailure("the blocking-call pool is not running: \(error)")
+        let result: Result<T, Failure> = await withCheckedContinuation { continuation in
+            pool.submit { state in
+                // The pool is started once and never shut down.
+                precondition(state == .active, "the blocking-call pool is not running")
+                continuation.resume(returning: Result { () throws(Failure) in try work() })
+            }
         }
         return try result.get()
     }

@@ -1,4 +1,8 @@
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 import ModelSource
 import ServingCore
 import Testing
@@ -52,5 +56,27 @@ struct ProcessRunnerTests {
         let base = try #require(Int(normal.output.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(Int(background.output.trimmingCharacters(in: .whitespacesAndNewlines)) == min(base + 10, 19))
         #expect(background.succeeded)
+    }
+
+    /// NIO opens its sockets without close-on-exec; a command must still start without them, or a compiler that
+    /// outlives a killed server holds its port and the restarted server cannot listen.
+    @Test func commandsInheritNoDescriptorBeyondTheStandardOnes() async throws {
+        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listening > 2)
+        defer { close(listening) }
+        #expect(fcntl(listening, F_GETFD) & FD_CLOEXEC == 0)
+        let probe = "[ -e /proc/$$/fd/\(listening) ] && echo held || echo closed; [ -e /proc/$$/fd/1 ] && echo stdout"
+        let outcome = try await ProcessRunner.run("/bin/sh", ["-c", probe])
+        #expect(outcome.output == "closed\nstdout\n")
+    }
+
+    /// A cancelled caller (the server stopping during a build) kills the command and its group rather than waiting.
+    @Test func cancellingTheCallerKillsTheCommand() async throws {
+        let started = ContinuousClock.now
+        let running = Task { try await ProcessRunner.run("/bin/sh", ["-c", "sleep 120 & wait"]) }
+        running.cancel()
+        let outcome = try await running.value
+        #expect(outcome.signalled && outcome.exitCode == SIGKILL && !outcome.timedOut)
+        #expect(ContinuousClock.now - started < .seconds(60))
     }
 }

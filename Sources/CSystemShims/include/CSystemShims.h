@@ -34,6 +34,11 @@ int autoserve_pipe_cloexec(int descriptors[2]);
 /// does not export. 0, or an error number (ENOSYS off Linux).
 int autoserve_spawn_chdir(posix_spawn_file_actions_t *actions, const char *directory);
 
+/// Makes a spawned child close every descriptor from `lowest` up before it runs: glibc's
+/// posix_spawn_file_actions_addclosefrom_np. The server's sockets (NIO opens them without close-on-exec) must not
+/// live on in a compiler that outlives the server. 0, or an error number (ENOSYS off Linux).
+int autoserve_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowest);
+
 /// Makes the C standard output (which Swift's `print` writes to) line-buffered, as on a terminal.
 void autoserve_line_buffer_stdout(void);
 

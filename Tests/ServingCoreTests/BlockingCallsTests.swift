@@ -1,0 +1,14 @@
+import ServingCore
+import Testing
+
+/// A blocking call started from a cancelled task (a sync when the server stops) runs, and never takes the process
+/// down: NIO's `runIfActive` throws `CancellationError` there, which once reached a `preconditionFailure`.
+struct BlockingCallsTests {
+    @Test func aCancelledTaskStillRunsItsBlockingCall() async throws {
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await BlockingCalls.run { () throws(CancellationError) -> Int in 6 * 7 }
+        }
+        #expect(try await task.value == 42)
+    }
+}
