@@ -1,13 +1,13 @@
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ModelSource
 import ServingCore
 import Testing
 
 @testable import PluginBuilder
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 struct GeneratorTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
