@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "ModelManager",
             dependencies: [
-                "ServingCore", "ModelSource", "PluginBuilder", "PluginLoader", "PluginRuntime", "DriftReport",
+                "ServingCore", "ModelSource",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -147,7 +147,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ModelManagerTests",
-            dependencies: ["ModelManager", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ModelManager", "AutoServeApp", "ModelSource", "PluginBuilder", "PluginLoader", "ServingCore", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -60,6 +60,7 @@ public enum ModelCheck {
             logger: logger
         )
         await manager.sync(id: 1)
+        await manager.settled()
         return manager
     }
 }

@@ -1,5 +1,5 @@
 public import AutoServeModel
-import ServingCore
+public import ServingCore
 import Synchronization
 
 /// Live drift of one model version (README, "Live drift in /metrics"): the last `window` rows it scored, compared
@@ -8,7 +8,7 @@ import Synchronization
 /// A request only appends its `variables` bytes to a ring under a lock (no parsing); `measure()`, called every few
 /// seconds off the request path, parses the window and computes each feature's PSI against the reference's bins
 /// and the share of rows that lack it.
-public final class DriftMonitor: Sendable {
+public final class DriftMonitor: DriftObserving {
     /// The most features exported per model: their names become label values.
     public static let maximumFeatures = 100
 

@@ -11,7 +11,7 @@ enum FanOut {
         guard !versions.isEmpty else { return completion([]) }
         let answers = Answers(count: versions.count, completion: completion)
         for index in versions.indices {
-            versions[index].runner.predict(variables: variables) { answers.deliver($0, at: index) }
+            versions[index].predict(variables: variables) { answers.deliver($0, at: index) }
         }
     }
 

@@ -53,6 +53,7 @@ struct IndexDocument: Encodable {
         @NullWhenNil var type: String?
         @NullWhenNil var description: String?
         @NullWhenNil var pendingVersion: String?
+        @NullWhenNil var pending: Pending?
         var routes: [String]
         @NullWhenNil var lastError: LastError?
         /// Only for a version served by worker processes.
@@ -67,17 +68,25 @@ struct IndexDocument: Encodable {
             type = serving?.typeName
             description = serving?.summary
             pendingVersion = status.pendingVersion
+            pending = status.pending.map { Pending(version: $0.version, phase: $0.phase.rawValue, since: timestamp($0.since)) }
             routes = ["\(prefix)/\(status.folderName)", "\(prefix)/all"]
             lastError = status.currentError.map(LastError.init)
             workers = status.workers.map { Workers(pids: $0.pids, restarts: $0.restarts, lastCrash: $0.lastCrash) }
         }
 
         enum CodingKeys: String, CodingKey {
-            case state, version, commit, type, description, routes, workers
+            case state, version, commit, type, description, routes, workers, pending
             case loadedAt = "loaded_at"
             case pendingVersion = "pending_version"
             case lastError = "last_error"
         }
+    }
+
+    /// The version being brought up: `aspired` (waiting for a build slot), `building` or `loading`, since when.
+    struct Pending: Encodable {
+        var version: String
+        var phase: String
+        var since: String
     }
 
     struct LastError: Encodable {

@@ -48,7 +48,9 @@ public enum OpenAPIDocument {
         paths["/healthz"] = ["get": operation("healthz", "200 while the process runs", tag: "server", responses: ["200": json("Alive", statusSchema)])]
         paths["/readyz"] = [
             "get": operation(
-                "readyz", "200 once the source was read and a model serves; 503 with the reason before, when no model can serve, and while draining",
+                "readyz",
+                "503 until every model folder of the first sync finished its first load (the reason names those loading); "
+                    + "then 200 while a model serves; 503 when none can serve, and while draining",
                 tag: "server", responses: ["200": json("Ready, with model counts", ["type": "object"]), "503": errorResponse("Not ready, with the reason")])
         ]
         paths["/metrics"] = [

@@ -124,7 +124,7 @@ struct Scoring: Sendable {
             maxAnswerBytes: configuration.maxAnswerBytes, model: name
         ) { bytes, answer in
             version.drift?.observe(bytes)
-            version.runner.predict(variables: bytes, completion: answer)
+            version.predict(variables: bytes, completion: answer)
         } finish: { outcomes, window in
             if let window { version.batchWindow.store(window, ordering: .relaxed) }
             log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
@@ -186,7 +186,7 @@ struct Scoring: Sendable {
             completion(record(version.instruments, start, answer, requestID: requestID))
         case .success(let bytes):
             version.drift?.observe(bytes)
-            version.runner.predict(variables: bytes) { prediction in
+            version.predict(variables: bytes) { prediction in
                 var answer: Answer
                 switch prediction {
                 case .output(let output):

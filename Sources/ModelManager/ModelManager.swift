@@ -1,8 +1,6 @@
 import Foundation
 public import Logging
 public import ModelSource
-public import PluginBuilder
-public import PluginLoader
 public import ServiceLifecycle
 public import ServingCore
 import Synchronization
@@ -30,10 +28,12 @@ public protocol ModelServing: Sendable {
 }
 
 /// Runs the pipeline: syncs the Source when asked (and on its schedule) and pushes the versions it aspires to
-/// into the `AspiredVersionsManager`, through the `SourceAdapter` (export, generate, compile) and the Loader.
+/// into the `AspiredVersionsManager`, which brings them up through a `SourceAdapter` (the app's `PluginAdapter`:
+/// export, generate, compile, load). The manager knows its stages by their protocols only.
 ///
-/// Syncs run one at a time; a sync requested during another queues one more, and a burst of requests costs at
-/// most that one.
+/// Syncs run one at a time, and each lasts as long as listing the source (the models' builds and loads run on
+/// their own tasks); a sync requested during another queues one more, and a burst of requests costs at most that
+/// one.
 public final class ModelManager: Service, ModelServing, Sendable {
     let source: any ModelSourceProvider
     let configuration: ModelManagerConfiguration
@@ -48,20 +48,6 @@ public final class ModelManager: Service, ModelServing, Sendable {
     let queuedSync = Mutex<Int?>(nil)
     let triggers: AsyncStream<Int>
     let triggerContinuation: AsyncStream<Int>.Continuation
-
-    /// The pipeline of plugins read by `reader`, built with `compiler` and loaded with `loader`.
-    public convenience init(
-        source: any ModelSourceProvider,
-        reader: any DefinitionReading,
-        compiler: Result<PluginCompiler, ToolchainError>,
-        loader: any PluginLoading,
-        configuration: ModelManagerConfiguration,
-        metrics: Metrics,
-        logger: Logger
-    ) {
-        let adapter = PluginAdapter(source: source, reader: reader, compiler: compiler, loader: loader, metrics: metrics, logger: logger)
-        self.init(source: source, adapter: adapter, configuration: configuration, metrics: metrics, logger: logger)
-    }
 
     public init(source: any ModelSourceProvider, adapter: any SourceAdapter, configuration: ModelManagerConfiguration, metrics: Metrics, logger: Logger) {
         self.source = source
@@ -78,6 +64,11 @@ public final class ModelManager: Service, ModelServing, Sendable {
 
     public func publishStateMetrics() {
         versions.publishStateMetrics()
+    }
+
+    /// Waits until no model has a version to bring up (`autoserve check`, `score`, tests).
+    public func settled() async {
+        await versions.settled()
     }
 
     /// Answers every request waiting for a model with 503 now: the server's stop ran out of time.
@@ -143,8 +134,9 @@ public final class ModelManager: Service, ModelServing, Sendable {
         }
     }
 
-    /// One full pass: read the source, then push its versions to the manager. Never throws: failures are
-    /// recorded per model, or for the sync as a whole when the source cannot be read (`false`).
+    /// One full pass: read the source, then record the versions it aspires to with the manager, which brings each
+    /// model up on a task of its own: a sync lasts as long as listing the source, whatever the models take. Never
+    /// throws: failures are recorded per model, or for the sync as a whole when the source cannot be read (`false`).
     @discardableResult
     public func sync(id: Int) async -> Bool {
         let started = Date()
@@ -162,7 +154,7 @@ public final class ModelManager: Service, ModelServing, Sendable {
         let finished = Date()
         metrics.increment("autoserve_syncs_total", labels: ["success"])
         metrics.set("autoserve_last_sync_success_timestamp_seconds", to: finished.timeIntervalSince1970)
-        let message = changed == 0 ? "no model changed" : "\(changed) model version(s) processed"
+        let message = changed == 0 ? "no model changed" : "\(changed) new model version(s) to bring up"
         versions.record(SyncReport(id: id, startedAt: started, finishedAt: finished, succeeded: true, message: message))
         logger.info(
             "sync finished",

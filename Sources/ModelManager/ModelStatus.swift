@@ -1,5 +1,5 @@
-public import DriftReport
 public import Foundation
+import ModelSource
 public import ServingCore
 public import Synchronization
 
@@ -11,8 +11,10 @@ public enum ModelState: String, Sendable, Codable {
 
 /// A version that serves requests: the runner and what the index and the response headers show.
 ///
-/// A request holds one of these from start to end, so a swap never changes the version a request runs
-/// on; when the last holder lets go of a replaced version, its model instance is released.
+/// A request holds one of these from start to end (`predict`), so a swap never changes the version a request runs
+/// on. Its release is a transition of its lifecycle, not a `deinit`: the manager moves a replaced or removed
+/// version to `releasing`, and the last request to finish moves it to `released`, which unloads its runner
+/// (stops its workers).
 public final class ServingVersion: Sendable {
     public let name: ModelName
     public let version: String
@@ -24,18 +26,27 @@ public final class ServingVersion: Sendable {
     /// The handles its requests count themselves with.
     public let instruments: RequestInstruments
     /// Its live drift, when its folder carries a reference sample.
-    public let drift: DriftMonitor?
+    public let drift: (any DriftObserving)?
     /// Its variables' and output's JSON Schemas, and its manifest's first example (README, "OpenAPI").
     public let schemas: ModelSchemas
     public let example: JSONValue?
     /// The rows a batch keeps in flight when it starts: where the last batch's window ended, eight before the first
     /// (README, "HTTP API").
     public let batchWindow = Atomic<Int>(8)
+    /// `serving`, `releasing` or `released`.
+    let lifecycle: Mutex<VersionLifecycle>
+    /// Twice the requests in flight, plus 1 once the version is `releasing`; `released` is -1, which no request can
+    /// hold any more.
+    let holders = Atomic<Int>(0)
+    /// The version that replaced this one, for a request that read the registry before the swap and reached the
+    /// runner after the release.
+    let successor = Mutex<ServingVersion?>(nil)
 
     public init(
         name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics,
-        drift: DriftMonitor? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil
+        drift: (any DriftObserving)? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil, lifecycle: VersionLifecycle? = nil
     ) {
+        self.lifecycle = Mutex(lifecycle ?? VersionLifecycle(serving: version))
         self.drift = drift
         self.schemas = schemas
         self.example = example
@@ -47,6 +58,57 @@ public final class ServingVersion: Sendable {
         self.typeName = typeName
         self.summary = summary
         self.commit = commit
+    }
+}
+
+extension ServingVersion {
+    /// Scores one row on this version, holding it until the answer: a version that leaves the route meanwhile is
+    /// released only after. A request that reaches a version already released is answered by its successor.
+    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+        guard hold() else {
+            guard let next = successor.withLock({ $0 }) else {
+                return completion(.failure(PredictionFailure(.unavailable, "\(name) was removed from the model source")))
+            }
+            return next.predict(variables: variables, completion: completion)
+        }
+        runner.predict(variables: variables) { prediction in
+            completion(prediction)
+            self.letGo()
+        }
+    }
+
+    /// The phase of its lifecycle: `serving`, `releasing` or `released`.
+    public var phase: VersionPhase { lifecycle.withLock { $0.phase } }
+
+    /// Counts a request in; false once the version is released.
+    func hold() -> Bool {
+        var current = holders.load(ordering: .acquiring)
+        while current >= 0 {
+            let (exchanged, original) = holders.compareExchange(expected: current, desired: current + 2, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Counts a request out; the last one out of a releasing version releases it.
+    func letGo() {
+        if holders.subtract(2, ordering: .acquiringAndReleasing).newValue == 1 { releaseIfIdle() }
+    }
+
+    /// `serving` → `releasing`: no new request reaches it from the registry; `successor` answers the stragglers.
+    /// Released now when no request holds it.
+    func retire(successor next: ServingVersion?) {
+        successor.withLock { $0 = next }
+        lifecycle.withLock { $0.move(to: .releasing) }
+        if holders.add(1, ordering: .acquiringAndReleasing).newValue == 1 { releaseIfIdle() }
+    }
+
+    /// `releasing` → `released`, once: unloads the runner.
+    private func releaseIfIdle() {
+        guard holders.compareExchange(expected: 1, desired: -1, ordering: .acquiringAndReleasing).exchanged else { return }
+        lifecycle.withLock { $0.move(to: .released) }
+        runner.unload()
     }
 }
 
@@ -75,22 +137,31 @@ public struct FailureReport: Sendable, Hashable {
     }
 }
 
-/// Everything the index knows about one model name.
+/// Everything the index knows about one model name: the version serving, the version being brought up (its
+/// lifecycle) and the last version that failed.
 public struct ModelStatus: Sendable {
     public var folderName: String
-    public var state: ModelState
     public var serving: ServingVersion?
-    /// The version being built or loaded, if any.
-    public var pendingVersion: String?
+    /// The newest version the source aspires to, while it is `aspired`, `building` or `loading`.
+    public internal(set) var pending: VersionLifecycle?
+    /// The folder of `pending`, which the model's task brings up.
+    var pendingFolder: ModelFolder?
     public var lastError: FailureReport?
 
-    public init(folderName: String, state: ModelState, serving: ServingVersion? = nil, pendingVersion: String? = nil, lastError: FailureReport? = nil) {
+    public init(folderName: String, serving: ServingVersion? = nil, lastError: FailureReport? = nil) {
         self.folderName = folderName
-        self.state = state
         self.serving = serving
-        self.pendingVersion = pendingVersion
         self.lastError = lastError
     }
+
+    /// `ready` while a version serves, `loading` while none does and one is being brought up, `failed` otherwise.
+    public var state: ModelState {
+        if serving != nil { return .ready }
+        return pending == nil ? .failed : .loading
+    }
+
+    /// The version being brought up, if any.
+    public var pendingVersion: String? { pending?.version }
 
     /// The state the index, `/readyz` and `autoserve_model_state` all report: `state`, except that a version
     /// whose runner broke after it took the route (workers that fail on every start) is `failed`.
@@ -140,6 +211,9 @@ public struct RegistrySnapshot: Sendable {
     public private(set) var notServing: [(name: String, status: ModelStatus)] = []
     /// True once a sync has read the model source (listed the folders and their versions).
     public var sourceRead = false
+    /// The folders the first read of the source found whose first version has not finished its first attempt
+    /// (serving, or failed with a reason); the server is not ready before this set is empty.
+    public var firstRound: Set<String> = []
     /// Why the server is not ready before the source was read.
     public var readinessReason = "the first sync has not started"
     public var commit: String?
@@ -148,17 +222,25 @@ public struct RegistrySnapshot: Sendable {
 
     public init() {}
 
-    /// Whether the server should take traffic (`/readyz`), and why, from the models' current states.
+    /// Whether the server should take traffic (`/readyz`), and why (README, "Health and readiness").
     ///
-    /// Ready once the source was read and some model serves, or the source holds no model folder at all: a
-    /// slow model does not hold up the others, and a server whose every model failed takes no traffic.
+    /// Not ready until the source was read and every folder it held then finished its first attempt, as Triton's
+    /// strict readiness and MLServer: a client that waits for ready never meets `model_loading` for a model of that
+    /// first round. Then ready while some model serves, or when the source holds no model folder at all; a server
+    /// whose every model failed takes no traffic. A folder added later, or a slow new version, does not make a
+    /// serving server unready.
     public var readiness: (ready: Bool, reason: String) {
         guard sourceRead else { return (false, readinessReason) }
+        if !firstRound.isEmpty {
+            let names = firstRound.sorted()
+            let shown = names.prefix(10).joined(separator: ", ") + (names.count > 10 ? " and \(names.count - 10) more" : "")
+            return (false, "loading the first version of \(names.count) of \(models.count) model(s): \(shown)")
+        }
         guard !models.isEmpty else { return (true, "ready; the source has no model folder") }
         let states = models.values.map(\.currentState)
         if states.contains(.ready) { return (true, "ready") }
-        let loading = states.filter { $0 == .loading }.count
-        if loading > 0 { return (false, "no model is ready yet; \(loading) model(s) loading") }
+        let loading = models.filter { $0.value.currentState == .loading }.keys.sorted()
+        if !loading.isEmpty { return (false, "no model is ready yet; loading: \(loading.joined(separator: ", "))") }
         return (false, "no model can serve: every one of the \(states.count) model folder(s) failed; see the index for each one's error")
     }
 

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 public import Logging
-import ServingCore
+public import ServingCore
 import Synchronization
 
 /// A model compiled into a shared library, ready for the loader.

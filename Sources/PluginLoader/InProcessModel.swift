@@ -40,6 +40,12 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
         DeadlineWatchdog.shared.watch(self)
     }
 
+    /// Stops watching its deadlines; the instance itself is destroyed when the last reference goes, which a call
+    /// past its deadline still running on a written-off thread holds (an in-process call cannot be stopped).
+    public func unload() {
+        DeadlineWatchdog.shared.forget(self)
+    }
+
     deinit {
         DeadlineWatchdog.shared.forget(self)
         instance.destroy()

@@ -85,14 +85,23 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
         return model
     }
 
-    deinit {
-        settings.budget?.release(max(1, settings.workers))
-        memoryCheck.withLock { $0?.cancel() }
-        let workers = state.withLock { state -> [WorkerConnection] in
+    /// Stops the workers and gives their share of MAX_WORKERS back: the manager calls it once the version's last
+    /// request is done (README, "Reliability"). Idempotent; a model never unloaded (a run of `autoserve score`) is
+    /// stopped when it is freed.
+    public func unload() {
+        let workers = state.withLock { state -> [WorkerConnection]? in
+            guard !state.stopped else { return nil }
             state.stopped = true
             return state.workers.compactMap { $0 }
         }
+        guard let workers else { return }
+        settings.budget?.release(max(1, settings.workers))
+        memoryCheck.withLock { $0?.cancel() }
         workers.forEach { $0.close() }
+    }
+
+    deinit {
+        unload()
     }
 
     public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {

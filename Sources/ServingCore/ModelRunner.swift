@@ -14,6 +14,9 @@ public protocol ModelRunner: Sendable {
 
     /// Answers every request still waiting with `failure` now (the server's stop ran out of time).
     func abandonPending(_ failure: PredictionFailure)
+
+    /// Lets the version go: the manager calls it once, after the version's last request (its workers stop).
+    func unload()
 }
 
 extension ModelRunner {
@@ -21,6 +24,9 @@ extension ModelRunner {
 
     /// Nothing to abandon by default: an in-process call cannot be interrupted.
     public func abandonPending(_ failure: PredictionFailure) {}
+
+    /// Nothing to let go by default.
+    public func unload() {}
 }
 
 extension ModelRunner {

@@ -111,12 +111,21 @@ struct HTTPClient: Sendable {
 
     func get(_ path: String) async throws -> HTTPAnswer { try await send("GET", path) }
 
-    /// Polls the index until a sync has finished with success: every model of the first one brought up or failed.
+    /// Polls the index until a sync has finished with success and no model has a version under way: every model
+    /// of the source brought up or failed (a sync only records the versions; each model comes up on its own).
     func waitForTheFirstSync(index: String = "/", timeout: Duration = .seconds(300)) async throws {
-        try await eventually("the first sync finished", timeout: timeout) {
-            (try? await get(index))?.json?["_server"]?["last_sync"]?["result"] == .string("success")
+        try await eventually("the first sync finished and every model came up or failed", timeout: timeout) {
+            guard let document = (try? await get(index))?.json, document["_server"]?["last_sync"]?["result"] == .string("success") else { return false }
+            return Self.settled(document)
         }
     }
+
+    /// Whether no model of an index document has a version under way (`pending` is null for each).
+    static func settled(_ index: JSONValue) -> Bool {
+        guard case .object(let members) = index else { return false }
+        return members.allSatisfy { name, model in name == "_server" || model["pending"] == .null }
+    }
+
     func post(_ path: String, _ body: String) async throws -> HTTPAnswer { try await send("POST", path, body: body) }
 }
 
@@ -165,8 +174,7 @@ final class TestServer: Sendable {
         return test
     }
 
-    /// Polls the index until the first sync has finished, every model brought up or failed (`/readyz` may
-    /// answer 200 earlier, once one model serves).
+    /// Polls the index until the first sync has finished, every model brought up or failed.
     func waitUntilReady(timeout: Duration = .seconds(300)) async throws {
         try await client.waitForTheFirstSync(index: server.configuration.baseUrl.isEmpty ? "/" : "/\(server.configuration.baseUrl)/", timeout: timeout)
     }

@@ -12,7 +12,7 @@ import Testing
 /// swiftc (the real builds are in `ModelManagerTests` and the server's suites).
 @Suite
 struct AvailabilityPolicyTests {
-    /// A runner that answers its label; it can break, and says when it is released.
+    /// A runner that answers its label; it can break, and says when it is unloaded.
     final class FakeRunner: ModelRunner {
         let label: String
         let broken = Mutex<String?>(nil)
@@ -23,7 +23,7 @@ struct AvailabilityPolicyTests {
             self.released = released
         }
 
-        deinit { released() }
+        func unload() { released() }
 
         func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
             completion(.output(Array(#"{"label":"\#(label)"}"#.utf8)))
@@ -53,6 +53,19 @@ struct AvailabilityPolicyTests {
 
         func hold(_ version: String) { _ = held.withLock { $0.insert(version) } }
 
+        /// Versions whose build waits until it is cancelled (a compile that a newer version supersedes).
+        let heldBuilds = Mutex<Set<String>>([])
+        let cancelledBuilds = Mutex<[String]>([])
+        let buildArrivals = AsyncStream<String>.makeStream()
+
+        func holdBuild(_ version: String) { _ = heldBuilds.withLock { $0.insert(version) } }
+
+        /// The next held build as it starts waiting.
+        func nextWaitingBuild() async -> String? {
+            var iterator = buildArrivals.stream.makeAsyncIterator()
+            return await iterator.next()
+        }
+
         /// The next held version whose load waits.
         func nextWaiting() async -> String? {
             var iterator = arrivals.stream.makeAsyncIterator()
@@ -66,6 +79,13 @@ struct AvailabilityPolicyTests {
 
         func adapt(_ folder: ModelFolder) async throws(ModelBuildError) -> Loadable {
             adapted.withLock { $0.append(folder.version) }
+            if heldBuilds.withLock({ $0.contains(folder.version) }) {
+                buildArrivals.continuation.yield(folder.version)
+                // As the compiler's process, killed when the build's task is cancelled.
+                while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+                cancelledBuilds.withLock { $0.append(folder.version) }
+                throw ModelBuildError(Diagnostic(file: folder.name.rawValue, message: "the compiler was killed"), retryable: true)
+            }
             let outcome = outcomes.withLock { $0[folder.version] } ?? .serves
             if case .buildFails(let retryable) = outcome {
                 throw ModelBuildError(Diagnostic(file: "\(folder.name)/etls.swift", line: 3, message: "compile error: \(folder.version)"), retryable: retryable)
@@ -103,8 +123,22 @@ struct AvailabilityPolicyTests {
         )
     }
 
+    /// Waits until `condition` holds (the models' tasks run on their own), failing after 10 s.
+    static func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what) }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    struct WaitTimedOut: Error {
+        var what: String
+    }
+
     static func label(_ version: ServingVersion?) async -> String? {
-        guard let version, case .output(let bytes) = await version.runner.predict(variables: []) else { return nil }
+        guard let version, case .output(let bytes) = await withCheckedContinuation({ done in version.predict(variables: []) { done.resume(returning: $0) } })
+        else { return nil }
         return (try? JSONParser.parse(bytes))?["label"].flatMap { if case .string(let text) = $0 { text } else { nil } }
     }
 
@@ -118,7 +152,7 @@ struct AvailabilityPolicyTests {
 
     @Test func aSourceWithNoFolderIsReady() async throws {
         let manager = Self.manager(FakeAdapter())
-        await manager.setAspiredVersions(try Self.snapshot([:]))
+        await manager.apply(try Self.snapshot([:]))
         #expect(manager.snapshot().readiness == (true, "ready; the source has no model folder"))
     }
 
@@ -126,12 +160,13 @@ struct AvailabilityPolicyTests {
         let adapter = FakeAdapter()
         adapter.hold("v1")
         let manager = Self.manager(adapter)
-        let sync = Task { await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"])) }
+        let sync = Task { await manager.apply(try Self.snapshot(["Churn": "v1"])) }
         #expect(await adapter.nextWaiting() == "v1")
         let loading = manager.snapshot()
         #expect(loading.models["Churn"]?.currentState == .loading)
         #expect(loading.models["Churn"]?.pendingVersion == "v1")
-        #expect(loading.readiness == (false, "no model is ready yet; 1 model(s) loading"))
+        #expect(loading.readiness == (false, "loading the first version of 1 of 1 model(s): Churn"))
+        #expect(loading.models["Churn"]?.pending?.phase == .loading)
         adapter.release("v1")
         _ = try await sync.value
         let ready = manager.snapshot()
@@ -144,38 +179,43 @@ struct AvailabilityPolicyTests {
     @Test func theOldVersionServesUntilTheNewIsLoadedAndIsReleasedAfterItsLastRequest() async throws {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
         adapter.hold("v2")
-        let sync = Task { await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"])) }
+        let sync = Task { await manager.apply(try Self.snapshot(["Churn": "v2"])) }
         #expect(await adapter.nextWaiting() == "v2")
         #expect(await Self.label(manager.snapshot().serving("Churn")) == "v1", "v1 serves while v2 loads")
         #expect(manager.snapshot().models["Churn"]?.currentState == .ready)
         // A request in flight holds v1 across the swap.
-        var inFlight = manager.snapshot().serving("Churn")
+        let inFlight = try #require(manager.snapshot().serving("Churn"))
+        #expect(inFlight.hold())
         adapter.release("v2")
         _ = try await sync.value
         #expect(await Self.label(manager.snapshot().serving("Churn")) == "v2")
         #expect(await Self.label(inFlight) == "v1", "the request keeps the version it started on")
         #expect(adapter.releasedLabels.withLock { $0 }.isEmpty, "v1 is held by the request")
-        inFlight = nil
+        #expect(inFlight.phase == .releasing)
+        inFlight.letGo()
         #expect(adapter.releasedLabels.withLock { $0 } == ["v1"], "released after its last request")
+        #expect(inFlight.phase == .released)
+        // A request that read the registry before the swap and reaches v1 after its release is answered by v2.
+        #expect(await Self.label(inFlight) == "v2")
     }
 
     @Test func aBrokenVersionNeverTakesAWorkingOneOffItsRoute() async throws {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
         adapter.outcomes.withLock { $0["v2"] = .buildFails(retryable: false) }
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        await manager.apply(try Self.snapshot(["Churn": "v2"]))
         let status = try #require(manager.snapshot().models["Churn"])
         #expect(status.currentState == .ready)
         #expect(await Self.label(status.serving) == "v1")
         #expect(status.lastError?.version == "v2")
         #expect(status.lastError?.diagnostic.line == 3)
         // The same broken version is not tried again; a new one is.
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        await manager.apply(try Self.snapshot(["Churn": "v2"]))
         #expect(adapter.adapted.withLock { $0 } == ["v1", "v2"])
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v3"]))
+        await manager.apply(try Self.snapshot(["Churn": "v3"]))
         #expect(await Self.label(manager.snapshot().serving("Churn")) == "v3")
         #expect(manager.snapshot().models["Churn"]?.lastError == nil)
     }
@@ -184,10 +224,10 @@ struct AvailabilityPolicyTests {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
         adapter.outcomes.withLock { $0["v1"] = .buildFails(retryable: true) }
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
         #expect(manager.snapshot().models["Churn"]?.currentState == .failed)
         adapter.outcomes.withLock { $0["v1"] = .serves }
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
         #expect(manager.snapshot().models["Churn"]?.currentState == .ready)
         #expect(adapter.adapted.withLock { $0 } == ["v1", "v1"])
     }
@@ -196,7 +236,7 @@ struct AvailabilityPolicyTests {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
         adapter.outcomes.withLock { $0["bad"] = .loadFails }
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "bad", "Iris": "good"]))
+        await manager.apply(try Self.snapshot(["Churn": "bad", "Iris": "good"]))
         let snapshot = manager.snapshot()
         #expect(snapshot.models["Churn"]?.currentState == .failed)
         #expect(snapshot.models["Churn"]?.currentError?.diagnostic.message == "example 1 failed: bad")
@@ -210,7 +250,7 @@ struct AvailabilityPolicyTests {
         let adapter = FakeAdapter()
         adapter.outcomes.withLock { $0["v1"] = .buildFails(retryable: false) }
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"], rejected: ["notes"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"], rejected: ["notes"]))
         let readiness = manager.snapshot().readiness
         #expect(!readiness.ready)
         #expect(readiness.reason.contains("every one of the 2 model folder(s) failed"))
@@ -220,7 +260,7 @@ struct AvailabilityPolicyTests {
     @Test func aVersionWhoseRunnerBreaksIsFailedWithTheReason() async throws {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
         let runner = try #require(manager.snapshot().serving("Churn")?.runner as? FakeRunner)
         runner.broken.withLock { $0 = "its workers fail on every start" }
         let status = try #require(manager.snapshot().models["Churn"])
@@ -229,27 +269,29 @@ struct AvailabilityPolicyTests {
         #expect(status.currentError?.version == "v1")
         #expect(!manager.snapshot().isReady)
         // A new version replaces it.
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        await manager.apply(try Self.snapshot(["Churn": "v2"]))
         #expect(manager.snapshot().models["Churn"]?.currentState == .ready)
     }
 
     @Test func aRemovedFolderStopsServingAndIsReleasedAfterItsLastRequest() async throws {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1", "Iris": "i1"]))
-        var inFlight = manager.snapshot().serving("Churn")
-        await manager.setAspiredVersions(try Self.snapshot(["Iris": "i1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1", "Iris": "i1"]))
+        let inFlight = try #require(manager.snapshot().serving("Churn"))
+        #expect(inFlight.hold())
+        await manager.apply(try Self.snapshot(["Iris": "i1"]))
         #expect(manager.snapshot().models["Churn"] == nil)
         #expect(adapter.releasedLabels.withLock { $0 }.isEmpty)
         #expect(await Self.label(inFlight) == "v1")
-        inFlight = nil
+        inFlight.letGo()
         #expect(adapter.releasedLabels.withLock { $0 } == ["v1"])
+        #expect(inFlight.phase == .released)
         #expect(adapter.adapted.withLock { $0 }.sorted() == ["i1", "v1"], "an unchanged folder is not adapted again")
     }
 
     @Test func aFolderOnAServerRouteIsFailed() async throws {
         let manager = Self.manager(FakeAdapter(), takenRoutes: ["healthz"])
-        await manager.setAspiredVersions(try Self.snapshot(["healthz": "v1", "Iris": "i1"]))
+        await manager.apply(try Self.snapshot(["healthz": "v1", "Iris": "i1"]))
         #expect(manager.snapshot().models["healthz"]?.currentState == .failed)
         #expect(manager.snapshot().models["healthz"]?.lastError?.diagnostic.message.contains("rename the folder or set baseUrl") == true)
         #expect(manager.snapshot().models["Iris"]?.currentState == .ready)
@@ -260,7 +302,7 @@ struct AvailabilityPolicyTests {
         let names = (1...6).map { "Model\($0)" }
         for name in names { adapter.hold(name) }
         let manager = Self.manager(adapter, parallelism: 2)
-        let sync = Task { await manager.setAspiredVersions(try Self.snapshot(Dictionary(uniqueKeysWithValues: names.map { ($0, $0) }))) }
+        let sync = Task { await manager.apply(try Self.snapshot(Dictionary(uniqueKeysWithValues: names.map { ($0, $0) }))) }
         for _ in names {
             // The next load starts only when one of the two running ends.
             let waiting = try #require(await adapter.nextWaiting())
@@ -275,8 +317,132 @@ struct AvailabilityPolicyTests {
     @Test func releaseAllLetsEveryVersionGo() async throws {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1", "Iris": "i1"]))
+        await manager.apply(try Self.snapshot(["Churn": "v1", "Iris": "i1"]))
         manager.releaseAll()
         #expect(adapter.releasedLabels.withLock { $0 }.sorted() == ["i1", "v1"])
+    }
+
+    // MARK: - The manager in TensorFlow Serving's shape: a sync records, each model's task brings it up
+
+    @Test func aSyncReturnsAtOnceAndASlowLoadDoesNotDelayAnotherModelsNewVersion() async throws {
+        let adapter = FakeAdapter()
+        let manager = Self.manager(adapter)
+        await manager.apply(try Self.snapshot(["Quick": "q1", "Slow": "s1"]))
+        adapter.hold("s2")
+        // The sync returns while Slow's s2 is still loading.
+        #expect(await manager.setAspiredVersions(try Self.snapshot(["Quick": "q1", "Slow": "s2"])) == 1)
+        #expect(await adapter.nextWaiting() == "s2")
+        #expect(await manager.setAspiredVersions(try Self.snapshot(["Quick": "q2", "Slow": "s2"])) == 1)
+        try await Self.waitUntil("Quick serves q2") { manager.snapshot().serving("Quick")?.version == "q2" }
+        let during = manager.snapshot()
+        #expect(during.models["Slow"]?.pending?.phase == .loading, "s2 still loads")
+        #expect(await Self.label(during.serving("Slow")) == "s1", "and s1 answers meanwhile")
+        #expect(during.readiness.ready, "a slow new version keeps the server ready")
+        adapter.release("s2")
+        await manager.settled()
+        #expect(await Self.label(manager.snapshot().serving("Slow")) == "s2")
+    }
+
+    @Test func aNewerVersionCancelsTheBuildOfAStaleOneWhichNeverServes() async throws {
+        let adapter = FakeAdapter()
+        let manager = Self.manager(adapter)
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
+        adapter.holdBuild("v2")
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        #expect(await adapter.nextWaitingBuild() == "v2")
+        #expect(manager.snapshot().models["Churn"]?.pending?.phase == .building)
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v3"]))
+        await manager.settled()
+        #expect(adapter.cancelledBuilds.withLock { $0 } == ["v2"], "v2's compile was stopped")
+        let status = try #require(manager.snapshot().models["Churn"])
+        #expect(await Self.label(status.serving) == "v3")
+        #expect(status.lastError == nil, "a superseded build is not a failure")
+        #expect(adapter.releasedLabels.withLock { $0 } == ["v1"])
+    }
+
+    @Test func aStaleLoadThatEndsAfterANewerVersionWasAspiredIsReleasedAndNeverServes() async throws {
+        let adapter = FakeAdapter()
+        let manager = Self.manager(adapter)
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
+        adapter.hold("v2")
+        adapter.hold("v3")
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        #expect(await adapter.nextWaiting() == "v2")
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v3"]))
+        adapter.release("v2")
+        // v3 starts only after v2's load ended, and v2 was let go without taking the route.
+        #expect(await adapter.nextWaiting() == "v3")
+        #expect(adapter.releasedLabels.withLock { $0 } == ["v2"])
+        #expect(await Self.label(manager.snapshot().serving("Churn")) == "v1")
+        adapter.release("v3")
+        await manager.settled()
+        #expect(await Self.label(manager.snapshot().serving("Churn")) == "v3")
+        #expect(adapter.releasedLabels.withLock { $0 } == ["v2", "v1"])
+    }
+
+    @Test func backToTheVersionServingCancelsTheOneUnderWay() async throws {
+        let adapter = FakeAdapter()
+        let manager = Self.manager(adapter)
+        await manager.apply(try Self.snapshot(["Churn": "v1"]))
+        adapter.holdBuild("v2")
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
+        #expect(await adapter.nextWaitingBuild() == "v2")
+        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
+        await manager.settled()
+        #expect(adapter.cancelledBuilds.withLock { $0 } == ["v2"])
+        #expect(manager.snapshot().models["Churn"]?.pending == nil)
+        #expect(await Self.label(manager.snapshot().serving("Churn")) == "v1")
+    }
+
+    @Test func readinessWaitsForEveryFolderOfTheFirstSyncQuickFailedAndSlow() async throws {
+        let adapter = FakeAdapter()
+        adapter.outcomes.withLock { $0["b1"] = .buildFails(retryable: false) }
+        adapter.hold("s1")
+        let manager = Self.manager(adapter)
+        await manager.setAspiredVersions(try Self.snapshot(["Quick": "q1", "Broken": "b1", "Slow": "s1"]))
+        #expect(await adapter.nextWaiting() == "s1")
+        try await Self.waitUntil("Quick serves and Broken failed") {
+            manager.snapshot().models["Quick"]?.currentState == .ready && manager.snapshot().models["Broken"]?.currentState == .failed
+        }
+        #expect(manager.snapshot().readiness == (false, "loading the first version of 1 of 3 model(s): Slow"))
+        adapter.release("s1")
+        await manager.settled()
+        let ready = manager.snapshot()
+        #expect(ready.readiness == (true, "ready"))
+        #expect(ready.models["Slow"]?.currentState == .ready && ready.models["Broken"]?.currentState == .failed)
+    }
+
+    @Test func aFolderAddedLaterIsLoadingWithoutMakingTheServerUnready() async throws {
+        let adapter = FakeAdapter()
+        let manager = Self.manager(adapter)
+        await manager.apply(try Self.snapshot(["Iris": "i1"]))
+        adapter.hold("n1")
+        await manager.setAspiredVersions(try Self.snapshot(["Iris": "i1", "New": "n1"]))
+        #expect(await adapter.nextWaiting() == "n1")
+        let snapshot = manager.snapshot()
+        #expect(snapshot.models["New"]?.currentState == .loading)
+        #expect(snapshot.readiness == (true, "ready"))
+        adapter.release("n1")
+        await manager.settled()
+    }
+
+    @Test func anImpossibleTransitionIsRefusedByTheTable() {
+        #expect(VersionPhase.allows(.aspired, .building))
+        #expect(VersionPhase.allows(.loading, .releasing))
+        #expect(!VersionPhase.allows(.aspired, .serving), "a version serves only after it loaded")
+        #expect(!VersionPhase.allows(.released, .serving))
+        #expect(!VersionPhase.allows(.failed, .loading))
+        #expect(!VersionPhase.allows(.serving, .released), "a serving version is released only after its last request")
+    }
+}
+
+extension AspiredVersionsManager {
+    /// `setAspiredVersions`, then waits until every model's task is done: the old synchronous shape, for the tests
+    /// of what a sync ends with.
+    @discardableResult
+    func apply(_ snapshot: SourceSnapshot) async -> Int {
+        let count = await setAspiredVersions(snapshot)
+        await settled()
+        return count
     }
 }
