@@ -43,7 +43,7 @@ syntax=.build/release
 rm -f "$out/libServingCore.a"
 swiftc "${swiftc_flags[@]}" -module-name ServingCore -I "$out/modules" -emit-module -emit-module-path "$out/modules/ServingCore.swiftmodule" \
     -emit-library -static -o "$out/libServingCore.a" Sources/ServingCore/Diagnostic.swift Sources/ServingCore/ModelSchemas.swift \
-    Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift
+    Sources/ServingCore/ModelBuildError.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift
 syntax_objects=("$syntax"/SwiftSyntax.build/*.o "$syntax"/SwiftParser.build/*.o "$syntax"/SwiftSyntax[0-9]*.build/*.o "$syntax"/_SwiftSyntaxCShims.build/*.o)
 build schema PluginBuilder -I "$out/modules" -I "$syntax/Modules" -Xcc -I.build/checkouts/swift-syntax/Sources/_SwiftSyntaxCShims/include -L "$out" -lServingCore -lAutoServeModel \
     Sources/PluginBuilder/ModelInspector.swift Sources/PluginBuilder/ModelSchema.swift fuzz/SchemaFuzz.swift "${syntax_objects[@]}"
