@@ -1,4 +1,4 @@
-import CSystemShims
+public import CSystemShims
 import Foundation
 
 #if canImport(Glibc)
@@ -111,6 +111,20 @@ public enum ProcessRunner {
         // client's connection (a server killed mid-build could not bind its port again until the compile ended).
         let closing = autoserve_spawn_closefrom(&actions, 3)
         guard closing == 0 else { throw SpawnError(description: "cannot run \(arguments[0]): \(String(cString: strerror(closing)))") }
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = withCleanSignals(newProcessGroup: true) { attributes in posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp) }
+        guard result == 0 else { throw SpawnError(description: "cannot run \(arguments[0]): \(String(cString: strerror(result)))") }
+        return pid
+    }
+
+    /// posix_spawn attributes that empty the child's signal mask and reset every signal to its default (the spawning
+    /// thread may block most signals, and a child inherits both), and start it in a process group of its own when
+    /// asked.
+    public static func withCleanSignals<T>(newProcessGroup: Bool, _ body: (inout posix_spawnattr_t) -> T) -> T {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -120,16 +134,13 @@ public enum ProcessRunner {
         var everySignal = sigset_t()
         sigfillset(&everySignal)
         posix_spawnattr_setsigdefault(&attributes, &everySignal)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SpawnError(description: "cannot run \(arguments[0]): \(String(cString: strerror(result)))") }
-        return pid
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+        return body(&attributes)
     }
 
     /// Waits for `pid` to end on a thread of its own (a blocking `waitpid` of that one child), and returns its status.

@@ -1,4 +1,5 @@
 import CSystemShims
+import PluginBuilder
 import PluginRuntime
 
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ extension WorkerConnection {
         try SpawnThread.shared.run { Result { () throws(PluginLoadError) in try posixSpawn(arguments, environment: environment) } }.get()
     }
 
-    /// posix_spawn with the signal mask and dispositions reset (the spawning thread blocks most signals),
+    /// posix_spawn with the signal mask and dispositions reset (`ProcessRunner.withCleanSignals`),
     /// the socket to the server on fds 3 (requests) and 4 (answers), and stdout and stderr on pipes of their own (returned
     /// last, read ends), so a model's `print` can neither corrupt the protocol nor mix with the server's log.
     private static func posixSpawn(_ arguments: [String], environment given: [String: String]) throws(PluginLoadError) -> (
@@ -51,16 +52,6 @@ extension WorkerConnection {
         posix_spawn_file_actions_adddup2(&actions, sockets[1], WorkerMain.responseDescriptor)
         // NIO's sockets are not close-on-exec: the worker starts with none of the server's listening socket or clients.
         _ = autoserve_spawn_closefrom(&actions, WorkerMain.responseDescriptor + 1)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var everySignal = sigset_t()
-        sigfillset(&everySignal)
-        posix_spawnattr_setsigdefault(&attributes, &everySignal)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -69,7 +60,7 @@ extension WorkerConnection {
         environment["SWIFT_BACKTRACE"] = "enable=no"
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
-        let result = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        let result = ProcessRunner.withCleanSignals(newProcessGroup: false) { attributes in posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp) }
         Glibc.close(sockets[1])
         guard result == 0 else {
             Glibc.close(sockets[0])

@@ -343,7 +343,8 @@ struct AvailabilityPolicyTests {
         #expect(await Self.label(manager.snapshot().serving("Slow")) == "s2")
     }
 
-    @Test func aNewerVersionCancelsTheBuildOfAStaleOneWhichNeverServes() async throws {
+    /// Churn serving v1, and v2's build under way until it is cancelled.
+    static func buildingV2() async throws -> (FakeAdapter, AspiredVersionsManager) {
         let adapter = FakeAdapter()
         let manager = Self.manager(adapter)
         await manager.apply(try Self.snapshot(["Churn": "v1"]))
@@ -351,6 +352,11 @@ struct AvailabilityPolicyTests {
         await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
         #expect(await adapter.nextWaitingBuild() == "v2")
         #expect(manager.snapshot().models["Churn"]?.pending?.phase == .building)
+        return (adapter, manager)
+    }
+
+    @Test func aNewerVersionCancelsTheBuildOfAStaleOneWhichNeverServes() async throws {
+        let (adapter, manager) = try await Self.buildingV2()
         await manager.setAspiredVersions(try Self.snapshot(["Churn": "v3"]))
         await manager.settled()
         #expect(adapter.cancelledBuilds.withLock { $0 } == ["v2"], "v2's compile was stopped")
@@ -381,12 +387,7 @@ struct AvailabilityPolicyTests {
     }
 
     @Test func backToTheVersionServingCancelsTheOneUnderWay() async throws {
-        let adapter = FakeAdapter()
-        let manager = Self.manager(adapter)
-        await manager.apply(try Self.snapshot(["Churn": "v1"]))
-        adapter.holdBuild("v2")
-        await manager.setAspiredVersions(try Self.snapshot(["Churn": "v2"]))
-        #expect(await adapter.nextWaitingBuild() == "v2")
+        let (adapter, manager) = try await Self.buildingV2()
         await manager.setAspiredVersions(try Self.snapshot(["Churn": "v1"]))
         await manager.settled()
         #expect(adapter.cancelledBuilds.withLock { $0 } == ["v2"])
