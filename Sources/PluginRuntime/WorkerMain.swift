@@ -8,12 +8,16 @@ import CSystemShims
 ///
 /// It loads the plugin, runs `init(path:)`, says hello, then answers predict frames from fd 3 on fd 4,
 /// several at a time (`WorkerLoop`). A trap in the model kills only this process. It exits when the server
-/// closes its pipe, and the kernel kills it if the server dies first.
+/// closes its pipe, and the kernel kills it if the server dies first; it ignores SIGINT, SIGTERM and SIGHUP.
 public enum WorkerMain {
     public static let requestDescriptor: Int32 = 3
     public static let responseDescriptor: Int32 = 4
 
     public static func run(library path: String, entrySymbol: String, folder: String) -> Never {
+        // A stop is the server's to make: a signal to the whole process group (a terminal's Ctrl-C, systemd's
+        // KillMode=control-group, `tini -g`) must not end the workers under the requests the server still answers.
+        // The server stops them by closing their socket; they die with it through the parent-death signal.
+        for stop in [SIGINT, SIGTERM, SIGHUP] { signal(stop, SIG_IGN) }
         closeInheritedDescriptors()
         _ = autoserve_kill_me_with_parent()
         if getppid() == 1 { exit(0) }

@@ -695,10 +695,15 @@ struct InProcessHangTests {
 /// close`), and `SHUTDOWN_TIMEOUT` bounds the whole stop.
 @Suite(.serialized)
 struct GracefulStopTests {
-    @Test func requestsHeldOnKeepAliveConnectionsAreAnsweredOnSigterm() async throws {
+    /// SIGTERM to the server alone, and to its whole process group (a terminal's Ctrl-C, systemd's
+    /// `KillMode=control-group`, `tini -g`): the workers ignore it, and the stop is the same.
+    @Test(arguments: [false, true])
+    func requestsHeldOnKeepAliveConnectionsAreAnsweredOnSigterm(toTheGroup: Bool) async throws {
         let models = try Paths.modelsFolder(["Slow": "\(Paths.fixtures)/models/Slow"])
         let markers = try Paths.temporaryFolder("stop-markers")
-        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState])
+        // A process group of its own (the server's pid), so that a signal to the group spares the test.
+        let server = try BinaryServer(
+            environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState], launcher: ["/usr/bin/perl", "-e", "setpgrp(0, 0); exec @ARGV"])
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
         let sockets = try (0..<20).map { _ in try RawHTTP.connected(port: port) }
@@ -711,7 +716,9 @@ struct GracefulStopTests {
         try await eventually("the model holds all 20 rows", timeout: .seconds(60)) {
             (try? FileManager.default.contentsOfDirectory(atPath: markers).count) == 20
         }
-        kill(server.process.processIdentifier, SIGTERM)
+        let pid = server.process.processIdentifier
+        try #require(getpgid(pid) == pid && getpgid(pid) != getpgrp())
+        kill(toTheGroup ? -pid : pid, SIGTERM)
         // The rows end only once the stop has begun (the server no longer accepts), however slow the machine.
         try await eventually("the server stops accepting", timeout: .seconds(60)) { (try? RawHTTP.connected(port: port)).map { close($0) } == nil }
         #expect(FileManager.default.createFile(atPath: "\(markers)/release", contents: nil))
@@ -722,6 +729,8 @@ struct GracefulStopTests {
         }
         _ = try await offThread { server.process.waitUntilExit() }
         #expect(server.process.terminationStatus == 0)
+        await server.stopped()
+        #expect(!server.logs.contains("worker exited"), "no worker died under the stop: \(server.logs.suffix(1500))")
     }
 
     /// With `SHUTDOWN_DELAY`, a stop first drains: `/readyz` says `draining` at once, an idle kept-alive
