@@ -47,7 +47,7 @@ public enum Prediction: Sendable {
 
 /// Why a model did not answer, and the HTTP status that says so.
 public struct PredictionFailure: Error, Sendable, Hashable {
-    public enum Kind: Sendable, Hashable {
+    public enum Kind: Sendable, Hashable, CaseIterable {
         /// The variables did not decode into the model's type (400).
         case invalidVariables
         /// The model threw `ModelError.invalidInput` (422).
