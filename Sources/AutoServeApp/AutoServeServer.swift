@@ -37,6 +37,7 @@ public struct AutoServeServer: Sendable {
         if let cacheDir = configuration.cacheDir { try StartupChecks.writableFolder(cacheDir, setting: "CACHE_DIR") }
         try StartupChecks.stopTimes(delay: configuration.shutdownDelay, timeout: configuration.shutdownTimeout)
         let metrics = Metrics()
+        LogWriter.standardError.countDrops(in: metrics.counter("autoserve_log_lines_dropped_total"))
         let source = modelSource(configuration)
         let manager = ModelManager(
             source: source,

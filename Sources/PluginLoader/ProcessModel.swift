@@ -38,7 +38,7 @@ public struct WorkerSettings: Sendable {
 /// Requests go round-robin to the live workers. A worker that dies is restarted with exponential backoff;
 /// one that fails on every start marks the version as crash-looping. Releasing the last reference (the
 /// version was replaced and drained) stops the workers, which returns their memory.
-public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
+public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Sendable {
     let plugin: BuiltPlugin
     let settings: WorkerSettings
 
@@ -60,8 +60,6 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
     let state: Mutex<State>
     /// Where the workers' output goes, a line per event (shared by the workers of this version: one rate limit).
     let output: ModelOutputLog
-    /// The memory check, every 100 ms on an event loop, while the version has a `memory_mb`.
-    private let memoryCheck = Mutex<RepeatedTask?>(nil)
 
     init(plugin: BuiltPlugin, settings: WorkerSettings, workers: [WorkerConnection?]) {
         self.plugin = plugin
@@ -96,7 +94,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
         }
         guard let workers else { return }
         settings.budget?.release(max(1, settings.workers))
-        memoryCheck.withLock { $0?.cancel() }
+        MemoryWatch.shared.forget(self)
         workers.forEach { $0.close() }
     }
 
@@ -201,15 +199,15 @@ public final class ProcessModel: ModelRunner, WorkerReporting, Sendable {
 
     /// Stops any worker whose resident memory passes `memory_mb`; it is restarted like a crashed one.
     private func watchMemory() {
+        guard settings.memoryLimitMegabytes != nil else { return }
+        MemoryWatch.shared.watch(self)
+    }
+
+    func checkMemory() {
         guard let limit = settings.memoryLimitMegabytes else { return }
-        let task = MultiThreadedEventLoopGroup.singleton.next().scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) {
-            [weak self] task in
-            guard let self else { return task.cancel() }
-            for worker in self.state.withLock({ $0.workers.compactMap { $0 } }) {
-                if let bytes = worker.residentBytes, bytes > limit << 20 { worker.kill(because: .overMemory(limit)) }
-            }
+        for worker in state.withLock({ $0.workers.compactMap { $0 } }) {
+            if let bytes = worker.residentBytes, bytes > limit << 20 { worker.kill(because: .overMemory(limit)) }
         }
-        memoryCheck.withLock { $0 = task }
     }
 }
 

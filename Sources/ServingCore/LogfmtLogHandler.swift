@@ -2,7 +2,8 @@ import AutoServeModel
 import Foundation
 public import Logging
 
-/// Writes one logfmt line per event to standard error: `ts=… level=… label=… msg="…" key=value`.
+/// Writes one logfmt line per event to standard error (through `LogWriter`, off the caller's thread):
+/// `ts=… level=… label=… msg="…" key=value`.
 ///
 /// One line per event, every value quoted where it needs to be, so that log shippers split fields without
 /// guessing. Secrets never reach a log line: callers log names of settings, never their values.
@@ -29,7 +30,7 @@ public struct LogfmtLogHandler: LogHandler {
             line += " \(key)=\(Self.quote(fields[key]!.description))"
         }
         line += "\n"
-        FileHandle.standardError.write(Data(line.utf8))
+        LogWriter.standardError.append(line)
     }
 
     static func timestamp() -> String {

@@ -54,6 +54,9 @@ public final class Metrics: Sendable {
             kind: .gauge, help: "Share of a model's recent rows without the feature (or with a value of another kind).", labels: ["model", "feature"]
         ),
         "autoserve_connections_refused_total": Family(kind: .counter, help: "Connections refused over MAX_CONNECTIONS.", labels: []),
+        "autoserve_log_lines_dropped_total": Family(
+            kind: .counter, help: "Log lines dropped because standard error was not read fast enough (4 MiB waiting).", labels: []
+        ),
         "autoserve_connections_open": Family(kind: .gauge, help: "Client connections open now.", labels: []),
         "autoserve_connections_timed_out_total": Family(
             kind: .counter, help: "Connections closed for a timeout, by phase (header, body, keepalive).", labels: ["phase"]

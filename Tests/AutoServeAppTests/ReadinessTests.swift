@@ -58,27 +58,29 @@ struct ReadinessTests {
             let before = try await server.client.get("/").json
             let slowVersion = before?["SlowInit"]?["version"]
             #expect(slowVersion == .string(try repository.treeID("SlowInit")))
-            // One push changes both: Iris's manifest, and SlowInit's init(path:), which now takes 60 s.
+            // One push changes both: Iris's manifest, and SlowInit's init(path:), which now takes 100 s (under the
+            // workers' 120 s start timeout). Alone on this machine Iris's new version serves about 1.5 s after the
+            // request (BENCHMARKS.md); with the whole suite compiling at once, its build can take tens of seconds.
             let manifest = try String(contentsOfFile: "\(repository.path)/Iris/model.yaml", encoding: .utf8)
             try repository.write("Iris/model.yaml", manifest.replacingOccurrences(of: "description:", with: "description: (v2)"))
-            try repository.write("SlowInit/delay.txt", "60\n")
-            try repository.commit("Iris v2, SlowInit that loads for a minute")
+            try repository.write("SlowInit/delay.txt", "100\n")
+            try repository.commit("Iris v2, SlowInit that loads for 100 s")
             let newIris = JSONValue.string(try repository.treeID("Iris"))
 
             let requested = ContinuousClock.now
             #expect(try await server.client.send("POST", "/-/sync", headers: ["Authorization": "Bearer \(GitSyncTests.adminToken)"]).status == 202)
             var readiness: Set<Int> = []
-            try await eventually("Iris's new version serves", timeout: .seconds(55)) {
+            try await eventually("Iris's new version serves", timeout: .seconds(95)) {
                 readiness.insert(try await server.client.get("/readyz").status)
                 return try await server.client.get("/").json?["Iris"]?["version"] == newIris
             }
             let served = ContinuousClock.now - requested
-            print("Iris's new version served \(served) after the sync request, while SlowInit's loads for 60 s")
-            #expect(served < .seconds(20))
+            print("Iris's new version served \(served) after the sync request, while SlowInit's loads for 100 s")
             #expect(readiness == [200], "/readyz stayed 200 through the push")
             let index = try await server.client.get("/").json
             #expect(index?["SlowInit"]?["version"] == slowVersion, "the old version serves")
-            #expect(index?["SlowInit"]?["pending"]?["phase"] == .string("loading"), "\(index.map { "\($0)" } ?? "")")
+            let phase = index?["SlowInit"]?["pending"]?["phase"]
+            #expect([.string("building"), .string("loading")].contains(phase), "SlowInit's new version is still under way: \(phase.map { "\($0)" } ?? "none")")
             #expect(index?["SlowInit"]?["pending"]?["version"] == .string(try repository.treeID("SlowInit")))
             let slow = try await server.client.post("/SlowInit", #"{"variables": {}}"#)
             #expect(slow.status == 200 && slow.json?["delay"] == .number(0), "the old version answers meanwhile")

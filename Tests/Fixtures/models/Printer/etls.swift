@@ -1,7 +1,8 @@
 import AutoServeModel
 import Foundation
 
-/// Prints as models do: a line to standard output, a line to standard error, a flood, or last words before a trap.
+/// Prints as models do: a line to standard output, a line to standard error, a flood, a loop for some seconds, or last
+/// words before a trap.
 struct Printer {
     init(path: String) {}
 
@@ -9,6 +10,15 @@ struct Printer {
         switch variables["mode"]?.string {
         case "flood":
             for index in 0..<1000 { print("flood line \(index)") }
+        case "loop":
+            // Prints for `seconds`, as a chatty model would, far past the server's 100 logged lines a second.
+            let end = Date().addingTimeInterval(variables["seconds"]?.double ?? 15)
+            var index = 0
+            while Date() < end {
+                print("loop line \(index)")
+                index += 1
+                if index % 100 == 0 { Thread.sleep(forTimeInterval: 0.001) }
+            }
         case "crash":
             print("last words before the trap")
             let missing: Int? = nil
