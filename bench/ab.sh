@@ -35,7 +35,7 @@ PY
 
 start() {  # start <binary> <port> <name>
     MODELS_DIR=$ROOT/models_serve STATE_DIR=$WORK/state-$3 PORT=$2 HOST=127.0.0.1 LOG_LEVEL=warning "$1" serve 2> "$WORK/$3.log" &
-    wait_for 300 sh -c "curl -sf http://127.0.0.1:$2/ | python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if (d.get(\"_server\") or {}).get(\"last_sync\", {}).get(\"result\") == \"success\" else 1)'"
+    wait_for 300 settled "$2"
 }
 start "$A" 18481 a
 start "$B" 18482 b

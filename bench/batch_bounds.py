@@ -64,7 +64,10 @@ def main():
         while True:
             try:
                 status, body = request(port, "GET", "/")
-                if ((json.loads(body).get("_server") or {}).get("last_sync") or {}).get("result") == "success":
+                index = json.loads(body)
+                server_state = index.pop("_server", {})
+                synced = (server_state.get("last_sync") or {}).get("result") == "success"
+                if synced and all(model.get("state") != "loading" for model in index.values()):
                     break
             except OSError:
                 pass

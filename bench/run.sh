@@ -47,6 +47,7 @@ trap cleanup EXIT
 log() { echo "bench: $*" >&2; }
 now_ms() { date +%s%3N; }
 
+source "$ROOT/bench/common.sh"  # settled
 wait_for() {  # wait_for <seconds> <command...>: poll every 20 ms
     local deadline=$(( $(now_ms) + $1 * 1000 )); shift
     until "$@" >/dev/null 2>&1; do
@@ -67,14 +68,13 @@ stop_all() {
     SERVERS=()
 }
 
-first_sync_done() { curl -sf "127.0.0.1:$1/" | grep -q '"last_sync":{[^}]*"result":"success"'; }
 autoserve() {  # autoserve <name> <port> <VAR=value...>: start a server, wait until its first sync has finished
     local name=$1 port=$2; shift 2
     env PORT=$port HOST=127.0.0.1 LOG_LEVEL=warning STATE_DIR=$WORK/state-$name "$@" "$BIN" serve > "$WORK/$name.log" 2>&1 &
     SERVER=$!
     SERVERS+=("$SERVER")
-    # Every model of the first sync up (/readyz answers 200 as soon as one model serves).
-    wait_for 600 first_sync_done "$port" || { cat "$WORK/$name.log" >&2; exit 1; }
+    # Every model of the first sync up or failed.
+    wait_for 600 settled "$port" || { cat "$WORK/$name.log" >&2; exit 1; }
 }
 
 post_script() {  # post_script <body>: a wrk script sending that body
