@@ -137,7 +137,10 @@ let package = Package(
         .testTarget(name: "ServingCoreTests", dependencies: ["ServingCore"], swiftSettings: swiftSettings),
         .testTarget(name: "DriftReportTests", dependencies: ["DriftReport", "AutoServeModel"], swiftSettings: swiftSettings),
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "PluginLoaderTests",
             dependencies: [

@@ -94,8 +94,9 @@ public struct PluginCompiler: Sendable {
         } catch {
             throw ModelBuildError(Diagnostic(message: "cannot create the build cache \(cacheDirectory): \(error); check CACHE_DIR"))
         }
-        let lock = await takeLock("\(sdkDirectory).lock", for: "the model SDK")
-        defer { lock?.release() }
+        let lockPath = "\(sdkDirectory).lock"
+        let lock = await takeLock(lockPath, for: "the model SDK")
+        defer { releaseLock(lock, lockPath) }
         switch BuildCache.check(library, identity: buildIdentity) {
         case .sound:
             Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
@@ -148,10 +149,17 @@ public struct PluginCompiler: Sendable {
         var waited = false
         let outcome = await FileLock.acquire(path, timeout: lockTimeout) {
             waited = true
-            logger.info("another process is building the same entry; waiting for it", metadata: ["entry": "\(what)"])
+            // The lock may be this process's own: two models' builds both need the model SDK.
+            let here = Self.locksHeldHere.withLock { $0.contains(path) }
+            logger.info(
+                here
+                    ? "this process is already building the same entry (for another model); waiting for it"
+                    : "another process is building the same entry; waiting for it",
+                metadata: ["entry": "\(what)"])
         }
         switch outcome {
         case .acquired(let lock, let duration):
+            Self.locksHeldHere.withLock { _ = $0.insert(path) }
             if waited {
                 logger.info("the other build ended", metadata: ["entry": "\(what)", "waited_seconds": "\(String(format: "%.2f", duration.seconds))"])
             }
@@ -171,6 +179,16 @@ public struct PluginCompiler: Sendable {
             return nil
         }
     }
+
+    /// Releases a lock `takeLock` took.
+    func releaseLock(_ lock: FileLock?, _ path: String) {
+        guard let lock else { return }
+        Self.locksHeldHere.withLock { _ = $0.remove(path) }
+        lock.release()
+    }
+
+    /// The build locks this process holds now, to tell its own build from another process's when it waits.
+    static let locksHeldHere = Mutex<Set<String>>([])
 
     /// The SDK folders this process has found sound or built.
     private static let soundSDKs = Mutex<Set<String>>([])
@@ -205,8 +223,9 @@ public struct PluginCompiler: Sendable {
                 ModelBuildError(
                     Diagnostic(file: definition.name.rawValue, message: "cannot create the build cache: \(error); check CACHE_DIR"), retryable: true))
         }
-        let lock = await takeLock("\((pluginDirectory as NSString).appendingPathComponent(definition.moduleName)).lock", for: definition.moduleName)
-        defer { lock?.release() }
+        let lockPath = "\((pluginDirectory as NSString).appendingPathComponent(definition.moduleName)).lock"
+        let lock = await takeLock(lockPath, for: definition.moduleName)
+        defer { releaseLock(lock, lockPath) }
         if let known = cached() { return known }
         if case .damaged(let reason) = BuildCache.check(library, identity: buildIdentity) {
             logger.warning(

@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import ModelSource
 import ServingCore
+import Synchronization
 import Testing
 
 @testable import PluginBuilder
@@ -78,5 +80,47 @@ struct ProcessRunnerTests {
         let outcome = try await running.value
         #expect(outcome.signalled && outcome.exitCode == SIGKILL && !outcome.timedOut)
         #expect(ContinuousClock.now - started < .seconds(60))
+    }
+}
+
+/// A build that waits for a lock its own process holds (two models' builds both need the model SDK) says so, rather
+/// than blaming another process.
+struct BuildLockTests {
+    final class Lines: Sendable {
+        let value = Mutex<[String]>([])
+        var all: [String] { value.withLock { $0 } }
+    }
+
+    struct Capture: LogHandler {
+        let lines: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { lines.value.withLock { $0.append(event.message.description) } }
+    }
+
+    @Test func waitingForThisProcesssOwnBuildSaysSo() async throws {
+        let lines = Lines()
+        let folder = NSTemporaryDirectory() + "autoserve-lock-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let compiler = PluginCompiler(
+            toolchain: try await Toolchain.locate(configured: nil), stateDirectory: folder, logger: Logger(label: "test") { _ in Capture(lines: lines) })
+        let path = "\(folder)/entry.lock"
+        let first = await compiler.takeLock(path, for: "the model SDK")
+        let second = Task { await compiler.takeLock(path, for: "the model SDK") }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !lines.all.contains(where: { $0.hasPrefix("this process is already building the same entry") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(lines.all.contains { $0.hasPrefix("this process is already building the same entry") }, "\(lines.all)")
+        compiler.releaseLock(first, path)
+        let lock = await second.value
+        #expect(lock != nil)
+        compiler.releaseLock(lock, path)
+        #expect(lines.all.contains("the other build ended"))
+        #expect(!lines.all.contains { $0.hasPrefix("another process") })
     }
 }
