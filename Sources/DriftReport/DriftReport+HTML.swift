@@ -1,4 +1,5 @@
 import Foundation
+import ServingCore
 
 extension DriftReport {
     /// One self-contained HTML page (`--html`): the table, then a histogram of each feature, reference against
@@ -63,8 +64,8 @@ extension DriftReport {
         return svg + "</svg>"
     }
 
+    /// The text as HTML text or an attribute value (`HTML.escaped`: `'` too, which this copy once missed).
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-            .replacingOccurrences(of: "\"", with: "&quot;")
+        HTML.escaped(text)
     }
 }

@@ -101,21 +101,9 @@ enum IndexPage {
         "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 
-    /// The text as HTML text or an attribute value: `&`, `<`, `>`, `"` and `'` escaped.
+    /// The text as HTML text or an attribute value (`HTML.escaped`).
     static func escape(_ text: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
+        HTML.escaped(text)
     }
 
     static let style = """

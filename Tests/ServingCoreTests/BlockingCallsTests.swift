@@ -12,3 +12,11 @@ struct BlockingCallsTests {
         #expect(try await task.value == 42)
     }
 }
+
+/// One HTML escaping for the index page and the drift report: every character that ends text or an attribute.
+struct HTMLTests {
+    @Test func escapesEveryCharacterThatEndsTextOrAnAttribute() {
+        #expect(HTML.escaped(#"<a href='x' title="y">&</a>"#) == "&lt;a href=&#39;x&#39; title=&quot;y&quot;&gt;&amp;&lt;/a&gt;")
+        #expect(HTML.escaped("plain é 🙂") == "plain é 🙂")
+    }
+}
