@@ -31,8 +31,10 @@ public struct RowFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DriftInputError("\(path): cannot read the file; check the path")
         }
-        let text = String(decoding: data, as: UTF8.self)
-        return path.lowercased().hasSuffix(".csv") ? try csv(text, path: path) : try jsonLines(text, path: path, model: model, use: use)
+        // A UTF-8 byte order mark (as spreadsheet programs write) is not part of the first name or line.
+        let bytes = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data[...]
+        if path.lowercased().hasSuffix(".csv") { return try csv(Array(bytes), path: path) }
+        return try jsonLines(String(decoding: bytes, as: UTF8.self), path: path, model: model, use: use)
     }
 
     static func jsonLines(_ text: String, path: String, model: String?, use: Use = .drift) throws(DriftInputError) -> RowFile {
@@ -73,60 +75,135 @@ public struct RowFile: Sendable {
         return file
     }
 
-    /// A header of feature names, then one row per line; a cell that reads as a number is a number, `true` and
-    /// `false` are booleans, an empty cell (or `nan`, as pandas may write a missing value) is missing. Quotes (`"a, b"`, `""` for a quote) as RFC 4180 has them.
-    static func csv(_ text: String, path: String) throws(DriftInputError) -> RowFile {
-        var lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init).filter { !$0.isEmpty }
-        guard !lines.isEmpty else { throw DriftInputError("\(path): empty; a CSV file needs a header line naming the features") }
-        let header = try cells(lines.removeFirst(), path: path, line: 1)
+    /// A header of feature names, then one row per record, as RFC 4180 has them: cells separated by commas, records by
+    /// line breaks (LF or CRLF), a quoted cell (`"a, b"`, `""` for a quote) may hold commas and line breaks. An unquoted
+    /// cell that reads as a number is a number, `true` and `false` are booleans, an empty cell (or `nan`, as pandas may
+    /// write a missing value) is missing; a quoted cell is text as it is (`"00123"` stays a string). Errors name the line
+    /// a record starts on.
+    static func csv(_ bytes: [UInt8], path: String) throws(DriftInputError) -> RowFile {
+        var records = try CSVRecords.read(bytes, path: path)[...]
+        guard let header = records.popFirst() else {
+            throw DriftInputError("\(path): empty; a CSV file needs a header line naming the features")
+        }
+        let names = header.cells.map(\.text)
+        var seen = Set<String>()
+        for name in names {
+            guard !name.isEmpty else { throw DriftInputError("\(path):\(header.line): the header has an empty name; name every column") }
+            guard seen.insert(name).inserted else { throw DriftInputError("\(path):\(header.line): the header names '\(name)' twice") }
+        }
         var file = RowFile(rows: [])
-        for (index, line) in lines.enumerated() {
-            let values = try cells(line, path: path, line: index + 2)
-            guard values.count == header.count else {
-                throw DriftInputError("\(path):\(index + 2): \(values.count) cells where the header names \(header.count)")
+        file.rows.reserveCapacity(records.count)
+        for record in records {
+            guard record.cells.count == names.count else {
+                throw DriftInputError("\(path):\(record.line): \(record.cells.count) cells where the header names \(names.count)")
             }
             var row: [String: JSON] = [:]
-            for (name, cell) in zip(header, values) where !cell.isEmpty {
-                if let number = Double(cell) {
-                    if number.isFinite { row[name] = .number(number) }
+            for (name, cell) in zip(names, record.cells) {
+                if cell.quoted {
+                    if !cell.text.isEmpty { row[name] = .string(cell.text) }
+                    continue
+                }
+                let text = cell.text
+                if text.isEmpty || text == "nan" || text == "NaN" { continue }
+                if text == "true" || text == "false" {
+                    row[name] = .bool(text == "true")
+                } else if let number = Double(text) {
+                    guard number.isFinite else {
+                        throw DriftInputError(
+                            "\(path):\(record.line): \(name) is \(text), not a finite number (JSON has none); leave the cell empty for a missing value")
+                    }
+                    row[name] = .number(number)
                 } else {
-                    row[name] = cell == "true" ? .bool(true) : cell == "false" ? .bool(false) : .string(cell)
+                    row[name] = .string(text)
                 }
             }
             file.rows.append(row)
         }
         return file
     }
+}
 
-    static func cells(_ line: String, path: String, line number: Int) throws(DriftInputError) -> [String] {
-        var cells: [String] = []
-        var cell = ""
+/// The records of a CSV file (RFC 4180), read byte by byte in one pass: what a cell holds, whether it was quoted,
+/// and the line each record starts on. Blank lines are skipped (and counted).
+enum CSVRecords {
+    struct Cell {
+        var text: String
+        var quoted: Bool
+    }
+
+    struct Record {
+        var line: Int
+        var cells: [Cell]
+    }
+
+    static func read(_ bytes: [UInt8], path: String) throws(DriftInputError) -> [Record] {
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), carriage = UInt8(ascii: "\r")
+        var records: [Record] = []
+        var cells: [Cell] = []
+        var cell: [UInt8] = []
         var quoted = false
-        var characters = Array(line)[...]
-        while let character = characters.popFirst() {
-            if quoted {
-                if character == "\"" {
-                    if characters.first == "\"" {
-                        cell.append("\"")
-                        characters.removeFirst()
+        var inQuotes = false
+        var line = 1
+        var recordLine = 1
+        var quoteLine = 1
+        func finishCell() {
+            let text = String(decoding: cell, as: UTF8.self)
+            cells.append(Cell(text: quoted ? text : text.trimmingCharacters(in: .whitespaces), quoted: quoted))
+            cell.removeAll(keepingCapacity: true)
+            quoted = false
+        }
+        func finishRecord() {
+            finishCell()
+            // A blank line is one unquoted empty cell: no record.
+            if !(cells.count == 1 && !cells[0].quoted && cells[0].text.isEmpty) { records.append(Record(line: recordLine, cells: cells)) }
+            cells = []
+        }
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            if inQuotes {
+                if byte == quote {
+                    if index < bytes.count, bytes[index] == quote {
+                        cell.append(quote)
+                        index += 1
                     } else {
-                        quoted = false
+                        inQuotes = false
                     }
                 } else {
-                    cell.append(character)
+                    if byte == newline { line += 1 }
+                    cell.append(byte)
                 }
-            } else if character == "\"" {
+                continue
+            }
+            switch byte {
+            case quote where !quoted && cell.allSatisfy({ $0 == 0x20 || $0 == 0x09 }):
+                cell.removeAll(keepingCapacity: true)
                 quoted = true
-            } else if character == "," {
-                cells.append(cell)
-                cell = ""
-            } else {
-                cell.append(character)
+                inQuotes = true
+                quoteLine = line
+            case comma:
+                finishCell()
+            case newline:
+                finishRecord()
+                line += 1
+                recordLine = line
+            case carriage:
+                // CRLF ends a record at its LF; a lone CR (old Mac files) ends one itself.
+                if index < bytes.count, bytes[index] == newline { break }
+                finishRecord()
+                line += 1
+                recordLine = line
+            default:
+                // After a closing quote only spaces belong to the cell's end; anything else is kept, as readers do.
+                if !(quoted && (byte == 0x20 || byte == 0x09)) { cell.append(byte) }
             }
         }
-        guard !quoted else { throw DriftInputError("\(path):\(number): a quoted cell is not closed") }
-        cells.append(cell)
-        return cells.map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !inQuotes else {
+            throw DriftInputError("\(path):\(quoteLine): a quoted cell is not closed (a \" opens it on this line and none ends it)")
+        }
+        finishRecord()
+        return records
     }
 }
 

@@ -11,7 +11,18 @@ struct WorkerProcessTests {
         try await TestServer.start(models: [
             "Unruly": "\(Paths.fixtures)/models/Unruly",
             "Echo": "\(Paths.fixtures)/models/Echo",
+            "Sleepy": try sleepy(),
         ])
+    }
+
+    /// Unruly with a timeout of a minute: rows that sleep until the test releases them must not pass their timeout
+    /// on a loaded machine (Unruly's 3 s are for the tests of hung rows).
+    static func sleepy() throws -> String {
+        let folder = try Paths.temporaryFolder("sleepy") + "/Sleepy"
+        try FileManager.default.copyItem(atPath: "\(Paths.fixtures)/models/Unruly", toPath: folder)
+        try "description: Unruly that may sleep for long\ntimeout_ms: 60000\nworkers: 2\n".write(
+            toFile: "\(folder)/model.yaml", atomically: true, encoding: .utf8)
+        return folder
     }
 
     var client: HTTPClient { get async throws { try await Self.server.value.client } }
@@ -105,13 +116,13 @@ struct WorkerProcessTests {
             Task {
                 let body = #"{"variables": {"mode": "sleep", "marker": "\#(markers)/\#(index)", "release": "\#(markers)/release"}}"#
                 defer { held.add() }
-                return try await client.post("/Unruly", body)
+                return try await client.post("/Sleepy", body)
             }
         }
         try await eventually("both workers sleep on a row", timeout: .seconds(60)) {
             (try? FileManager.default.contentsOfDirectory(atPath: markers).count) == 2
         }
-        let fast = try await unruly("fine")
+        let fast = try await client.post("/Sleepy", #"{"variables": {"mode": "fine"}}"#)
         #expect(fast.status == 200)
         #expect(held.count == 0, "the fast row waited for a slow one")
         #expect(FileManager.default.createFile(atPath: "\(markers)/release", contents: nil))
