@@ -137,7 +137,10 @@ enum CSVRecords {
     }
 
     static func read(_ bytes: [UInt8], path: String) throws(DriftInputError) -> [Record] {
-        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), carriage = UInt8(ascii: "\r")
+        let quote = UInt8(ascii: "\"")
+        let comma = UInt8(ascii: ",")
+        let newline = UInt8(ascii: "\n")
+        let carriage = UInt8(ascii: "\r")
         var records: [Record] = []
         var cells: [Cell] = []
         var cell: [UInt8] = []
