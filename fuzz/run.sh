@@ -2,7 +2,8 @@
 # Fuzzes with libFuzzer (swiftc -sanitize=fuzzer,address) every reader of input from a stranger, each for FUZZ_SECONDS
 # (default 60), from the committed seed corpus in fuzz/corpus/<target>/: the request-body parser and the SDK's variables
 # decoder (a client's bytes), the LightGBM and XGBoost readers and the schema extraction from Swift sources (a models
-# repository's files; seeded with every file that once crashed, hung or grew the server, Tests/Fixtures/hostile).
+# repository's files; seeded with every file that once crashed, hung or grew the server, Tests/Fixtures/hostile), and
+# the CSV reader of `autoserve score` and `autoserve drift` (a user's file). One target per core at a time (FUZZ_JOBS).
 # Exits non-zero on the first input that breaks an oracle, crashes, hangs (over -timeout seconds) or grows past
 # -rss_limit_mb; the input is saved in .build-fuzz/. New inputs found are kept in .build-fuzz/corpus-<target>/ (not
 # committed; add the interesting ones to fuzz/corpus/). The schema target links swift-syntax from the package's release
@@ -43,10 +44,15 @@ syntax=.build/release
 rm -f "$out/libServingCore.a"
 swiftc "${swiftc_flags[@]}" -module-name ServingCore -I "$out/modules" -emit-module -emit-module-path "$out/modules/ServingCore.swiftmodule" \
     -emit-library -static -o "$out/libServingCore.a" Sources/ServingCore/Diagnostic.swift Sources/ServingCore/ModelSchemas.swift \
-    Sources/ServingCore/ModelBuildError.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift
+    Sources/ServingCore/ModelBuildError.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
+    Sources/ServingCore/JSONParser.swift Sources/ServingCore/JSONParser+Tree.swift
 syntax_objects=("$syntax"/SwiftSyntax.build/*.o "$syntax"/SwiftParser.build/*.o "$syntax"/SwiftSyntax[0-9]*.build/*.o "$syntax"/_SwiftSyntaxCShims.build/*.o)
 build schema PluginBuilder -I "$out/modules" -I "$syntax/Modules" -Xcc -I.build/checkouts/swift-syntax/Sources/_SwiftSyntaxCShims/include -L "$out" -lServingCore -lAutoServeModel \
     Sources/PluginBuilder/ModelInspector.swift Sources/PluginBuilder/ModelSchema.swift fuzz/SchemaFuzz.swift "${syntax_objects[@]}"
+
+# The CSV reader of `autoserve score` and `autoserve drift`, with the values above.
+rm -f "$out/csv"
+build csv DriftReport -I "$out/modules" -L "$out" -lServingCore -lAutoServeModel Sources/DriftReport/RowFile.swift fuzz/CSVFuzz.swift
 
 # target, the largest input, the dictionary, the seconds an input may take, the memory it may use (MB)
 targets=(
@@ -55,21 +61,36 @@ targets=(
     "lightgbm 16384 fuzz/lightgbm.dict 10 1024"
     "xgboost 16384 fuzz/json.dict 10 1024"
     "schema 8192 fuzz/swift.dict 10 1024"
+    "csv 8192 fuzz/csv.dict 10 1024"
 )
+# Each target runs on a core of its own, as many at once as there are cores (FUZZ_JOBS): a libFuzzer run is one thread.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_target() { # target max_len dict timeout rss: fuzzes one target; its summary goes to $out/<target>.summary
+    local target=$1 max_len=$2 dict=$3 timeout=$4 rss=$5
+    local work="$out/corpus-$target" log="$out/$target.log" summary="$out/$target.summary"
+    mkdir -p "$work"
+    if "$out/$target" "$work" "fuzz/corpus/$target" -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" \
+        -rss_limit_mb="$rss" -artifact_prefix="$out/$target-" -print_final_stats=1 -dict="$dict" >"$log" 2>&1; then
+        : >"$summary"
+    else
+        { echo "fuzz: $target FAILED; the input is in $out/$target-*"; grep -E "FUZZ FAILURE|ERROR: |Test unit written" "$log" | head -n 5; } >"$summary"
+    fi
+    local runs
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+    echo "fuzz: $target: $runs executions in ${seconds}s ($((runs / seconds)) per second), corpus $(ls "$work" | wc -l) inputs" >>"$summary"
+}
+echo "fuzz: ${#targets[@]} targets, ${seconds}s each, $jobs at a time"
+for line in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    read -r target max_len dict timeout rss <<<"$line"
+    rm -f "$out/$target.summary"
+    run_target "$target" "$max_len" "$dict" "$timeout" "$rss" &
+done
+wait
 status=0
 for line in "${targets[@]}"; do
-    read -r target max_len dict timeout rss <<<"$line"
-    work="$out/corpus-$target"
-    mkdir -p "$work"
-    log="$out/$target.log"
-    echo "fuzz: $target for ${seconds}s"
-    if ! "$out/$target" "$work" "fuzz/corpus/$target" -max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" \
-        -rss_limit_mb="$rss" -artifact_prefix="$out/$target-" -print_final_stats=1 -dict="$dict" >"$log" 2>&1; then
-        echo "fuzz: $target FAILED; the input is in $out/$target-*"
-        grep -E "FUZZ FAILURE|ERROR: |Test unit written" "$log" | head -n 5
-        status=1
-    fi
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-    echo "fuzz: $target: $runs executions in ${seconds}s ($((runs / seconds)) per second), corpus $(ls "$work" | wc -l) inputs"
+    read -r target _ <<<"$line"
+    cat "$out/$target.summary"
+    if grep -q "FAILED" "$out/$target.summary"; then status=1; fi
 done
 exit $status
