@@ -55,10 +55,9 @@ public final class AspiredVersionsManager: Sendable {
     /// longer lists are released.
     @discardableResult
     public func setAspiredVersions(_ snapshot: SourceSnapshot) async -> Int {
-        let (started, cancelled) = work.withLock { work -> (Int, [Task<Result<Loadable, ModelBuildError>, Never>]) in
-            guard !work.stopped else { return (0, []) }
+        let (started, cancelled, removed) = work.withLock { work -> (Int, [Task<Result<Loadable, ModelBuildError>, Never>], [ServingVersion]) in
+            guard !work.stopped else { return (0, [], []) }
             let (names, superseded, removed) = plan(snapshot)
-            for version in removed { version.retire(successor: nil) }
             var cancelled: [Task<Result<Loadable, ModelBuildError>, Never>] = []
             for name in superseded {
                 if let build = work.builds.removeValue(forKey: name) { cancelled.append(build.task) }
@@ -66,9 +65,10 @@ public final class AspiredVersionsManager: Sendable {
             for name in names where work.drivers[name] == nil {
                 work.drivers[name] = Task { await self.drive(name) }
             }
-            return (names.count, cancelled)
+            return (names.count, cancelled, removed)
         }
         for task in cancelled { task.cancel() }
+        for version in removed { version.retire(successor: nil) }
         publishStateMetrics()
         return started
     }
