@@ -15,6 +15,18 @@ struct StandardErrorTests {
         defer { server.stop() }
         let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
         try await client.waitForTheFirstSync()
+        func slowestOf20() async throws -> Duration {
+            var slowest: Duration = .zero
+            for _ in 0..<20 {
+                let started = ContinuousClock.now
+                #expect(try await client.get("/healthz").status == 200)
+                #expect(try await client.post("/Echo", #"{"variables": {"x": 1}}"#).status == 200)
+                slowest = max(slowest, ContinuousClock.now - started)
+            }
+            return slowest
+        }
+        // The same machine's figure before the model prints: the test compares like with like, whatever the load.
+        let before = try await slowestOf20()
         // From here nobody reads the server's output: the pipe fills as the model prints for 15 s.
         let printing = Task { try await client.post("/Printer", #"{"variables": {"mode": "loop", "seconds": 15}}"#) }
         let pipe = server.output.fileHandleForReading.fileDescriptor
@@ -25,14 +37,8 @@ struct StandardErrorTests {
         }
         // A pipe holds 64 KiB, in pages: a writer blocks with somewhat less waiting.
         try await eventually("the server's output pipe is full", timeout: .seconds(60)) { waitingBytes() >= 48 << 10 }
-        var slowest: Duration = .zero
-        for _ in 0..<20 {
-            let started = ContinuousClock.now
-            #expect(try await client.get("/healthz").status == 200)
-            #expect(try await client.post("/Echo", #"{"variables": {"x": 1}}"#).status == 200)
-            slowest = max(slowest, ContinuousClock.now - started)
-        }
-        #expect(slowest < .seconds(2), "a health check and a row took \(slowest) with the output pipe full")
+        let during = try await slowestOf20()
+        #expect(during < max(.seconds(2), before * 3), "a health check and a row took \(during) with the output pipe full, \(before) before")
         #expect(try await printing.value.status == 200)
         let metrics = try await client.get("/metrics").text
         #expect(metrics.contains("autoserve_model_output_dropped_lines_total{model=\"Printer\"}"))

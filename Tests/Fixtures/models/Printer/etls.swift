@@ -11,13 +11,14 @@ struct Printer {
         case "flood":
             for index in 0..<1000 { print("flood line \(index)") }
         case "loop":
-            // Prints for `seconds`, as a chatty model would, far past the server's 100 logged lines a second.
+            // Prints for `seconds`, as a chatty model would: some thousands of lines a second, far past the server's
+            // 100 logged lines a second.
             let end = Date().addingTimeInterval(variables["seconds"]?.double ?? 15)
             var index = 0
             while Date() < end {
                 print("loop line \(index)")
                 index += 1
-                if index % 100 == 0 { Thread.sleep(forTimeInterval: 0.001) }
+                if index % 10 == 0 { Thread.sleep(forTimeInterval: 0.001) }
             }
         case "crash":
             print("last words before the trap")
