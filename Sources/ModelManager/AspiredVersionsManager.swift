@@ -185,14 +185,16 @@ public final class AspiredVersionsManager: Sendable {
         return folder
     }
 
-    /// Moves the pending version of `folder`'s model to `phase`, when it is still the one aspired to; false when a
-    /// newer version superseded it (or the folder went away, or the server stops).
-    func advance(_ folder: ModelFolder, to phase: VersionPhase) -> Bool {
+    /// Moves `lifecycle` (the version of `folder`) to `phase` and shows it in the index as the model's version under
+    /// way, when it is still the one aspired to; false, and `lifecycle` unmoved, when a newer version superseded it (or
+    /// the folder went away).
+    func advance(_ folder: ModelFolder, _ lifecycle: inout VersionLifecycle, to phase: VersionPhase) -> Bool {
         registry.withLock { state in
-            guard var status = state.models[folder.name.rawValue], var pending = status.pending, pending.version == folder.version else { return false }
-            pending.move(to: phase)
-            status.pending = pending
-            state.models[folder.name.rawValue] = status
+            let key = folder.name.rawValue
+            guard var status = state.models[key], status.pending?.version == folder.version else { return false }
+            lifecycle.move(to: phase)
+            status.pending = lifecycle
+            state.models[key] = status
             return true
         }
     }
@@ -210,8 +212,7 @@ public final class AspiredVersionsManager: Sendable {
             lifecycle.move(to: .released)
             logger.info("version superseded by a newer one before it served")
         }
-        guard advance(folder, to: .building) else { return superseded(&lifecycle, nil) }
-        lifecycle.move(to: .building)
+        guard advance(folder, &lifecycle, to: .building) else { return superseded(&lifecycle, nil) }
         let build = Task { [adapter] () -> Result<Loadable, ModelBuildError> in
             do throws(ModelBuildError) { return .success(try await adapter.adapt(folder)) } catch { return .failure(error) }
         }
@@ -229,18 +230,18 @@ public final class AspiredVersionsManager: Sendable {
         switch built {
         case .success(let value): loadable = value
         case .failure(let error):
-            guard advance(folder, to: .failed) else { return superseded(&lifecycle, nil) }
-            lifecycle.move(to: .failed)
+            guard advance(folder, &lifecycle, to: .failed) else { return superseded(&lifecycle, nil) }
             return fail(folder, error, logger: logger)
         }
-        guard advance(folder, to: .loading) else { return superseded(&lifecycle, nil) }
-        lifecycle.move(to: .loading)
+        guard advance(folder, &lifecycle, to: .loading) else { return superseded(&lifecycle, nil) }
         let runner: any ModelRunner
         do throws(ModelBuildError) {
             runner = try await loadable.load()
         } catch {
-            lifecycle.move(to: .failed)
-            guard advance(folder, to: .failed) else { return logger.info("a superseded version failed to load", metadata: ["error": "\(error.diagnostic)"]) }
+            guard advance(folder, &lifecycle, to: .failed) else {
+                lifecycle.move(to: .failed)
+                return logger.info("a superseded version failed to load", metadata: ["error": "\(error.diagnostic)"])
+            }
             return fail(folder, error, logger: logger)
         }
         // Loaded: it takes the route if it is still the version aspired to, in one step under both locks.

@@ -222,7 +222,7 @@ public struct RegistrySnapshot: Sendable {
 
     public init() {}
 
-    /// Whether the server should take traffic (`/readyz`), and why (README, "Health and readiness").
+    /// Whether the server should take traffic (`/readyz`), and why (README, "HTTP API").
     ///
     /// Not ready until the source was read and every folder it held then finished its first attempt, as Triton's
     /// strict readiness and MLServer: a client that waits for ready never meets `model_loading` for a model of that
