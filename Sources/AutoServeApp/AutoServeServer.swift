@@ -15,14 +15,24 @@ import UnixSignals
 
 /// The whole server: the stages assembled in pipeline order, ready to run.
 ///
-/// `serve` and the integration tests both build it here, so the tests run exactly what users run.
-public struct AutoServeServer: Sendable {
+/// `serve` and the integration tests both build it here, so the tests run exactly what users run. A class: as a
+/// struct of this size, the debug build's async frame of `serve` crashed destroying it at the end of a stop (a bad
+/// existential pointer, deterministic once `Scoring` grew by one word; `InferenceLogTests` saw it as status 11).
+public final class AutoServeServer: Sendable {
     public let configuration: ServerConfiguration
     public let manager: ModelManager
     public let metrics: Metrics
     public let application: Application<ServeResponder>
     /// The HTTP frontend, which a stop with `SHUTDOWN_DELAY` drains first.
     public let responder: ServeResponder
+
+    init(configuration: ServerConfiguration, manager: ModelManager, metrics: Metrics, application: Application<ServeResponder>, responder: ServeResponder) {
+        self.configuration = configuration
+        self.manager = manager
+        self.metrics = metrics
+        self.application = application
+        self.responder = responder
+    }
 
     /// Assembles the server; `onListening` receives the bound port (useful with `PORT=0`).
     public static func build(
@@ -175,7 +185,7 @@ public struct AutoServeServer: Sendable {
 
     static func managerConfiguration(_ configuration: ServerConfiguration) -> ModelManagerConfiguration {
         var manager = ModelManagerConfiguration()
-        if configuration.baseUrl.isEmpty { manager.takenRoutes = FrontendConfiguration.rootEndpoints }
+        if configuration.baseUrl.isEmpty { manager.takenRoutes = RouteTable.rootNames }
         if configuration.modelsRepo != nil {
             manager.schedule = SyncSchedule(interval: configuration.syncInterval, dailyAtMinute: configuration.syncAtMinute)
         }

@@ -30,7 +30,4 @@ public struct FrontendConfiguration: Sendable {
     /// `/<baseUrl>` or the empty string, the prefix of every model route.
     public var prefix: String { baseUrl.isEmpty ? "" : "/\(baseUrl)" }
 
-    /// The endpoints a model folder may not shadow when `baseUrl` is empty: the router sends these paths to the server's
-    /// own routes, and the manager fails a folder of one of these names with that reason (one list for both).
-    public static let rootEndpoints: Set<String> = ["healthz", "readyz", "metrics", "v2", "hooks"]
 }

@@ -36,27 +36,29 @@ struct InferenceProtocolV2: Sendable {
         Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
     }
 
-    static func routes(_ add: (String, [HTTPRequest.Method], @escaping @Sendable (Request, BasicRequestContext) async -> Response) -> Void, _ v2: Self) {
-        add("/v2/health/live", [.get, .head]) { _, _ in ok(["live": true]) }
-        add("/v2/health/ready", [.get, .head]) { _, _ in v2.serverReady() }
-        add("/v2", [.get, .head]) { _, _ in
-            ok(["name": "autoserve", "version": .string(Self.serverVersion), "extensions": []])
-        }
-        for versioned in [false, true] {
-            let base = versioned ? "/v2/models/:model/versions/:version" : "/v2/models/:model"
-            add(base, [.get, .head]) { _, context in
+    /// The answer of each of the protocol's routes in `RouteTable`.
+    func handler(_ route: RouteTable.Handler) -> @Sendable (Request, BasicRequestContext) async -> Response {
+        let v2 = self
+        switch route {
+        case .v2Live: return { _, _ in Self.ok(["live": true]) }
+        case .v2Ready: return { _, _ in v2.serverReady() }
+        case .v2Server: return { _, _ in Self.ok(["name": "autoserve", "version": .string(Self.serverVersion), "extensions": []]) }
+        case .v2Model:
+            return { _, context in
                 switch v2.serving(context) {
-                case .success(let version): ok(v2.metadata(version))
-                case .failure(let failure): error(failure)
+                case .success(let version): Self.ok(v2.metadata(version))
+                case .failure(let failure): Self.error(failure)
                 }
             }
-            add(base + "/ready", [.get, .head]) { _, context in
+        case .v2ModelReady:
+            return { _, context in
                 switch v2.serving(context) {
-                case .success(let version): ok(["name": .string(version.name.rawValue), "ready": true])
-                case .failure(let failure): error(failure)
+                case .success(let version): Self.ok(["name": .string(version.name.rawValue), "ready": true])
+                case .failure(let failure): Self.error(failure)
                 }
             }
-            add(base + "/infer", [.post]) { request, context in await v2.infer(request, context) }
+        case .v2Infer: return { request, context in await v2.infer(request, context) }
+        default: preconditionFailure("\(route) is not a route of the Open Inference Protocol")
         }
     }
 

@@ -33,34 +33,13 @@ public enum OpenAPIDocument {
     public static func document(models: [Model], prefix: String, maxBatchRows: Int, adminSync: Bool = false, webhook: Bool = false) -> JSONValue {
         let sorted = models.sorted { $0.name < $1.name }
         var paths: [String: JSONValue] = [:]
-        for model in sorted { paths["\(prefix)/\(model.name)"] = modelPath(model, maxBatchRows: maxBatchRows) }
-        paths["\(prefix)/all"] = allPath
-        paths[prefix.isEmpty ? "/" : prefix] = [
-            "get": operation(
-                "index", "Every model folder: its state, version, type, last error (with the build log) and routes", tag: "server",
-                responses: ["200": json("The index", ["type": "object"])])
-        ]
-        paths["\(prefix)/openapi.json"] = [
-            "get": operation(
-                "openapi", "This document: the models ready now, each with its request and response schemas", tag: "server",
-                responses: ["200": json("The OpenAPI 3.1 document", ["type": "object"])])
-        ]
-        paths["/healthz"] = ["get": operation("healthz", "200 while the process runs", tag: "server", responses: ["200": json("Alive", statusSchema)])]
-        paths["/readyz"] = [
-            "get": operation(
-                "readyz",
-                "503 until every model folder of the first sync finished its first load (the reason names those loading); "
-                    + "then 200 while a model serves; 503 when none can serve, and while draining",
-                tag: "server", responses: ["200": json("Ready, with model counts", ["type": "object"]), "503": errorResponse("Not ready, with the reason")])
-        ]
-        paths["/metrics"] = [
-            "get": operation(
-                "metrics", "Prometheus text exposition", tag: "server",
-                responses: ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])
-        ]
-        for (path, item) in v2Paths { paths[path] = item }
-        if adminSync { paths["\(prefix)/-/sync"] = syncPath }
-        if webhook { paths["/hooks/git"] = webhookPath }
+        for route in RouteTable(prefix: prefix).routes {
+            switch (route.handler, route.requirement) {
+            case (.model, _): for model in sorted { paths["\(prefix)/\(model.name)"] = modelPath(model, maxBatchRows: maxBatchRows) }
+            case (_, .adminToken) where !adminSync, (_, .webhookSecret) where !webhook: continue
+            default: paths[route.path] = pathItem(route)
+            }
+        }
         var digest = SHA256()
         for model in sorted { digest.update(data: Data("\(model.name)=\(model.version)\n".utf8)) }
         let version = digest.finalize().prefix(6).map { String(format: "%02x", $0) }.joined()
@@ -89,53 +68,66 @@ public enum OpenAPIDocument {
         ]
     }
 
-    static let syncPath: JSONValue = [
-        "post": operation(
-            "sync", "Queue a sync of the models source now (ADMIN_TOKEN)", tag: "server",
-            responses: [
-                "202": json("Queued", ["type": "object", "properties": ["sync_id": ["type": "integer"], "status": ["type": "string"]]]),
-                "401": errorResponse("No bearer token, or a wrong one"),
-            ], security: [["bearer": []]])
-    ]
-    static let webhookPath: JSONValue = [
-        "post": operation(
-            "gitWebhook", "A push webhook (GitHub, Gitea, GitLab) verified with WEBHOOK_SECRET, which queues a sync", tag: "server",
-            responses: [
-                "200": json("Ignored (another branch), a ping, or a delivery seen before", ["type": "object"]),
-                "202": json("Queued", ["type": "object"]), "400": errorResponse("Not a push event the server understands"),
-                "401": errorResponse("The signature or token does not verify"),
-                "413": errorResponse("The body is over MAX_BODY_BYTES"),
-            ], body: ["required": true, "content": ["application/json": ["schema": ["type": "object"]]]])
-    ]
-
-    /// The Open Inference Protocol v2 routes (README, "Open Inference Protocol v2"); their errors are `{"error": "..."}`.
-    static let v2Paths: [String: JSONValue] = {
-        let error: JSONValue = ["type": "object", "required": ["error"], "properties": ["error": ["type": "string"]]]
-        func v2Error(_ description: String) -> JSONValue { json(description, error) }
-        let tensor: JSONValue = [
-            "type": "object", "required": ["name", "datatype", "shape", "data"],
-            "properties": [
-                "name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]],
-                "data": ["type": "array"], "parameters": ["type": "object"],
-            ],
-        ]
-        let metadataTensor: JSONValue = [
-            "type": "object", "required": ["name", "datatype", "shape"],
-            "properties": ["name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]]],
-        ]
-        let modelName: JSONValue = ["name": "model", "in": "path", "required": true, "schema": ["type": "string"]]
-        let versionName: JSONValue = ["name": "version", "in": "path", "required": true, "schema": ["type": "string"]]
-        let notFound = v2Error("No model of that name, or the version named is not the one serving")
-        var paths: [String: JSONValue] = [
-            "/v2/health/live": ["get": operation("v2_live", "Open Inference Protocol: live", tag: "v2", responses: ["200": json("Live", ["type": "object"])])],
-            "/v2/health/ready": [
+    /// The path item of a route of `RouteTable` other than a model's: its summary and path are the table's, its
+    /// answers, body and security are here. HEAD is left out (GET's, without the body).
+    static func pathItem(_ route: RouteTable.Route) -> JSONValue {
+        let summary = route.summary
+        let parameters: [JSONValue] = route.segments.filter { $0.hasPrefix("{") }.map { segment in
+            ["name": .string(String(segment.dropFirst().dropLast())), "in": "path", "required": true, "schema": ["type": "string"]]
+        }
+        // Operation ids of the model routes of the v2 protocol that name a version end with `_version`.
+        let suffix = route.segments.contains("{version}") ? "_version" : ""
+        let v2ErrorSchema: JSONValue = ["type": "object", "required": ["error"], "properties": ["error": ["type": "string"]]]
+        func v2Error(_ description: String) -> JSONValue { json(description, v2ErrorSchema) }
+        let v2NotFound = v2Error("No model of that name, or the version named is not the one serving")
+        var item: [String: JSONValue]
+        switch route.handler {
+        case .index: item = ["get": operation("index", summary, tag: "server", responses: ["200": json("The index", ["type": "object"])])]
+        case .openAPI: item = ["get": operation("openapi", summary, tag: "server", responses: ["200": json("The OpenAPI 3.1 document", ["type": "object"])])]
+        case .healthz: item = ["get": operation("healthz", summary, tag: "server", responses: ["200": json("Alive", statusSchema)])]
+        case .readyz:
+            item = [
                 "get": operation(
-                    "v2_ready", "Open Inference Protocol: ready", tag: "v2",
-                    responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready, with the reason")])
-            ],
-            "/v2": [
+                    "readyz", summary, tag: "server",
+                    responses: ["200": json("Ready, with model counts", ["type": "object"]), "503": errorResponse("Not ready, with the reason")])
+            ]
+        case .metrics:
+            item = [
                 "get": operation(
-                    "v2_server", "Open Inference Protocol: server metadata", tag: "v2",
+                    "metrics", summary, tag: "server",
+                    responses: ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])
+            ]
+        case .all: item = allPath(summary)
+        case .sync:
+            item = [
+                "post": operation(
+                    "sync", summary, tag: "server",
+                    responses: [
+                        "202": json("Queued", ["type": "object", "properties": ["sync_id": ["type": "integer"], "status": ["type": "string"]]]),
+                        "401": errorResponse("No bearer token, or a wrong one"),
+                    ], security: [["bearer": []]])
+            ]
+        case .webhook:
+            item = [
+                "post": operation(
+                    "gitWebhook", summary, tag: "server",
+                    responses: [
+                        "200": json("Ignored (another branch), a ping, or a delivery seen before", ["type": "object"]),
+                        "202": json("Queued", ["type": "object"]), "400": errorResponse("Not a push event the server understands"),
+                        "401": errorResponse("The signature or token does not verify"),
+                        "413": errorResponse("The body is over MAX_BODY_BYTES"),
+                    ], body: ["required": true, "content": ["application/json": ["schema": ["type": "object"]]]])
+            ]
+        case .v2Live: item = ["get": operation("v2_live", summary, tag: "v2", responses: ["200": json("Live", ["type": "object"])])]
+        case .v2Ready:
+            item = [
+                "get": operation(
+                    "v2_ready", summary, tag: "v2", responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready, with the reason")])
+            ]
+        case .v2Server:
+            item = [
+                "get": operation(
+                    "v2_server", summary, tag: "v2",
                     responses: [
                         "200": json(
                             "Name, version, extensions",
@@ -144,16 +136,15 @@ public enum OpenAPIDocument {
                                 "properties": ["name": ["type": "string"], "version": ["type": "string"], "extensions": ["type": "array"]],
                             ])
                     ])
-            ],
-        ]
-        for versioned in [false, true] {
-            let base = versioned ? "/v2/models/{model}/versions/{version}" : "/v2/models/{model}"
-            let parameters: JSONValue = versioned ? [modelName, versionName] : [modelName]
-            let suffix = versioned ? "_version" : ""
-            paths[base] = [
-                "parameters": parameters,
+            ]
+        case .v2Model:
+            let tensor: JSONValue = [
+                "type": "object", "required": ["name", "datatype", "shape"],
+                "properties": ["name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]]],
+            ]
+            item = [
                 "get": operation(
-                    "v2_model\(suffix)", "Open Inference Protocol: model metadata (inputs from its variables, outputs when known)", tag: "v2",
+                    "v2_model\(suffix)", summary, tag: "v2",
                     responses: [
                         "200": json(
                             "The model's metadata",
@@ -161,56 +152,67 @@ public enum OpenAPIDocument {
                                 "type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"],
                                 "properties": [
                                     "name": ["type": "string"], "versions": ["type": "array", "items": ["type": "string"]], "platform": ["type": "string"],
-                                    "inputs": ["type": "array", "items": metadataTensor], "outputs": ["type": "array", "items": metadataTensor],
+                                    "inputs": ["type": "array", "items": tensor], "outputs": ["type": "array", "items": tensor],
                                 ],
                             ]),
-                        "400": v2Error("The model has no version ready"), "404": notFound,
-                    ]),
+                        "400": v2Error("The model has no version ready"), "404": v2NotFound,
+                    ])
             ]
-            paths[base + "/ready"] = [
-                "parameters": parameters,
+        case .v2ModelReady:
+            item = [
                 "get": operation(
-                    "v2_model_ready\(suffix)", "Open Inference Protocol: model ready", tag: "v2",
-                    responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready"), "404": notFound]),
+                    "v2_model_ready\(suffix)", summary, tag: "v2",
+                    responses: ["200": json("Ready", ["type": "object"]), "400": v2Error("Not ready"), "404": v2NotFound])
             ]
-            paths[base + "/infer"] = [
-                "parameters": parameters,
-                "post": operation(
-                    "v2_infer\(suffix)", "Open Inference Protocol: score N rows, one input tensor per variable of shape [N]", tag: "v2",
-                    responses: [
-                        "200": json(
-                            "One output tensor per output key, shape [N]",
-                            [
-                                "type": "object", "required": ["model_name", "outputs"],
-                                "properties": [
-                                    "model_name": ["type": "string"], "model_version": ["type": "string"], "id": ["type": "string"],
-                                    "outputs": ["type": "array", "items": tensor],
-                                ],
-                            ]),
-                        "400": v2Error("Not JSON, tensors that do not make rows, a row whose variables do not decode, or no version ready"),
-                        "404": notFound, "413": v2Error("Over MAX_BODY_BYTES or MAX_BATCH_ROWS"), "422": v2Error("The model refused a row"),
-                        "500": v2Error("The model failed on a row"), "503": v2Error("The model's worker is restarting or behind"),
-                        "504": v2Error("The model took longer than its timeout_ms"),
-                    ],
-                    body: [
-                        "required": true,
-                        "content": [
-                            "application/json": [
-                                "schema": [
-                                    "type": "object", "required": ["inputs"],
-                                    "properties": [
-                                        "id": ["type": "string"], "inputs": ["type": "array", "items": tensor],
-                                        "outputs": ["type": "array", "items": ["type": "object", "properties": ["name": ["type": "string"]]]],
-                                        "parameters": ["type": "object"],
-                                    ],
-                                ]
-                            ]
+        case .v2Infer: item = ["post": v2Infer("v2_infer\(suffix)", summary, v2Error: v2Error, notFound: v2NotFound)]
+        case .model: preconditionFailure("a model's path item is modelPath's")
+        }
+        if !parameters.isEmpty { item["parameters"] = .array(parameters) }
+        return .object(item)
+    }
+
+    /// `POST /v2/models/{model}[/versions/{version}]/infer`.
+    static func v2Infer(_ id: String, _ summary: String, v2Error: (String) -> JSONValue, notFound: JSONValue) -> JSONValue {
+        let tensor: JSONValue = [
+            "type": "object", "required": ["name", "datatype", "shape", "data"],
+            "properties": [
+                "name": ["type": "string"], "datatype": ["type": "string"], "shape": ["type": "array", "items": ["type": "integer"]],
+                "data": ["type": "array"], "parameters": ["type": "object"],
+            ],
+        ]
+        return operation(
+            id, summary, tag: "v2",
+            responses: [
+                "200": json(
+                    "One output tensor per output key, shape [N]",
+                    [
+                        "type": "object", "required": ["model_name", "outputs"],
+                        "properties": [
+                            "model_name": ["type": "string"], "model_version": ["type": "string"], "id": ["type": "string"],
+                            "outputs": ["type": "array", "items": tensor],
                         ],
                     ]),
-            ]
-        }
-        return paths
-    }()
+                "400": v2Error("Not JSON, tensors that do not make rows, a row whose variables do not decode, or no version ready"),
+                "404": notFound, "413": v2Error("Over MAX_BODY_BYTES or MAX_BATCH_ROWS"), "422": v2Error("The model refused a row"),
+                "500": v2Error("The model failed on a row"), "503": v2Error("The model's worker is restarting or behind"),
+                "504": v2Error("The model took longer than its timeout_ms"),
+            ],
+            body: [
+                "required": true,
+                "content": [
+                    "application/json": [
+                        "schema": [
+                            "type": "object", "required": ["inputs"],
+                            "properties": [
+                                "id": ["type": "string"], "inputs": ["type": "array", "items": tensor],
+                                "outputs": ["type": "array", "items": ["type": "object", "properties": ["name": ["type": "string"]]]],
+                                "parameters": ["type": "object"],
+                            ],
+                        ]
+                    ]
+                ],
+            ])
+    }
 
     static let statusSchema: JSONValue = ["type": "object", "properties": ["status": ["type": "string"]], "required": ["status"]]
 
@@ -316,7 +318,7 @@ public enum OpenAPIDocument {
         ]
     }
 
-    static let allPath: JSONValue = {
+    static func allPath(_ summary: String) -> [String: JSONValue] {
         var responses = scoringErrors(oneModel: false)
         responses["200"] = json(
             "Each ready model's output by name; _errors holds the models that failed (or are not ready) with their error",
@@ -331,8 +333,8 @@ public enum OpenAPIDocument {
             "content": ["application/json": ["schema": ["type": "object", "required": ["variables"], "properties": ["variables": ["type": "object"]]]]],
         ]
         return [
-            "post": operation("score_all", "Score one row with every ready model at once", tag: "models", responses: responses, body: body),
+            "post": operation("score_all", summary, tag: "models", responses: responses, body: body),
             "get": operation("score_all_empty", "Score every ready model with no variables ({})", tag: "models", responses: responses),
         ]
-    }()
+    }
 }

@@ -28,6 +28,8 @@ struct Scoring: Sendable {
     let serverName: String?
     /// The handles of requests answered without a model version: to `all`, and to no model folder.
     let allInstruments: RequestInstruments
+    /// The first path segments below the prefix that `RouteTable` gives to routes other than a model's or `all`.
+    let otherRoutes: Set<String>
     let unknownInstruments: RequestInstruments
 
     init(manager: any ModelServing, configuration: FrontendConfiguration, metrics: Metrics, logger: Logger, serverName: String?) {
@@ -36,6 +38,12 @@ struct Scoring: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.serverName = serverName
+        let table = RouteTable(prefix: configuration.prefix)
+        otherRoutes = Set(
+            table.routes.filter { $0.handler != .all && $0.handler != .model }.compactMap { route in
+                // The routes at the root are under the prefix only when it is empty.
+                route.underPrefix ? route.segments.dropFirst(table.prefixSegments).first : table.prefix.isEmpty ? route.segments.first : nil
+            })
         allInstruments = RequestInstruments(metrics: metrics, model: "all", version: nil)
         unknownInstruments = RequestInstruments(metrics: metrics, model: Self.unknownModelLabel, version: nil)
     }
@@ -49,8 +57,7 @@ struct Scoring: Sendable {
             !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
-        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty, route != "openapi.json" else { return nil }
-        if configuration.prefix.isEmpty, FrontendConfiguration.rootEndpoints.contains(route) { return nil }
+        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty, !otherRoutes.contains(route) else { return nil }
         return route
     }
 

@@ -46,34 +46,43 @@ public struct ServeResponder: HTTPResponder {
         try await router.respond(to: request, context: context)
     }
 
-    /// Every route, with the methods it answers.
+    /// Every route of `RouteTable`, each with its handler; any other method of those paths is 405 with `Allow`.
     static func router(_ endpoints: Endpoints) -> RouterResponder<Context> {
-        let prefix = endpoints.configuration.prefix
+        let table = RouteTable(prefix: endpoints.configuration.prefix)
         let router = Router(context: Context.self)
         // Middleware applies to the routes added after it; the first is the outermost, so that the 404 that
         // NotFoundAsJSON makes gets its id too.
         router.add(middleware: RequestIDHeader())
-        router.add(middleware: NotFoundAsJSON(endpoints: endpoints))
-        func route(_ path: RouterPath, _ methods: [HTTPRequest.Method], _ handler: @escaping @Sendable (Request, Context) async -> Response) {
-            for method in methods { router.on(path, method: method) { request, context in await handler(request, context) } }
-            for method in otherMethods where !methods.contains(method) {
+        router.add(middleware: NotFoundAsJSON(endpoints: endpoints, table: table))
+        let v2 = InferenceProtocolV2(endpoints: endpoints)
+        for route in table.routes {
+            let handler = Self.handler(route.handler, endpoints, v2)
+            let path = RouterPath(route.routerPath)
+            for method in route.methods { router.on(path, method: method) { request, context in await handler(request, context) } }
+            for method in otherMethods where !route.methods.contains(method) {
                 router.on(path, method: method) { request, _ in
-                    APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: methods).response()
+                    APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: route.methods).response()
                 }
             }
         }
-        route("/healthz", [.get, .head]) { _, _ in endpoints.json(200, Array(#"{"status":"ok"}"#.utf8)) }
-        route("/readyz", [.get, .head]) { _, _ in endpoints.readiness() }
-        route("/metrics", [.get, .head]) { _, _ in endpoints.metricsResponse() }
-        route("/hooks/git", [.post]) { request, _ in await endpoints.webhook(request) }
-        route(RouterPath(prefix + "/-/sync"), [.post]) { request, _ in endpoints.adminSync(request) }
-        route(RouterPath(prefix.isEmpty ? "/" : prefix), [.get, .head]) { request, _ in endpoints.index(request) }
-        InferenceProtocolV2.routes({ path, methods, handler in route(RouterPath(path), methods, handler) }, InferenceProtocolV2(endpoints: endpoints))
-        route(RouterPath(prefix + "/openapi.json"), [.get, .head]) { _, _ in endpoints.json(200, endpoints.openAPI().jsonBytes) }
-        route(RouterPath(prefix + "/:model"), [.get, .post]) { request, context in
-            await endpoints.score(context.parameters.get("model") ?? "", request)
-        }
         return router.buildResponder()
+    }
+
+    static func handler(
+        _ handler: RouteTable.Handler, _ endpoints: Endpoints, _ v2: InferenceProtocolV2
+    ) -> @Sendable (Request, Context) async -> Response {
+        switch handler {
+        case .healthz: { _, _ in endpoints.json(200, Array(#"{"status":"ok"}"#.utf8)) }
+        case .readyz: { _, _ in endpoints.readiness() }
+        case .metrics: { _, _ in endpoints.metricsResponse() }
+        case .webhook: { request, _ in await endpoints.webhook(request) }
+        case .sync: { request, _ in endpoints.adminSync(request) }
+        case .index: { request, _ in endpoints.index(request) }
+        case .openAPI: { _, _ in endpoints.json(200, endpoints.openAPI().jsonBytes) }
+        case .all: { request, _ in await endpoints.score("all", request) }
+        case .model: { request, context in await endpoints.score(context.parameters.get("model") ?? "", request) }
+        case .v2Server, .v2Live, .v2Ready, .v2Model, .v2ModelReady, .v2Infer: v2.handler(handler)
+        }
     }
 
     /// Every answer carries `X-Request-ID`: the client's own when it is acceptable, else a new one (scoring
@@ -89,6 +98,7 @@ public struct ServeResponder: HTTPResponder {
     /// Answers the router's 404 (a path no route takes) with the JSON error body that names the index.
     struct NotFoundAsJSON: RouterMiddleware {
         let endpoints: Endpoints
+        let table: RouteTable
 
         func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
             do {
@@ -96,7 +106,7 @@ public struct ServeResponder: HTTPResponder {
             } catch let error as HTTPError where error.status == .notFound {
                 let prefix = endpoints.configuration.prefix
                 // A method no route registers (QUERY, a made-up one) on a path that exists: 405, as for the others.
-                if let allowed = ServeResponder.allowedMethods(request.uri.path, prefix: prefix), !allowed.contains(request.method) {
+                if let allowed = table.allowedMethods(request.uri.path), !allowed.contains(request.method) {
                     return APIError.methodNotAllowed(request.method, path: request.uri.path, allowed: allowed).response()
                 }
                 return endpoints.notFound("no route \(request.uri.path); models are served under \(prefix)/<Model>, the index at \(prefix)/")
@@ -106,27 +116,6 @@ public struct ServeResponder: HTTPResponder {
 
     /// The methods a route that does not answer them refuses with 405 (any other method gets 404).
     static let otherMethods: [HTTPRequest.Method] = [.get, .head, .post, .put, .delete, .patch, .options, .trace]
-
-    /// The methods the route at `path` answers, or `nil` when no route is there.
-    static func allowedMethods(_ path: String, prefix: String) -> [HTTPRequest.Method]? {
-        switch path {
-        case "/healthz", "/readyz", "/metrics", prefix + "/openapi.json": return [.get, .head]
-        case "/hooks/git", prefix + "/-/sync": return [.post]
-        case "/v2", "/v2/health/live", "/v2/health/ready": return [.get, .head]
-        default:
-            if path.hasPrefix("/v2/models/") {
-                let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(3)
-                let model = parts.count == 1 || (parts.count == 3 && parts[parts.startIndex + 1] == "versions")
-                if model { return [.get, .head] }
-                let action = parts.count == 2 || (parts.count == 4 && parts[parts.startIndex + 1] == "versions")
-                if action, parts.last == "ready" { return [.get, .head] }
-                if action, parts.last == "infer" { return [.post] }
-                return nil
-            }
-            guard let route = modelRoute(path, prefix: prefix) else { return nil }
-            return route.isEmpty ? [.get, .head] : [.get, .post]
-        }
-    }
 
     /// The route below the prefix: `""` for the index, else one path component; `nil` when it is not ours.
     /// Works on UTF-8 bytes: on every request, character-by-character comparison cost more than routing.

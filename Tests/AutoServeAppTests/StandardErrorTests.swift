@@ -38,7 +38,11 @@ struct StandardErrorTests {
         // A pipe holds 64 KiB, in pages: a writer blocks with somewhat less waiting.
         try await eventually("the server's output pipe is full", timeout: .seconds(60)) { waitingBytes() >= 48 << 10 }
         let during = try await slowestOf20()
-        #expect(during < max(.seconds(2), before * 3), "a health check and a row took \(during) with the output pipe full, \(before) before")
+        // A loop that blocks on the full pipe never answers again (nobody reads it in this test); one that does not
+        // answers about as fast as before. The bound is loose, as CI's loaded machine doubles a slowest-of-20 at
+        // random; the check that the pipe is still full proves nobody drained it in between.
+        #expect(during < before * 3 + .seconds(5), "a health check and a row took \(during) with the output pipe full, \(before) before")
+        #expect(waitingBytes() >= 48 << 10, "the pipe stayed full while the server answered")
         #expect(try await printing.value.status == 200)
         let metrics = try await client.get("/metrics").text
         #expect(metrics.contains("autoserve_model_output_dropped_lines_total{model=\"Printer\"}"))
