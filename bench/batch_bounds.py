@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What bounds a batch (README, "HTTP API"; BENCHMARKS.md): the release server, one run, loopback.
+"""What bounds a batch (docs/http-api.md, "HTTP API"; BENCHMARKS.md): the release server, one run, loopback.
 
 1. A model that answers 5 MB a row, and a 16 KB request of 1,200 rows: the answer's size, its rows kept and refused
    (413 answer_too_large past MAX_ANSWER_BYTES), and the server's peak resident memory (VmHWM) against its memory

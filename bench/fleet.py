@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Three replicas behind nginx, on loopback, as README's "Running a fleet" sets them up (`make fleet`, run by CI).
+"""Three replicas behind nginx, on loopback, as docs/deployment.md's "Running a fleet" sets them up (`make fleet`, run by CI).
 
 Three `autoserve serve` processes, each with its own STATE_DIR and port, one shared CACHE_DIR, one models repository
-served over file://, PEERS naming the three, and nginx (Debian's) in front with the settings the README recommends.
+served over file://, PEERS naming the three, and nginx (Debian's) in front with the settings docs/deployment.md recommends ("Running a fleet").
 It shows, and fails (exit 1) unless:
   1. a cold start of the three together on MODELS models compiles each model once (autoserve_model_builds_total
      of the three adds up to MODELS) and every replica is ready;

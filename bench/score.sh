@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rows scored per second, one run, models_serve/Iris in worker processes (README, "Scoring a file"; BENCHMARKS.md):
+# Rows scored per second, one run, models_serve/Iris in worker processes (docs/operations.md, "Scoring a file"; BENCHMARKS.md):
 #   single   wrk -t2 -c32, POST /Iris {"variables": {...}}: one row per request (the baseline of the ratios);
 #   batch    wrk -t2 -c4, POST /Iris {"rows": [1,000 rows]}: req/s x 1,000;
 #   score --url         autoserve score on 100,000 rows against the same server (batches of 1,000, 2 in flight);

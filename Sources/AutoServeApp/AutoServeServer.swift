@@ -165,7 +165,7 @@ public final class AutoServeServer: Sendable {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    /// Reads each version's files in a helper process: `autoserve read-version`, this very binary (README, "Reliability").
+    /// Reads each version's files in a helper process: `autoserve read-version`, this very binary (docs/operations.md, "Reliability").
     static func reader(_ configuration: ServerConfiguration) -> any DefinitionReading {
         HelperReading(executable: configuration.helperExecutable ?? executable())
     }
@@ -234,12 +234,12 @@ public final class AutoServeServer: Sendable {
     }
 
     /// Makes the server's process non-dumpable, so that a process of the same user (a model's worker among
-    /// them) cannot read its environment and memory, where the secrets are, from `/proc` (README, "Reliability").
+    /// them) cannot read its environment and memory, where the secrets are, from `/proc` (docs/operations.md, "Reliability").
     public static func protectProcessMemory() {
         _ = autoserve_make_undumpable()
     }
 
-    /// Runs until SIGTERM or SIGINT: drains for `SHUTDOWN_DELAY` (README, "Configuration"), stops accepting,
+    /// Runs until SIGTERM or SIGINT: drains for `SHUTDOWN_DELAY` (docs/configuration.md, "Configuration"), stops accepting,
     /// finishes requests in flight, then stops the manager.
     public func run() async throws {
         let (host, port) = (configuration.host, configuration.port)

@@ -3,7 +3,7 @@ import ModelManager
 import ServiceLifecycle
 import ServingCore
 
-/// Publishes each model's live drift (README, "Live drift in /metrics") every few seconds, off the request path:
+/// Publishes each model's live drift (docs/operations.md, "Live drift in /metrics") every few seconds, off the request path:
 /// `autoserve_feature_psi{model,feature}` and `autoserve_feature_missing_ratio{model,feature}` for every version
 /// serving with a reference sample. A model without rows in its window yet, or gone, has no series.
 struct DriftGauges: Service {

@@ -14,7 +14,7 @@ import Synchronization
     import FoundationNetworking
 #endif
 
-/// One row's answer as `autoserve score` writes it: the output object, or `{"_error": {...}}` (README, "Scoring a
+/// One row's answer as `autoserve score` writes it: the output object, or `{"_error": {...}}` (docs/operations.md, "Scoring a
 /// file"), the shape a batch's answer has on the native route.
 public struct RowAnswer: Sendable {
     /// The JSON line written for the row.
@@ -56,7 +56,7 @@ public struct ScoreError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// `autoserve score` (README, "Scoring a file"): reads rows, scores them in batches with a few batches in flight,
+/// `autoserve score` (docs/operations.md, "Scoring a file"): reads rows, scores them in batches with a few batches in flight,
 /// writes one JSON line per row in the input's order, and counts the rows that failed.
 public enum FileScoring {
     /// How far a run is.
@@ -91,7 +91,7 @@ public enum FileScoring {
         }
     }
 
-    /// The rows of `path` (README, "Scoring a file"): JSON Lines of row objects, request bodies or inference log
+    /// The rows of `path` (docs/operations.md, "Scoring a file"): JSON Lines of row objects, request bodies or inference log
     /// lines (of `model`), or CSV with a header of variable names; each row as the bytes of its JSON object.
     public static func rows(_ path: String, model: String) throws(ScoreError) -> [[UInt8]] {
         let file: RowFile

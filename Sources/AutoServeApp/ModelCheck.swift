@@ -73,7 +73,7 @@ public enum ServeModelsGeneration {
         /// The models that generated.
         public var definitions: [ModelDefinition] = []
 
-        /// The OpenAPI document a server would serve for these models, all of them ready (README, "OpenAPI").
+        /// The OpenAPI document a server would serve for these models, all of them ready (docs/http-api.md, "OpenAPI").
         public func openAPI(_ configuration: ServerConfiguration) -> String {
             let models = definitions.map { definition in
                 OpenAPIDocument.Model(

@@ -4,41 +4,65 @@ import PluginBuilder
 import PluginRuntime
 import ServingCore
 
-/// One setting: its environment name, its flag, its help text and how to apply a value.
+/// One setting, defined once: its environment name (from which its flag and its `ServeOptions` property follow), its
+/// help text, the value it has when unset, whether it is a secret, and how a value is checked and applied (the range
+/// and the error that names it). `--help`, docs/configuration.md's "Configuration" and the `env` files are checked against these
+/// (`SettingsTests`).
 struct Setting: Sendable {
     let environment: String
     let help: String
+    /// The value the server uses when the setting is unset, when that is one literal value (`nil`: unset means off,
+    /// or the server derives it, as `help` says).
+    var defaultValue: String? = nil
     let isSecret: Bool
     let apply: @Sendable (inout ServerConfiguration, String) throws -> Void
+
+    /// `--max-body-bytes` for `MAX_BODY_BYTES`, `--base-url` for `baseUrl`.
+    var flag: String {
+        environment == "baseUrl" ? "base-url" : environment.lowercased().replacingOccurrences(of: "_", with: "-")
+    }
+
+    /// The flag in camel case, the name of its property in `ServeOptions`: `maxBodyBytes`.
+    var property: String {
+        let words = flag.split(separator: "-")
+        return words[0] + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
+    /// The help with the default: what `--help` prints.
+    var fullHelp: String {
+        guard let defaultValue else { return help }
+        return "\(help) (default: \(defaultValue.isEmpty ? "empty" : defaultValue))"
+    }
 }
 
 extension ServerConfiguration {
-    /// Every setting of README's "Configuration", in the order `--help` and the `env` file list them.
+    /// Every setting of docs/configuration.md's "Configuration", in the order `--help` and the `env` file list them.
     static let settings: [Setting] = [
-        Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all (default: empty, models at /<Model>)", isSecret: false) {
+        Setting(environment: "baseUrl", help: "Route prefix for models, the index and /all; empty serves models at /<Model>", defaultValue: "", isSecret: false)
+        {
             config, value in
             config.baseUrl = try parseBaseUrl(value)
         },
-        Setting(environment: "PORT", help: "TCP port to listen on (default: 8080)", isSecret: false) { config, value in
+        Setting(environment: "PORT", help: "TCP port to listen on", defaultValue: "8080", isSecret: false) { config, value in
             config.port = try parseInteger(value, setting: "PORT", in: 0...65535, expected: "a port number from 0 to 65535")
         },
-        Setting(environment: "HOST", help: "Address to listen on (default: 0.0.0.0)", isSecret: false) { config, value in
+        Setting(environment: "HOST", help: "Address to listen on", defaultValue: "0.0.0.0", isSecret: false) { config, value in
             guard !value.isEmpty else { throw invalid("HOST", value, "an address such as 0.0.0.0 or 127.0.0.1") }
             config.host = value
         },
         Setting(environment: "MODELS_REPO", help: "Git repository of model folders; unset serves MODELS_DIR", isSecret: false) { config, value in
             config.modelsRepo = value.isEmpty ? nil : value
         },
-        Setting(environment: "MODELS_BRANCH", help: "Branch of MODELS_REPO to serve (default: main)", isSecret: false) { config, value in
+        Setting(environment: "MODELS_BRANCH", help: "Branch of MODELS_REPO to serve", defaultValue: "main", isSecret: false) { config, value in
             guard !value.isEmpty, !value.contains(" ") else { throw invalid("MODELS_BRANCH", value, "a branch name") }
             config.modelsBranch = value
         },
-        Setting(environment: "MODELS_DIR", help: "Folder of model folders served without a repository (default: ./models_serve)", isSecret: false) {
+        Setting(environment: "MODELS_DIR", help: "Folder of model folders served without a repository", defaultValue: "./models_serve", isSecret: false) {
             config, value in
             guard !value.isEmpty else { throw invalid("MODELS_DIR", value, "a folder path") }
             config.modelsDir = value
         },
-        Setting(environment: "STATE_DIR", help: "Clone, exported versions and plugin cache (default: ./.autoserve)", isSecret: false) { config, value in
+        Setting(environment: "STATE_DIR", help: "Clone, exported versions and plugin cache", defaultValue: "./.autoserve", isSecret: false) { config, value in
             guard !value.isEmpty else { throw invalid("STATE_DIR", value, "a folder path") }
             config.stateDir = value
         },
@@ -47,7 +71,7 @@ extension ServerConfiguration {
         ) { config, value in
             config.cacheDir = value.isEmpty ? nil : value
         },
-        Setting(environment: "SYNC_INTERVAL", help: "Time between syncs, like 30s, 1m, 24h (default: 24h)", isSecret: false) { config, value in
+        Setting(environment: "SYNC_INTERVAL", help: "Time between syncs, like 30s, 1m, 24h", defaultValue: "24h", isSecret: false) { config, value in
             config.syncInterval = try parseDuration(value, setting: "SYNC_INTERVAL")
         },
         Setting(environment: "SYNC_AT", help: "Daily sync time HH:MM in UTC (default: unset)", isSecret: false) { config, value in
@@ -68,19 +92,19 @@ extension ServerConfiguration {
         Setting(environment: "ADMIN_TOKEN", help: "Bearer token for POST /<baseUrl>/-/sync (secret)", isSecret: true) { config, value in
             config.adminToken = value.isEmpty ? nil : Secret(value)
         },
-        Setting(environment: "MAX_BODY_BYTES", help: "Largest request body in bytes (default: 1048576)", isSecret: false) { config, value in
+        Setting(environment: "MAX_BODY_BYTES", help: "Largest request body in bytes", defaultValue: "1048576", isSecret: false) { config, value in
             config.maxBodyBytes = try parseInteger(
                 value, setting: "MAX_BODY_BYTES", in: 1...maximumBodyBytes,
                 expected: "a number of bytes from 1 to \(maximumBodyBytes) (the largest row a worker frame carries), like 1048576"
             )
         },
-        Setting(environment: "MAX_BATCH_ROWS", help: "Most rows of one {\"rows\": [...]} request; more get 413 (default: 10000)", isSecret: false) {
+        Setting(environment: "MAX_BATCH_ROWS", help: "Most rows of one {\"rows\": [...]} request; more get 413", defaultValue: "10000", isSecret: false) {
             config, value in
             config.maxBatchRows = try parseInteger(
                 value, setting: "MAX_BATCH_ROWS", in: 1...1_000_000, expected: "a number of rows from 1 to 1000000, like 10000")
         },
         Setting(
-            environment: "MAX_ANSWER_BYTES", help: "Most bytes of outputs in one answer; a batch's rows past it get 413 (default: 67108864)",
+            environment: "MAX_ANSWER_BYTES", help: "Most bytes of outputs in one answer; a batch's rows past it get 413", defaultValue: "67108864",
             isSecret: false
         ) { config, value in
             config.maxAnswerBytes = try parseInteger(
@@ -93,7 +117,8 @@ extension ServerConfiguration {
         ) { config, value in
             config.maxWorkers = try parseInteger(value, setting: "MAX_WORKERS", in: 1...100_000, expected: "a number of workers from 1 to 100000, like 256")
         },
-        Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused (default: 1073741824)", isSecret: false) {
+        Setting(environment: "MAX_MODEL_BYTES", help: "Largest model folder in bytes; a bigger version is refused", defaultValue: "1073741824", isSecret: false)
+        {
             config, value in
             config.maxModelBytes = try parseInteger(
                 value, setting: "MAX_MODEL_BYTES", in: 1...(1 << 40), expected: "a number of bytes from 1 to 1099511627776 (1 TiB), like 1073741824"
@@ -104,17 +129,19 @@ extension ServerConfiguration {
             config.maxConnections = try parseInteger(
                 value, setting: "MAX_CONNECTIONS", in: 1...10_000_000, expected: "a number of connections from 1 to 10000000, like 10000")
         },
-        Setting(environment: "HEADER_TIMEOUT", help: "Longest time to receive a request's head (default: 10s)", isSecret: false) { config, value in
+        Setting(environment: "HEADER_TIMEOUT", help: "Longest time to receive a request's head", defaultValue: "10s", isSecret: false) { config, value in
             config.headerTimeout = try parseDuration(value, setting: "HEADER_TIMEOUT")
         },
-        Setting(environment: "BODY_TIMEOUT", help: "Longest wait between two parts of a request's body (default: 30s)", isSecret: false) { config, value in
+        Setting(environment: "BODY_TIMEOUT", help: "Longest wait between two parts of a request's body", defaultValue: "30s", isSecret: false) {
+            config, value in
             config.bodyTimeout = try parseDuration(value, setting: "BODY_TIMEOUT")
         },
-        Setting(environment: "KEEPALIVE_TIMEOUT", help: "How long an idle kept-alive connection stays open (default: 60s)", isSecret: false) { config, value in
+        Setting(environment: "KEEPALIVE_TIMEOUT", help: "How long an idle kept-alive connection stays open", defaultValue: "60s", isSecret: false) {
+            config, value in
             config.keepAliveTimeout = try parseDuration(value, setting: "KEEPALIVE_TIMEOUT")
         },
         Setting(
-            environment: "SHUTDOWN_TIMEOUT", help: "Longest stop after SIGTERM; then requests in flight get 503 and the exit code is 1 (default: 30s)",
+            environment: "SHUTDOWN_TIMEOUT", help: "Longest stop after SIGTERM; then requests in flight get 503 and the exit code is 1", defaultValue: "30s",
             isSecret: false
         ) { config, value in
             config.shutdownTimeout = try parseDuration(value, setting: "SHUTDOWN_TIMEOUT")
@@ -128,12 +155,12 @@ extension ServerConfiguration {
         },
         Setting(
             environment: "SHUTDOWN_DELAY",
-            help: "After SIGTERM, how long /readyz answers 503 draining while the server still answers, before it stops accepting (default: 0s)",
+            help: "After SIGTERM, how long /readyz answers 503 draining while the server still answers, before it stops accepting", defaultValue: "0s",
             isSecret: false
         ) { config, value in
             config.shutdownDelay = try parseDuration(value, setting: "SHUTDOWN_DELAY", allowZero: true)
         },
-        Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none (default: 10000)", isSecret: false) {
+        Setting(environment: "MODEL_TIMEOUT_MS", help: "Per-request limit for models whose model.yaml sets none", defaultValue: "10000", isSecret: false) {
             config, value in
             let milliseconds = try parseInteger(
                 value, setting: "MODEL_TIMEOUT_MS", in: 1...ModelManifest.maximumTimeoutMilliseconds,
@@ -141,7 +168,7 @@ extension ServerConfiguration {
             )
             config.modelTimeout = .milliseconds(milliseconds)
         },
-        Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess (default: process)", isSecret: false) {
+        Setting(environment: "MODEL_ISOLATION", help: "process (each model in worker processes) or inprocess", defaultValue: "process", isSecret: false) {
             config, value in
             guard let isolation = ModelIsolation(rawValue: value.lowercased()) else {
                 throw invalid("MODEL_ISOLATION", value, "process or inprocess")
@@ -155,22 +182,23 @@ extension ServerConfiguration {
         Setting(environment: "INFERENCE_LOG", help: "File that receives one JSON line per scored row (default: unset)", isSecret: false) { config, value in
             config.inferenceLog = value.isEmpty ? nil : value
         },
-        Setting(environment: "INFERENCE_LOG_SAMPLE", help: "Fraction of rows INFERENCE_LOG keeps, from 0 to 1 (default: 1)", isSecret: false) {
+        Setting(environment: "INFERENCE_LOG_SAMPLE", help: "Fraction of rows INFERENCE_LOG keeps, from 0 to 1", defaultValue: "1", isSecret: false) {
             config, value in
             guard let fraction = Double(value), value.allSatisfy({ $0.isASCIIDigit || $0 == "." }), (0...1).contains(fraction) else {
                 throw invalid("INFERENCE_LOG_SAMPLE", value, "a fraction from 0 to 1, like 0.1")
             }
             config.inferenceLogSample = fraction
         },
-        Setting(environment: "INFERENCE_LOG_MAX_MB", help: "Size in MB at which INFERENCE_LOG is rotated (default: 100)", isSecret: false) {
+        Setting(environment: "INFERENCE_LOG_MAX_MB", help: "Size in MB at which INFERENCE_LOG is rotated", defaultValue: "100", isSecret: false) {
             config, value in
             config.inferenceLogMaxMB = try parseInteger(value, setting: "INFERENCE_LOG_MAX_MB", in: 1...(1 << 20), expected: "a number of MB from 1 to 1048576")
         },
-        Setting(environment: "INFERENCE_LOG_KEEP", help: "Rotated INFERENCE_LOG files kept, .1 the newest (default: 5)", isSecret: false) {
+        Setting(environment: "INFERENCE_LOG_KEEP", help: "Rotated INFERENCE_LOG files kept, .1 the newest", defaultValue: "5", isSecret: false) {
             config, value in
             config.inferenceLogKeep = try parseInteger(value, setting: "INFERENCE_LOG_KEEP", in: 0...1000, expected: "a number of files from 0 to 1000")
         },
-        Setting(environment: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical (default: info)", isSecret: false) { config, value in
+        Setting(environment: "LOG_LEVEL", help: "trace, debug, info, notice, warning, error or critical", defaultValue: "info", isSecret: false) {
+            config, value in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
                 throw invalid("LOG_LEVEL", value, "trace, debug, info, notice, warning, error or critical")
             }

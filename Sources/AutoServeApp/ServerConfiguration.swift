@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import ServingCore
 
-/// How models are isolated from the server and from each other (README, "Worker processes").
+/// How models are isolated from the server and from each other (docs/architecture.md, "Worker processes").
 public enum ModelIsolation: String, Sendable, CaseIterable {
     /// Plugins load into the server itself: trusted models, lowest latency.
     case inprocess

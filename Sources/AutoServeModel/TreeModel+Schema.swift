@@ -1,5 +1,5 @@
 extension TreeModel {
-    /// The JSON Schema of a row (README, "OpenAPI"): one optional member per feature, `null` or absent when missing;
+    /// The JSON Schema of a row (docs/http-api.md, "OpenAPI"): one optional member per feature, `null` or absent when missing;
     /// a number (or a boolean, read as 0/1), or for a categorical feature one of its categories by name when the
     /// model file keeps them (XGBoost refuses another; LightGBM scores it as missing), else its code.
     public var variablesSchema: JSON {

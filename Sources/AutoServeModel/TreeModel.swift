@@ -1,6 +1,6 @@
 import Foundation
 
-/// A gradient-boosted tree model served from the file its library saved (README, "Models as data"): LightGBM's text
+/// A gradient-boosted tree model served from the file its library saved (docs/models.md, "Models as data"): LightGBM's text
 /// format or XGBoost's JSON, read in Swift when the version loads and scored by a flat-array walk of its trees.
 ///
 /// The answers are the library's own, bit for bit: LightGBM's in `Double`, XGBoost's in `Float`, with the same
@@ -381,7 +381,7 @@ struct FeatureIndex: Sendable {
     }
 }
 
-/// The bounds a model file must stay within (README, "Models as data"): the counts a file declares but does not
+/// The bounds a model file must stay within (docs/models.md, "Models as data"): the counts a file declares but does not
 /// back with data of its own (features without names, classes, a tree's leaves, category numbers) are checked against
 /// them before anything is allocated, so that a file of a few bytes cannot ask for gigabytes.
 public enum TreeModelLimits {

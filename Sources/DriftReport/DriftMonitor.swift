@@ -2,7 +2,7 @@ public import AutoServeModel
 public import ServingCore
 import Synchronization
 
-/// Live drift of one model version (README, "Live drift in /metrics"): the last `window` rows it scored, compared
+/// Live drift of one model version (docs/operations.md, "Live drift in /metrics"): the last `window` rows it scored, compared
 /// with the reference sample its folder carries (`model.yaml`: `drift: {reference: …, window: …}`).
 ///
 /// A request only appends its `variables` bytes to a ring under a lock (no parsing); `measure()`, called every few

@@ -34,7 +34,7 @@ public struct FeatureDrift: Sendable {
     }
 }
 
-/// `autoserve drift`: every feature of the reference rows, compared with the current rows (README, "Drift reports").
+/// `autoserve drift`: every feature of the reference rows, compared with the current rows (docs/operations.md, "Drift reports").
 public struct DriftReport: Sendable {
     public var features: [FeatureDrift]
     /// Features that only the current rows have.

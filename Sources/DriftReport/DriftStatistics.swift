@@ -1,6 +1,6 @@
 import Foundation
 
-/// The statistics of a drift report, as README's "Drift reports" defines them.
+/// The statistics of a drift report, as docs/operations.md's "Drift reports" defines them.
 public enum DriftStatistics {
     /// What an empty bin's share becomes in the PSI, so that its logarithm is finite.
     public static let epsilon = 1e-4

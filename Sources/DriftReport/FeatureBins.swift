@@ -1,7 +1,7 @@
 import AutoServeModel
 
 /// A feature's bins, drawn from the reference rows: the reference's deciles for a numeric feature, or one bin per
-/// value of the reference and one for values it never had (README, "Drift reports"). The report and the live
+/// value of the reference and one for values it never had (docs/operations.md, "Drift reports"). The report and the live
 /// monitor both bin with it.
 struct FeatureBins: Sendable {
     let kind: FeatureDrift.Kind

@@ -3,7 +3,7 @@ import Foundation
 import ServingCore
 
 /// Rows read from an inference log, a JSON Lines file of row objects, or a CSV file whose header names the features:
-/// one side of a drift report (README, "Drift reports"), or the input of `autoserve score` (README, "Scoring a file").
+/// one side of a drift report (docs/operations.md, "Drift reports"), or the input of `autoserve score` (docs/operations.md, "Scoring a file").
 public struct RowFile: Sendable {
     /// One row: its features (the variables, and the model's numeric outputs as `output.<name>`).
     public var rows: [[String: JSON]] = []

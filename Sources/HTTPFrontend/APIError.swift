@@ -4,7 +4,7 @@ public import ServingCore
 
 /// An error answered to a client: `{"error": {"status": …, "code": "…", "message": "…"}}`.
 ///
-/// Every error body of the server is rendered here, so they all have the shape README's "HTTP API" promises; the
+/// Every error body of the server is rendered here, so they all have the shape docs/http-api.md's "HTTP API" promises; the
 /// message says what went wrong and how to fix it.
 public struct APIError: Error, Sendable, HTTPResponseError {
     public var status: HTTPResponse.Status

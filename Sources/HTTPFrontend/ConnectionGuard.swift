@@ -66,7 +66,7 @@ final class ConnectionLimiter: Sendable {
     /// Whether the server is draining: `/readyz` answers 503 and every answer closes its connection.
     var isDraining: Bool { draining.load(ordering: .relaxed) }
 
-    /// Starts the drain (README, "Configuration": `SHUTDOWN_DELAY`): idle connections close now, busy ones after
+    /// Starts the drain (docs/configuration.md, "Configuration": `SHUTDOWN_DELAY`): idle connections close now, busy ones after
     /// their answer (which says `Connection: close`), and so does every connection opened from now on.
     func drain() {
         draining.store(true, ordering: .relaxed)

@@ -3,7 +3,7 @@ import ModelManager
 import ServingCore
 
 /// The model index at `/$baseUrl/`: one member per model folder, plus `_server` for the server itself
-/// (README, "HTTP API").
+/// (docs/http-api.md, "HTTP API").
 ///
 /// Model names start with a letter, so the underscore-prefixed `_server` never collides with one (as
 /// `_errors` in `/all`). Every documented member is present; one without a value is `null` (`NullWhenNil`).

@@ -3,7 +3,7 @@ import Foundation
 import ModelManager
 import ServingCore
 
-/// The index as a page (README, "The index as a page"): what `GET /$baseUrl/` answers a browser (`Accept: text/html`).
+/// The index as a page (docs/http-api.md, "The index as a page"): what `GET /$baseUrl/` answers a browser (`Accept: text/html`).
 ///
 /// The serving commit and the last sync; a row per model folder with its state, version, load time, requests and
 /// p50/p99 since start, and its last error with the build log folded; a "try it" form per ready model, prefilled with

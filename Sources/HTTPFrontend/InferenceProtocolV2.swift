@@ -6,7 +6,7 @@ import ModelManager
 import NIOCore
 import ServingCore
 
-/// The Open Inference Protocol v2 over REST (README, "Open Inference Protocol v2"), beside the native routes, for the
+/// The Open Inference Protocol v2 over REST (docs/http-api.md, "Open Inference Protocol v2"), beside the native routes, for the
 /// clients of KServe, Triton and MLServer: health, metadata, and `infer` with the tabular convention MLServer uses for
 /// rows: one input tensor per variable, shape `[N]`, and one output tensor per output key, shape `[N]`.
 ///

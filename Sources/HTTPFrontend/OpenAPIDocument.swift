@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 public import ServingCore
 
-/// The OpenAPI 3.1 document of a server (README, "OpenAPI"): every route with its answers and the error body, and a
+/// The OpenAPI 3.1 document of a server (docs/http-api.md, "OpenAPI"): every route with its answers and the error body, and a
 /// path per model whose request and response schemas come from the model's own types.
 ///
 /// The server serves it at `/$baseUrl/openapi.json` from the models ready now, so it changes when a version swaps;
@@ -58,7 +58,7 @@ public enum OpenAPIDocument {
             ],
             "paths": .object(paths),
             "components": [
-                // The models' shared types, named after their model (README, "OpenAPI"), beside the server's own.
+                // The models' shared types, named after their model (docs/http-api.md, "OpenAPI"), beside the server's own.
                 "schemas": .object(
                     sorted.reduce(into: ["Error": errorSchema, "RowError": rowErrorSchema]) { schemas, model in
                         schemas.merge(model.schemas.definitions) { first, _ in first }
@@ -300,7 +300,7 @@ public enum OpenAPIDocument {
             "headers": headers,
             "content": ["application/json": ["schema": ["anyOf": [model.schemas.output, outputs]]]],
         ]
-        // An empty body scores {} (README, "HTTP API"): optional only for a model whose variables may all be absent.
+        // An empty body scores {} (docs/http-api.md, "HTTP API"): optional only for a model whose variables may all be absent.
         let needsVariables = !(model.schemas.variables["required"]?.array?.isEmpty ?? true)
         let summary = model.description ?? "Score a row with \(model.name)"
         let description = "\(model.typeName), version \(model.version.prefix(12)). Send one row as {\"variables\": {...}} or a batch as {\"rows\": [...]}."

@@ -3,7 +3,7 @@ public import Logging
 public import ServingCore
 import Synchronization
 
-/// Forwards a sync to the other replicas of a fleet (`PEERS`, README "Configuration"): a replica that accepts a
+/// Forwards a sync to the other replicas of a fleet (`PEERS`, docs/configuration.md "Configuration"): a replica that accepts a
 /// verified webhook, an admin sync or a SIGHUP asks every peer but itself for one sync, so that one push
 /// converges every replica in seconds rather than at each one's `SYNC_INTERVAL`.
 ///

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The id of a request, returned as `X-Request-ID` and written in the inference log and the debug request log, so
-/// that a client can find its row (README, "The inference log").
+/// that a client can find its row (docs/operations.md, "The inference log").
 ///
 /// A client's own id is kept when it is 1 to 128 characters of letters, digits and `-._:@/+=`; otherwise, and when
 /// there is none, the server makes one: a random prefix drawn at start and a counter, unique across replicas

@@ -2,7 +2,7 @@ import Hummingbird
 import NIOCore
 import ServingCore
 
-/// A scoring request's rows: one (`{"variables": {...}}`) or a batch (`{"rows": [{...}, ...]}`, README "HTTP API"),
+/// A scoring request's rows: one (`{"variables": {...}}`) or a batch (`{"rows": [{...}, ...]}`, docs/http-api.md "HTTP API"),
 /// each the bytes of its object, or the error of a batch element that is not one.
 enum ScoringBody: Sendable {
     case row([UInt8])

@@ -1,6 +1,6 @@
 public import HTTPTypes
 
-/// Every route the server answers (README, "HTTP API"), each once: the router, 405 with `Allow`, the names a model
+/// Every route the server answers (docs/http-api.md, "HTTP API"), each once: the router, 405 with `Allow`, the names a model
 /// folder may not take, the OpenAPI document's fixed paths and the test of README's route table all read this table.
 public struct RouteTable: Sendable {
     /// What answers a route.

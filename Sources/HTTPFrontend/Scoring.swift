@@ -103,7 +103,7 @@ struct Scoring: Sendable {
     static let batchWindow = 64...1024
     static let batchQueueTime: Duration = .milliseconds(100)
 
-    /// Scores a batch of rows with one model (README, "HTTP API"): `batchWindow` rows at a time, each answer sending
+    /// Scores a batch of rows with one model (docs/http-api.md, "HTTP API"): `batchWindow` rows at a time, each answer sending
     /// the next row, so the rows of other requests are interleaved with a large batch's; the answer is
     /// `{"outputs": [...]}` in the rows' order, a row that failed holding `{"_error": {...}}` in its place. The
     /// outputs kept are bounded by `MAX_ANSWER_BYTES`: the rows past it are answered 413 `answer_too_large` and not
@@ -249,7 +249,7 @@ struct Scoring: Sendable {
         }
     }
 
-    /// What the inference log keeps of one row (README, "The inference log").
+    /// What the inference log keeps of one row (docs/operations.md, "The inference log").
     static func logRecord(
         _ requestID: String, _ model: String, _ version: ServingVersion?, _ route: InferenceRecord.Route, _ variables: Result<[UInt8], APIError>,
         _ outcome: Result<[UInt8], APIError>, _ start: ContinuousClock.Instant

@@ -215,7 +215,7 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                 status: 400, code: "invalid_http",
                 message: "the request is not valid HTTP/1.1 (\(error)); check the request line, the headers and the body's framing"
             ).answer
-            // A request that could not be read has no id of its own: the server makes one (README, "The inference log").
+            // A request that could not be read has no id of its own: the server makes one (docs/operations.md, "The inference log").
             answer.headers[.requestID] = RequestID.make()
             closeWhenAnswered = true
             respond(answer, context: context)

@@ -6,7 +6,7 @@ public import ModelManager
 public import NIOCore
 public import ServingCore
 
-/// The HTTP frontend: maps requests to models and answers every route of README's "HTTP API".
+/// The HTTP frontend: maps requests to models and answers every route of docs/http-api.md's "HTTP API".
 ///
 /// Scoring itself is `Scoring`'s, mostly reached through `scoringHandlers()` in the channel pipeline; the
 /// rest comes here through Hummingbird's router. No error escapes: every failure becomes the JSON error body,
@@ -203,7 +203,7 @@ struct Endpoints: Sendable {
         APIError(status: 404, code: "not_found", message: message).response()
     }
 
-    /// The index: a page for a browser (`Accept: text/html`), JSON for every other client (README, "HTTP API").
+    /// The index: a page for a browser (`Accept: text/html`), JSON for every other client (docs/http-api.md, "HTTP API").
     func index(_ request: Request) -> Response {
         let snapshot = manager.snapshot()
         let accept = request.headers[.accept]?.lowercased() ?? ""
@@ -216,7 +216,7 @@ struct Endpoints: Sendable {
             status: .ok, headers: [.contentType: "text/html; charset=utf-8", .vary: "Accept"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: page)))
     }
 
-    /// The OpenAPI document of the models ready now (README, "OpenAPI").
+    /// The OpenAPI document of the models ready now (docs/http-api.md, "OpenAPI").
     func openAPI() -> JSONValue {
         let models = manager.snapshot().servingVersions.map { version in
             OpenAPIDocument.Model(

@@ -27,11 +27,11 @@ public final class ServingVersion: Sendable {
     public let instruments: RequestInstruments
     /// Its live drift, when its folder carries a reference sample.
     public let drift: (any DriftObserving)?
-    /// Its variables' and output's JSON Schemas, and its manifest's first example (README, "OpenAPI").
+    /// Its variables' and output's JSON Schemas, and its manifest's first example (docs/http-api.md, "OpenAPI").
     public let schemas: ModelSchemas
     public let example: JSONValue?
     /// The rows a batch keeps in flight when it starts: where the last batch's window ended, eight before the first
-    /// (README, "HTTP API").
+    /// (docs/http-api.md, "HTTP API").
     public let batchWindow = Atomic<Int>(8)
     /// `serving`, `releasing` or `released`.
     let lifecycle: Mutex<VersionLifecycle>
@@ -222,7 +222,7 @@ public struct RegistrySnapshot: Sendable {
 
     public init() {}
 
-    /// Whether the server should take traffic (`/readyz`), and why (README, "HTTP API").
+    /// Whether the server should take traffic (`/readyz`), and why (docs/http-api.md, "HTTP API").
     ///
     /// Not ready until the source was read and every folder it held then finished its first attempt, as Triton's
     /// strict readiness and MLServer: a client that waits for ready never meets `model_loading` for a model of that

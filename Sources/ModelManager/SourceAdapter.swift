@@ -11,7 +11,7 @@ public struct Loadable: Sendable {
     public var load: @Sendable () async throws(ModelBuildError) -> any ModelRunner
     /// The version's live drift, when its `model.yaml` has a reference sample.
     public var drift: (any DriftObserving)?
-    /// Its variables' and output's JSON Schemas, and the variables of its manifest's first example (README, "OpenAPI").
+    /// Its variables' and output's JSON Schemas, and the variables of its manifest's first example (docs/http-api.md, "OpenAPI").
     public var schemas: ModelSchemas
     public var example: JSONValue?
 

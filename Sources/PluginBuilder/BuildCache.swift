@@ -6,7 +6,7 @@ import ServingCore
     import Glibc
 #endif
 
-/// The rules of the build cache (`CACHE_DIR`), which several replicas may share (README, "Running a fleet").
+/// The rules of the build cache (`CACHE_DIR`), which several replicas may share (docs/deployment.md, "Running a fleet").
 ///
 /// An entry (a plugin's `.so`, the SDK's library) is published whole: it is written under a temporary name, its seal
 /// (size, SHA-256 and the build identity, in `<entry>.sum`) is written next, and only then is it renamed into place.

@@ -10,7 +10,7 @@ public import ServingCore
 ///
 /// Everything it reads comes from the models repository, a stranger's input. The server reads it in a helper process
 /// (``HelperReading``), so that a file that crashes a reader, or makes it hang or grow, costs only that version and
-/// never the server that serves every model (README, "Reliability"). The tests of one stage's logic read in
+/// never the server that serves every model (docs/operations.md, "Reliability"). The tests of one stage's logic read in
 /// this process (``InProcessReading``), and so does the helper itself.
 public protocol DefinitionReading: Sendable {
     func read(name: ModelName, version: String, folder: String, buildIdentity: String) async throws(ModelBuildError) -> ModelDefinition

@@ -99,7 +99,7 @@ public struct ModelDefinitionReader: Sendable {
         )
     }
 
-    /// A `kind: lightgbm` or `kind: xgboost` folder (README, "Models as data"): no sources of its own; the glue declares
+    /// A `kind: lightgbm` or `kind: xgboost` folder (docs/models.md, "Models as data"): no sources of its own; the glue declares
     /// a type that loads the model file with the SDK's `TreeModel`. The file is read here once, so that a model the
     /// SDK cannot serve fails like a compile error, naming the file and the line, before anything is built.
     func dataModel(name: ModelName, version: String, folder: String, manifest: ModelManifest, sourceNames: [String]) throws(ModelBuildError)

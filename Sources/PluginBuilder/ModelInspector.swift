@@ -14,7 +14,7 @@ public struct ModelEntryPoint: Sendable, Hashable, Codable {
     public var argumentLabel: String?
     public var initThrows: Bool
     public var functionThrows: Bool
-    /// The JSON Schemas of the variables and of the output, as far as the sources show them (README, "OpenAPI").
+    /// The JSON Schemas of the variables and of the output, as far as the sources show them (docs/http-api.md, "OpenAPI").
     public var schemas = ModelSchemas()
 }
 

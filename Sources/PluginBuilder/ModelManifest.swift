@@ -2,7 +2,7 @@ public import AutoServeModel
 public import ServingCore
 import Yams
 
-/// A model's `model.yaml` (README, "model.yaml"): the entry point, the examples run after every load, the timeout.
+/// A model's `model.yaml` (docs/models.md, "model.yaml"): the entry point, the examples run after every load, the timeout.
 public struct ModelManifest: Sendable, Hashable, Codable {
     public var description: String?
     /// The type that declares the entry function; `nil` means the one found in the sources.
@@ -17,7 +17,7 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     public var memoryMegabytes: Int?
     /// Live drift: a reference sample in the folder and how many recent rows to compare with it.
     public var drift: DriftSettings?
-    /// What the folder serves: Swift sources (the default), or a trained model file (README, "Models as data").
+    /// What the folder serves: Swift sources (the default), or a trained model file (docs/models.md, "Models as data").
     public var kind: ModelKind = .swift
     public var kindLine: Int?
     /// A data model's settings: its file, answer, class names and features.
@@ -33,7 +33,7 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     public static let fileName = "model.yaml"
 }
 
-/// `drift: {reference: reference.jsonl, window: 1000}` (README, "Live drift in /metrics").
+/// `drift: {reference: reference.jsonl, window: 1000}` (docs/operations.md, "Live drift in /metrics").
 public struct DriftSettings: Sendable, Hashable, Codable {
     /// A file of rows in the model folder (JSON Lines, an inference log, or CSV), relative to the folder.
     public var reference: String

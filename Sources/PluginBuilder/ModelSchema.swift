@@ -226,7 +226,7 @@ struct SchemaBuilder {
         return key
     }
 
-    /// A raw-value enum: its raw values as Swift gives them (README, "OpenAPI"): a `String` case without one is its
+    /// A raw-value enum: its raw values as Swift gives them (docs/http-api.md, "OpenAPI"): a `String` case without one is its
     /// name; an `Int` case without one is the previous value plus one (0 for the first). A value Swift would refuse
     /// (an overflow, a literal that does not fit) leaves the type as any string or integer: the compiler says why.
     static func enumeration(_ facts: TypeFacts) -> JSONValue {

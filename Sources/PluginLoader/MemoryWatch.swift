@@ -8,7 +8,7 @@ protocol MemoryWatched: AnyObject, Sendable {
 }
 
 /// One thread for every memory limit, checking each watched model every 100 ms: reading `/proc/<pid>/statm` is a
-/// file read, kept off the event loops (README, "Reliability": no blocking call on an event loop).
+/// file read, kept off the event loops (docs/operations.md, "Reliability": no blocking call on an event loop).
 final class MemoryWatch: Sendable {
     static let shared = MemoryWatch()
     static let interval: TimeInterval = 0.1

@@ -84,7 +84,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
     }
 
     /// Stops the workers and gives their share of MAX_WORKERS back: the manager calls it once the version's last
-    /// request is done (README, "Reliability"). Idempotent; a model never unloaded (a run of `autoserve score`) is
+    /// request is done (docs/operations.md, "Reliability"). Idempotent; a model never unloaded (a run of `autoserve score`) is
     /// stopped when it is freed.
     public func unload() {
         let workers = state.withLock { state -> [WorkerConnection]? in

@@ -6,7 +6,7 @@ import Synchronization
     import Glibc
 #endif
 
-/// The worker processes of every model together, bounded by `MAX_WORKERS` (README, "Worker processes"): a version
+/// The worker processes of every model together, bounded by `MAX_WORKERS` (docs/architecture.md, "Worker processes"): a version
 /// whose workers would pass the bound fails to load, naming it, instead of starting them (a folder with `workers: 64`
 /// once started 64 processes, 1.1 GB, whatever else ran).
 ///

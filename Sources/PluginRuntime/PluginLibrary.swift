@@ -86,7 +86,7 @@ public struct PluginLibrary: @unchecked Sendable {
 
 /// One model instance made by a plugin's `init(path:)`, called through the C ABI. `@unchecked Sendable`: the
 /// instance pointer never changes, and the model contract lets `transform_predict` run on several threads at once
-/// (README, "Writing a model folder").
+/// (docs/models.md, "Writing a model folder").
 public struct PluginInstance: @unchecked Sendable {
     let library: PluginLibrary
     let instance: UnsafeMutableRawPointer

@@ -1,4 +1,4 @@
-/// A version's live drift (README, "Live drift in /metrics"): the frontend shows it each row it scores, and `/metrics` asks for the
+/// A version's live drift (docs/operations.md, "Live drift in /metrics"): the frontend shows it each row it scores, and `/metrics` asks for the
 /// figures. The manager carries it without knowing how it is measured (`DriftReport.DriftMonitor`).
 public protocol DriftObserving: Sendable {
     /// Counts one row's variables (the request's JSON object) into the current window.

@@ -9,7 +9,7 @@ import Synchronization
     import Glibc
 #endif
 
-/// How the inference log is written (README, "The inference log").
+/// How the inference log is written (docs/operations.md, "The inference log").
 public struct InferenceLogSettings: Sendable {
     public var path: String
     /// The fraction of rows kept, from 0 to 1.

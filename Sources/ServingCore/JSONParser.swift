@@ -50,7 +50,7 @@ public struct JSONParser {
         let keyBytes = keys.map { Array($0.utf8) }
         var found = [ObjectMember?](repeating: nil, count: keys.count)
         try parser.forEachMember { parser, key throws(JSONParseError) in
-            // A repeated key: the first one counts, as inside `variables` (README, "HTTP API").
+            // A repeated key: the first one counts, as inside `variables` (docs/http-api.md, "HTTP API").
             let position = keyBytes.indices.first { found[$0] == nil && parser.stringEquals(key, keyBytes[$0]) }
             parser.skipWhitespace()
             let valueStart = parser.index

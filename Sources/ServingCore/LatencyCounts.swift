@@ -1,6 +1,6 @@
 import Synchronization
 
-/// A model's requests and their latency since the server started, whatever the version (README, "The index as a
+/// A model's requests and their latency since the server started, whatever the version (docs/http-api.md, "The index as a
 /// page"): counts per bucket of `Metrics.latencyBuckets`, from which the page reads p50 and p99 as Prometheus's
 /// `histogram_quantile` would, by linear interpolation inside the bucket.
 public final class LatencyCounts: Sendable {

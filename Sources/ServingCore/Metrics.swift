@@ -5,7 +5,7 @@ import Synchronization
 /// The server's metrics: swift-metrics handles backed by one swift-prometheus registry per server, which
 /// `/metrics` renders in the Prometheus text format.
 ///
-/// Every metric is listed once in `catalog`, with its type, help text and label names (README, "Metrics"). A
+/// Every metric is listed once in `catalog`, with its type, help text and label names (docs/http-api.md, "HTTP API"). A
 /// stage that records on the request path resolves its handles once (a model version's, at its load) and then
 /// records without a lock or a label lookup; the others record by name and label values.
 public final class Metrics: Sendable {

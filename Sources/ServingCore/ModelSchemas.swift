@@ -1,4 +1,4 @@
-/// The JSON Schemas of a model's variables and of its output (README, "OpenAPI"): read from its Swift types by the
+/// The JSON Schemas of a model's variables and of its output (docs/http-api.md, "OpenAPI"): read from its Swift types by the
 /// generator, or from a tree model's features; the OpenAPI document and the v2 metadata are made from them.
 public struct ModelSchemas: Sendable, Hashable, Codable {
     /// Any JSON object: what a schema says when the sources do not show more.

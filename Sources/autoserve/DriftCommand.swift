@@ -3,7 +3,7 @@ import DriftReport
 import Foundation
 
 extension AutoServeCommand {
-    /// `autoserve drift`: how the rows a model sees now differ from the rows it was trained on (README, "Drift reports").
+    /// `autoserve drift`: how the rows a model sees now differ from the rows it was trained on (docs/operations.md, "Drift reports").
     struct Drift: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compare current rows with reference rows, feature by feature (PSI and Kolmogorov–Smirnov).",

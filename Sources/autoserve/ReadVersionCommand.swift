@@ -2,7 +2,7 @@ import ArgumentParser
 import PluginBuilder
 
 extension AutoServeCommand {
-    /// The helper the server starts to read one version's files (README, "Reliability"): a file that crashes a
+    /// The helper the server starts to read one version's files (docs/operations.md, "Reliability"): a file that crashes a
     /// reader, or makes it hang or grow, then costs only that version. Not for people: the server runs it.
     struct ReadVersion: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

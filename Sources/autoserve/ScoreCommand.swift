@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 
 extension AutoServeCommand {
-    /// `autoserve score`: scores a file of rows with one model, on a server or here (README, "Scoring a file").
+    /// `autoserve score`: scores a file of rows with one model, on a server or here (docs/operations.md, "Scoring a file").
     struct Score: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Score a file of rows with one model, on a running server (--url) or built here (--models-dir).",

@@ -6,7 +6,7 @@ import Testing
     import Glibc
 #endif
 
-/// README's "HTTP API", the bounds of a batch: its answer is bounded in the server's memory (`MAX_ANSWER_BYTES`), its
+/// docs/http-api.md's "HTTP API", the bounds of a batch: its answer is bounded in the server's memory (`MAX_ANSWER_BYTES`), its
 /// rows reach the model a window at a time so that other clients' rows are interleaved, and a row's timeout counts
 /// from when the worker runs it, so that rows waiting behind slow ones never make the model look hung.
 @Suite(.serialized)

@@ -3,7 +3,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README's "HTTP API", batches: `POST /<Model> {"rows": [...]}` through the real server and real plugins, in worker
+/// docs/http-api.md's "HTTP API", batches: `POST /<Model> {"rows": [...]}` through the real server and real plugins, in worker
 /// processes, on both scoring paths (the channel handler, and Hummingbird for a request with `Connection: close`).
 @Suite(.serialized)
 struct BatchTests {

@@ -5,7 +5,7 @@ import ServingCore
 import Synchronization
 import Testing
 
-/// The git sync of README's "Serving a git repository" against real repositories: clone, admin and webhook syncs, swaps under load,
+/// The git sync of docs/git-sync.md's "Serving a git repository" against real repositories: clone, admin and webhook syncs, swaps under load,
 /// broken pushes, added and removed folders, restarts, unreachable remotes, git daemon, credentials.
 @Suite(.serialized)
 struct GitSyncTests {

@@ -51,7 +51,7 @@ struct HTTP1DetailsTests {
                         port: server.port, request: Array("POST /Echo HTTP/1.1\r\nExpect: teapot\r\nX-Request-ID: tea-1\r\nContent-Length: 2\r\n\r\n{}".utf8))
                 }, as: UTF8.self)
             #expect(unknown.hasPrefix("HTTP/1.1 417 "), "\(unknown)")
-            // Every answer carries X-Request-ID (README, "The inference log"), a refused expectation's too: the client's own.
+            // Every answer carries X-Request-ID (docs/operations.md, "The inference log"), a refused expectation's too: the client's own.
             #expect(unknown.lowercased().contains("x-request-id: tea-1"), "\(unknown)")
             #expect(tooLarge.lowercased().contains("x-request-id: "), "\(tooLarge)")
             // An empty `Expect:` (what URLSession sends to turn libcurl's off) expects nothing: an ordinary request.

@@ -4,7 +4,7 @@ import ServingCore
 import Testing
 
 /// What a hostile client or a hostile models repository can do to the server, each through the real server
-/// (README, "Reliability"): the server answers, keeps serving the models that work, and gives nothing away.
+/// (docs/operations.md, "Reliability"): the server answers, keeps serving the models that work, and gives nothing away.
 @Suite(.serialized)
 struct HardeningTests {
     static let adminToken = "admin-token-hardening-3b1"

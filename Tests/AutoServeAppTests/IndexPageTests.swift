@@ -2,7 +2,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README's "The index as a page": what a browser gets at `/$baseUrl/`, rendered by Debian's real Chromium (headless,
+/// docs/http-api.md's "The index as a page": what a browser gets at `/$baseUrl/`, rendered by Debian's real Chromium (headless,
 /// `--dump-dom`) from a live server with a ready, a failed and a loading model, and a description made to inject HTML.
 @Suite(.serialized)
 struct IndexPageTests {

@@ -6,7 +6,7 @@ import Testing
     import Glibc
 #endif
 
-/// `INFERENCE_LOG` (README, "The inference log"): one JSON line per scored row, for model routes and for each
+/// `INFERENCE_LOG` (docs/operations.md, "The inference log"): one JSON line per scored row, for model routes and for each
 /// member of `/all`, on both scoring paths and in both isolation modes, written off the request path; a writer
 /// held up drops and counts rows while requests keep answering; rotation keeps every line once; SIGTERM flushes.
 @Suite(.serialized)

@@ -2,7 +2,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README's "Open Inference Protocol v2" through the real server and plugins (tritonclient checks the same routes in
+/// docs/http-api.md's "Open Inference Protocol v2" through the real server and plugins (tritonclient checks the same routes in
 /// `make openapi-check`): the protocol's bodies and statuses, rows equal to the native route's, its error shape.
 @Suite(.serialized)
 struct InferenceProtocolV2Tests {

@@ -3,7 +3,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README, "HTTP API" (`/readyz`) and "Reliability" (no model holds up another), through the real server: a fresh
+/// docs/http-api.md, "HTTP API" (`/readyz`) and "Reliability" (no model holds up another), through the real server: a fresh
 /// start is ready only once every model folder had its first load, and a push serves a quick model's new version
 /// while a slow one loads.
 struct ReadinessTests {

@@ -2,7 +2,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README's "Scoring a file": the `autoserve score` binary against the real server (`--url`) and with the model
+/// docs/operations.md's "Scoring a file": the `autoserve score` binary against the real server (`--url`) and with the model
 /// built here (`--models-dir`), on CSV and JSON Lines, with a failed row, its progress and its errors.
 @Suite(.serialized)
 struct ScoreCommandTests {

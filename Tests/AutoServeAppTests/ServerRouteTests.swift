@@ -2,7 +2,7 @@ import Foundation
 import ServingCore
 import Testing
 
-/// Every route and status code of README's "HTTP API", against the real server with real plugins and a real client.
+/// Every route and status code of docs/http-api.md's "HTTP API", against the real server with real plugins and a real client.
 ///
 /// One server serves all of these tests: the three example models, the `Echo` fixture and a folder that
 /// does not compile, so that failures of one model are seen beside the models that work.
@@ -117,7 +117,7 @@ struct ServerRouteTests {
         #expect(try await client.send("POST", "/openapi.json", body: "{}").status == 405)
     }
 
-    /// README's "OpenAPI": a path per ready model with the schema of its own Variables type, none for a model that
+    /// docs/http-api.md's "OpenAPI": a path per ready model with the schema of its own Variables type, none for a model that
     /// failed; the sync route and the webhook only when they are on.
     @Test func theOpenAPIDocumentDescribesEveryReadyModel() async throws {
         let answer = try await client.get("/openapi.json")

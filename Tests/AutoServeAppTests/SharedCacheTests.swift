@@ -5,7 +5,7 @@ import Testing
     import Glibc
 #endif
 
-/// Replicas that share one `CACHE_DIR` (README, "Running a fleet"): each version is compiled once whichever replica
+/// Replicas that share one `CACHE_DIR` (docs/deployment.md, "Running a fleet"): each version is compiled once whichever replica
 /// needs it first, a replica killed in the middle of a build leaves nothing another one loads broken, and a
 /// damaged entry is rebuilt.
 ///

@@ -5,7 +5,7 @@ import Testing
     import Glibc
 #endif
 
-/// No blocking call on an event loop, logs included (README, "Reliability"): a server whose standard error nobody
+/// No blocking call on an event loop, logs included (docs/operations.md, "Reliability"): a server whose standard error nobody
 /// reads (a log driver or journald that fell behind) keeps answering while a model prints.
 @Suite(.serialized)
 struct StandardErrorTests {

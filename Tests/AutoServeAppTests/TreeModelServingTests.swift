@@ -4,7 +4,7 @@ import ServingCore
 import Synchronization
 import Testing
 
-/// README's "Models as data" through the real server: every fixture of `Tests/Fixtures/trees` (LightGBM and
+/// docs/models.md's "Models as data" through the real server: every fixture of `Tests/Fixtures/trees` (LightGBM and
 /// XGBoost models trained by `make_fixtures.py`) built by swiftc into its plugin, loaded in a worker process and
 /// asked for each of its 1,000 rows over HTTP; the answers are the libraries' own within a relative 1e-9.
 @Suite(.serialized)

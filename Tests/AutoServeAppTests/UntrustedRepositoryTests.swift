@@ -6,7 +6,7 @@ import Testing
     import Glibc
 #endif
 
-/// A models repository as a stranger would push it (README, "Reliability"): every folder of `Tests/Fixtures/hostile`
+/// A models repository as a stranger would push it (docs/operations.md, "Reliability"): every folder of `Tests/Fixtures/hostile`
 /// once crashed the server, hung its sync or grew it toward the out-of-memory killer. Served together with Iris by
 /// the real `autoserve` binary, each fails with its reason, Iris answers, and the server stays small and up, across
 /// a resync of the same folders too.

@@ -158,7 +158,7 @@ struct WorkerProcessTests {
         }
     }
 
-    /// README's "OpenAPI": the document follows the versions serving, and a data model's schema comes from its file.
+    /// docs/http-api.md's "OpenAPI": the document follows the versions serving, and a data model's schema comes from its file.
     @Test func theOpenAPIDocumentChangesWhenAVersionSwaps() async throws {
         let models = ["CreditScore": "\(Paths.modelsServe)/CreditScore"]
         let server = try await TestServer.start(models: models) { $0.adminToken = Secret("route-token") }

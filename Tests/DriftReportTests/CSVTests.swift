@@ -4,7 +4,7 @@ import Testing
 
 @testable import DriftReport
 
-/// The CSV reader against RFC 4180 and the files spreadsheets and pandas write (README, "Scoring a file").
+/// The CSV reader against RFC 4180 and the files spreadsheets and pandas write (docs/operations.md, "Scoring a file").
 struct CSVTests {
     static func read(_ text: String, suffix: String = ".csv") throws(DriftInputError) -> [[String: JSON]] {
         let path = "\(NSTemporaryDirectory())csv-\(UUID().uuidString)\(suffix)"

@@ -2,16 +2,16 @@ import Foundation
 import ServingCore
 import Testing
 
-/// README's error table ("HTTP API") lists every error code the server can send, with the status it sends it with:
+/// The error table of docs/http-api.md ("HTTP API") lists every error code the server can send, with the status it sends it with:
 /// the codes written in the sources (`code: "…"`) and every `PredictionFailure`'s.
 struct ErrorTableTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    /// code → the statuses of its rows in README's table.
+    /// code → the statuses of its rows in the table.
     static func readmeTable() throws -> [String: Set<String>] {
-        let readme = try String(contentsOfFile: "\(repository)/README.md", encoding: .utf8)
+        let readme = try String(contentsOfFile: "\(repository)/docs/http-api.md", encoding: .utf8)
         let lines = readme.components(separatedBy: "\n")
-        let start = try #require(lines.firstIndex(of: "| status | code | when |"), "README has no error table")
+        let start = try #require(lines.firstIndex(of: "| status | code | when |"), "docs/http-api.md has no error table")
         var table: [String: Set<String>] = [:]
         for line in lines[(start + 2)...] {
             guard line.hasPrefix("|") else { break }
@@ -35,7 +35,7 @@ struct ErrorTableTests {
             for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                 let status = String(text[Range(match.range(at: 1), in: text)!])
                 let code = String(text[Range(match.range(at: 2), in: text)!])
-                // A status computed at run time (`status: status`) is the errors' own (README says which).
+                // A status computed at run time (`status: status`) is the errors' own (the table says which).
                 codes[code, default: []].insert(Int(status) == nil ? "(the errors')" : status)
             }
         }
@@ -51,9 +51,11 @@ struct ErrorTableTests {
         let sent = try Self.codesInTheSources()
         #expect(sent.count >= 25, "the scan found the codes: \(sent.keys.sorted())")
         for (code, statuses) in sent.sorted(by: { $0.key < $1.key }) {
-            #expect(table[code] != nil, "README's error table lacks \(code)")
-            if let listed = table[code] { #expect(statuses.isSubset(of: listed), "\(code) is sent with \(statuses.sorted()), README says \(listed.sorted())") }
+            #expect(table[code] != nil, "the error table of docs/http-api.md lacks \(code)")
+            if let listed = table[code] {
+                #expect(statuses.isSubset(of: listed), "\(code) is sent with \(statuses.sorted()), the table says \(listed.sorted())")
+            }
         }
-        for code in table.keys.sorted() { #expect(sent[code] != nil, "README lists \(code), which the server never sends") }
+        for code in table.keys.sorted() { #expect(sent[code] != nil, "the error table lists \(code), which the server never sends") }
     }
 }

@@ -6,7 +6,7 @@ import Testing
 @testable import HTTPFrontend
 
 /// `RouteTable` is the one list of routes: the router, 405's `Allow`, the reserved names, the OpenAPI document and
-/// README's route tables agree with it.
+/// the route tables of docs/http-api.md agree with it.
 struct RouteTableTests {
     @Test(
         arguments: [
@@ -54,9 +54,9 @@ struct RouteTableTests {
         #expect(off["paths"]?["/-/sync"] == nil && off["paths"]?["/hooks/git"] == nil)
     }
 
-    /// Every `METHOD /path` of README's route tables, and every route of the table (but HEAD, which is GET's) there.
-    @Test func readmesRouteTablesListEveryRouteAndNoOther() throws {
-        let readme = try String(contentsOfFile: "\(ErrorTableTests.repository)/README.md", encoding: .utf8)
+    /// Every `METHOD /path` of the route tables of docs/http-api.md, and every route of the table (but HEAD, which is GET's) there.
+    @Test func theDocumentedRouteTablesListEveryRouteAndNoOther() throws {
+        let readme = try String(contentsOfFile: "\(ErrorTableTests.repository)/docs/http-api.md", encoding: .utf8)
         let pattern = try NSRegularExpression(pattern: #"`(GET|HEAD|POST|PUT|DELETE|PATCH) (/[^` ]*)`"#)
         var listed: Set<String> = []
         for line in readme.components(separatedBy: "\n") where line.hasPrefix("| `") {
@@ -73,6 +73,8 @@ struct RouteTableTests {
             RouteTable(prefix: "/$baseUrl").routes.flatMap { route in
                 route.methods.filter { $0 != .head }.map { "\($0.rawValue) \(route.path)" }
             })
-        #expect(listed == routes, "README lacks \(routes.subtracting(listed).sorted()); it lists \(listed.subtracting(routes).sorted()), which no route is")
+        #expect(
+            listed == routes,
+            "docs/http-api.md lacks \(routes.subtracting(listed).sorted()); it lists \(listed.subtracting(routes).sorted()), which no route is")
     }
 }

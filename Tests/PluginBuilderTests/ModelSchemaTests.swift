@@ -3,7 +3,7 @@ import Testing
 
 @testable import PluginBuilder
 
-/// README's "OpenAPI": the JSON Schemas the generator reads from a model's own types, as synthesized `Codable` and
+/// docs/http-api.md's "OpenAPI": the JSON Schemas the generator reads from a model's own types, as synthesized `Codable` and
 /// the SDK's decoder treat them.
 struct ModelSchemaTests {
     func schemas(_ source: String, more: [String: String] = [:]) throws -> ModelSchemas {

@@ -1,4 +1,4 @@
-"""The Open Inference Protocol v2 routes through a real client (README, "Open Inference Protocol v2").
+"""The Open Inference Protocol v2 routes through a real client (docs/http-api.md, "Open Inference Protocol v2").
 
 tritonclient[http] (PyPI) against a live server of models_serve/: health, server and model metadata, readiness,
 infer of 1 and of 100 rows, a version in the path, and bad requests; every answer of infer is compared with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The OpenAPI document against real tools (README, "OpenAPI"): a server of models_serve/ with the sync route and the
+# The OpenAPI document against real tools (docs/http-api.md, "OpenAPI"): a server of models_serve/ with the sync route and the
 # webhook on; its GET /openapi.json validated by openapi-spec-validator, equal to what `autoserve generate --openapi`
 # prints for the same folder; then schemathesis runs every default check against the live server
 # (Tests/openapi/schemathesis.toml says which answers a schema cannot express, and why); then tritonclient speaks the

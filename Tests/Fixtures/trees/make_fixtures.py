@@ -5,7 +5,7 @@ libraries' own `predict` (run once; its outputs are committed, so the suite need
     .venv/bin/pip install lightgbm xgboost-cpu scikit-learn pandas
     .venv/bin/python Tests/Fixtures/trees/make_fixtures.py
 
-Every fixture is a model folder (README, "Models as data"): `model.yaml` (kind, file, output: raw), the model file
+Every fixture is a model folder (docs/models.md, "Models as data"): `model.yaml` (kind, file, output: raw), the model file
 as the library saves it, `rows.jsonl` (1,000 rows to score, with missing values as null or as an absent key, and
 unseen categories) and `expected.jsonl` (for each row: `raw`, the raw scores of `predict(raw_score=True)` or
 `predict(output_margin=True)`, and `value`, what plain `predict` answers; or `error` when the library refuses the
