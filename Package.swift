@@ -157,7 +157,13 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTPFrontendTests",
-            dependencies: ["HTTPFrontend", "ServingCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "HTTPFrontend", "ServingCore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"), .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

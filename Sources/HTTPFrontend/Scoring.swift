@@ -15,7 +15,7 @@ import Synchronization
 /// a swap in the middle never changes the version it runs on. The answer goes to a callback, exactly once.
 struct Scoring: Sendable {
     /// A scoring response before HTTP: `Content-Type` is always JSON.
-    struct Answer: Sendable {
+    struct Answer: Sendable, Equatable {
         var status: Int
         var headers: HTTPFields = [:]
         var body: [UInt8]
@@ -38,12 +38,7 @@ struct Scoring: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.serverName = serverName
-        let table = RouteTable(prefix: configuration.prefix)
-        otherRoutes = Set(
-            table.routes.filter { $0.handler != .all && $0.handler != .model }.compactMap { route in
-                // The routes at the root are under the prefix only when it is empty.
-                route.underPrefix ? route.segments.dropFirst(table.prefixSegments).first : table.prefix.isEmpty ? route.segments.first : nil
-            })
+        otherRoutes = Self.otherRoutes(prefix: configuration.prefix)
         allInstruments = RequestInstruments(metrics: metrics, model: "all", version: nil)
         unknownInstruments = RequestInstruments(metrics: metrics, model: Self.unknownModelLabel, version: nil)
     }
@@ -53,12 +48,27 @@ struct Scoring: Sendable {
     /// The route of a request the channel handler answers itself: a POST to a model or to `all`; `nil` sends
     /// the request to Hummingbird, which answers everything else.
     func scoringRoute(_ head: HTTPRequest) -> String? {
+        Self.scoringRoute(head, prefix: configuration.prefix, otherRoutes: otherRoutes)
+    }
+
+    /// The same, for models under `prefix`, where `otherRoutes` are the first segments of the server's other routes.
+    static func scoringRoute(_ head: HTTPRequest, prefix: String, otherRoutes: Set<String>) -> String? {
         guard head.method == .post, let target = head.path,
             !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
-        guard let route = ServeResponder.modelRoute(path, prefix: configuration.prefix), !route.isEmpty, !otherRoutes.contains(route) else { return nil }
+        guard let route = ServeResponder.modelRoute(path, prefix: prefix), !route.isEmpty, !otherRoutes.contains(route) else { return nil }
         return route
+    }
+
+    /// The first path segments below `prefix` that `RouteTable` gives to routes other than a model's or `all`.
+    static func otherRoutes(prefix: String) -> Set<String> {
+        let table = RouteTable(prefix: prefix)
+        return Set(
+            table.routes.filter { $0.handler != .all && $0.handler != .model }.compactMap { route in
+                // The routes at the root are under the prefix only when it is empty.
+                route.underPrefix ? route.segments.dropFirst(table.prefixSegments).first : table.prefix.isEmpty ? route.segments.first : nil
+            })
     }
 
     /// Scores `body` (`{"variables": {...}}` or `{"rows": [...]}`, or `nil` when it was over `maxBodyBytes`) with the
