@@ -16,7 +16,7 @@ test: test-deps
 
 ## The suites that need no swiftc (parsers, the stages' logic, the manager against a fake loader): under a minute
 ## once built.
-UNIT_SUITES := AutoServeModelTests|AutoServeAppTests\.SettingsTests|ServingCoreTests|DriftReportTests|HTTPFrontendTests|ModelSourceTests|PluginBuilderTests|ModelManagerTests\.(AvailabilityPolicyTests|SyncScheduleTests)|PluginLoaderTests\.(PendingRequestsTests|FrameReaderTests|theServerAndTheSDKShareTheStatusCodes)
+UNIT_SUITES := AutoServeModelTests|AutoServeAppTests\.(SettingsTests|BuildProgressTests)|ServingCoreTests|DriftReportTests|HTTPFrontendTests|ModelSourceTests|PluginBuilderTests|ModelManagerTests\.(AvailabilityPolicyTests|SyncScheduleTests)|PluginLoaderTests\.(PendingRequestsTests|FrameReaderTests|theServerAndTheSDKShareTheStatusCodes)
 test-unit: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(UNIT_SUITES)'

@@ -260,8 +260,10 @@ public struct LocalScorer: RowScorer {
     let manager: ModelManager
 
     /// Builds and loads `model`, the folder of that name in `directory`; only that folder is built.
-    public static func load(model: String, directory: String, configuration given: ServerConfiguration, logger: Logger) async throws(ScoreError) -> LocalScorer
-    {
+    /// `progress`: say on standard error what is built while it is (the command's; tests pass none).
+    public static func load(
+        model: String, directory: String, configuration given: ServerConfiguration, logger: Logger, progress: Bool = false
+    ) async throws(ScoreError) -> LocalScorer {
         let here = FileManager.default.currentDirectoryPath
         let configuration = given.resolvingPaths(against: here)
         let folder = OneFolderSource(
@@ -269,7 +271,8 @@ public struct LocalScorer: RowScorer {
             source: LocalModelSource(
                 directory: ServerConfiguration.absolute(directory, against: here), stateDirectory: configuration.stateDir,
                 maxModelBytes: configuration.maxModelBytes))
-        let manager = await ModelCheck.builtOnce(folder, configuration: configuration, logger: logger)
+        let manager = await ModelCheck.builtOnce(
+            folder, configuration: configuration, logger: logger, progress: progress ? BuildProgress(command: "score") : nil)
         let snapshot = manager.snapshot()
         if let sync = snapshot.lastSync, !sync.succeeded { throw ScoreError(sync.message) }
         guard let status = snapshot.models[model] else {

@@ -15,12 +15,15 @@ public enum ModelCheck {
         public var passed: Bool
     }
 
-    public static func run(directory givenDirectory: String, configuration given: ServerConfiguration, logger: Logger) async -> Report {
+    /// `progress`: say on standard error what is built while it is (the command's; tests pass none).
+    public static func run(directory givenDirectory: String, configuration given: ServerConfiguration, logger: Logger, progress: Bool = false) async
+        -> Report
+    {
         let here = FileManager.default.currentDirectoryPath
         let configuration = given.resolvingPaths(against: here)
         let directory = ServerConfiguration.absolute(givenDirectory, against: here)
         let source = LocalModelSource(directory: directory, stateDirectory: configuration.stateDir, maxModelBytes: configuration.maxModelBytes)
-        let manager = await builtOnce(source, configuration: configuration, logger: logger)
+        let manager = await builtOnce(source, configuration: configuration, logger: logger, progress: progress ? BuildProgress(command: "check") : nil)
         let snapshot = manager.snapshot()
         var text = ""
         var passed = true
@@ -49,18 +52,26 @@ public enum ModelCheck {
 
     /// A manager of `source` that has built and loaded every folder once, as the server would (its compiler, its
     /// isolation), for the commands that need models without serving them (`check`, `score --models-dir`).
-    static func builtOnce(_ source: any ModelSourceProvider, configuration: ServerConfiguration, logger: Logger) async -> ModelManager {
+    /// `progress` names the command that reports what it builds while it builds (`BuildProgress`).
+    static func builtOnce(_ source: any ModelSourceProvider, configuration: ServerConfiguration, logger: Logger, progress: BuildProgress? = nil) async
+        -> ModelManager
+    {
+        let compiler = await AutoServeServer.compiler(configuration, logger: logger)
         let manager = ModelManager(
             source: source,
             reader: AutoServeServer.reader(configuration),
-            compiler: await AutoServeServer.compiler(configuration, logger: logger),
+            compiler: compiler,
             loader: AutoServeServer.loader(configuration, metrics: Metrics(), logger: logger),
             configuration: AutoServeServer.managerConfiguration(configuration),
             metrics: Metrics(),
             logger: logger
         )
+        let sdkCached = (try? compiler.get().sdkIsCached) ?? true
+        let watching = progress?.watch(manager, sdkCached: sdkCached)
         await manager.sync(id: 1)
         await manager.settled()
+        watching?.cancel()
+        await watching?.value
         return manager
     }
 }

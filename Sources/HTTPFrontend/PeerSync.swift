@@ -66,23 +66,22 @@ public final class PeerSync: Sendable {
     @discardableResult
     func forwardNow(reason: String) async -> Int {
         let own = ownPort.load(ordering: .relaxed)
-        let local = PlainHTTP.localAddresses()
+        // Name resolution blocks: on the blocking pool, not on the concurrency pool.
+        let peers = peers
+        let (local, resolved) = await BlockingCalls.run { (HostAddresses.localAddresses(), peers.map { HostAddresses.addresses(of: $0.host) }) }
         var targets: [(host: String, port: Int)] = []
-        for peer in peers {
-            let addresses = PlainHTTP.addresses(of: peer.host)
+        for (peer, addresses) in zip(peers, resolved) {
             if addresses.isEmpty { logger.warning("peer sync: the peer does not resolve", metadata: ["peer": "\(peer.host):\(peer.port)"]) }
             for address in addresses where !(peer.port == own && local.contains(address)) { targets.append((address, peer.port)) }
         }
-        let request =
-            "POST \(prefix)/-/sync HTTP/1.1\r\nHost: autoserve\r\nAuthorization: Bearer \(token.value)\r\n\(Self.forwardedHeader): 1\r\n"
-            + "Content-Length: 0\r\nConnection: close\r\n\r\n"
+        let (prefix, token) = (prefix, token)
         let (metrics, logger) = (metrics, logger)
         return await withTaskGroup(of: Bool.self) { group in
             for target in targets {
                 group.addTask {
-                    let status = await BlockingCalls.run {
-                        PlainHTTP.status(host: target.host, port: target.port, request: request, timeoutSeconds: Self.timeoutSeconds)
-                    }
+                    let status = await HTTPStatusClient.status(
+                        host: target.host, port: target.port, method: .POST, path: "\(prefix)/-/sync",
+                        headers: [("Authorization", "Bearer \(token.value)"), (Self.forwardedHeader, "1")], timeout: .seconds(Int64(Self.timeoutSeconds)))
                     let accepted = status == 202
                     metrics.increment("autoserve_peer_syncs_total", labels: [accepted ? "success" : "failure"])
                     if !accepted {

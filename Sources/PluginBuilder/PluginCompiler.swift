@@ -77,6 +77,11 @@ public struct PluginCompiler: Sendable {
     public var buildIdentity: String { "\(toolchain.identity)-\(Self.sdkHash)" }
 
     var sdkDirectory: String { (cacheDirectory as NSString).appendingPathComponent("sdk-\(Self.sdkHash)") }
+
+    /// Whether the cache holds this toolchain's compiled SDK (else the first build compiles it, most of a first start).
+    public var sdkIsCached: Bool {
+        FileManager.default.fileExists(atPath: (sdkDirectory as NSString).appendingPathComponent("libAutoServeModel.so"))
+    }
     var pluginDirectory: String { (cacheDirectory as NSString).appendingPathComponent("plugins") }
 
     /// Compiles the SDK into `libAutoServeModel.so` and its module, unless the cache has it.

@@ -86,7 +86,7 @@ extension AutoServeCommand {
         func run() async throws {
             let configuration = try loadConfiguration(options)
             let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
-            let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger)
+            let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger, progress: true)
             print(report.text, terminator: "")
             if !report.passed { throw ExitCode.failure }
         }
@@ -98,7 +98,7 @@ extension AutoServeCommand {
     ///
     /// The image's HEALTHCHECK runs it in exec form, so it follows a `PORT` given with `--env-file` and needs
     /// neither a shell nor curl in the image.
-    struct HealthCheck: ParsableCommand {
+    struct HealthCheck: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "healthcheck",
             abstract: "Exit 0 when the server on this machine answers GET /healthz with 200 (the container's HEALTHCHECK)."
@@ -107,9 +107,9 @@ extension AutoServeCommand {
         @Option(help: "The port to probe (default: PORT, else 8080).") var port: Int?
         @Option(help: "Seconds to wait for the answer.") var timeout: Int = 3
 
-        func run() throws {
+        func run() async throws {
             let port = port ?? ProcessInfo.processInfo.environment["PORT"].flatMap(Int.init) ?? 8080
-            let status = HealthProbe.status(port: port, timeoutSeconds: timeout)
+            let status = await HealthProbe.status(port: port, timeoutSeconds: timeout)
             guard status == 200 else {
                 FileHandle.standardError.write(
                     Data("autoserve healthcheck: 127.0.0.1:\(port)/healthz \(status.map { "answered \($0)" } ?? "did not answer")\n".utf8))

@@ -47,7 +47,8 @@ extension AutoServeCommand {
                 } else {
                     let configuration = try loadConfiguration(options)
                     let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
-                    scorer = try await LocalScorer.load(model: model, directory: configuration.modelsDir, configuration: configuration, logger: logger)
+                    scorer = try await LocalScorer.load(
+                        model: model, directory: configuration.modelsDir, configuration: configuration, logger: logger, progress: true)
                 }
                 let sink = try AnswerSink(path: output)
                 let bar = ProgressLine(terminal: isatty(2) == 1)

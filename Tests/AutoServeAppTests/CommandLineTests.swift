@@ -35,6 +35,29 @@ struct CommandLineTests {
         #expect(result.output.contains("4 model(s) passed"))
     }
 
+    /// Tried as a new user would: a fresh state folder, where the model SDK and each model compile for seconds.
+    /// Without a terminal (a CI log) a line per model and phase; on one (`script`) a line rewritten in place.
+    @Test func checkSaysWhatItBuildsWhileItBuilds() async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo"])
+        let fresh = try Paths.temporaryFolder("check-progress")
+        let logged = try await offThread { try Self.run(["check", models], environment: ["STATE_DIR": "\(fresh)/a"]) }
+        #expect(logged.status == 0, "\(logged.output)")
+        let lines = logged.output.split(separator: "\n").map(String.init)
+        let sdk = try #require(lines.firstIndex { $0.hasPrefix("check: compiling the model SDK first") }, "\(logged.output)")
+        let building = try #require(lines.firstIndex(of: "check: Echo building"), "\(logged.output)")
+        let ready = try #require(lines.firstIndex(of: "check: Echo ready"), "\(logged.output)")
+        let report = try #require(lines.firstIndex { $0.hasPrefix("ok   Echo") })
+        #expect(sdk < building && building < ready && ready < report)
+
+        let command = [Paths.binary, "check", models].map { "'\($0)'" }.joined(separator: " ")
+        let shown = try await offThread {
+            try Self.run(["-qec", command, "/dev/null"], environment: ["STATE_DIR": "\(fresh)/b"], executable: "/usr/bin/script")
+        }
+        #expect(shown.status == 0, "\(shown.output)")
+        #expect(shown.output.contains("\r\u{1B}[Kcheck: building Echo · 0 of 1 done"), "\(shown.output)")
+        #expect(!shown.output.contains("check: Echo building"), "a terminal gets the line in place, not a log")
+    }
+
     @Test func checkFailsOnABrokenFolderWithTheCompilerMessage() throws {
         let folder = try Paths.modelsFolder([
             "Echo": "\(Paths.fixtures)/models/Echo",
