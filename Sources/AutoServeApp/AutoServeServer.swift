@@ -257,6 +257,8 @@ public final class AutoServeServer: Sendable {
         do {
             try await group.run()
             if timedOut.happened.load(ordering: .relaxed) { throw timedOut }
+            // What a Ctrl-C in a terminal (or `docker stop`) ends with: every request received was answered.
+            application.logger.info("stopped: every request received was answered")
         } catch let error as StopTimeout {
             throw error
         } catch {

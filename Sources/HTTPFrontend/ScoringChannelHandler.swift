@@ -37,8 +37,6 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     let scoring: any RowScoring
     private var machine: ScoringStateMachine
     private var clock = HTTPDate()
-    /// The answer of the row in flight, until it is written.
-    private var answer: Scoring.Answer?
 
     /// The connection's limits and timeouts, put first in its pipeline when this handler is added.
     let connectionGuard: ConnectionGuard
@@ -61,40 +59,40 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        perform(machine.received(unwrapInboundIn(data)), context: context)
+        if let action = machine.received(unwrapInboundIn(data)) { perform(action, context: context) }
     }
 
     private func perform(_ actions: [ScoringStateMachine.Action], context: ChannelHandlerContext) {
-        for action in actions {
-            switch action {
-            case .forward(let part): context.fireChannelRead(wrapInboundOut(part))
-            case .score(let route, let body, let requestID):
-                let loop = context.eventLoop
-                let bound = NIOLoopBound((self, context), eventLoop: loop)
-                scoring.score(route, body: body, requestID: requestID) { answer in
-                    if loop.inEventLoop {
-                        bound.value.0.answered(answer, context: bound.value.1)
-                    } else {
-                        loop.execute { bound.value.0.answered(answer, context: bound.value.1) }
-                    }
+        for action in actions { perform(action, context: context) }
+    }
+
+    private func perform(_ action: ScoringStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .forward(let part): context.fireChannelRead(wrapInboundOut(part))
+        case .score(let route, let body, let requestID):
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            scoring.score(route, body: body, requestID: requestID) { answer in
+                if loop.inEventLoop {
+                    bound.value.0.answered(answer, context: bound.value.1)
+                } else {
+                    loop.execute { bound.value.0.answered(answer, context: bound.value.1) }
                 }
-            case .writeAnswer(let closing):
-                if let answer { write(answer, closing: closing, context: context) }
-                answer = nil
-            case .writeParseError(let answer): write(answer, closing: true, context: context)
-            case .read: context.read()
-            case .readComplete: context.fireChannelReadComplete()
-            case .quiesceHummingbird: context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-            case .close: context.close(promise: nil)
             }
+        case .writeParseError(let answer): write(answer, closing: true, context: context)
+        case .read: context.read()
+        case .readComplete: context.fireChannelReadComplete()
+        case .quiesceHummingbird: context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        case .close: context.close(promise: nil)
         }
     }
 
     /// A scoring answer: written, then the requests that came in meanwhile go on.
     private func answered(_ answer: Scoring.Answer, context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
-        self.answer = answer
-        perform(machine.answered(isWritable: context.channel.isWritable), context: context)
+        let (closing, then) = machine.answered(isWritable: context.channel.isWritable)
+        write(answer, closing: closing, context: context)
+        perform(then, context: context)
     }
 
     private func write(_ answer: Scoring.Answer, closing: Bool, context: ChannelHandlerContext) {
@@ -115,11 +113,11 @@ final class ScoringChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func read(context: ChannelHandlerContext) {
-        perform(machine.readCalled(isWritable: context.channel.isWritable), context: context)
+        if let action = machine.readCalled(isWritable: context.channel.isWritable) { perform(action, context: context) }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        perform(machine.writabilityChanged(isWritable: context.channel.isWritable), context: context)
+        if let action = machine.writabilityChanged(isWritable: context.channel.isWritable) { perform(action, context: context) }
         context.fireChannelWritabilityChanged()
     }
 

@@ -26,8 +26,6 @@ struct ScoringStateMachine {
         /// Score the body (`nil`: it was over the limit) with the model `route` names; its answer comes back as
         /// `answered()`.
         case score(route: String, body: ByteBuffer?, requestID: String)
-        /// Write the answer of the row just scored; `closing` adds `Connection: close` (the connection closes next).
-        case writeAnswer(closing: Bool)
         /// Write this answer (the JSON error body of a request that could not be parsed) with `Connection: close`.
         case writeParseError(Scoring.Answer)
         /// Ask the channel for more bytes.
@@ -63,96 +61,96 @@ struct ScoringStateMachine {
         return false
     }
 
-    /// A request part from the decoder.
-    mutating func received(_ part: HTTPRequestPart) -> [Action] {
+    /// A request part from the decoder: at most one action (no array on the request path).
+    mutating func received(_ part: HTTPRequestPart) -> Action? {
         if isScoring {
             held.append(part)
-            return []
+            return nil
         }
         return handle(part)
     }
 
-    private mutating func handle(_ part: HTTPRequestPart) -> [Action] {
+    private mutating func handle(_ part: HTTPRequestPart) -> Action? {
         switch (state, part) {
         case (.idle, .head(let head)):
             guard owed == 0, let route = route(head) else {
                 owed += 1
                 state = .passing
-                return [.forward(part)]
+                return .forward(part)
             }
             let requestID = RequestID.of(head.headerFields[.requestID])
             let declared = head.headerFields[.contentLength].flatMap(Int.init)
             state = .reading(route: route, body: ByteBuffer(), tooLarge: (declared ?? 0) > maxBodyBytes, requestID: requestID)
-            return []
+            return nil
         case (.reading(let route, var body, var tooLarge, let requestID), .body(var chunk)):
             state = .idle  // lets `body` be appended to in place
             if !tooLarge, body.readableBytes + chunk.readableBytes > maxBodyBytes { tooLarge = true }
             if tooLarge { body.clear() } else { body.writeBuffer(&chunk) }
             state = .reading(route: route, body: body, tooLarge: tooLarge, requestID: requestID)
-            return []
+            return nil
         case (.reading(let route, let body, let tooLarge, let requestID), .end):
             state = .scoring
-            return [.score(route: route, body: tooLarge ? nil : body, requestID: requestID)]
+            return .score(route: route, body: tooLarge ? nil : body, requestID: requestID)
         case (.passing, .end):
             state = .idle
-            return [.forward(part)]
+            return .forward(part)
         default:
             // The rest of a request Hummingbird takes; or a head inside a request, or a body before any head, which
             // the decoder never sends: Hummingbird answers them as it does.
-            return [.forward(part)]
+            return .forward(part)
         }
     }
 
-    /// The row in flight has its answer: write it, then go on with the request parts that came meanwhile.
-    /// `isWritable` is the channel's.
-    mutating func answered(isWritable: Bool) -> [Action] {
+    /// The row in flight has its answer: the handler writes it (with `Connection: close` when `closing`), then
+    /// performs `then`, the request parts that came meanwhile and what follows; `then` is empty on a quiet
+    /// connection (no array on the request path). `isWritable` is the channel's.
+    mutating func answered(isWritable: Bool) -> (closing: Bool, then: [Action]) {
         let closing = closeWhenAnswered && !stopping
         state = .idle
-        var actions: [Action] = [.writeAnswer(closing: closing)]
         if closing {
             held.removeAll()
-            actions.append(.close)
-            return actions
+            return (true, [.close])
         }
+        var actions: [Action] = []
         // While the server stops, the requests already received are answered too (with `Connection: close`).
         var replayed = false
         while let part = held.popFirst() {
             replayed = true
-            actions += handle(part)
+            if let action = handle(part) { actions.append(action) }
             if isScoring { break }
         }
         // Hummingbird's side takes what it was given at the end of a read.
         if replayed { actions.append(.readComplete) }
-        if isScoring { return actions }
+        if isScoring { return (false, actions) }
         if stopping {
             // Hummingbird answers the requests it was given (all of one, or part), then closes; with nothing owed, close
             // now.
             let hummingbirdOwes: Bool
             if case .passing = state { hummingbirdOwes = true } else { hummingbirdOwes = owed > 0 }
             actions.append(hummingbirdOwes ? .quiesceHummingbird : .close)
-            return actions
+            return (false, actions)
         }
         if readRequested, isWritable {
             readRequested = false
             actions.append(.read)
         }
-        return actions
+        return (false, actions)
     }
 
     /// The channel asks to read: reading pauses while a row is scored and while the client does not read its
     /// answers (the channel is not writable), so a client that sends rows and never reads costs a bounded buffer.
-    mutating func readCalled(isWritable: Bool) -> [Action] {
+    mutating func readCalled(isWritable: Bool) -> Action? {
         if isScoring || !isWritable {
             readRequested = true
-            return []
+            return nil
         }
-        return [.read]
+        return .read
     }
 
-    mutating func writabilityChanged(isWritable: Bool) -> [Action] {
-        guard isWritable, readRequested, !isScoring else { return [] }
+    mutating func writabilityChanged(isWritable: Bool) -> Action? {
+        guard isWritable, readRequested, !isScoring else { return nil }
         readRequested = false
-        return [.read]
+        return .read
     }
 
     /// A graceful stop: returns whether the event goes on to Hummingbird (it does when no scoring request is under

@@ -43,6 +43,7 @@ struct GracefulStopTests {
         #expect(server.process.terminationStatus == 0)
         await server.stopped()
         #expect(!server.logs.contains("worker exited"), "no worker died under the stop: \(server.logs.suffix(1500))")
+        #expect(server.logs.contains("stopped: every request received was answered"), "\(server.logs.suffix(1500))")
     }
 
     /// With `SHUTDOWN_DELAY`, a stop first drains: `/readyz` says `draining` at once, an idle kept-alive

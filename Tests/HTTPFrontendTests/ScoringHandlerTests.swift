@@ -273,55 +273,63 @@ struct ScoringStateMachineTests {
 
     @Test func aRowIsReadScoredAndAnswered() {
         var machine = Self.machine()
-        let result1 = machine.received(Self.head(.post, "/A"))
-        #expect(result1.isEmpty)
-        let result2 = machine.received(.body(ByteBuffer(string: "{}")))
-        #expect(result2.isEmpty)
-        let actions = machine.received(.end(nil))
-        #expect(actions.count == 1)
-        guard case .score(let route, let body, _) = actions.first else {
-            Issue.record("\(actions)")
+        let head = machine.received(Self.head(.post, "/A"))
+        #expect(head == nil)
+        let body = machine.received(.body(ByteBuffer(string: "{}")))
+        #expect(body == nil)
+        let end = machine.received(.end(nil))
+        guard case .score(let route, let scored, _) = end else {
+            Issue.record("\(String(describing: end))")
             return
         }
-        #expect(route == "A" && body == ByteBuffer(string: "{}"))
+        #expect(route == "A" && scored == ByteBuffer(string: "{}"))
         #expect(machine.isScoring)
-        let result3 = machine.answered(isWritable: true)
-        #expect(result3 == [.writeAnswer(closing: false)])
+        let answered = machine.answered(isWritable: true)
+        #expect(!answered.closing && answered.then.isEmpty, "a quiet connection: the answer alone")
     }
 
     @Test func readingPausesWhileARowIsScoredAndWhileTheClientDoesNotRead() {
         var machine = Self.machine()
         _ = machine.received(Self.head(.post, "/A"))
         _ = machine.received(.end(nil))
-        let result4 = machine.readCalled(isWritable: true)
-        #expect(result4.isEmpty, "no read while the row is scored")
-        let result5 = machine.answered(isWritable: false)
-        #expect(result5 == [.writeAnswer(closing: false)], "not writable: still no read")
-        let result6 = machine.writabilityChanged(isWritable: true)
-        #expect(result6 == [.read])
-        let result7 = machine.readCalled(isWritable: false)
-        #expect(result7.isEmpty)
-        let result8 = machine.writabilityChanged(isWritable: true)
-        #expect(result8 == [.read])
-        let result9 = machine.readCalled(isWritable: true)
-        #expect(result9 == [.read])
+        let whileScoring = machine.readCalled(isWritable: true)
+        #expect(whileScoring == nil, "no read while the row is scored")
+        let answered = machine.answered(isWritable: false)
+        #expect(answered.then.isEmpty, "not writable: still no read")
+        let writable = machine.writabilityChanged(isWritable: true)
+        #expect(writable == .read)
+        let notWritable = machine.readCalled(isWritable: false)
+        #expect(notWritable == nil)
+        let writableAgain = machine.writabilityChanged(isWritable: true)
+        #expect(writableAgain == .read)
+        let read = machine.readCalled(isWritable: true)
+        #expect(read == .read)
+    }
+
+    @Test func aReadAskedForWhileScoringFollowsTheAnswer() {
+        var machine = Self.machine()
+        _ = machine.received(Self.head(.post, "/A"))
+        _ = machine.received(.end(nil))
+        _ = machine.readCalled(isWritable: true)
+        let answered = machine.answered(isWritable: true)
+        #expect(answered.then == [.read])
     }
 
     @Test func whileHummingbirdOwesAnAnswerScoringRequestsGoToItToo() {
         var machine = Self.machine()
-        let result10 = machine.received(Self.head(.get, "/"))
-        #expect(result10 == [.forward(Self.head(.get, "/"))])
-        let result11 = machine.received(.end(nil))
-        #expect(result11 == [.forward(.end(nil))])
+        let get = machine.received(Self.head(.get, "/"))
+        #expect(get == .forward(Self.head(.get, "/")))
+        let end = machine.received(.end(nil))
+        #expect(end == .forward(.end(nil)))
         #expect(machine.owed == 1)
-        let result12 = machine.received(Self.head(.post, "/A"))
-        #expect(result12 == [.forward(Self.head(.post, "/A"))], "behind an answer Hummingbird owes")
+        let post = machine.received(Self.head(.post, "/A"))
+        #expect(post == .forward(Self.head(.post, "/A")), "behind an answer Hummingbird owes")
         _ = machine.received(.end(nil))
         machine.responseEnded()
         machine.responseEnded()
         #expect(machine.owed == 0)
-        let result13 = machine.received(Self.head(.post, "/B"))
-        #expect(result13.isEmpty, "scored here again")
+        let scored = machine.received(Self.head(.post, "/B"))
+        #expect(scored == nil, "scored here again")
     }
 
     @Test func aBodyPastTheLimitIsDroppedAndScoredAsTooLarge() {
@@ -329,7 +337,7 @@ struct ScoringStateMachineTests {
         _ = machine.received(Self.head(.post, "/A"))
         _ = machine.received(.body(ByteBuffer(string: "123456")))
         _ = machine.received(.body(ByteBuffer(string: "789012")))
-        guard case .score(_, let body, _) = machine.received(.end(nil)).first else {
+        guard case .score(_, let body, _) = machine.received(.end(nil)) else {
             Issue.record("not scored")
             return
         }
@@ -342,11 +350,20 @@ struct ScoringStateMachineTests {
         _ = machine.received(.end(nil))
         _ = machine.received(Self.head(.get, "/"))
         _ = machine.received(.end(nil))
-        let result14 = machine.quiesce()
-        #expect(!result14, "the stop waits for the row")
-        #expect(
-            machine.answered(isWritable: true) == [
-                .writeAnswer(closing: false), .forward(Self.head(.get, "/")), .forward(.end(nil)), .readComplete, .quiesceHummingbird,
-            ])
+        let stopped = machine.quiesce()
+        #expect(!stopped, "the stop waits for the row")
+        let answered = machine.answered(isWritable: true)
+        #expect(!answered.closing)
+        #expect(answered.then == [.forward(Self.head(.get, "/")), .forward(.end(nil)), .readComplete, .quiesceHummingbird])
+    }
+
+    @Test func aParseErrorBehindARowClosesAfterItsAnswer() {
+        var machine = Self.machine()
+        _ = machine.received(Self.head(.post, "/A"))
+        _ = machine.received(.end(nil))
+        let error = machine.parseError(error: HTTPParserError.invalidVersion)
+        #expect(error == [])
+        let answered = machine.answered(isWritable: true)
+        #expect(answered.closing && answered.then == [.close])
     }
 }
