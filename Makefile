@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv deploy-check openapi-check fleet bench bench-trees trees-fixtures build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check openapi-check fleet bench bench-trees bench-width trees-fixtures build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -77,6 +77,13 @@ bench-trees: release venv
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	@.venv/bin/python3 -c "import lightgbm, xgboost, sklearn, pandas" 2>/dev/null || .venv/bin/pip install -q lightgbm xgboost-cpu scikit-learn pandas
 	.venv/bin/python3 bench/trees.py
+
+## Rows of 4 to 500 variables: req/s and CPU per row for a [String: JSON] model, a typed model and a LightGBM model,
+## native, batched and v2 (bench/width.py; BENCHMARKS.md). WIDTHS, ROUNDS and DURATION shorten it.
+bench-width: release venv
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@.venv/bin/python3 -c "import lightgbm, sklearn" 2>/dev/null || .venv/bin/pip install -q lightgbm scikit-learn
+	.venv/bin/python3 bench/width.py
 
 ## Retrains the tree-model fixtures of Tests/Fixtures/trees and models_serve/CreditScore (the suite needs no Python).
 trees-fixtures: venv
