@@ -36,12 +36,72 @@ public struct ModelInspector {
 
     public init() {}
 
+    /// The deepest nesting of `[` a source may have. swift-syntax's lookahead takes exponential time in it (18 levels
+    /// took a second, 26 never ended in the schema fuzzer); a model's types and literals need a handful.
+    static let maximumBracketDepth = 12
+
+    /// The line where `[` first nests deeper than `maximumBracketDepth`, or `nil`. Comments and string literals are
+    /// skipped (roughly: `//`, `/* */`, `"…"` with escapes and `"""` blocks), so that text in them does not count.
+    static func bracketsTooDeep(_ text: String) -> Int? {
+        var depth = 0
+        var line = 1
+        var bytes = text.utf8[...]
+        func skip(past terminator: [UInt8]) {
+            while !bytes.isEmpty, !bytes.starts(with: terminator) {
+                if bytes.first == UInt8(ascii: "\n") { line += 1 }
+                if bytes.first == UInt8(ascii: "\\") { bytes = bytes.dropFirst() }
+                bytes = bytes.dropFirst()
+            }
+            bytes = bytes.dropFirst(terminator.count)
+        }
+        while let byte = bytes.first {
+            if bytes.starts(with: Array("//".utf8)) {
+                skip(past: [UInt8(ascii: "\n")])
+                line += 1
+                continue
+            }
+            if bytes.starts(with: Array("/*".utf8)) {
+                bytes = bytes.dropFirst(2)
+                skip(past: Array("*/".utf8))
+                continue
+            }
+            if bytes.starts(with: Array("\"\"\"".utf8)) {
+                bytes = bytes.dropFirst(3)
+                skip(past: Array("\"\"\"".utf8))
+                continue
+            }
+            if byte == UInt8(ascii: "\"") {
+                bytes = bytes.dropFirst()
+                skip(past: [UInt8(ascii: "\"")])
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "["):
+                depth += 1
+                if depth > maximumBracketDepth { return line }
+            case UInt8(ascii: "]"): depth = max(0, depth - 1)
+            case UInt8(ascii: "\n"): line += 1
+            default: break
+            }
+            bytes = bytes.dropFirst()
+        }
+        return nil
+    }
+
     /// The entry point of the model `model` (its name prefixes the definitions of its schemas).
     public func entryPoint(
         in files: [SourceFile], function: String, typeName: String?, manifestLine: Int?, model: String = "Model"
     ) throws(ModelBuildError) -> ModelEntryPoint {
         var types: [String: TypeFacts] = [:]
         for file in files {
+            if let line = Self.bracketsTooDeep(file.text) {
+                throw ModelBuildError(
+                    Diagnostic(
+                        file: file.name, line: line,
+                        message: "square brackets nested more than \(Self.maximumBracketDepth) deep; Swift's parser takes time exponential in "
+                            + "their depth (swift-syntax's lookahead for inline array types), so such a file is refused before it is parsed: "
+                            + "name the inner types with typealiases"))
+            }
             let tree = Parser.parse(source: file.text)
             let collector = DeclarationCollector(file: file.name, converter: SourceLocationConverter(fileName: file.name, tree: tree))
             collector.walk(tree)

@@ -37,6 +37,34 @@ struct ModelInspectorTests {
         #expect(entry.argumentLabel == nil)
     }
 
+    /// The schema fuzzer's find: 449 bytes with `var l[[[[…` (110 levels) kept swift-syntax's parser busy for ever; 18
+    /// levels took a second. Such a file is refused before it is parsed, with its line; brackets in comments and
+    /// strings, and the depth real code has, pass.
+    @Test func bracketsNestedTooDeepAreRefusedBeforeTheParser() throws {
+        let hostile = "import AutoServeModel\nstruct M {\n    var l" + String(repeating: "[", count: 110) + "evel: Int }\n}\n"
+        let diagnostic = try #require(failure(hostile))
+        #expect(diagnostic.line == 3)
+        #expect(diagnostic.message.contains("square brackets nested more than 12 deep"), "\(diagnostic.message)")
+        let closed = "struct M { let x: " + String(repeating: "[", count: 13) + "Int" + String(repeating: "]", count: 13) + " }"
+        #expect(failure(closed)?.message.contains("nested more than 12") == true)
+
+        let fine = """
+            import AutoServeModel
+            // \(String(repeating: "[", count: 40))
+            /* \(String(repeating: "[", count: 40)) */
+            let note = "\(String(repeating: "[", count: 40))"
+            let block = \"\"\"
+                \(String(repeating: "[", count: 40))
+                \"\"\"
+            struct Model {
+                init(path: String) {}
+                func transform_predict(_ variables: [String: [[[[Double]]]]]) -> [String: JSON] { [:] }
+            }
+            """
+        #expect(ModelInspector.bracketsTooDeep(fine) == nil)
+        #expect(try entryPoint(fine).typeName == "Model")
+    }
+
     @Test func readsExtensionsNestedTypesLabelsAndNonThrowingMembers() throws {
         let entry = try entryPoint(
             """
