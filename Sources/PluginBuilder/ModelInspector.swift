@@ -40,41 +40,13 @@ public struct ModelInspector {
     /// took a second, 26 never ended in the schema fuzzer); a model's types and literals need a handful.
     static let maximumBracketDepth = 12
 
-    /// The line where `[` first nests deeper than `maximumBracketDepth`, or `nil`. Comments and string literals are
-    /// skipped (roughly: `//`, `/* */`, `"…"` with escapes and `"""` blocks), so that text in them does not count.
+    /// The line where `[` first nests deeper than `maximumBracketDepth`, or `nil`. Every `[` counts, in comments and
+    /// string literals too: an interpolation in a string is parsed as code, and a scanner that skipped strings or
+    /// comments could be made to skip code (an unterminated `"` ends at its line for the parser).
     static func bracketsTooDeep(_ text: String) -> Int? {
         var depth = 0
         var line = 1
-        var bytes = text.utf8[...]
-        func skip(past terminator: [UInt8]) {
-            while !bytes.isEmpty, !bytes.starts(with: terminator) {
-                if bytes.first == UInt8(ascii: "\n") { line += 1 }
-                if bytes.first == UInt8(ascii: "\\") { bytes = bytes.dropFirst() }
-                bytes = bytes.dropFirst()
-            }
-            bytes = bytes.dropFirst(terminator.count)
-        }
-        while let byte = bytes.first {
-            if bytes.starts(with: Array("//".utf8)) {
-                skip(past: [UInt8(ascii: "\n")])
-                line += 1
-                continue
-            }
-            if bytes.starts(with: Array("/*".utf8)) {
-                bytes = bytes.dropFirst(2)
-                skip(past: Array("*/".utf8))
-                continue
-            }
-            if bytes.starts(with: Array("\"\"\"".utf8)) {
-                bytes = bytes.dropFirst(3)
-                skip(past: Array("\"\"\"".utf8))
-                continue
-            }
-            if byte == UInt8(ascii: "\"") {
-                bytes = bytes.dropFirst()
-                skip(past: [UInt8(ascii: "\"")])
-                continue
-            }
+        for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "["):
                 depth += 1
@@ -83,7 +55,6 @@ public struct ModelInspector {
             case UInt8(ascii: "\n"): line += 1
             default: break
             }
-            bytes = bytes.dropFirst()
         }
         return nil
     }

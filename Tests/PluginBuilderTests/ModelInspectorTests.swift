@@ -38,8 +38,7 @@ struct ModelInspectorTests {
     }
 
     /// The schema fuzzer's find: 449 bytes with `var l[[[[…` (110 levels) kept swift-syntax's parser busy for ever; 18
-    /// levels took a second. Such a file is refused before it is parsed, with its line; brackets in comments and
-    /// strings, and the depth real code has, pass.
+    /// levels took a second. Such a file is refused before it is parsed, with its line; the depth real code has passes.
     @Test func bracketsNestedTooDeepAreRefusedBeforeTheParser() throws {
         let hostile = "import AutoServeModel\nstruct M {\n    var l" + String(repeating: "[", count: 110) + "evel: Int }\n}\n"
         let diagnostic = try #require(failure(hostile))
@@ -48,17 +47,17 @@ struct ModelInspectorTests {
         let closed = "struct M { let x: " + String(repeating: "[", count: 13) + "Int" + String(repeating: "]", count: 13) + " }"
         #expect(failure(closed)?.message.contains("nested more than 12") == true)
 
+        // The fuzzer's second find: a `"` that the parser ends at its line hid 110 `[` from a scanner that skipped
+        // strings; every `[` counts now.
+        let hidden = "struct M {\n    var s\"{ var t: Int }\n    var l" + String(repeating: "[", count: 110) + "x: Int }\n}\n"
+        #expect(failure(hidden)?.line == 3)
         let fine = """
             import AutoServeModel
-            // \(String(repeating: "[", count: 40))
-            /* \(String(repeating: "[", count: 40)) */
-            let note = "\(String(repeating: "[", count: 40))"
-            let block = \"\"\"
-                \(String(repeating: "[", count: 40))
-                \"\"\"
+            // [[[Double]]] and "[[x]]" in comments and strings count, as the depth code has: well under the bound.
+            let note = "[[[x]]]"
             struct Model {
                 init(path: String) {}
-                func transform_predict(_ variables: [String: [[[[Double]]]]]) -> [String: JSON] { [:] }
+                func transform_predict(_ variables: [String: [[[[Double]]]]]) -> [String: JSON] { [["a": [[1.0]]]][0] as? [String: JSON] ?? [:] }
             }
             """
         #expect(ModelInspector.bracketsTooDeep(fine) == nil)
