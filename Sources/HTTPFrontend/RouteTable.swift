@@ -95,9 +95,6 @@ public struct RouteTable: Sendable {
         self.routes = routes
     }
 
-    /// How many segments `prefix` has.
-    public var prefixSegments: Int { prefix.split(separator: "/").count }
-
     /// The route `path` takes (the one with the most literal segments, as the router picks), `nil` for none; a
     /// trailing slash is ignored.
     public func route(_ path: String) -> Route? {
@@ -114,6 +111,16 @@ public struct RouteTable: Sendable {
 
     /// The methods the route at `path` answers, `nil` when no route is there.
     public func allowedMethods(_ path: String) -> [HTTPRequest.Method]? { route(path)?.methods }
+
+    /// The first path segments below the prefix that routes other than a model's or `all` take (with an empty prefix,
+    /// the routes at the root too): a POST there is not a scoring request.
+    public var otherNamesBelowPrefix: Set<String> {
+        let depth = prefix.split(separator: "/").count
+        return Set(
+            routes.filter { $0.handler != .all && $0.handler != .model }.compactMap { route in
+                route.underPrefix ? route.segments.dropFirst(depth).first : prefix.isEmpty ? route.segments.first : nil
+            })
+    }
 
     /// The names a model folder may not take when `baseUrl` is empty: the first segments of the routes at the root,
     /// which the router sends to the server's own handlers (the manager fails such a folder with that reason).

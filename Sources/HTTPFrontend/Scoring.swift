@@ -38,7 +38,7 @@ struct Scoring: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.serverName = serverName
-        otherRoutes = Self.otherRoutes(prefix: configuration.prefix)
+        otherRoutes = RouteTable(prefix: configuration.prefix).otherNamesBelowPrefix
         allInstruments = RequestInstruments(metrics: metrics, model: "all", version: nil)
         unknownInstruments = RequestInstruments(metrics: metrics, model: Self.unknownModelLabel, version: nil)
     }
@@ -59,16 +59,6 @@ struct Scoring: Sendable {
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
         guard let route = ServeResponder.modelRoute(path, prefix: prefix), !route.isEmpty, !otherRoutes.contains(route) else { return nil }
         return route
-    }
-
-    /// The first path segments below `prefix` that `RouteTable` gives to routes other than a model's or `all`.
-    static func otherRoutes(prefix: String) -> Set<String> {
-        let table = RouteTable(prefix: prefix)
-        return Set(
-            table.routes.filter { $0.handler != .all && $0.handler != .model }.compactMap { route in
-                // The routes at the root are under the prefix only when it is empty.
-                route.underPrefix ? route.segments.dropFirst(table.prefixSegments).first : table.prefix.isEmpty ? route.segments.first : nil
-            })
     }
 
     /// Scores `body` (`{"variables": {...}}` or `{"rows": [...]}`, or `nil` when it was over `maxBodyBytes`) with the

@@ -27,6 +27,9 @@ struct RouteTableTests {
         #expect(RouteTable.rootNames == ["healthz", "readyz", "metrics", "hooks", "v2"])
         // `ModelName` (a layer below the frontend) refuses these whatever `baseUrl` is.
         #expect(RouteTable.prefixNames == ModelName.reserved)
+        // A POST to these is never scored: they are the server's own routes.
+        #expect(RouteTable(prefix: "").otherNamesBelowPrefix == ["healthz", "readyz", "metrics", "hooks", "v2", "openapi.json", "-"])
+        #expect(RouteTable(prefix: "/api/v1").otherNamesBelowPrefix == ["openapi.json", "-"])
     }
 
     @Test func theOpenAPIDocumentHasEveryRouteAndNoOther() throws {

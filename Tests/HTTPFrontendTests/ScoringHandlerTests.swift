@@ -14,7 +14,7 @@ import Testing
 final class StubScorer: RowScoring, @unchecked Sendable {
     let maxBodyBytes: Int
     let serverName: String? = "autoserve"
-    let otherRoutes = Scoring.otherRoutes(prefix: "")
+    let otherRoutes = RouteTable(prefix: "").otherNamesBelowPrefix
     var holding: Bool
     /// Every row scored: its route and its body (`nil`: over the limit).
     var scored: [(route: String, body: String?)] = []
