@@ -25,8 +25,6 @@ struct StandardErrorTests {
             }
             return slowest
         }
-        // The same machine's figure before the model prints: the test compares like with like, whatever the load.
-        let before = try await slowestOf20()
         // From here nobody reads the server's output: the pipe fills as the model prints for 15 s.
         let printing = Task { try await client.post("/Printer", #"{"variables": {"mode": "loop", "seconds": 15}}"#) }
         let pipe = server.output.fileHandleForReading.fileDescriptor
@@ -37,11 +35,12 @@ struct StandardErrorTests {
         }
         // A pipe holds 64 KiB, in pages: a writer blocks with somewhat less waiting.
         try await eventually("the server's output pipe is full", timeout: .seconds(60)) { waitingBytes() >= 48 << 10 }
+        // A loop that blocks on the full pipe never answers again, as nobody reads it in this test: each request
+        // would wait out the client's 120 s. A loop that does not answers each in a few seconds even on CI's loaded
+        // machine, where two processes spin beside it (the printing model and the server reading it); a bound
+        // relative to a figure taken before the printing began failed there at random (3.8 s before, 19 s during).
         let during = try await slowestOf20()
-        // A loop that blocks on the full pipe never answers again (nobody reads it in this test); one that does not
-        // answers about as fast as before. The bound is loose, as CI's loaded machine doubles a slowest-of-20 at
-        // random; the check that the pipe is still full proves nobody drained it in between.
-        #expect(during < before * 3 + .seconds(5), "a health check and a row took \(during) with the output pipe full, \(before) before")
+        #expect(during < .seconds(60), "a health check and a row took \(during) with the output pipe full")
         #expect(waitingBytes() >= 48 << 10, "the pipe stayed full while the server answered")
         #expect(try await printing.value.status == 200)
         let metrics = try await client.get("/metrics").text
