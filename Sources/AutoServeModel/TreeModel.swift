@@ -151,7 +151,11 @@ public struct TreeModel: Sendable {
 
     /// Scores one row of variables: the answer `output` asks for.
     public func predict(_ variables: [String: JSON]) throws -> [String: JSON] {
-        let features = try values(of: variables)
+        predict(features: try values(of: variables))
+    }
+
+    /// Scores one row of features, in the model's order (NaN is a missing value): the answer `output` asks for.
+    func predict(features: [Double]) -> [String: JSON] {
         let raw = output == .raw ? self.raw(features) : averaged(self.raw(features))
         switch task {
         case .regression(let transform):
@@ -363,6 +367,13 @@ struct FeatureIndex: Sendable {
             return found >= 0 ? found : nil
         }
         return positions[name]
+    }
+
+    /// The position of the feature named by `bytes` (UTF-8), if any: `String`'s equality decides for a name that is
+    /// not ASCII.
+    func position(ofBytes bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        if ascii, let found = position(ofASCII: bytes) { return found >= 0 ? found : nil }
+        return positions[String(decoding: bytes, as: UTF8.self)]
     }
 
     /// The position of the feature named by `bytes`, -1 when none is, nil when the name is not ASCII.

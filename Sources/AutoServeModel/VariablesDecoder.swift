@@ -38,12 +38,16 @@ final class JSONTape {
     private(set) var nodes: [TapeNode] = []
     /// Set when the shortcut met something only `JSONDecoder` may decide.
     var gaveUp = false
+    /// Whether a number anywhere in the document has an exponent or more than 40 characters: `JSONDecoder` refuses
+    /// the ones past a `Double`'s range even where nobody reads them, as in a dictionary's ignored members.
+    private(set) var holdsNumbersForFoundation = false
 
     static let maximumDepth = 256
 
     init?(parsing input: UnsafeBufferPointer<UInt8>) {
         bytes = input.isEmpty ? Array("{}".utf8) : Array(input)
-        nodes.reserveCapacity(16)
+        // A member of a row (`"name": 1.25,`) takes two nodes and most often eight bytes or more: one allocation.
+        nodes.reserveCapacity(max(16, bytes.count / 4))
         var position = 0
         guard parseValue(&position, depth: 0) else { return nil }
         skipWhitespace(&position)
@@ -208,11 +212,13 @@ final class JSONTape {
             cursor += 1
             guard digits() > 0 else { return false }
         }
-        if cursor < bytes.count, bytes[cursor] | 0x20 == UInt8(ascii: "e") {
+        let hasExponent = cursor < bytes.count && bytes[cursor] | 0x20 == UInt8(ascii: "e")
+        if hasExponent {
             cursor += 1
             if cursor < bytes.count, bytes[cursor] == UInt8(ascii: "+") || bytes[cursor] == UInt8(ascii: "-") { cursor += 1 }
             guard digits() > 0 else { return false }
         }
+        if hasExponent || cursor - start > 40 { holdsNumbersForFoundation = true }
         nodes.append(TapeNode(kind: .number, start: start, end: cursor, next: nodes.count + 1, count: 0))
         position = cursor
         return true
@@ -222,8 +228,18 @@ final class JSONTape {
 
     func node(_ index: Int) -> TapeNode { nodes[index] }
 
+    /// The keys of wide objects by their bytes, built on the first lookup in each (docs/models.md, "Wide rows"):
+    /// searched in order, a struct of 500 fields would cost 125,000 key comparisons a row.
+    private var keyIndexes: [Int: KeyIndex] = [:]
+    /// Objects up to this many members are searched in order: faster than hashing the key.
+    static let indexedObjectMembers = 16
+
     /// The value of `key` in the object at `index`; the first one when a key repeats, as `JSONDecoder` does.
     func member(_ key: String, in index: Int) -> Int? {
+        if nodes[index].count > Self.indexedObjectMembers {
+            if keyIndexes[index] == nil { keyIndexes[index] = KeyIndex(tape: self, object: index) }
+            if let lookup = keyIndexes[index]!.lookup(key, in: self) { return lookup.map { $0 + 1 } }
+        }
         var cursor = index + 1
         let end = nodes[index].next
         while cursor < end {
@@ -231,6 +247,34 @@ final class JSONTape {
             cursor = nodes[cursor + 1].next
         }
         return nil
+    }
+
+    /// Whether the key at `index` holds exactly `bytes` (a key without escapes).
+    func keyBytesEqual(_ index: Int, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let node = nodes[index]
+        guard node.end - node.start == bytes.count else { return false }
+        return self.bytes.withUnsafeBufferPointer { all in
+            memcmp(all.baseAddress! + node.start, bytes.baseAddress!, bytes.count) == 0
+        }
+    }
+
+    /// The bytes of the key at `index` (a key without escapes).
+    func withKeyBytes<Result>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        let node = nodes[index]
+        return bytes.withUnsafeBufferPointer { all in body(UnsafeBufferPointer(rebasing: all[node.start..<node.end])) }
+    }
+
+    /// Whether the key at `index` holds escapes: its bytes are then not its text.
+    func keyHasEscapes(_ index: Int) -> Bool { nodes[index].count > 0 }
+
+    /// Calls `body` with each member of the object at `index`, in document order: its key's node and its value's.
+    func forEachMember(of index: Int, _ body: (_ key: Int, _ value: Int) throws -> Void) rethrows {
+        var cursor = index + 1
+        let end = nodes[index].next
+        while cursor < end {
+            try body(cursor, cursor + 1)
+            cursor = nodes[cursor + 1].next
+        }
     }
 
     private func keyEquals(_ index: Int, _ key: String) -> Bool {
@@ -417,6 +461,7 @@ final class JSONTape {
             }
             return members as! Value
         }
+        if Value.self == TreeModel.Row.self, index == 0, nodes[0].kind == .object { return TreeModel.Row(tape: self) as! Value }
         if type is any ReservedForJSONDecoder.Type { throw giveUp() }
         return try Value(from: TapeDecoder(tape: self, index: index, codingPath: path))
     }
@@ -437,6 +482,60 @@ final class JSONTape {
                 guard members.updateValue(try json(at: key + 1), forKey: try string(at: key)) == nil else { throw giveUp() }
             }
             return .object(members)
+        }
+    }
+}
+
+/// The keys of one object by their bytes (open addressing, FNV-1a), the first of a repeated key kept, as
+/// `JSONTape.member` finds it. An object with an escaped key has no index: it is searched in order.
+struct KeyIndex {
+    /// Per bucket, the key's node index + 1, or 0 when empty.
+    private var buckets: [Int32]
+    private let usable: Bool
+
+    init(tape: JSONTape, object: Int) {
+        let keys = tape.memberKeys(of: object)
+        buckets = [Int32](repeating: 0, count: max(4, 1 << (Int.bitWidth - (2 * keys.count).leadingZeroBitCount)))
+        guard !keys.contains(where: tape.keyHasEscapes), keys.count < Int32.max else {
+            usable = false
+            return
+        }
+        usable = true
+        let mask = buckets.count - 1
+        for key in keys {
+            var bucket = tape.withKeyBytes(key) { Int(truncatingIfNeeded: Self.hash($0)) } & mask
+            var repeated = false
+            while buckets[bucket] != 0 {
+                let other = Int(buckets[bucket]) - 1
+                if tape.withKeyBytes(key, { tape.keyBytesEqual(other, $0) }) {
+                    repeated = true
+                    break
+                }
+                bucket = (bucket + 1) & mask
+            }
+            if !repeated { buckets[bucket] = Int32(key + 1) }
+        }
+    }
+
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    /// `.some(key's node index)` or `.some(nil)` when the object has no such key; `nil` when this index cannot tell.
+    func lookup(_ key: String, in tape: JSONTape) -> Int?? {
+        guard usable else { return nil }
+        var key = key
+        return key.withUTF8 { bytes -> Int?? in
+            let mask = buckets.count - 1
+            var bucket = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
+            while true {
+                let entry = Int(buckets[bucket])
+                guard entry != 0 else { return .some(nil) }
+                if tape.keyBytesEqual(entry - 1, bytes) { return .some(entry - 1) }
+                bucket = (bucket + 1) & mask
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ public enum EmbeddedSDK {
         "TreeLanes.swift": String(decoding: PackageResources.TreeLanes_swift_txt, as: UTF8.self),
         "TreeModel.swift": String(decoding: PackageResources.TreeModel_swift_txt, as: UTF8.self),
         "TreeModel+LightGBM.swift": String(decoding: PackageResources.TreeModel_LightGBM_swift_txt, as: UTF8.self),
+        "TreeModel+Row.swift": String(decoding: PackageResources.TreeModel_Row_swift_txt, as: UTF8.self),
         "TreeModel+Schema.swift": String(decoding: PackageResources.TreeModel_Schema_swift_txt, as: UTF8.self),
         "TreeModel+XGBoost.swift": String(decoding: PackageResources.TreeModel_XGBoost_swift_txt, as: UTF8.self),
         "VariablesDecoder.swift": String(decoding: PackageResources.VariablesDecoder_swift_txt, as: UTF8.self),

@@ -89,7 +89,7 @@ public enum ServeModelsGenerator {
                         features: \(list(settings.features)))
                 }
 
-                func transform_predict(_ variables: [String: JSON]) throws -> [String: JSON] {
+                func transform_predict(_ variables: TreeModel.Row) throws -> [String: JSON] {
                     try model.predict(variables)
                 }
             }

@@ -67,6 +67,49 @@ struct TreeModelTests {
         #expect(name == "xgb_categorical" ? refused > 10 : refused == 0)
     }
 
+    /// A row read from its bytes (`TreeModel.Row`, what the plugin decodes) answers what the same row as a dictionary
+    /// answers, errors included: every fixture row, and rows of repeated, escaped, unknown and non-ASCII names and of
+    /// numbers only Foundation reads.
+    @Test(arguments: names)
+    func rowsReadFromTheirBytesAnswerAsTheirDictionaries(_ name: String) throws {
+        let fixture = try Fixture(name)
+        let lines = try String(contentsOfFile: "\(Self.fixtures)/\(name)/rows.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        let first = fixture.model.features[0].name
+        let numeric = fixture.model.features.first { !$0.categorical }?.name ?? first
+        // The fixtures' names are ASCII: each character as its \u escape.
+        let escaped = numeric.unicodeScalars.map { String(format: "\\u%04x", $0.value) }.joined()
+        let crafted = [
+            #"{"\#(numeric)": 1.5, "\#(numeric)": "not a number"}"#, #"{"\#(escaped)": 2.25, "unknown": [1, {"a": 2}], "ünïcode": 1}"#,
+            #"{"\#(numeric)": 1e2, "\#(first)": null}"#, #"{"\#(numeric)": 12345678901234567890.5}"#, #"{"\#(numeric)": "a string"}"#,
+            #"{"\#(numeric)": true}"#, #"{"\#(numeric)": {"a": 1}}"#, #"{}"#, #"{"unknown": 1e400}"#,
+        ]
+        for line in lines + crafted {
+            let bytes = Array(line.utf8)
+            let fromBytes = Self.outcome {
+                try fixture.model.predict(try bytes.withUnsafeBufferPointer { try _AutoServePlugin.decode(TreeModel.Row.self, from: $0) })
+            }
+            let fromDictionary = Self.outcome {
+                try fixture.model.predict(try bytes.withUnsafeBufferPointer { try _AutoServePlugin.decode([String: JSON].self, from: $0) })
+            }
+            #expect(fromBytes == fromDictionary, "\(name): \(line)")
+        }
+    }
+
+    /// An answer or the message of its error (both answered 400 with it), to compare two ways of scoring.
+    static func outcome(_ body: () throws -> [String: JSON]) -> Result<[String: JSON], Message> {
+        do {
+            return .success(try body())
+        } catch let error as TreeVariablesError {
+            return .failure(Message(text: error.message))
+        } catch {
+            return .failure(Message(text: _AutoServePlugin.describeDecoding(error)))
+        }
+    }
+
+    struct Message: Error, Equatable {
+        var text: String
+    }
+
     @Test func answersFollowTheOutputSetting() throws {
         let file = "\(Self.fixtures)/lgb_multiclass/model.txt"
         let row: [String: JSON] = ["f0": 0.5, "f1": -1, "f2": 2, "f3": 0.1, "f4": nil]

@@ -172,6 +172,40 @@ struct VariablesDecoderTests {
         #expect(shortcuts > 8_000)
     }
 
+    /// A struct of many fields, read in `Wide.order`, as a synthesized `init(from:)` reads its declared fields.
+    struct Wide: Decodable, Equatable {
+        struct Name: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue _: Int) { nil }
+        }
+        static let order = (0..<200).map { String(format: "f%03d", $0) }
+        var values: [Double]
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Name.self)
+            values = try Self.order.map { try container.decode(Double.self, forKey: Name(stringValue: $0)) }
+        }
+    }
+
+    /// Wide rows find their fields by a hash of the keys' bytes (docs/models.md, "Wide rows"), whatever order the
+    /// client sent them in, and still answer as Foundation does: the first of a repeated key, an escaped key, a
+    /// missing one.
+    @Test func wideRowsFindEachFieldAsFoundationDoes() {
+        let names = Wide.order
+        func row(_ order: [String], extra: String = "") -> String {
+            "{" + order.map { #""\#($0)": \#(Double($0.dropFirst())! / 8)"# }.joined(separator: ", ") + extra + "}"
+        }
+        var generator = SystemRandomNumberGenerator()
+        #expect(compare(Wide.self, row(names)) == true)
+        #expect(compare(Wide.self, row(names.reversed())) == true)
+        #expect(compare(Wide.self, row(names.shuffled(using: &generator))) == true)
+        #expect(compare(Wide.self, row(names.shuffled(using: &generator), extra: #", "f007": -1, "f199": "late""#)) == true)
+        #expect(compare(Wide.self, #"{"f\u0030\u0030\u0030": 7, "#.appending(row(names).dropFirst())) == true)
+        #expect(compare(Wide.self, row(names.filter { $0 != "f150" })) == false)
+        #expect(compare(Wide.self, row(names.map { $0 == "f150" ? "F150" : $0 })) == false)
+    }
+
     @Test func deepNestingIsLeftToFoundation() {
         let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
         #expect(compare(Single<JSON>.self, #"{"x": \#(deep)}"#) == false)
