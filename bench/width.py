@@ -12,8 +12,14 @@ runs once, in turn; ROUNDS rounds; each figure is the median of its rounds. Besi
 model's workers spent per request (from /proc: utime + stime of the server and of its worker processes over the
 load), in microseconds. Ratios are against the 4-variable row of the same model and route in the same run.
 
+With --profile Typed500-native,Any63-batch,... the loads named are recorded instead with `perf record -e cpu-clock`
+(sampling: this VM has no hardware counters), the server and the workers apart, and the functions that took the most
+of each process's time are printed, demangled.
+
 Usage: .venv/bin/python bench/width.py [--bin .build/release/autoserve] [--widths 4,63,500] [--rounds 3] [--duration 5]
-(needs lightgbm, numpy and scikit-learn in the interpreter: `make bench-trees` installs them; wrk; swiftc)."""
+       [--profile <model><width>-<route>,...]
+(needs lightgbm, numpy and scikit-learn in the interpreter: `make bench-trees` installs them; wrk; swiftc; perf for
+--profile)."""
 import argparse
 import json
 import os
@@ -120,6 +126,30 @@ def run_wrk(script, port, connections, duration, server):
     return requests / duration, server_cpu / max(requests, 1) * 1e6, workers_cpu / max(requests, 1) * 1e6, int(errors.group(1)) if errors else 0
 
 
+def profile(script, port, connections, duration, server, work, top=25):
+    """The functions that took the most of the server's and of the workers' time under one load (perf, cpu-clock)."""
+    workers = [pid for pid in process_tree(server) if pid != server]
+    recorders = []
+    for label, pids in (("server", [server]), ("workers", workers)):
+        data = os.path.join(work, "%s.perf" % label)
+        recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-o", data, "-p", ",".join(map(str, pids))],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recorders.append((label, data, recorder))
+    time.sleep(0.5)  # perf attaches
+    rate = run_wrk(script, port, connections, duration, server)[0]
+    for _, _, recorder in recorders:
+        recorder.send_signal(2)
+        recorder.wait(timeout=60)
+    report = {}
+    for label, data, _ in recorders:
+        text = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio", "--percent-limit", "0.7"],
+                              capture_output=True, text=True).stdout
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")][:top]
+        demangled = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(lines), capture_output=True, text=True).stdout
+        report[label] = demangled
+    return rate, report
+
+
 def check_answer(port, path, body):
     request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body.encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -133,6 +163,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", "3")))
     parser.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", "5")))
     parser.add_argument("--port", type=int, default=18490)
+    parser.add_argument("--profile", default="", help="loads to record with perf instead of measuring, e.g. Typed500-native,Any63-batch")
     arguments = parser.parse_args()
     widths = [int(width) for width in arguments.widths.split(",")]
     if 4 not in widths:
@@ -177,6 +208,17 @@ def main():
             sys.exit("models that failed: %s" % failed)
         for kind, width, route, path, script, connections, per, body in loads:
             check_answer(arguments.port, path, body)
+        if arguments.profile:
+            wanted = set(arguments.profile.split(","))
+            for kind, width, route, path, script, connections, per, body in loads:
+                name = "%s%d-%s" % (kind, width, route)
+                if name not in wanted:
+                    continue
+                rate, report = profile(script, arguments.port, connections, arguments.duration, server.pid, work)
+                print("## %s: %s rows/s while recorded" % (name, format(int(rate * per), ",")))
+                for label, text in report.items():
+                    print("### %s\n```\n%s```" % (label, text))
+            return
         figures = {}
         for _ in range(arguments.rounds):
             for kind, width, route, path, script, connections, per, body in loads:

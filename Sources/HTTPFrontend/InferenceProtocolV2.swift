@@ -73,14 +73,16 @@ struct InferenceProtocolV2: Sendable {
     /// The version serving the model the path names (and the version it names, which must be that one): 404 for no
     /// such model or version, 400 (the protocol's "not ready") when the model has no version ready.
     func serving(_ context: BasicRequestContext) -> Result<ServingVersion, Failure> {
-        let name = context.parameters.get("model") ?? ""
-        let snapshot = endpoints.manager.snapshot()
+        Self.serving(context.parameters.get("model") ?? "", version: context.parameters.get("version"), in: endpoints.manager.snapshot())
+    }
+
+    static func serving(_ name: String, version asked: String?, in snapshot: RegistrySnapshot) -> Result<ServingVersion, Failure> {
         guard let status = snapshot.models[name] else {
             let available = snapshot.servingVersions.map(\.name.rawValue).joined(separator: ", ")
             return .failure(
                 Failure(status: 404, message: "no model named '\(name)'; \(available.isEmpty ? "none is ready yet" : "the available ones are \(available)")"))
         }
-        if let asked = context.parameters.get("version") {
+        if let asked {
             guard let serving = status.serving, Self.names(asked, serving.version) else {
                 return .failure(
                     Failure(
@@ -136,117 +138,38 @@ struct InferenceProtocolV2: Sendable {
 
     // MARK: - infer
 
+    /// An infer request that came through Hummingbird (the `ScoringChannelHandler` answers most of them before they
+    /// get here): binary tensors are refused, the body is read, then scored as there.
     func infer(_ request: Request, _ context: BasicRequestContext) async -> Response {
-        if request.headers[HTTPField.Name("Inference-Header-Content-Length")!] != nil {
+        if request.headers[.inferenceHeaderContentLength] != nil {
             return Self.error(400, "the binary tensor extension is not supported; send JSON tensors (tritonclient: binary_data=False)")
         }
-        // The model and version are checked first so that their errors have the protocol's body.
-        let serving: ServingVersion
-        switch self.serving(context) {
-        case .success(let version): serving = version
-        case .failure(let failure): return Self.error(failure)
-        }
         let maxBodyBytes = endpoints.configuration.maxBodyBytes
-        if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
-            return Self.error(413, "the body is larger than \(maxBodyBytes) bytes; send fewer rows or raise MAX_BODY_BYTES")
+        var body: ByteBuffer?
+        if request.headers[.contentLength].flatMap(Int.init) ?? 0 <= maxBodyBytes {
+            do {
+                body = try await request.body.collect(upTo: maxBodyBytes)
+            } catch is NIOTooManyBytesError {
+                body = nil
+            } catch {
+                return Self.error(400, "the body could not be read: \(error)")
+            }
         }
-        let body: JSONValue
-        do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            body = try JSONParser.parse(buffer.readableBytesView)
-        } catch is NIOTooManyBytesError {
-            return Self.error(413, "the body is larger than \(maxBodyBytes) bytes; send fewer rows or raise MAX_BODY_BYTES")
-        } catch {
-            return Self.error(400, "the body is not JSON: \(error)")
-        }
-        let rows: [[String: JSONValue]]
-        switch Self.rows(body, maxRows: endpoints.configuration.maxBatchRows) {
-        case .success(let found): rows = found
-        case .failure(let failure): return Self.error(failure)
-        }
-        let requested: [String]? = body["outputs"]?.array.map { outputs in outputs.compactMap { $0["name"]?.string } }
-        let id = body["id"]?.string
-        let name = serving.name.rawValue
         let scoring = endpoints.scoring
-        let encoded: [Result<[UInt8], APIError>] = rows.map { row in
-            var bytes: [UInt8] = []
-            _ = JSON.writeObject(row, into: &bytes)
-            return .success(bytes)
-        }
+        let model = context.parameters.get("model") ?? ""
+        let version = context.parameters.get("version")
+        let requestID = RequestID.of(request.headers[.requestID])
         let answer = await withUnsafeContinuation { (continuation: UnsafeContinuation<Scoring.Answer, Never>) in
-            scoring.scoreBatch(
-                name, encoded, requestID: RequestID.of(request.headers[.requestID]),
-                render: { outcomes, version in Self.render(outcomes, model: name, version: version.version, id: id, requested: requested) },
-                completion: { continuation.resume(returning: $0) })
+            scoring.infer(model, version: version, body: body, requestID: requestID) { continuation.resume(returning: $0) }
         }
         var headers = answer.headers
         headers[.contentType] = "application/json"
-        var bytes = answer.body
-        if answer.status != 200, let message = (try? JSONParser.parse(answer.body))?["error"]?["message"]?.string {
-            // A native error (the version went away meanwhile): the protocol's body.
-            bytes = Self.errorBody(message)
-        }
-        return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
     }
 
     struct Failure: Error {
         var status: Int
         var message: String
-    }
-
-    /// The rows of an infer request: input tensor `i` holds variable `name` of every row, shape `[N]` or `[N, 1]`,
-    /// its data flat (or one list per row, as `[N, 1]` may come); `null` is a missing value.
-    static func rows(_ body: JSONValue, maxRows: Int) -> Result<[[String: JSONValue]], Failure> {
-        guard case .object = body else { return .failure(Failure(status: 400, message: "the body must be a JSON object with inputs")) }
-        guard case .array(let inputs)? = body["inputs"], !inputs.isEmpty else {
-            return .failure(
-                Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
-        }
-        var rows: [[String: JSONValue]]?
-        var names = Set<String>()
-        for (position, input) in inputs.enumerated() {
-            guard let name = input["name"]?.string else { return .failure(Failure(status: 400, message: "input \(position) has no name")) }
-            guard names.insert(name).inserted else {
-                return .failure(Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable"))
-            }
-            guard let datatype = input["datatype"]?.string, let kind = TensorKind(datatype) else {
-                return .failure(
-                    Failure(status: 400, message: "input '\(name)': datatype must be BOOL, BYTES, FP16/32/64, INT8/16/32/64 or UINT8/16/32/64"))
-            }
-            guard case .array(let shape)? = input["shape"], let sizes = Optional(shape.compactMap(\.int)), sizes.count == shape.count,
-                sizes.count == 1 || (sizes.count == 2 && sizes[1] == 1), sizes[0] >= 0
-            else {
-                return .failure(Failure(status: 400, message: "input '\(name)': shape must be [N] or [N, 1], one value per row"))
-            }
-            guard case .array(var data)? = input["data"] else {
-                return .failure(Failure(status: 400, message: "input '\(name)': data must be a list of values"))
-            }
-            if data.allSatisfy({ if case .array(let inner) = $0 { inner.count == 1 } else { false } }) { data = data.map { $0[0] ?? .null } }
-            guard data.count == sizes[0] else {
-                return .failure(Failure(status: 400, message: "input '\(name)': shape says \(sizes[0]) rows and data holds \(data.count) values"))
-            }
-            guard data.count <= maxRows else {
-                return .failure(
-                    Failure(
-                        status: 413, message: "the request has \(data.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS"
-                    ))
-            }
-            if rows == nil { rows = Array(repeating: [:], count: data.count) }
-            guard rows!.count == data.count else {
-                return .failure(
-                    Failure(status: 400, message: "input '\(name)' has \(data.count) rows and the inputs before it \(rows!.count); send N values in each"))
-            }
-            for (row, value) in data.enumerated() {
-                guard let converted = kind.value(value) else {
-                    return .failure(
-                        Failure(
-                            status: 400, message: "input '\(name)', row \(row + 1): \(value.jsonText) is not \(datatype)\(kind.range.map { " (\($0))" } ?? "")")
-                    )
-                }
-                rows![row][name] = converted
-            }
-        }
-        return .success(rows ?? [])
     }
 
     /// What a tensor's datatype lets its values be: numbers within the float's range, whole numbers within the
@@ -280,20 +203,6 @@ struct InferenceProtocolV2: Sendable {
             case .number(let largest): largest < .greatestFiniteMagnitude ? "from \(-largest) to \(largest)" : nil
             case .integer(let lowest, let past): String(format: "a whole number from %.0f to %.0f", lowest, past - 1)
             case .bool, .bytes: nil
-            }
-        }
-
-        /// The variable's JSON value, or `nil` when the value does not fit the datatype.
-        func value(_ value: JSONValue) -> JSONValue? {
-            // `JSON` is nil-literal expressible: `.none` spells the refusal, not `nil` (which would be JSON's null).
-            switch (self, value) {
-            case (_, .null): return .some(.null)
-            case (.number(let largest), .number(let number)): return number.magnitude <= largest ? .some(value) : .none
-            case (.bool, .bool), (.bytes, .string): return .some(value)
-            case (.integer(let lowest, let past), .number(let number)):
-                return number.rounded(.towardZero) == number && number >= lowest && number < past ? .some(value) : .none
-            case (.bool, .number(let number)) where number == 0 || number == 1: return .some(.bool(number == 1))
-            default: return .none
             }
         }
     }
@@ -345,4 +254,43 @@ struct InferenceProtocolV2: Sendable {
     static func errorAnswer(_ status: Int, _ message: String) -> Scoring.Answer {
         Scoring.Answer(status: status, body: errorBody(message))
     }
+}
+
+extension Scoring {
+    /// Scores an infer request of the Open Inference Protocol with the model (and version) its path names: its rows
+    /// as a batch on the native route (`scoreBatch`), the answer as output tensors, errors as `{"error": "<string>"}`.
+    /// `body` is `nil` when it was over `maxBodyBytes`.
+    func infer(_ model: String, version: String?, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+        func fail(_ status: Int, _ message: String) {
+            completion(Answer(status: status, headers: [.requestID: requestID], body: InferenceProtocolV2.errorBody(message)))
+        }
+        // The model and version are checked first so that their errors come before the body's.
+        if case .failure(let failure) = InferenceProtocolV2.serving(model, version: version, in: manager.snapshot()) {
+            return fail(failure.status, failure.message)
+        }
+        guard let body else { return fail(413, "the body is larger than \(maxBodyBytes) bytes; send fewer rows or raise MAX_BODY_BYTES") }
+        let request: InferenceRequest
+        switch body.withUnsafeReadableBytes({ InferenceRequest.parse($0, maxRows: configuration.maxBatchRows) }) {
+        case .success(let parsed): request = parsed
+        case .failure(let failure): return fail(failure.status, failure.message)
+        }
+        let id = request.id
+        let requested = request.requested
+        let render: @Sendable ([Result<[UInt8], APIError>], ServingVersion) -> Answer = { outcomes, version in
+            InferenceProtocolV2.render(outcomes, model: model, version: version.version, id: id, requested: requested)
+        }
+        scoreBatch(model, request.rows.map { .success($0) }, requestID: requestID, render: render) { answer in
+            var answer = answer
+            if answer.status != 200, let message = (try? JSONParser.parse(answer.body))?["error"]?["message"]?.string {
+                // A native error (the version went away meanwhile): the protocol's body.
+                answer.body = InferenceProtocolV2.errorBody(message)
+            }
+            completion(answer)
+        }
+    }
+}
+
+extension HTTPField.Name {
+    /// The binary tensor extension's header, which this server refuses.
+    static let inferenceHeaderContentLength = HTTPField.Name("Inference-Header-Content-Length")!
 }

@@ -7,7 +7,15 @@ import NIOCore
 import ServingCore
 import Synchronization
 
-/// Scores rows: `<prefix>/<Model>` and `<prefix>/all`, for both paths a scoring request can take (the
+/// What a scoring request asks for.
+enum ScoringRoute: Sendable, Equatable {
+    /// A model's route, or `all`: `POST <prefix>/<Model>`, `POST <prefix>/all`.
+    case model(String)
+    /// The Open Inference Protocol's infer: `POST /v2/models/<model>[/versions/<version>]/infer`.
+    case infer(model: String, version: String?)
+}
+
+/// Scores rows: `<prefix>/<Model>`, `<prefix>/all` and the Open Inference Protocol's infer, for both paths a scoring request can take (the
 /// `ScoringChannelHandler` on the event loop, `ServeResponder` behind Hummingbird), so that both give the
 /// same answers, errors, headers and metrics.
 ///
@@ -45,32 +53,56 @@ struct Scoring: Sendable {
 
     var maxBodyBytes: Int { configuration.maxBodyBytes }
 
-    /// The route of a request the channel handler answers itself: a POST to a model or to `all`; `nil` sends
-    /// the request to Hummingbird, which answers everything else.
-    func scoringRoute(_ head: HTTPRequest) -> String? {
+    /// The route of a request the channel handler answers itself: a POST to a model, to `all` or to the Open
+    /// Inference Protocol's infer; `nil` sends the request to Hummingbird, which answers everything else.
+    func scoringRoute(_ head: HTTPRequest) -> ScoringRoute? {
         Self.scoringRoute(head, prefix: configuration.prefix, otherRoutes: otherRoutes)
     }
 
     /// The same, for models under `prefix`, where `otherRoutes` are the first segments of the server's other routes.
-    static func scoringRoute(_ head: HTTPRequest, prefix: String, otherRoutes: Set<String>) -> String? {
+    static func scoringRoute(_ head: HTTPRequest, prefix: String, otherRoutes: Set<String>) -> ScoringRoute? {
         guard head.method == .post, let target = head.path,
             !(head.headerFields[.connection]?.lowercased().contains("close") ?? false)
         else { return nil }
         let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
+        // Binary tensors are refused by Hummingbird's handler, with the protocol's error.
+        if let infer = inferRoute(path) { return head.headerFields[.inferenceHeaderContentLength] == nil ? infer : nil }
         guard let route = ServeResponder.modelRoute(path, prefix: prefix), !route.isEmpty, !otherRoutes.contains(route) else { return nil }
-        return route
+        return .model(route)
     }
 
-    /// Scores `body` (`{"variables": {...}}` or `{"rows": [...]}`, or `nil` when it was over `maxBodyBytes`) with the
-    /// model `route` names, or with every model for `all`.
-    func score(_ route: String, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+    /// `/v2/models/<model>/infer` and `/v2/models/<model>/versions/<version>/infer` (a trailing slash ignored, as the
+    /// router ignores it).
+    static func inferRoute(_ path: String) -> ScoringRoute? {
+        guard path.utf8.starts(with: "/v2/models/".utf8) else { return nil }
+        var parts = path.utf8.dropFirst("/v2/models/".utf8.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        if parts.last?.isEmpty == true { parts.removeLast() }
+        guard parts.last.map({ $0.elementsEqual("infer".utf8) }) == true, !parts[0].isEmpty else { return nil }
+        let model = String(Substring(parts[0]))
+        switch parts.count {
+        case 2: return .infer(model: model, version: nil)
+        case 4 where parts[1].elementsEqual("versions".utf8) && !parts[2].isEmpty: return .infer(model: model, version: String(Substring(parts[2])))
+        default: return nil
+        }
+    }
+
+    /// Scores `body` (`nil` when it was over `maxBodyBytes`) as `route` asks: `{"variables": {...}}` or `{"rows": [...]}`
+    /// with the model it names or with every model for `all`, or the Open Inference Protocol's tensors.
+    func score(_ route: ScoringRoute, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+        let name: String
+        switch route {
+        case .infer(let model, let version):
+            infer(model, version: version, body: body, requestID: requestID, completion: completion)
+            return
+        case .model(let model): name = model
+        }
         let parsed: Result<ScoringBody, APIError>
         if let body {
             parsed = body.withUnsafeReadableBytes { RequestVariables.parse($0, maxRows: configuration.maxBatchRows) }
         } else {
             parsed = .failure(RequestVariables.tooLarge(maxBodyBytes))
         }
-        score(route, parsed, requestID: requestID, completion: completion)
+        score(name, parsed, requestID: requestID, completion: completion)
     }
 
     /// Scores a parsed body: one row with a model or with `all`, a batch with a model.

@@ -13,14 +13,14 @@ import ServingCore
 protocol RowScoring: Sendable {
     var maxBodyBytes: Int { get }
     var serverName: String? { get }
-    func scoringRoute(_ head: HTTPRequest) -> String?
-    func score(_ route: String, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Scoring.Answer) -> Void)
+    func scoringRoute(_ head: HTTPRequest) -> ScoringRoute?
+    func score(_ route: ScoringRoute, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Scoring.Answer) -> Void)
 }
 
 extension Scoring: RowScoring {}
 
-/// Answers scoring requests (`POST <prefix>/<Model>` and `POST <prefix>/all`) in the connection's channel
-/// pipeline, on its event loop, and hands every other request to Hummingbird behind it.
+/// Answers scoring requests (`POST <prefix>/<Model>`, `POST <prefix>/all` and the Open Inference Protocol's infer) in
+/// the connection's channel pipeline, on its event loop, and hands every other request to Hummingbird behind it.
 ///
 /// A request answered through Hummingbird's responder costs a task switch at each step (the request stream,
 /// the responder, the response writer), more than the scoring itself; here the row goes from the HTTP

@@ -13,7 +13,7 @@ struct ScoringStateMachine {
     enum State {
         case idle
         /// A scoring request whose body is being read; `tooLarge` once it passed the limit (the body is then dropped).
-        case reading(route: String, body: ByteBuffer, tooLarge: Bool, requestID: String)
+        case reading(route: ScoringRoute, body: ByteBuffer, tooLarge: Bool, requestID: String)
         /// The current request goes to Hummingbird, up to its end.
         case passing
         /// A row is with its model; further parts wait in `held`.
@@ -25,7 +25,7 @@ struct ScoringStateMachine {
         case forward(HTTPRequestPart)
         /// Score the body (`nil`: it was over the limit) with the model `route` names; its answer comes back as
         /// `answered()`.
-        case score(route: String, body: ByteBuffer?, requestID: String)
+        case score(route: ScoringRoute, body: ByteBuffer?, requestID: String)
         /// Write this answer (the JSON error body of a request that could not be parsed) with `Connection: close`.
         case writeParseError(Scoring.Answer)
         /// Ask the channel for more bytes.
@@ -49,9 +49,9 @@ struct ScoringStateMachine {
     private var stopping = false
     let maxBodyBytes: Int
     /// The scoring route of a request head (`Scoring.scoringRoute`), `nil` for a request Hummingbird answers.
-    let route: (HTTPRequest) -> String?
+    let route: (HTTPRequest) -> ScoringRoute?
 
-    init(maxBodyBytes: Int, route: @escaping (HTTPRequest) -> String?) {
+    init(maxBodyBytes: Int, route: @escaping (HTTPRequest) -> ScoringRoute?) {
         self.maxBodyBytes = maxBodyBytes
         self.route = route
     }

@@ -1,4 +1,4 @@
-import AutoServeModel
+public import AutoServeModel
 
 extension JSONParser {
     /// Parses one value into a tree.
@@ -91,5 +91,55 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
 
     static func show(_ byte: UInt8) -> String {
         (0x21..<0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+    }
+}
+
+/// Reading parts of a document `locateObjectMembers` validated, without building a tree (the Open Inference Protocol's
+/// tensors are read so, docs/http-api.md, "Open Inference Protocol v2").
+extension JSONParser {
+    /// Calls `body` with each member of the object at `range`: its key's token (quotes included) and its value.
+    public static func forEachMember(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>, ObjectMember) -> Void) {
+        var parser = JSONParser(bytes)
+        parser.index = range.lowerBound
+        try? parser.forEachMember { parser, key throws(JSONParseError) in
+            parser.skipWhitespace()
+            let start = parser.index
+            try parser.skipValue()
+            body(key, ObjectMember(range: start..<parser.index, kind: ValueKind(firstByte: bytes[start])))
+        }
+    }
+
+    /// Calls `body` with each element of the array at `range`.
+    public static func forEachElement(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (ObjectMember) -> Void) {
+        var parser = JSONParser(bytes)
+        parser.index = range.lowerBound
+        try? parser.forEachElement { parser throws(JSONParseError) in
+            parser.skipWhitespace()
+            let start = parser.index
+            try parser.skipValue()
+            body(ObjectMember(range: start..<parser.index, kind: ValueKind(firstByte: bytes[start])))
+        }
+    }
+
+    /// The text of the string token at `token` (quotes included), its escapes decoded.
+    public static func string(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String {
+        JSONParser(bytes).decodeString(token)
+    }
+
+    /// Whether the string token at `token` holds exactly `key`.
+    public static func string(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer, equals key: [UInt8]) -> Bool {
+        JSONParser(bytes).stringEquals(token, key)
+    }
+
+    /// The number the token at `token` holds, as the tree's `JSONValue.number` holds it.
+    public static func number(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Double {
+        Double(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[token]), as: UTF8.self)) ?? .nan
+    }
+
+    /// The value at `range` as a tree.
+    public static func value(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> JSONValue {
+        var parser = JSONParser(bytes)
+        parser.index = range.lowerBound
+        return (try? parser.parseValue()) ?? .null
     }
 }

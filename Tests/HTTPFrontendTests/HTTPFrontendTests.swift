@@ -107,25 +107,29 @@ struct RequestVariablesTests {
     #expect(!FileManager.default.fileExists(atPath: "\(folder)/pwned"))
 }
 
-/// Open Inference Protocol tensors: a value outside its datatype's range, or an input named twice, is a 400.
+/// Open Inference Protocol tensors: a value outside its datatype's range, or an input named twice, is a 400; the rows
+/// are the variables objects the native route sends, each value as it came.
 struct InferenceTensorTests {
-    func rows(_ inputs: String) -> Result<[[String: JSONValue]], InferenceProtocolV2.Failure> {
-        InferenceProtocolV2.rows(try! JSONParser.parse(Array(#"{"inputs": \#(inputs)}"#.utf8)), maxRows: 100)
+    func rows(_ inputs: String, outputs: String = "") -> Result<InferenceRequest, InferenceProtocolV2.Failure> {
+        Array(#"{"inputs": \#(inputs)\#(outputs)}"#.utf8).withUnsafeBytes { InferenceRequest.parse($0, maxRows: 100) }
     }
 
-    func tensor(_ name: String, _ datatype: String, _ values: String) -> String {
-        #"{"name": "\#(name)", "datatype": "\#(datatype)", "shape": [1], "data": [\#(values)]}"#
+    func tensor(_ name: String, _ datatype: String, _ values: String, shape: String = "[1]") -> String {
+        #"{"name": "\#(name)", "datatype": "\#(datatype)", "shape": \#(shape), "data": [\#(values)]}"#
     }
 
     @Test(arguments: [
         ("INT8", "127", true), ("INT8", "128", false), ("INT8", "-128", true), ("INT8", "1e300", false), ("UINT8", "-5", false),
         ("UINT8", "255", true), ("UINT16", "65536", false), ("INT32", "2147483648", false), ("INT64", "9223372036854775807", false),
         ("INT64", "-9223372036854775808", true), ("UINT64", "18446744073709551616", false), ("INT16", "1.5", false), ("FP16", "65504", true),
-        ("FP16", "70000", false), ("FP32", "1e300", false), ("FP32", "3e38", true), ("FP64", "1e300", true), ("BOOL", "2", false),
+        ("FP16", "70000", false), ("FP16", "-65504.0", true), ("FP16", "65504.5", false), ("FP32", "1e300", false), ("FP32", "3e38", true),
+        ("FP32", "340282346638528859811704183484516925440", true), ("FP32", "340282356779733661637539395458142568448", false),
+        ("FP64", "1e300", true), ("BOOL", "2", false), ("INT8", "2.0", true), ("INT64", "123456789012345678", true), ("BYTES", "1", false),
+        ("FP64", "\"1\"", false), ("BOOL", "true", true), ("FP64", "[1, 2]", false),
     ])
     func valuesFitTheirDatatype(datatype: String, value: String, fits: Bool) {
         switch rows("[\(tensor("x", datatype, value))]") {
-        case .success(let rows): #expect(fits, "\(datatype) \(value) was taken as \(rows)")
+        case .success(let request): #expect(fits, "\(datatype) \(value) was taken as \(request.rows.map { String(decoding: $0, as: UTF8.self) })")
         case .failure(let failure):
             #expect(!fits, "\(datatype) \(value): \(failure.message)")
             #expect(failure.status == 400 && failure.message.contains("is not \(datatype)"))
@@ -138,5 +142,41 @@ struct InferenceTensorTests {
             return
         }
         #expect(failure.status == 400 && failure.message.contains("'x' appears twice"))
+    }
+
+    /// Each row is an object of the inputs' values in the inputs' order, names and values as they came; BOOL's 0 and 1
+    /// become booleans, `[N, 1]` may come as one list per row, and the request's id and outputs are kept.
+    @Test func rowsAreTheVariablesObjectsOfTheNativeRoute() throws {
+        let inputs = [
+            tensor("a", "FP64", "1.5, -2e-3, null", shape: "[3]"), tensor("b\\u0062", "BOOL", "1, 0, true", shape: "[3]"),
+            tensor("c", "BYTES", #""x", "\"y\"", null"#, shape: "[3]"),
+            tensor("d", "INT32", "[7], [8], [9]", shape: "[3, 1]"),
+        ]
+        let request = try rows("[\(inputs.joined(separator: ", "))]", outputs: #", "id": "req-1", "outputs": [{"name": "p"}]"#).get()
+        #expect(
+            request.rows.map { String(decoding: $0, as: UTF8.self) } == [
+                #"{"a":1.5,"b\u0062":true,"c":"x","d":7}"#, #"{"a":-2e-3,"b\u0062":false,"c":"\"y\"","d":8}"#, #"{"a":null,"b\u0062":true,"c":null,"d":9}"#,
+            ])
+        #expect(request.id == "req-1" && request.requested == ["p"])
+        for row in request.rows { #expect((try? JSONParser.parse(row))?.object?.count == 4) }
+    }
+
+    @Test(arguments: [
+        ("[", "not JSON"), ("[1]", "must be a JSON object"), (#"{"inputs": []}"#, "no inputs"), (#"{"inputs": [1]}"#, "input 0 has no name"),
+        (#"{"inputs": [{"name": "a", "datatype": "FP8", "shape": [1], "data": [1]}]}"#, "datatype must be"),
+        (#"{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1, 2], "data": [1]}]}"#, "shape must be"),
+        (#"{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1.5], "data": [1]}]}"#, "shape must be"),
+        (#"{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": 1}]}"#, "data must be a list"),
+        (#"{"inputs": [{"name": "a", "datatype": "FP64", "shape": [2], "data": [1]}]}"#, "shape says 2 rows and data holds 1"),
+        (
+            #"{"inputs": [{"name": "a", "datatype": "FP64", "shape": [1], "data": [1]}, {"name": "b", "datatype": "FP64", "shape": [2], "data": [1, 2]}]}"#,
+            "has 2 rows and the inputs before it 1"
+        ),
+    ])
+    func malformedRequestsSayWhatIsWrong(body: String, words: String) {
+        switch Array(body.utf8).withUnsafeBytes({ InferenceRequest.parse($0, maxRows: 100) }) {
+        case .success(let request): Issue.record("\(body) was taken as \(request.rows.count) rows")
+        case .failure(let failure): #expect(failure.status == 400 && failure.message.contains(words), "\(body): \(failure.message)")
+        }
     }
 }

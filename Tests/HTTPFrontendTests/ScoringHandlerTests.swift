@@ -25,9 +25,14 @@ final class StubScorer: RowScoring, @unchecked Sendable {
         self.holding = holding
     }
 
-    func scoringRoute(_ head: HTTPRequest) -> String? { Scoring.scoringRoute(head, prefix: "", otherRoutes: otherRoutes) }
+    func scoringRoute(_ head: HTTPRequest) -> ScoringRoute? { Scoring.scoringRoute(head, prefix: "", otherRoutes: otherRoutes) }
 
-    func score(_ route: String, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Scoring.Answer) -> Void) {
+    func score(_ route: ScoringRoute, body: ByteBuffer?, requestID: String, completion: @escaping @Sendable (Scoring.Answer) -> Void) {
+        let route =
+            switch route {
+            case .model(let name): name
+            case .infer(let model, let version): "infer \(model) \(version ?? "-")"
+            }
         let text = body.map { String(buffer: $0) }
         scored.append((route, text))
         let answer = Scoring.Answer(
@@ -264,7 +269,7 @@ struct ScoringHandlerTests {
 /// `ScoringStateMachine` as values: the events of a connection in, the actions out.
 struct ScoringStateMachineTests {
     static func machine() -> ScoringStateMachine {
-        ScoringStateMachine(maxBodyBytes: 10) { head in head.method == .post ? String(head.path?.dropFirst() ?? "") : nil }
+        ScoringStateMachine(maxBodyBytes: 10) { head in head.method == .post ? .model(String(head.path?.dropFirst() ?? "")) : nil }
     }
 
     static func head(_ method: HTTPRequest.Method, _ path: String) -> HTTPRequestPart {
@@ -282,7 +287,7 @@ struct ScoringStateMachineTests {
             Issue.record("\(String(describing: end))")
             return
         }
-        #expect(route == "A" && scored == ByteBuffer(string: "{}"))
+        #expect(route == .model("A") && scored == ByteBuffer(string: "{}"))
         #expect(machine.isScoring)
         let answered = machine.answered(isWritable: true)
         #expect(!answered.closing && answered.then.isEmpty, "a quiet connection: the answer alone")

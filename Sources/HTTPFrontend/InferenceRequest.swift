@@ -1,0 +1,249 @@
+import Foundation
+import ServingCore
+
+/// The body of an infer request of the Open Inference Protocol (docs/http-api.md, "Open Inference Protocol v2"), read in
+/// one pass over its bytes: input tensor `i` holds variable `name` of every row, shape `[N]` or `[N, 1]`, its data
+/// flat (or one list per row, as `[N, 1]` may come); `null` is a missing value.
+///
+/// Each row is built as the native route's row is sent to the model, the bytes of a variables object
+/// (`{"<name>":<value>,...}`), with each name and value copied as it came: no tree of the body, no dictionary per row,
+/// so that a row of tensors costs about what the same row costs on the native route (docs/models.md, "Wide rows").
+struct InferenceRequest {
+    typealias Failure = InferenceProtocolV2.Failure
+    typealias Member = JSONParser.ObjectMember
+
+    /// Each row's variables object.
+    var rows: [[UInt8]]
+    /// The outputs the request names (`outputs[].name`), `nil` for all of them.
+    var requested: [String]?
+    var id: String?
+
+    static let topKeys = ["inputs", "outputs", "id"]
+    static let tensorKeys: [[UInt8]] = ["name", "datatype", "shape", "data"].map { Array($0.utf8) }
+
+    static func parse(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<InferenceRequest, Failure> {
+        let members: [Member?]
+        do {
+            members = try JSONParser.locateObjectMembers(topKeys, in: bytes)
+        } catch {
+            if case .notAnObject = error.reason { return .failure(Failure(status: 400, message: "the body must be a JSON object with inputs")) }
+            return .failure(Failure(status: 400, message: "the body is not JSON: \(error)"))
+        }
+        var request = InferenceRequest(rows: [])
+        if let outputs = members[1], outputs.kind == .array {
+            request.requested = JSONParser.value(at: outputs.range, in: bytes).array?.compactMap { $0["name"]?.string }
+        }
+        if let id = members[2], id.kind == .string { request.id = JSONParser.string(id.range, in: bytes) }
+        var tensors: [Member] = []
+        if let inputs = members[0], inputs.kind == .array { JSONParser.forEachElement(ofArrayAt: inputs.range, in: bytes) { tensors.append($0) } }
+        guard !tensors.isEmpty else {
+            return .failure(
+                Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
+        }
+        var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count)
+        reader.names.reserveCapacity(tensors.count)
+        for (position, tensor) in tensors.enumerated() {
+            if let failure = reader.read(tensor, position: position) { return .failure(failure) }
+        }
+        request.rows = reader.finish()
+        return .success(request)
+    }
+}
+
+/// Reads one tensor after the other into the rows' bytes.
+private struct TensorReader {
+    typealias Failure = InferenceProtocolV2.Failure
+    typealias Member = JSONParser.ObjectMember
+
+    let bytes: UnsafeRawBufferPointer
+    let maxRows: Int
+    /// What each row's bytes reserve: the body's size over the rows.
+    let rowBytes: Int
+    var rows: [[UInt8]]?
+    var names = Set<String>()
+    /// The values of the tensor being read (kept from one tensor to the next: no allocation per tensor).
+    var values: [Member] = []
+
+    init(bytes: UnsafeRawBufferPointer, maxRows: Int, rowBytes: Int) {
+        self.bytes = bytes
+        self.maxRows = maxRows
+        self.rowBytes = rowBytes
+    }
+
+    /// Adds the tensor's values to the rows; the failure when the tensor is not one the protocol allows.
+    mutating func read(_ tensor: Member, position: Int) -> Failure? {
+        var fields = Fields()
+        if tensor.kind == .object {
+            JSONParser.forEachMember(ofObjectAt: tensor.range, in: bytes) { key, value in fields.keep(value, key: key, in: bytes) }
+        }
+        guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
+        let name = JSONParser.string(nameField.range, in: bytes)
+        guard names.insert(name).inserted else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
+        let datatype = fields.datatype.flatMap { $0.kind == .string ? JSONParser.string($0.range, in: bytes) : nil }
+        guard let datatype, let kind = InferenceProtocolV2.TensorKind(datatype) else {
+            return Failure(status: 400, message: "input '\(name)': datatype must be BOOL, BYTES, FP16/32/64, INT8/16/32/64 or UINT8/16/32/64")
+        }
+        guard let rowCount = shapeRows(fields.shape) else {
+            return Failure(status: 400, message: "input '\(name)': shape must be [N] or [N, 1], one value per row")
+        }
+        guard let data = fields.data, data.kind == .array else { return Failure(status: 400, message: "input '\(name)': data must be a list of values") }
+        values.removeAll(keepingCapacity: true)
+        JSONParser.forEachElement(ofArrayAt: data.range, in: bytes) { values.append($0) }
+        unwrapOneValueLists()
+        guard values.count == rowCount else {
+            return Failure(status: 400, message: "input '\(name)': shape says \(rowCount) rows and data holds \(values.count) values")
+        }
+        guard values.count <= maxRows else {
+            return Failure(
+                status: 413, message: "the request has \(values.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS")
+        }
+        if rows == nil {
+            let reserve = rowBytes / max(1, values.count) + 16
+            rows = (0..<values.count).map { _ in
+                var row: [UInt8] = []
+                row.reserveCapacity(reserve)
+                return row
+            }
+        }
+        guard rows!.count == values.count else {
+            return Failure(status: 400, message: "input '\(name)' has \(values.count) rows and the inputs before it \(rows!.count); send N values in each")
+        }
+        for (row, value) in values.enumerated() {
+            rows![row].append(rows![row].isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]))
+            rows![row].append(UInt8(ascii: ":"))
+            guard append(value, of: kind, to: &rows![row]) else {
+                return Failure(
+                    status: 400, message: "input '\(name)', row \(row + 1): \(text(of: value)) is not \(datatype)\(kind.range.map { " (\($0))" } ?? "")")
+            }
+        }
+        return nil
+    }
+
+    /// A tensor's members the protocol defines; the first of a repeated key counts, as everywhere in a body.
+    struct Fields {
+        var name, datatype, shape, data: Member?
+
+        mutating func keep(_ value: Member, key: Range<Int>, in bytes: UnsafeRawBufferPointer) {
+            func matches(_ field: Member?, _ index: Int) -> Bool {
+                field == nil && JSONParser.string(key, in: bytes, equals: InferenceRequest.tensorKeys[index])
+            }
+            if matches(name, 0) {
+                name = value
+            } else if matches(datatype, 1) {
+                datatype = value
+            } else if matches(shape, 2) {
+                shape = value
+            } else if matches(data, 3) {
+                data = value
+            }
+        }
+    }
+
+    /// The rows' objects, closed.
+    mutating func finish() -> [[UInt8]] {
+        guard var rows else { return [] }
+        for row in rows.indices { rows[row].append(UInt8(ascii: "}")) }
+        self.rows = nil
+        return rows
+    }
+
+    /// The rows a shape `[N]` or `[N, 1]` says, `nil` for any other shape.
+    func shapeRows(_ shape: Member?) -> Int? {
+        guard let shape, shape.kind == .array else { return nil }
+        var sizes: (count: Int, first: Int, second: Int) = (0, 0, 0)
+        var whole = true
+        JSONParser.forEachElement(ofArrayAt: shape.range, in: bytes) { size in
+            guard whole, size.kind == .number, let value = JSONValue.number(JSONParser.number(size.range, in: bytes)).int else {
+                whole = false
+                return
+            }
+            sizes.count += 1
+            if sizes.count == 1 { sizes.first = value } else { sizes.second = value }
+        }
+        guard whole, sizes.count == 1 || (sizes.count == 2 && sizes.second == 1), sizes.first >= 0 else { return nil }
+        return sizes.first
+    }
+
+    /// A shape `[N, 1]` may come as one list per row: when every value is a list of one, each is its one value.
+    mutating func unwrapOneValueLists() {
+        guard values.first?.kind == .array else { return }
+        var inner: [Member] = []
+        inner.reserveCapacity(values.count)
+        for value in values {
+            guard value.kind == .array else { return }
+            var count = 0
+            JSONParser.forEachElement(ofArrayAt: value.range, in: bytes) { element in
+                count += 1
+                if count == 1 { inner.append(element) }
+            }
+            guard count == 1 else { return }
+        }
+        values = inner
+    }
+
+    /// Appends the value when it fits the datatype: numbers within the float's range, whole numbers within the
+    /// integer's, booleans (or 0 and 1), strings, `null` for a missing value; `false` when it does not fit.
+    func append(_ value: Member, of kind: InferenceProtocolV2.TensorKind, to row: inout [UInt8]) -> Bool {
+        let token = UnsafeRawBufferPointer(rebasing: bytes[value.range])
+        switch (kind, value.kind) {
+        case (_, .null), (.bool, .bool), (.bytes, .string):
+            row.append(contentsOf: token)
+            return true
+        case (.number(let largest), .number):
+            guard Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest else { return false }
+            row.append(contentsOf: token)
+            return true
+        case (.integer(let lowest, let past), .number):
+            let number = Self.wholeNumber(token) ?? JSONParser.number(value.range, in: bytes)
+            guard number.rounded(.towardZero) == number, number >= lowest, number < past else { return false }
+            row.append(contentsOf: token)
+            return true
+        case (.bool, .number):
+            let number = JSONParser.number(value.range, in: bytes)
+            guard number == 0 || number == 1 else { return false }
+            row.append(contentsOf: (number == 1 ? "true" : "false").utf8)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Whether a number token without an exponent has too few digits before its point to reach `largest`: most values
+    /// of a float tensor fit without being parsed.
+    static func isBelow(_ token: UnsafeRawBufferPointer, _ largest: Double) -> Bool {
+        var digits = 0
+        for byte in token {
+            if byte == UInt8(ascii: ".") { break }
+            if byte | 0x20 == UInt8(ascii: "e") { return false }
+            if byte != UInt8(ascii: "-") { digits += 1 }
+        }
+        return digits < 308 && Self.powersOfTen[min(digits, 308)] <= largest
+    }
+
+    static let powersOfTen: [Double] = (0...308).map { pow(10, Double($0)) }
+
+    /// The value of a whole number token of at most 15 digits (exact in a `Double`), `nil` for any other.
+    static func wholeNumber(_ token: UnsafeRawBufferPointer) -> Double? {
+        var value: Int64 = 0
+        var negative = false
+        var digits = 0
+        for byte in token {
+            if byte == UInt8(ascii: "-") {
+                negative = true
+            } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 15 {
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+                digits += 1
+            } else {
+                return nil
+            }
+        }
+        return Double(negative ? -value : value)
+    }
+
+    /// A value as it came, for a message (cut short past 60 characters).
+    func text(of value: Member) -> String {
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value.range]), as: UTF8.self)
+        return text.count > 60 ? text.prefix(60) + "…" : text
+    }
+}
