@@ -151,9 +151,14 @@ def profile(script, port, connections, duration, server, work, top=25):
 
 
 def check_answer(port, path, body):
+    """The answer to one request of a load, which must be a whole answer: every row of a batch answered, not refused."""
     request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body.encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())
+        document = json.loads(answer.read())
+    failed = [output for output in document.get("outputs", []) if isinstance(output, dict) and "_error" in output]
+    if failed:
+        sys.exit("%s: %d rows of the batch failed, the first: %s" % (path, len(failed), failed[0]))
+    return document
 
 
 def main():

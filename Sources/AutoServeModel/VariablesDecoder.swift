@@ -33,14 +33,17 @@ struct TapeNode {
 }
 
 /// The variables parsed once into a flat list of nodes, read by the decoders below.
+///
+/// A tape belongs to one call on one thread, and no access to its fields overlaps another: they are
+/// `@exclusivity(unchecked)`, as the runtime's check of each access cost a quarter of a wide row's decoding.
 final class JSONTape {
     let bytes: [UInt8]
-    private(set) var nodes: [TapeNode] = []
+    @exclusivity(unchecked) private(set) var nodes: [TapeNode] = []
     /// Set when the shortcut met something only `JSONDecoder` may decide.
-    var gaveUp = false
+    @exclusivity(unchecked) var gaveUp = false
     /// Whether a number anywhere in the document has an exponent or more than 40 characters: `JSONDecoder` refuses
     /// the ones past a `Double`'s range even where nobody reads them, as in a dictionary's ignored members.
-    private(set) var holdsNumbersForFoundation = false
+    @exclusivity(unchecked) private(set) var holdsNumbersForFoundation = false
 
     static let maximumDepth = 256
 
@@ -230,7 +233,7 @@ final class JSONTape {
 
     /// The keys of wide objects by their bytes, built on the first lookup in each (docs/models.md, "Wide rows"):
     /// searched in order, a struct of 500 fields would cost 125,000 key comparisons a row.
-    private var keyIndexes: [Int: KeyIndex] = [:]
+    @exclusivity(unchecked) private var keyIndexes: [Int: KeyIndex] = [:]
     /// Objects up to this many members are searched in order: faster than hashing the key.
     static let indexedObjectMembers = 16
 

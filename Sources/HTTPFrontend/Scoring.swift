@@ -134,6 +134,10 @@ struct Scoring: Sendable {
     /// side). Another client's row then waits behind about that much of a batch, never behind all of it.
     static let batchWindow = 64...1024
     static let batchQueueTime: Duration = .milliseconds(100)
+    /// The bytes of one batch's rows in flight at most: a quarter of what a worker queues before it refuses rows
+    /// (`WorkerConnection.maximumUnsentBytes`, 1 MiB), so that a batch of wide rows (8 KB each at 500 variables) waits
+    /// for its own answers instead of being refused, and leaves room for other requests.
+    static let batchBytesInFlight = 256 << 10
 
     /// Scores a batch of rows with one model (docs/http-api.md, "HTTP API"): `batchWindow` rows at a time, each answer sending
     /// the next row, so the rows of other requests are interleaved with a large batch's; the answer is
@@ -408,7 +412,8 @@ extension APIError {
 
 /// One batch's rows on their way through a model: a window of rows in flight, each answer sending the next (as many as
 /// the model answers in `queueTime` at the rate it has answered this batch so far, within `window`; `initialWindow`
-/// before any answer, and `finish` learns the last one, for the next batch),
+/// before any answer, and `finish` learns the last one, for the next batch; and no more of their bytes than
+/// `Scoring.batchBytesInFlight`),
 /// and the outputs of the longest run of first rows that fits in `maxAnswerBytes`; every later row is answered 413
 /// `answer_too_large`, unscored when it was not sent yet. `finish` gets every outcome, in the rows' order, once.
 ///
@@ -432,6 +437,8 @@ final class BatchRun: Sendable {
         /// The next row to send, and the rows sent and not answered.
         var next = 0
         var inFlight = 0
+        /// The bytes of the rows in flight.
+        var bytesInFlight = 0
         /// The bytes of the outputs kept, and the first row cut from the answer (the row count while none is).
         var bytes = 0
         var cut: Int
@@ -495,7 +502,7 @@ final class BatchRun: Sendable {
         var allowed = state.withLock { allowedInFlight($0) }
         while true {
             let (index, row): (Int, Outcome?) = state.withLock { state in
-                guard state.next < rows.count, state.next >= state.cut || state.inFlight < allowed else {
+                guard state.next < rows.count, state.next >= state.cut || hasRoom(state, allowed: allowed) else {
                     guard state.pumpAgain else {
                         state.pumping = false
                         return (-1, nil)
@@ -509,6 +516,7 @@ final class BatchRun: Sendable {
                 if case .failure = rows[index] { return (index, rows[index]) }
                 if index >= state.cut { return (index, .failure(tooLarge)) }
                 state.inFlight += 1
+                state.bytesInFlight += size(of: index)
                 return (index, nil)
             }
             if index == -1 { return }
@@ -525,6 +533,16 @@ final class BatchRun: Sendable {
                 }
             }
         }
+    }
+
+    /// Whether the next row may be sent: fewer than `allowed` rows in flight, and room for its bytes under
+    /// `Scoring.batchBytesInFlight` (a row goes alone whatever its size).
+    private func hasRoom(_ state: State, allowed: Int) -> Bool {
+        state.inFlight < allowed && (state.inFlight == 0 || state.bytesInFlight + size(of: state.next) <= Scoring.batchBytesInFlight)
+    }
+
+    private func size(of index: Int) -> Int {
+        if case .success(let bytes) = rows[index] { bytes.count } else { 0 }
     }
 
     /// The rows that may be in flight now: what the model answers in `queueTime` at its rate so far (within
@@ -546,7 +564,10 @@ final class BatchRun: Sendable {
     /// Keeps row `index`'s outcome (an output only while the answer has room) and finishes after the last row.
     private func record(_ index: Int, _ outcome: Outcome, sent: Bool) {
         let done = state.withLock { state -> (outcomes: [Outcome], window: Int?)? in
-            if sent { state.inFlight -= 1 }
+            if sent {
+                state.inFlight -= 1
+                state.bytesInFlight -= size(of: index)
+            }
             if case .success(let output) = outcome {
                 state.outputs += 1
                 state.outputBytes += output.count

@@ -12,8 +12,9 @@ import NIOHTTPTypes
 struct ScoringStateMachine {
     enum State {
         case idle
-        /// A scoring request whose body is being read; `tooLarge` once it passed the limit (the body is then dropped).
-        case reading(route: ScoringRoute, body: ByteBuffer, tooLarge: Bool, requestID: String)
+        /// A scoring request whose body is being read (into `body`); `tooLarge` once it passed the limit (the body is
+        /// then dropped).
+        case reading(route: ScoringRoute, tooLarge: Bool, requestID: String)
         /// The current request goes to Hummingbird, up to its end.
         case passing
         /// A row is with its model; further parts wait in `held`.
@@ -38,6 +39,8 @@ struct ScoringStateMachine {
     }
 
     private(set) var state = State.idle
+    /// The body of the request being read: out of `state`, so that each part is appended in place, never to a copy.
+    private var body = ByteBuffer()
     /// Responses Hummingbird still owes on this connection.
     private(set) var owed = 0
     private var held = CircularBuffer<HTTPRequestPart>()
@@ -50,6 +53,9 @@ struct ScoringStateMachine {
     let maxBodyBytes: Int
     /// The scoring route of a request head (`Scoring.scoringRoute`), `nil` for a request Hummingbird answers.
     let route: (HTTPRequest) -> ScoringRoute?
+
+    /// The most a request's declared length reserves before its bytes come.
+    static let reservedBodyBytes = 4 << 20
 
     init(maxBodyBytes: Int, route: @escaping (HTTPRequest) -> ScoringRoute?) {
         self.maxBodyBytes = maxBodyBytes
@@ -80,17 +86,25 @@ struct ScoringStateMachine {
             }
             let requestID = RequestID.of(head.headerFields[.requestID])
             let declared = head.headerFields[.contentLength].flatMap(Int.init)
-            state = .reading(route: route, body: ByteBuffer(), tooLarge: (declared ?? 0) > maxBodyBytes, requestID: requestID)
+            let tooLarge = (declared ?? 0) > maxBodyBytes
+            // The body is read into one buffer of the declared length (up to `reservedBodyBytes`: a declared length is
+            // only a promise), so that a large batch is not copied at each doubling.
+            body = ByteBufferAllocator().buffer(capacity: tooLarge ? 0 : min(declared ?? 0, Self.reservedBodyBytes))
+            state = .reading(route: route, tooLarge: tooLarge, requestID: requestID)
             return nil
-        case (.reading(let route, var body, var tooLarge, let requestID), .body(var chunk)):
-            state = .idle  // lets `body` be appended to in place
-            if !tooLarge, body.readableBytes + chunk.readableBytes > maxBodyBytes { tooLarge = true }
-            if tooLarge { body.clear() } else { body.writeBuffer(&chunk) }
-            state = .reading(route: route, body: body, tooLarge: tooLarge, requestID: requestID)
+        case (.reading(let route, var tooLarge, let requestID), .body(var chunk)):
+            if !tooLarge, body.readableBytes + chunk.readableBytes > maxBodyBytes {
+                tooLarge = true
+                body = ByteBuffer()
+                state = .reading(route: route, tooLarge: tooLarge, requestID: requestID)
+            }
+            if !tooLarge { body.writeBuffer(&chunk) }
             return nil
-        case (.reading(let route, let body, let tooLarge, let requestID), .end):
+        case (.reading(let route, let tooLarge, let requestID), .end):
             state = .scoring
-            return .score(route: route, body: tooLarge ? nil : body, requestID: requestID)
+            let scored = body
+            body = ByteBuffer()
+            return .score(route: route, body: tooLarge ? nil : scored, requestID: requestID)
         case (.passing, .end):
             state = .idle
             return .forward(part)

@@ -106,12 +106,16 @@ public struct JSONParser {
     func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 
     mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            default: return
+        var position = index
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default:
+                index = position
+                return
             }
         }
+        index = position
     }
 
     mutating func expect(_ byte: UInt8) throws(JSONParseError) {
@@ -233,47 +237,51 @@ public struct JSONParser {
     /// Validates a string with its escapes and moves past its closing quote.
     mutating func skipString() throws(JSONParseError) {
         guard peek() == UInt8(ascii: "\"") else { throw unexpected(expecting: "a string") }
-        index += 1
-        while index < bytes.count {
-            let byte = bytes[index]
+        var position = index + 1
+        // Plain ASCII (most of a row's names and strings) on a local cursor; anything else below.
+        defer { index = position }
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+                position += 1
+                continue
+            }
             switch byte {
             case UInt8(ascii: "\""):
-                index += 1
+                position += 1
                 return
             case UInt8(ascii: "\\"):
-                guard index + 1 < bytes.count else {
-                    throw JSONParseError(reason: .truncated(expecting: "an escape sequence and the end of a string"), offset: index)
+                guard position + 1 < bytes.count else {
+                    throw JSONParseError(reason: .truncated(expecting: "an escape sequence and the end of a string"), offset: position)
                 }
-                switch bytes[index + 1] {
+                switch bytes[position + 1] {
                 case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                    index += 2
+                    position += 2
                 case UInt8(ascii: "u"):
-                    guard let unit = hexQuad(at: index + 2) else { throw JSONParseError(reason: .invalidEscape, offset: index) }
+                    guard let unit = hexQuad(at: position + 2) else { throw JSONParseError(reason: .invalidEscape, offset: position) }
                     switch unit {
                     case 0xD800..<0xDC00:
                         // A high surrogate must be followed by the escape of a low one: together one character.
-                        guard index + 12 <= bytes.count, bytes[index + 6] == UInt8(ascii: "\\"), bytes[index + 7] == UInt8(ascii: "u"),
-                            let low = hexQuad(at: index + 8), (0xDC00..<0xE000).contains(low)
-                        else { throw JSONParseError(reason: .unpairedSurrogate, offset: index) }
-                        index += 12
+                        guard position + 12 <= bytes.count, bytes[position + 6] == UInt8(ascii: "\\"), bytes[position + 7] == UInt8(ascii: "u"),
+                            let low = hexQuad(at: position + 8), (0xDC00..<0xE000).contains(low)
+                        else { throw JSONParseError(reason: .unpairedSurrogate, offset: position) }
+                        position += 12
                     case 0xDC00..<0xE000:
-                        throw JSONParseError(reason: .unpairedSurrogate, offset: index)
+                        throw JSONParseError(reason: .unpairedSurrogate, offset: position)
                     default:
-                        index += 6
+                        position += 6
                     }
                 default:
-                    throw JSONParseError(reason: .invalidEscape, offset: index)
+                    throw JSONParseError(reason: .invalidEscape, offset: position)
                 }
             case 0..<0x20:
-                throw JSONParseError(reason: .controlCharacterInString, offset: index)
-            case 0x80...:
-                index += try utf8SequenceLength(at: index)
+                throw JSONParseError(reason: .controlCharacterInString, offset: position)
             default:
-                index += 1
+                position += try utf8SequenceLength(at: position)
             }
         }
-        throw JSONParseError(reason: .truncated(expecting: "the end of a string"), offset: index)
+        throw JSONParseError(reason: .truncated(expecting: "the end of a string"), offset: position)
     }
 
     /// The four hex digits at `position` as a UTF-16 code unit, or `nil` when they are not four hex digits.
@@ -315,30 +323,45 @@ public struct JSONParser {
     /// Validates a number against JSON's grammar and returns its byte range.
     mutating func scanNumber() throws(JSONParseError) -> Range<Int> {
         let start = index
-        if peek() == UInt8(ascii: "-") { index += 1 }
-        guard let first = peek(), Self.isDigit(first) else { throw unexpected(expecting: "a value") }
-        index += 1
-        if first != UInt8(ascii: "0") {
-            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        let end = bytes.count
+        var position = index
+        /// Moves past the digits at `position`, returning how many there were.
+        func digits() -> Int {
+            let first = position
+            while position < end, Self.isDigit(bytes[position]) { position += 1 }
+            return position - first
         }
-        if peek() == UInt8(ascii: ".") {
-            index += 1
-            guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit after '.'") }
-            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        if position < end, bytes[position] == UInt8(ascii: "-") { position += 1 }
+        guard position < end, Self.isDigit(bytes[position]) else {
+            index = position
+            throw unexpected(expecting: "a value")
         }
-        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
-            index += 1
-            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { index += 1 }
-            guard let byte = peek(), Self.isDigit(byte) else { throw unexpected(expecting: "a digit in the exponent") }
-            while let byte = peek(), Self.isDigit(byte) { index += 1 }
+        if bytes[position] == UInt8(ascii: "0") { position += 1 } else { _ = digits() }
+        if position < end, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard digits() > 0 else {
+                index = position
+                throw unexpected(expecting: "a digit after '.'")
+            }
+        }
+        if position < end, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < end, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+            guard digits() > 0 else {
+                index = position
+                throw unexpected(expecting: "a digit in the exponent")
+            }
+            index = position
             // An exponent can take a number past a double's range.
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(text), offset: start) }
-        } else if index - start >= 309 {
+        } else if position - start >= 309 {
+            index = position
             // Without an exponent, a number needs 309 digits to pass a double's range (about 1.8e308).
             let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
             if let value = Double(text), value.isInfinite { throw JSONParseError(reason: .numberOutOfRange(String(text.prefix(20)) + "…"), offset: start) }
         }
+        index = position
         return start..<index
     }
 

@@ -86,4 +86,25 @@ struct BatchTests {
             }
         }
     }
+
+    /// Rows of 500 variables (8 KB each): a batch keeps no more of their bytes in flight than a worker queues, so every
+    /// row is answered instead of being refused as `model_overloaded` past the worker's 1 MiB of unread rows.
+    @Test func aBatchOfWideRowsIsAnsweredRowByRow() async throws {
+        let server = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"]) { configuration in
+            configuration.maxBodyBytes = 16 << 20
+        }
+        try await withTestServer(server) { server async throws in
+            let row = "{" + (0..<500).map { #""variable_\#($0)": \#(Double($0) + 0.125)"# }.joined(separator: ", ") + "}"
+            let answer = try await server.client.post("/Echo", #"{"rows": [\#(Array(repeating: row, count: 600).joined(separator: ","))]}"#)
+            #expect(answer.status == 200)
+            guard case .array(let outputs)? = answer.json?["outputs"] else {
+                Issue.record("no outputs: \(answer.text.prefix(300))")
+                return
+            }
+            #expect(outputs.count == 600)
+            let refused = outputs.filter { $0["_error"] != nil }
+            #expect(refused.isEmpty, "\(refused.count) rows refused, the first: \(refused.first?.jsonText ?? "")")
+            #expect(outputs.allSatisfy { $0["echo"]?.object?.count == 500 })
+        }
+    }
 }
