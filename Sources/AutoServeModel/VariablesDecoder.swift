@@ -28,8 +28,11 @@ struct TapeNode {
     var end: Int
     /// The index of the node after this value's subtree.
     var next: Int
-    /// Members of an object, elements of an array; for a string, whether it holds escapes.
+    /// Members of an object, elements of an array; for a string, whether it holds escapes; for a number read while
+    /// parsing (`exact`), its value's bit pattern.
     var count: Int
+    /// A number whose value the parse already has, correctly rounded (Clinger's fast path).
+    var exact = false
 }
 
 /// The variables parsed once into a flat list of nodes, read by the decoders below.
@@ -202,18 +205,31 @@ final class JSONTape {
     private func parseNumber(_ position: inout Int) -> Bool {
         let start = position
         var cursor = position
+        // The value as it is read, for the common number: at most 15 significant digits and no exponent.
+        var significand: UInt64 = 0
+        var significantDigits = 0
         func digits() -> Int {
             let first = cursor
-            while cursor < bytes.count, bytes[cursor] >= UInt8(ascii: "0"), bytes[cursor] <= UInt8(ascii: "9") { cursor += 1 }
+            while cursor < bytes.count, bytes[cursor] >= UInt8(ascii: "0"), bytes[cursor] <= UInt8(ascii: "9") {
+                let digit = bytes[cursor] - UInt8(ascii: "0")
+                if significantDigits > 0 || digit != 0 {
+                    significantDigits += 1
+                    if significantDigits <= 19 { significand = significand &* 10 &+ UInt64(digit) }
+                }
+                cursor += 1
+            }
             return cursor - first
         }
-        if cursor < bytes.count, bytes[cursor] == UInt8(ascii: "-") { cursor += 1 }
+        let negative = cursor < bytes.count && bytes[cursor] == UInt8(ascii: "-")
+        if negative { cursor += 1 }
         let integerStart = cursor
         let integerDigits = digits()
         guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return false }
+        var fractionDigits = 0
         if cursor < bytes.count, bytes[cursor] == UInt8(ascii: ".") {
             cursor += 1
-            guard digits() > 0 else { return false }
+            fractionDigits = digits()
+            guard fractionDigits > 0 else { return false }
         }
         let hasExponent = cursor < bytes.count && bytes[cursor] | 0x20 == UInt8(ascii: "e")
         if hasExponent {
@@ -222,7 +238,14 @@ final class JSONTape {
             guard digits() > 0 else { return false }
         }
         if hasExponent || cursor - start > 40 { holdsNumbersForFoundation = true }
-        nodes.append(TapeNode(kind: .number, start: start, end: cursor, next: nodes.count + 1, count: 0))
+        var node = TapeNode(kind: .number, start: start, end: cursor, next: nodes.count + 1, count: 0)
+        if !hasExponent, significantDigits <= 15, fractionDigits <= 22 {
+            // Exact significand and power of ten: one correctly rounded division, as `double(at:)` computes it.
+            let magnitude = Double(significand) / Self.powersOfTen[fractionDigits]
+            node.count = Int(Int64(bitPattern: (negative ? -magnitude : magnitude).bitPattern))
+            node.exact = true
+        }
+        nodes.append(node)
         position = cursor
         return true
     }
@@ -234,14 +257,19 @@ final class JSONTape {
     /// The keys of wide objects by their bytes, built on the first lookup in each (docs/models.md, "Wide rows"):
     /// searched in order, a struct of 500 fields would cost 125,000 key comparisons a row.
     @exclusivity(unchecked) private var keyIndexes: [Int: KeyIndex] = [:]
+    /// The index of the object looked into last: a struct's fields are asked for one after the other.
+    @exclusivity(unchecked) private var lastIndexed: (object: Int, keys: KeyIndex)?
     /// Objects up to this many members are searched in order: faster than hashing the key.
     static let indexedObjectMembers = 16
 
     /// The value of `key` in the object at `index`; the first one when a key repeats, as `JSONDecoder` does.
     func member(_ key: String, in index: Int) -> Int? {
         if nodes[index].count > Self.indexedObjectMembers {
-            if keyIndexes[index] == nil { keyIndexes[index] = KeyIndex(tape: self, object: index) }
-            if let lookup = keyIndexes[index]!.lookup(key, in: self) { return lookup.map { $0 + 1 } }
+            if lastIndexed?.object != index {
+                if keyIndexes[index] == nil { keyIndexes[index] = KeyIndex(tape: self, object: index) }
+                lastIndexed = (index, keyIndexes[index]!)
+            }
+            if let lookup = lastIndexed!.keys.lookup(key, in: self) { return lookup.map { $0 + 1 } }
         }
         var cursor = index + 1
         let end = nodes[index].next
@@ -379,6 +407,7 @@ final class JSONTape {
 
     func double(at index: Int, path: @autoclosure () -> [any CodingKey]) throws -> Double {
         let node = try expect(.number, at: index, as: Double.self, path: path())
+        if node.exact { return Double(bitPattern: UInt64(bitPattern: Int64(node.count))) }
         let parts = parts(of: node)
         if !parts.hasExponent, parts.significantDigits <= 15, parts.fractionDigits <= 22 {
             // Exact significand and power of ten: one correctly rounded division (Clinger's fast path).
@@ -481,8 +510,8 @@ final class JSONTape {
         case .object:
             var members: [String: JSON] = [:]
             members.reserveCapacity(node.count)
-            for key in memberKeys(of: index) {
-                guard members.updateValue(try json(at: key + 1), forKey: try string(at: key)) == nil else { throw giveUp() }
+            try forEachMember(of: index) { key, value in
+                guard members.updateValue(try json(at: value), forKey: try string(at: key)) == nil else { throw giveUp() }
             }
             return .object(members)
         }

@@ -154,7 +154,9 @@ private struct TensorReader {
         var sizes: (count: Int, first: Int, second: Int) = (0, 0, 0)
         var whole = true
         JSONParser.forEachElement(ofArrayAt: shape.range, in: bytes) { size in
-            guard whole, size.kind == .number, let value = JSONValue.number(JSONParser.number(size.range, in: bytes)).int else {
+            let token = UnsafeRawBufferPointer(rebasing: bytes[size.range])
+            guard whole, size.kind == .number, let value = JSONValue.number(Self.wholeNumber(token) ?? JSONParser.number(size.range, in: bytes)).int
+            else {
                 whole = false
                 return
             }
