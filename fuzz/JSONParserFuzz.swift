@@ -25,6 +25,21 @@ public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt 
         let inner = Array(bytes[member.range])
         guard (try? JSONParser.parse(inner)) != nil else { fail("the located member is not a JSON value", bytes) }
     }
+    // A batch's rows, found in the same pass as the document is validated: the elements the array holds.
+    let batch = bytes.withUnsafeBytes { raw in
+        Result { () throws(JSONParseError) in try JSONParser.locateObjectMembers(["variables", "rows"], in: raw, elementsOf: 1) }
+    }
+    if case .success(let (members, elements)) = batch {
+        guard case .success(let value) = ours, case .object = value else { fail("locateObjectMembers accepts an invalid document", bytes) }
+        if let rows = members[1], rows.kind == .array {
+            let walked = bytes.withUnsafeBytes { raw in (try? JSONParser.arrayElements(rows.range, in: raw))?.map(\.range) }
+            guard walked == elements.map(\.range) else { fail("the rows found in one pass are not the array's elements", bytes) }
+        } else if !elements.isEmpty {
+            fail("elements found for rows that are not an array", bytes)
+        }
+    } else if case .success(let value) = ours, case .object = value {
+        fail("locateObjectMembers refuses a valid object", bytes)
+    }
     return 0
 }
 

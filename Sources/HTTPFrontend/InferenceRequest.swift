@@ -23,8 +23,9 @@ struct InferenceRequest {
 
     static func parse(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<InferenceRequest, Failure> {
         let members: [Member?]
+        let tensors: [Member]
         do {
-            members = try JSONParser.locateObjectMembers(topKeys, in: bytes)
+            (members, tensors) = try JSONParser.locateObjectMembers(topKeys, in: bytes, elementsOf: 0)
         } catch {
             if case .notAnObject = error.reason { return .failure(Failure(status: 400, message: "the body must be a JSON object with inputs")) }
             return .failure(Failure(status: 400, message: "the body is not JSON: \(error)"))
@@ -34,9 +35,7 @@ struct InferenceRequest {
             request.requested = JSONParser.value(at: outputs.range, in: bytes).array?.compactMap { $0["name"]?.string }
         }
         if let id = members[2], id.kind == .string { request.id = JSONParser.string(id.range, in: bytes) }
-        var tensors: [Member] = []
-        if let inputs = members[0], inputs.kind == .array { JSONParser.forEachElement(ofArrayAt: inputs.range, in: bytes) { tensors.append($0) } }
-        guard !tensors.isEmpty else {
+        guard members[0]?.kind == .array, !tensors.isEmpty else {
             return .failure(
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }

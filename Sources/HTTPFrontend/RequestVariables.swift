@@ -38,7 +38,7 @@ enum RequestVariables {
         if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(.row(empty)) }
         let shape = "send {\"variables\": {...}}, or {\"rows\": [{...}, ...]} for a batch"
         do {
-            let members = try JSONParser.locateObjectMembers(["variables", "rows"], in: bytes)
+            let (members, elements) = try JSONParser.locateObjectMembers(["variables", "rows"], in: bytes, elementsOf: 1)
             switch (members[0], members[1]) {
             case (let variables?, nil):
                 guard variables.kind == .object else {
@@ -53,7 +53,6 @@ enum RequestVariables {
                     return .failure(
                         APIError(status: 400, code: "invalid_rows", message: "\"rows\" must be an array of row objects, not \(rows.kind.rawValue); \(shape)"))
                 }
-                let elements = try JSONParser.arrayElements(rows.range, in: bytes)
                 guard elements.count <= maxRows else {
                     return .failure(
                         APIError(

@@ -39,6 +39,14 @@ public struct JSONParser {
     /// Validates a whole document that must be an object, returning the byte range of each key's value (`nil` for
     /// a key it does not have), in one pass.
     public static func locateObjectMembers(_ keys: [String], in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> [ObjectMember?] {
+        try locateObjectMembers(keys, in: bytes, elementsOf: nil).members
+    }
+
+    /// The same, and the elements of the value of `keys[elementsOf]` when it is an array, found in the same pass: a
+    /// batch's rows are validated once, not once by the document and again by the array.
+    public static func locateObjectMembers(
+        _ keys: [String], in bytes: UnsafeRawBufferPointer, elementsOf arrayKey: Int?
+    ) throws(JSONParseError) -> (members: [ObjectMember?], elements: [ObjectMember]) {
         var parser = JSONParser(bytes)
         parser.skipWhitespace()
         guard parser.peek() == UInt8(ascii: "{") else {
@@ -49,16 +57,26 @@ public struct JSONParser {
         }
         let keyBytes = keys.map { Array($0.utf8) }
         var found = [ObjectMember?](repeating: nil, count: keys.count)
+        var elements: [ObjectMember] = []
         try parser.forEachMember { parser, key throws(JSONParseError) in
             // A repeated key: the first one counts, as inside `variables` (docs/http-api.md, "HTTP API").
             let position = keyBytes.indices.first { found[$0] == nil && parser.stringEquals(key, keyBytes[$0]) }
             parser.skipWhitespace()
             let valueStart = parser.index
-            try parser.skipValue()
+            if position != nil, position == arrayKey, parser.peek() == UInt8(ascii: "[") {
+                try parser.forEachElement { parser throws(JSONParseError) in
+                    parser.skipWhitespace()
+                    let start = parser.index
+                    try parser.skipValue()
+                    elements.append(ObjectMember(range: start..<parser.index, kind: ValueKind(firstByte: bytes[start])))
+                }
+            } else {
+                try parser.skipValue()
+            }
             if let position { found[position] = ObjectMember(range: valueStart..<parser.index, kind: ValueKind(firstByte: bytes[valueStart])) }
         }
         try parser.expectEnd()
-        return found
+        return (found, elements)
     }
 
     /// The elements of the array at `range` of a document already validated: each one's byte range and kind.
