@@ -25,6 +25,34 @@ public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt 
         let inner = Array(bytes[member.range])
         guard (try? JSONParser.parse(inner)) != nil else { fail("the located member is not a JSON value", bytes) }
     }
+    // The walks over a valid document (which look only at strings and brackets) find what validating walks find.
+    if case .success(let value) = ours {
+        bytes.withUnsafeBytes { raw in
+            var start = 0
+            while start < raw.count, [0x20, 0x0A, 0x0D, 0x09].contains(raw[start]) { start += 1 }
+            var end = raw.count
+            while end > start, [0x20, 0x0A, 0x0D, 0x09].contains(raw[end - 1]) { end -= 1 }
+            var fast: [Range<Int>] = []
+            var validating: [Range<Int>] = []
+            switch value {
+            case .object:
+                JSONParser.forEachMember(ofObjectAt: start..<end, in: raw) { key, member in fast += [key, member.range] }
+                var parser = JSONParser(raw)
+                parser.index = start
+                try? parser.forEachMember { parser, key throws(JSONParseError) in
+                    parser.skipWhitespace()
+                    let valueStart = parser.index
+                    try parser.skipValue()
+                    validating += [key, valueStart..<parser.index]
+                }
+            case .array:
+                JSONParser.forEachElement(ofArrayAt: start..<end, in: raw) { fast.append($0.range) }
+                validating = (try? JSONParser.arrayElements(start..<end, in: raw))?.map(\.range) ?? []
+            default: break
+            }
+            guard fast == validating else { fail("a walk over the valid document found \(fast), validating found \(validating)", bytes) }
+        }
+    }
     // A batch's rows, found in the same pass as the document is validated: the elements the array holds.
     let batch = bytes.withUnsafeBytes { raw in
         Result { () throws(JSONParseError) in try JSONParser.locateObjectMembers(["variables", "rows"], in: raw, elementsOf: 1) }

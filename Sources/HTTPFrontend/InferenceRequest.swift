@@ -111,7 +111,7 @@ private struct TensorReader {
             rows![row].append(rows![row].isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
             rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]))
             rows![row].append(UInt8(ascii: ":"))
-            guard append(value, of: kind, to: &rows![row]) else {
+            guard Self.append(value, of: kind, in: bytes, to: &rows![row]) else {
                 return Failure(
                     status: 400, message: "input '\(name)', row \(row + 1): \(text(of: value)) is not \(datatype)\(kind.range.map { " (\($0))" } ?? "")")
             }
@@ -185,7 +185,8 @@ private struct TensorReader {
 
     /// Appends the value when it fits the datatype: numbers within the float's range, whole numbers within the
     /// integer's, booleans (or 0 and 1), strings, `null` for a missing value; `false` when it does not fit.
-    func append(_ value: Member, of kind: InferenceProtocolV2.TensorKind, to row: inout [UInt8]) -> Bool {
+    /// (Static: a method of the reader would be called on a copy of it while `row`, one of its rows, is changed.)
+    static func append(_ value: Member, of kind: InferenceProtocolV2.TensorKind, in bytes: UnsafeRawBufferPointer, to row: inout [UInt8]) -> Bool {
         let token = UnsafeRawBufferPointer(rebasing: bytes[value.range])
         switch (kind, value.kind) {
         case (_, .null), (.bool, .bool), (.bytes, .string):
