@@ -425,6 +425,10 @@ extension APIError {
 /// do, the kept output of the highest row is dropped and that row becomes the cut, until they fit again. The outputs
 /// kept never pass the bound, and what stays is exactly the first rows that fit, whatever the order of arrival.
 ///
+/// A row the worker refuses as too far behind (503 `model_overloaded`, its backlog full of this batch's rows and
+/// others') is sent again once one of the batch's rows in flight is answered, and nothing is sent until then: a batch
+/// waits for the model rather than failing rows for a queue of the server's own.
+///
 /// Answers come on any thread, and a refusal can come at once, inside `send`: the rows are sent by one loop at a
 /// time (`pump`), which a completion asks to go round again rather than entering it, so that a batch of a million
 /// refused rows does not recurse a million deep.
@@ -439,6 +443,10 @@ final class BatchRun: Sendable {
         var inFlight = 0
         /// The bytes of the rows in flight.
         var bytesInFlight = 0
+        /// Rows the worker refused as too far behind while others of this batch were in flight: sent again, first,
+        /// once an answer makes room; until then no row is sent (`waitingForAnswer`).
+        var retry: [Int] = []
+        var waitingForAnswer = false
         /// The bytes of the outputs kept, and the first row cut from the answer (the row count while none is).
         var bytes = 0
         var cut: Int
@@ -502,7 +510,14 @@ final class BatchRun: Sendable {
         var allowed = state.withLock { allowedInFlight($0) }
         while true {
             let (index, row): (Int, Outcome?) = state.withLock { state in
-                guard state.next < rows.count, state.next >= state.cut || hasRoom(state, allowed: allowed) else {
+                if let index = state.retry.last, hasRoom(state, allowed: allowed, row: index) {
+                    state.retry.removeLast()
+                    state.inFlight += 1
+                    state.bytesInFlight += size(of: index)
+                    return (index, nil)
+                }
+                guard state.next < rows.count, state.next >= state.cut || (state.retry.isEmpty && hasRoom(state, allowed: allowed, row: state.next))
+                else {
                     guard state.pumpAgain else {
                         state.pumping = false
                         return (-1, nil)
@@ -527,6 +542,7 @@ final class BatchRun: Sendable {
                 send(bytes) { [self] prediction in
                     switch prediction {
                     case .output(let output): record(index, .success(output), sent: true)
+                    case .failure(let failure) where failure.kind == .overloaded && requeue(index): break
                     case .failure(let failure): record(index, .failure(APIError(failure, model: model)), sent: true)
                     }
                     pump()
@@ -537,8 +553,22 @@ final class BatchRun: Sendable {
 
     /// Whether the next row may be sent: fewer than `allowed` rows in flight, and room for its bytes under
     /// `Scoring.batchBytesInFlight` (a row goes alone whatever its size).
-    private func hasRoom(_ state: State, allowed: Int) -> Bool {
-        state.inFlight < allowed && (state.inFlight == 0 || state.bytesInFlight + size(of: state.next) <= Scoring.batchBytesInFlight)
+    private func hasRoom(_ state: State, allowed: Int, row: Int) -> Bool {
+        !state.waitingForAnswer && state.inFlight < allowed
+            && (state.inFlight == 0 || state.bytesInFlight + size(of: row) <= Scoring.batchBytesInFlight)
+    }
+
+    /// Keeps a row the worker refused as too far behind, to send again after the next answer, when other rows of
+    /// this batch are in flight (their answers make room); `false` when none is, and the refusal is the row's answer.
+    private func requeue(_ index: Int) -> Bool {
+        state.withLock { state in
+            guard state.inFlight > 1 else { return false }
+            state.inFlight -= 1
+            state.bytesInFlight -= size(of: index)
+            state.retry.append(index)
+            state.waitingForAnswer = true
+            return true
+        }
     }
 
     private func size(of index: Int) -> Int {
@@ -567,6 +597,7 @@ final class BatchRun: Sendable {
             if sent {
                 state.inFlight -= 1
                 state.bytesInFlight -= size(of: index)
+                state.waitingForAnswer = false
             }
             if case .success(let output) = outcome {
                 state.outputs += 1

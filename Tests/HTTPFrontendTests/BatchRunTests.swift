@@ -77,6 +77,30 @@ struct BatchRunTests {
         }
     }
 
+    /// A worker that refuses rows past its backlog (`model_overloaded`) while rows of the batch are in flight holds the
+    /// batch back: the refused rows are sent again as answers come, and every row is answered.
+    @Test func rowsRefusedAsBehindAreSentAgainAsAnswersCome() throws {
+        let model = HeldModel()
+        let refusals = Mutex(0)
+        let result = Mutex<[BatchRun.Outcome]?>(nil)
+        let rows: [BatchRun.Outcome] = (0..<500).map { .success(Array("\($0)".utf8)) }
+        BatchRun(rows: rows, window: 64...1024, initialWindow: 64, queueTime: .milliseconds(100), maxAnswerBytes: 1 << 20, model: "Fake") { bytes, answer in
+            // A backlog of ten rows: past it, refused at once, inside the send, as the worker's connection does.
+            if model.held.withLock({ $0.count }) >= 10 {
+                refusals.withLock { $0 += 1 }
+                answer(.failure(PredictionFailure(.overloaded, "behind")))
+            } else {
+                model.send(bytes, answer)
+            }
+        } finish: { outcomes, _ in
+            result.withLock { $0 = outcomes }
+        }.start()
+        while model.answerOne(size: { _ in 8 }, pick: { _ in 0 }) {}
+        let outcomes = try #require(result.withLock { $0 })
+        #expect(refusals.withLock { $0 } > 0)
+        #expect(outcomes.count == 500 && outcomes.allSatisfy(\.isOutput))
+    }
+
     /// A model that refuses every row at once (inside the send) does not make the batch recurse a row deep.
     @Test func refusalsInsideTheSendDoNotRecurse() throws {
         let result = Mutex<[BatchRun.Outcome]?>(nil)
