@@ -223,7 +223,9 @@ final class BinaryServer: @unchecked Sendable {
     /// Reads the log until the `listening` line and returns the port it names.
     func waitUntilListening() async throws -> Int {
         var port: Int?
-        try await eventually("the server listens", timeout: .seconds(60)) {
+        // A server listens within a second alone; when a suite starts, a dozen servers start beside the compilers of
+        // others on two cores, and one CI run saw fourteen of them take more than 60 s.
+        try await eventually("the server listens", timeout: .seconds(180)) {
             readWhatIsThere()
             if let line = logs.range(of: "msg=listening"), let field = logs[line.upperBound...].range(of: "port=") {
                 port = Int(logs[field.upperBound...].prefix { $0.isNumber })
