@@ -549,11 +549,8 @@ struct KeyIndex {
         }
     }
 
-    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
-    }
+    /// FNV-1a, as the tree models' `FeatureIndex` hashes feature names.
+    static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 { FeatureIndex.hash(bytes).value }
 
     /// `.some(key's node index)` or `.some(nil)` when the object has no such key; `nil` when this index cannot tell.
     func lookup(_ key: String, in tape: JSONTape) -> Int?? {
