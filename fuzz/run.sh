@@ -22,37 +22,45 @@ build() { # name, module name, sources...
     [ -x "$out/$name" ] || { echo "fuzz: $name did not build"; exit 1; }
 }
 
-# The server's parser builds its values as the SDK's `JSON`: the SDK is a module of its own, linked in.
-rm -f "$out/libAutoServeModel.a"
-swiftc "${swiftc_flags[@]}" -module-name AutoServeModel -emit-module -emit-module-path "$out/modules/AutoServeModel.swiftmodule" \
-    -emit-library -static -o "$out/libAutoServeModel.a" Sources/AutoServeModel/*.swift
-[ -f "$out/libAutoServeModel.a" ] || { echo "fuzz: the SDK did not build"; exit 1; }
-rm -f "$out/json-parser" "$out/variables-decoder"
-build json-parser ServingCore -I "$out/modules" -L "$out" -lAutoServeModel Sources/ServingCore/JSONParser.swift \
-    Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
-    fuzz/JSONParserFuzz.swift
-build variables-decoder AutoServeModel Sources/AutoServeModel/*.swift fuzz/VariablesDecoderFuzz.swift
-rm -f "$out/lightgbm" "$out/xgboost" "$out/schema"
-build lightgbm AutoServeModel -D LIGHTGBM Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
-build xgboost AutoServeModel -D XGBOOST Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
-
-# The schema extraction: ServingCore's values as a module of their own, then the inspector with swift-syntax's objects,
-# from the release build when there is one (the parser runs ten times faster), else from the debug build.
+# Two chains of builds, one per core (each swiftc below is one thread): the SDK and ServingCore as modules and the
+# targets that link them, beside the targets that compile the SDK's sources in.
+build_linked() {
+    # The server's parser builds its values as the SDK's `JSON`: the SDK is a module of its own, linked in.
+    rm -f "$out/libAutoServeModel.a" "$out/libServingCore.a" "$out/json-parser" "$out/schema" "$out/csv"
+    swiftc "${swiftc_flags[@]}" -module-name AutoServeModel -emit-module -emit-module-path "$out/modules/AutoServeModel.swiftmodule" \
+        -emit-library -static -o "$out/libAutoServeModel.a" Sources/AutoServeModel/*.swift
+    [ -f "$out/libAutoServeModel.a" ] || { echo "fuzz: the SDK did not build"; exit 1; }
+    build json-parser ServingCore -I "$out/modules" -L "$out" -lAutoServeModel Sources/ServingCore/JSONParser.swift \
+        Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
+        fuzz/JSONParserFuzz.swift
+    # The schema extraction: ServingCore's values as a module of their own, then the inspector with swift-syntax's
+    # objects (from the release build when there is one: the parser runs ten times faster; else the debug build).
+    swiftc "${swiftc_flags[@]}" -module-name ServingCore -I "$out/modules" -emit-module -emit-module-path "$out/modules/ServingCore.swiftmodule" \
+        -emit-library -static -o "$out/libServingCore.a" Sources/ServingCore/Diagnostic.swift Sources/ServingCore/ModelSchemas.swift \
+        Sources/ServingCore/ModelBuildError.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
+        Sources/ServingCore/JSONParser.swift Sources/ServingCore/JSONParser+Tree.swift
+    [ -f "$out/libServingCore.a" ] || { echo "fuzz: ServingCore did not build"; exit 1; }
+    build schema PluginBuilder -I "$out/modules" -I "$syntax/Modules" -Xcc -I.build/checkouts/swift-syntax/Sources/_SwiftSyntaxCShims/include -L "$out" -lServingCore -lAutoServeModel \
+        Sources/PluginBuilder/ModelInspector.swift Sources/PluginBuilder/ModelSchema.swift fuzz/SchemaFuzz.swift "${syntax_objects[@]}"
+    # The CSV reader of `autoserve score` and `autoserve drift`, with the values above.
+    build csv DriftReport -I "$out/modules" -L "$out" -lServingCore -lAutoServeModel Sources/DriftReport/RowFile.swift fuzz/CSVFuzz.swift
+}
+build_compiled_in() {
+    rm -f "$out/variables-decoder" "$out/lightgbm" "$out/xgboost"
+    build variables-decoder AutoServeModel Sources/AutoServeModel/*.swift fuzz/VariablesDecoderFuzz.swift
+    build lightgbm AutoServeModel -D LIGHTGBM Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
+    build xgboost AutoServeModel -D XGBOOST Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
+}
 syntax=.build/release
 [ -f "$syntax/SwiftParser.build/Parser.swift.o" ] || syntax=.build/debug
 [ -f "$syntax/SwiftParser.build/Parser.swift.o" ] || swift build --product autoserve >/dev/null
-rm -f "$out/libServingCore.a"
-swiftc "${swiftc_flags[@]}" -module-name ServingCore -I "$out/modules" -emit-module -emit-module-path "$out/modules/ServingCore.swiftmodule" \
-    -emit-library -static -o "$out/libServingCore.a" Sources/ServingCore/Diagnostic.swift Sources/ServingCore/ModelSchemas.swift \
-    Sources/ServingCore/ModelBuildError.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
-    Sources/ServingCore/JSONParser.swift Sources/ServingCore/JSONParser+Tree.swift
 syntax_objects=("$syntax"/SwiftSyntax.build/*.o "$syntax"/SwiftParser.build/*.o "$syntax"/SwiftSyntax[0-9]*.build/*.o "$syntax"/_SwiftSyntaxCShims.build/*.o)
-build schema PluginBuilder -I "$out/modules" -I "$syntax/Modules" -Xcc -I.build/checkouts/swift-syntax/Sources/_SwiftSyntaxCShims/include -L "$out" -lServingCore -lAutoServeModel \
-    Sources/PluginBuilder/ModelInspector.swift Sources/PluginBuilder/ModelSchema.swift fuzz/SchemaFuzz.swift "${syntax_objects[@]}"
-
-# The CSV reader of `autoserve score` and `autoserve drift`, with the values above.
-rm -f "$out/csv"
-build csv DriftReport -I "$out/modules" -L "$out" -lServingCore -lAutoServeModel Sources/DriftReport/RowFile.swift fuzz/CSVFuzz.swift
+build_linked &
+linked=$!
+build_compiled_in &
+compiled_in=$!
+wait "$linked" || { echo "fuzz: the linked targets did not build"; exit 1; }
+wait "$compiled_in" || { echo "fuzz: the targets with the SDK compiled in did not build"; exit 1; }
 
 # target, the largest input, the dictionary, the seconds an input may take, the memory it may use (MB)
 targets=(
