@@ -14,10 +14,10 @@ load), in microseconds. Ratios are against the 4-variable row of the same model 
 
 With --profile Typed500-native,Any63-batch,... the loads named are recorded instead with `perf record -e cpu-clock`
 (sampling: this VM has no hardware counters), the server and the workers apart, and the functions that took the most
-of each process's time are printed, demangled.
+of each process's time are printed, demangled (with PERF_CHILDREN=1, the time of each function with what it called).
 
 Usage: .venv/bin/python bench/width.py [--bin .build/release/autoserve] [--widths 4,63,500] [--rounds 3] [--duration 5]
-       [--profile <model><width>-<route>,...]
+       [--profile <model><width>-<route>,...] [--only <model>-<route>,...]
 (needs lightgbm, numpy and scikit-learn in the interpreter: `make bench-trees` installs them; wrk; swiftc; perf for
 --profile)."""
 import argparse
@@ -126,13 +126,14 @@ def run_wrk(script, port, connections, duration, server):
     return requests / duration, server_cpu / max(requests, 1) * 1e6, workers_cpu / max(requests, 1) * 1e6, int(errors.group(1)) if errors else 0
 
 
-def profile(script, port, connections, duration, server, work, top=25):
+def profile(script, port, connections, duration, server, work, top=int(os.environ.get("PERF_TOP", "25"))):
     """The functions that took the most of the server's and of the workers' time under one load (perf, cpu-clock)."""
     workers = [pid for pid in process_tree(server) if pid != server]
     recorders = []
     for label, pids in (("server", [server]), ("workers", workers)):
         data = os.path.join(work, "%s.perf" % label)
-        recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-o", data, "-p", ",".join(map(str, pids))],
+        graph = ["-g"] if os.environ.get("PERF_CHILDREN") else []
+        recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000"] + graph + ["-o", data, "-p", ",".join(map(str, pids))],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         recorders.append((label, data, recorder))
     time.sleep(0.5)  # perf attaches
@@ -142,11 +143,14 @@ def profile(script, port, connections, duration, server, work, top=25):
         recorder.wait(timeout=60)
     report = {}
     for label, data, _ in recorders:
-        text = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio", "--percent-limit", "0.7"],
+        children = ["--children", "-g", "none"] if os.environ.get("PERF_CHILDREN") else ["--no-children"]
+        text = subprocess.run(["perf", "report", "-i", data] + children + ["--sort", "dso,symbol", "--stdio", "--percent-limit", "0.7"],
                               capture_output=True, text=True).stdout
         lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")][:top]
         demangled = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(lines), capture_output=True, text=True).stdout
         report[label] = demangled
+        if os.environ.get("PERF_KEEP"):
+            shutil.copy(data, os.path.join(os.environ["PERF_KEEP"], "%s.perf" % label))
     return rate, report
 
 
@@ -167,6 +171,7 @@ def main():
     parser.add_argument("--duration", type=int, default=int(os.environ.get("DURATION", "5")))
     parser.add_argument("--port", type=int, default=18490)
     parser.add_argument("--profile", default="", help="loads to record with perf instead of measuring, e.g. Typed500-native,Any63-batch")
+    parser.add_argument("--only", default="", help="the loads to run, as <model>-<route>, e.g. Tree-native,Tree-v2 (all when empty)")
     arguments = parser.parse_args()
     widths = [int(width) for width in arguments.widths.split(",")]
     if 4 not in widths:
@@ -209,6 +214,9 @@ def main():
         failed = [name for name, model in index.items() if model.get("state") != "ready"]
         if failed:
             sys.exit("models that failed: %s" % failed)
+        if arguments.only:
+            wanted = set(arguments.only.split(","))
+            loads = [load for load in loads if "%s-%s" % (load[0], load[2]) in wanted]
         # A batch whose rows fail answers fast: its figure would measure the refusals. They are counted and shown.
         refused = {}
         for kind, width, route, path, script, connections, per, body in loads:

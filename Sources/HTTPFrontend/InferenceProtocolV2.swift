@@ -207,48 +207,108 @@ struct InferenceProtocolV2: Sendable {
         }
     }
 
-    /// The answer to an infer request: one output tensor per output key, in the rows' order; numbers FP64 (INT64 when
-    /// every one is whole and the schema says integer), booleans BOOL, strings BYTES, anything else its JSON text as
-    /// BYTES. A row that failed fails the request (the protocol has no per-row error), with the first failure.
+    /// The answer to an infer request: one output tensor per output key (sorted), in the rows' order; numbers FP64,
+    /// booleans BOOL, strings BYTES, anything else its JSON text as BYTES (`"null"` there for a row without the output,
+    /// `null` in the others). A row that failed fails the request (the protocol has no per-row error), with the first
+    /// failure.
+    ///
+    /// Written from the outputs' bytes (each validated once, its members located, their values copied as the worker
+    /// wrote them): no tree of each output, no number parsed and printed again (docs/models.md, "Wide rows").
     static func render(_ outcomes: [Result<[UInt8], APIError>], model: String, version: String, id: String?, requested: [String]?) -> Scoring.Answer {
-        var outputs: [[String: JSONValue]] = []
+        var outputs: [Output] = []
+        outputs.reserveCapacity(outcomes.count)
+        var names: [String] = []
+        var known = Set<String>()
         for (row, outcome) in outcomes.enumerated() {
             switch outcome {
             case .success(let bytes):
-                guard case .object(let output)? = try? JSONParser.parse(bytes) else {
+                guard let output = Output(bytes) else {
                     return errorAnswer(500, "row \(row + 1): \(model) answered something that is not a JSON object")
                 }
+                for name in output.names where known.insert(name).inserted { names.append(name) }
                 outputs.append(output)
             case .failure(let failure):
                 return errorAnswer(Int(failure.status.code), outcomes.count == 1 ? failure.message : "row \(row + 1): \(failure.message)")
             }
         }
-        var names = Set<String>()
-        for output in outputs { names.formUnion(output.keys) }
         if let requested {
-            if let missing = requested.first(where: { !names.contains($0) }), !outputs.isEmpty {
+            if let missing = requested.first(where: { !known.contains($0) }), !outputs.isEmpty {
                 return errorAnswer(400, "\(model) has no output '\(missing)'; its outputs are \(names.sorted().joined(separator: ", "))")
             }
-            names = Set(requested)
+            names = Array(Set(requested))
         }
-        var tensors: [JSONValue] = []
-        for name in names.sorted() {
-            let values = outputs.map { $0[name] ?? .null }
-            let datatype: String
-            var data = values
-            if values.allSatisfy({ if case .number = $0 { true } else { $0 == .null } }) {
-                datatype = "FP64"
-            } else if values.allSatisfy({ if case .bool = $0 { true } else { $0 == .null } }) {
-                datatype = "BOOL"
-            } else {
-                datatype = "BYTES"
-                data = values.map { if case .string = $0 { $0 } else { .string($0.jsonText) } }
+        // Keys in sorted order, as every JSON body of this server has them.
+        var body: [UInt8] = []
+        body.reserveCapacity(outputs.reduce(128) { $0 + $1.bytes.count } + names.count * 64)
+        body.append(UInt8(ascii: "{"))
+        if let id {
+            body.append(contentsOf: #""id":"#.utf8)
+            JSON.writeString(id, into: &body)
+            body.append(UInt8(ascii: ","))
+        }
+        body.append(contentsOf: #""model_name":"#.utf8)
+        JSON.writeString(model, into: &body)
+        body.append(contentsOf: #","model_version":"#.utf8)
+        JSON.writeString(version, into: &body)
+        body.append(contentsOf: #","outputs":["#.utf8)
+        for (position, name) in names.sorted().enumerated() {
+            if position > 0 { body.append(UInt8(ascii: ",")) }
+            let values = outputs.map { ($0, $0.members[name]) }
+            let kinds = Set(values.compactMap { $0.1?.kind })
+            let datatype = kinds.isSubset(of: [.number, .null]) ? "FP64" : kinds.isSubset(of: [.bool, .null]) ? "BOOL" : "BYTES"
+            body.append(contentsOf: #"{"data":["#.utf8)
+            for (row, (output, value)) in values.enumerated() {
+                if row > 0 { body.append(UInt8(ascii: ",")) }
+                if datatype != "BYTES" || value?.kind == .string {
+                    if let value { body.append(contentsOf: output.bytes[value.range]) } else { body.append(contentsOf: "null".utf8) }
+                } else if let value, value.kind != .null {
+                    JSON.writeString(output.bytes.withUnsafeBytes { JSONParser.value(at: value.range, in: $0).jsonText }, into: &body)
+                } else {
+                    body.append(contentsOf: #""null""#.utf8)
+                }
             }
-            tensors.append(["name": .string(name), "datatype": .string(datatype), "shape": [.number(Double(outputs.count))], "data": .array(data)])
+            body.append(contentsOf: #"],"datatype":""#.utf8)
+            body.append(contentsOf: datatype.utf8)
+            body.append(contentsOf: #"","name":"#.utf8)
+            JSON.writeString(name, into: &body)
+            body.append(contentsOf: #","shape":["#.utf8)
+            body.append(contentsOf: String(outputs.count).utf8)
+            body.append(contentsOf: "]}".utf8)
         }
-        var body: [String: JSONValue] = ["model_name": .string(model), "model_version": .string(version), "outputs": .array(tensors)]
-        if let id { body["id"] = .string(id) }
-        return Scoring.Answer(status: 200, body: JSONValue.object(body).jsonBytes)
+        body.append(contentsOf: "]}".utf8)
+        return Scoring.Answer(status: 200, body: body)
+    }
+
+    /// One row's output: its bytes, validated, and where each member's value lies in them (the first of a repeated
+    /// key, as everywhere in this server).
+    struct Output {
+        let bytes: [UInt8]
+        var members: [String: JSONParser.ObjectMember] = [:]
+        /// The members' names in the order they came.
+        var names: [String] = []
+
+        /// `nil` when `bytes` are not one JSON object.
+        init?(_ bytes: [UInt8]) {
+            self.bytes = bytes
+            var members: [String: JSONParser.ObjectMember] = [:]
+            var names: [String] = []
+            let valid = bytes.withUnsafeBytes { raw -> Bool in
+                guard (try? JSONParser.locateObjectMembers([], in: raw)) != nil,
+                    let start = raw.firstIndex(where: { $0 == UInt8(ascii: "{") })
+                else { return false }
+                JSONParser.forEachMember(ofObjectAt: start..<raw.count, in: raw) { key, value in
+                    let name = JSONParser.string(key, in: raw)
+                    if members[name] == nil {
+                        members[name] = value
+                        names.append(name)
+                    }
+                }
+                return true
+            }
+            guard valid else { return nil }
+            self.members = members
+            self.names = names
+        }
     }
 
     static func errorAnswer(_ status: Int, _ message: String) -> Scoring.Answer {
@@ -276,17 +336,33 @@ extension Scoring {
         }
         let id = request.id
         let requested = request.requested
+        if request.rows.count == 1 {
+            // One row (the usual request): the native route's single-row path, without a batch's window.
+            scoreOne(model, .success(request.rows[0]), requestID: requestID) { answer in
+                guard answer.status == 200 else { return completion(Self.protocolError(answer)) }
+                var rendered = InferenceProtocolV2.render(
+                    [.success(answer.body)], model: model, version: answer.headers[.modelVersion] ?? "", id: id, requested: requested)
+                rendered.headers = answer.headers
+                completion(rendered)
+            }
+            return
+        }
         let render: @Sendable ([Result<[UInt8], APIError>], ServingVersion) -> Answer = { outcomes, version in
             InferenceProtocolV2.render(outcomes, model: model, version: version.version, id: id, requested: requested)
         }
         scoreBatch(model, request.rows.map { .success($0) }, requestID: requestID, render: render) { answer in
-            var answer = answer
-            if answer.status != 200, let message = (try? JSONParser.parse(answer.body))?["error"]?["message"]?.string {
-                // A native error (the version went away meanwhile): the protocol's body.
-                answer.body = InferenceProtocolV2.errorBody(message)
-            }
-            completion(answer)
+            completion(Self.protocolError(answer))
         }
+    }
+
+    /// A native error answer (the version went away meanwhile, the model failed the row) with the protocol's body;
+    /// any other answer as it is.
+    static func protocolError(_ answer: Answer) -> Answer {
+        var answer = answer
+        if answer.status != 200, let message = (try? JSONParser.parse(answer.body))?["error"]?["message"]?.string {
+            answer.body = InferenceProtocolV2.errorBody(message)
+        }
+        return answer
     }
 }
 

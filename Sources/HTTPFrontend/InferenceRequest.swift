@@ -40,7 +40,8 @@ struct InferenceRequest {
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
         var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count)
-        reader.names.reserveCapacity(tensors.count)
+        reader.nameHashes.reserveCapacity(tensors.count)
+        reader.nameTokens.reserveCapacity(tensors.count)
         for (position, tensor) in tensors.enumerated() {
             if let failure = reader.read(tensor, position: position) { return .failure(failure) }
         }
@@ -59,7 +60,10 @@ private struct TensorReader {
     /// What each row's bytes reserve: the body's size over the rows.
     let rowBytes: Int
     var rows: [[UInt8]]?
-    var names = Set<String>()
+    /// The inputs' names read so far, as the hashes of their text (`Hasher`), to find a name sent twice without a
+    /// `String` per input; a hash seen before is checked against the names themselves.
+    var nameHashes = Set<Int>()
+    var nameTokens: [Range<Int>] = []
     /// The values of the tensor being read (kept from one tensor to the next: no allocation per tensor).
     var values: [Member] = []
 
@@ -69,6 +73,11 @@ private struct TensorReader {
         self.rowBytes = rowBytes
     }
 
+    /// The datatypes the protocol names, as their bytes, each with its kind.
+    static let datatypes: [(name: [UInt8], kind: InferenceProtocolV2.TensorKind)] = [
+        "FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES", "FP16", "INT8", "INT16", "UINT8", "UINT16", "UINT32", "UINT64",
+    ].map { (Array($0.utf8), InferenceProtocolV2.TensorKind($0)!) }
+
     /// Adds the tensor's values to the rows; the failure when the tensor is not one the protocol allows.
     mutating func read(_ tensor: Member, position: Int) -> Failure? {
         var fields = Fields()
@@ -76,12 +85,16 @@ private struct TensorReader {
             JSONParser.forEachMember(ofObjectAt: tensor.range, in: bytes) { key, value in fields.keep(value, key: key, in: bytes) }
         }
         guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
-        let name = JSONParser.string(nameField.range, in: bytes)
-        guard names.insert(name).inserted else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
-        let datatype = fields.datatype.flatMap { $0.kind == .string ? JSONParser.string($0.range, in: bytes) : nil }
-        guard let datatype, let kind = InferenceProtocolV2.TensorKind(datatype) else {
+        // The name's text, for messages only.
+        var name: String { JSONParser.string(nameField.range, in: bytes) }
+        guard isNew(nameField.range) else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
+        guard let datatypeField = fields.datatype, datatypeField.kind == .string,
+            let found = Self.datatypes.firstIndex(where: { JSONParser.string(datatypeField.range, in: bytes, equals: $0.name) })
+        else {
             return Failure(status: 400, message: "input '\(name)': datatype must be BOOL, BYTES, FP16/32/64, INT8/16/32/64 or UINT8/16/32/64")
         }
+        let kind = Self.datatypes[found].kind
+        var datatype: String { String(decoding: Self.datatypes[found].name, as: UTF8.self) }
         guard let rowCount = shapeRows(fields.shape) else {
             return Failure(status: 400, message: "input '\(name)': shape must be [N] or [N, 1], one value per row")
         }
@@ -119,6 +132,24 @@ private struct TensorReader {
         return nil
     }
 
+    /// Whether the name at `token` is not one of the inputs read before (and now it is).
+    mutating func isNew(_ token: Range<Int>) -> Bool {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[token])
+        var hasher = Hasher()
+        if raw.contains(UInt8(ascii: "\\")) {
+            // Escaped: the text the escapes spell, as an unescaped name of the same text is hashed.
+            var decoded = JSONParser.string(token, in: bytes)
+            decoded.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        } else {
+            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw.dropFirst().dropLast()))
+        }
+        nameTokens.append(token)
+        if nameHashes.insert(hasher.finalize()).inserted { return true }
+        // The same hash: the same name, or (rarely) another one; the names themselves tell.
+        let name = JSONParser.string(token, in: bytes)
+        return !nameTokens.dropLast().contains { JSONParser.string($0, in: bytes) == name }
+    }
+
     /// A tensor's members the protocol defines; the first of a repeated key counts, as everywhere in a body.
     struct Fields {
         var name, datatype, shape, data: Member?
@@ -150,6 +181,8 @@ private struct TensorReader {
     /// The rows a shape `[N]` or `[N, 1]` says, `nil` for any other shape.
     func shapeRows(_ shape: Member?) -> Int? {
         guard let shape, shape.kind == .array else { return nil }
+        // The usual shape, `[1]`, as it came.
+        if shape.range.count == 3, bytes[shape.range.lowerBound + 1] == UInt8(ascii: "1") { return 1 }
         var sizes: (count: Int, first: Int, second: Int) = (0, 0, 0)
         var whole = true
         JSONParser.forEachElement(ofArrayAt: shape.range, in: bytes) { size in

@@ -99,7 +99,7 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
 /// at strings and brackets: several times faster than validating again.
 extension JSONParser {
     /// Calls `body` with each member of the object at `range`: its key's token (quotes included) and its value.
-    public static func forEachMember(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>, ObjectMember) -> Void) {
+    @inlinable public static func forEachMember(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>, ObjectMember) -> Void) {
         var parser = JSONParser(bytes)
         parser.index = range.lowerBound + 1
         while true {
@@ -121,7 +121,7 @@ extension JSONParser {
     }
 
     /// Calls `body` with each element of the array at `range`.
-    public static func forEachElement(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (ObjectMember) -> Void) {
+    @inlinable public static func forEachElement(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (ObjectMember) -> Void) {
         var parser = JSONParser(bytes)
         parser.index = range.lowerBound + 1
         parser.skipWhitespace()
@@ -139,7 +139,7 @@ extension JSONParser {
 
     /// Moves past the value at `index` of a valid document: a string to its closing quote (past its escapes), a
     /// container to its closing bracket (past the strings inside), a number or literal to the next delimiter.
-    mutating func skipValidated() {
+    @inlinable mutating func skipValidated() {
         let end = bytes.count
         var position = index
         var depth = 0

@@ -6,11 +6,13 @@
 public struct JSONParser {
     public static let maximumDepth = 256
 
-    let bytes: UnsafeRawBufferPointer
-    var index = 0
-    var depth = 0
+    // `@usableFromInline`: the walkers over a validated document (JSONParser+Tree.swift) are inlined where they are
+    // called, with their closures, as in the Open Inference Protocol's tensor reader (docs/models.md, "Wide rows").
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+    @usableFromInline var index = 0
+    @usableFromInline var depth = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    @usableFromInline init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
     }
 
@@ -97,6 +99,11 @@ public struct JSONParser {
     public struct ObjectMember: Sendable {
         public var range: Range<Int>
         public var kind: ValueKind
+
+        @usableFromInline init(range: Range<Int>, kind: ValueKind) {
+            self.range = range
+            self.kind = kind
+        }
     }
 
     public enum ValueKind: String, Sendable {
@@ -107,7 +114,7 @@ public struct JSONParser {
         case bool = "a boolean"
         case null = "null"
 
-        init(firstByte: UInt8) {
+        @inlinable init(firstByte: UInt8) {
             switch firstByte {
             case UInt8(ascii: "{"): self = .object
             case UInt8(ascii: "["): self = .array
@@ -121,9 +128,9 @@ public struct JSONParser {
 
     // MARK: - Scanning
 
-    func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
+    @inlinable func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 
-    mutating func skipWhitespace() {
+    @inlinable mutating func skipWhitespace() {
         var position = index
         while position < bytes.count {
             switch bytes[position] {

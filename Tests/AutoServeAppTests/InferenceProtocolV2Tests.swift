@@ -61,6 +61,16 @@ struct InferenceProtocolV2Tests {
             #expect(outputs[0] == ["name": "iris_class", "datatype": "BYTES", "shape": [5], "data": .array(expected.map { $0["iris_class"]! })])
             #expect(outputs[1] == ["name": "iris_probability", "datatype": "FP64", "shape": [5], "data": .array(expected.map { $0["iris_probability"]! })])
 
+            // One row (the single-row path) answers as the native route's one row, with the version header.
+            let one = try await client.post("/v2/models/Iris/infer", Self.tensors([rows[2]]))
+            let nativeOne = try await client.post("/Iris", #"{"variables": \#(objects[2])}"#)
+            #expect(one.status == 200 && one.json?["id"] == "req-9" && one.header("X-Model-Version") == version, "\(one.text)")
+            #expect(one.json?["outputs"]?[0] == ["name": "iris_class", "datatype": "BYTES", "shape": [1], "data": [nativeOne.json?["iris_class"] ?? .null]])
+            #expect(
+                one.json?["outputs"]?[1] == [
+                    "name": "iris_probability", "datatype": "FP64", "shape": [1], "data": [nativeOne.json?["iris_probability"] ?? .null],
+                ])
+
             // Errors are {"error": "<string>"} with the native route's status.
             let cases: [(String, Int, String)] = [
                 (#"{"inputs": [{"name": "sepal_length", "shape": [1], "datatype": "FP64", "data": [5.1]}]}"#, 400, "missing field"),

@@ -136,12 +136,21 @@ struct InferenceTensorTests {
         }
     }
 
-    @Test func anInputNamedTwiceIsRefused() {
-        guard case .failure(let failure) = rows("[\(tensor("x", "FP64", "1")), \(tensor("x", "FP64", "2"))]") else {
-            Issue.record("a repeated input was taken")
+    /// Names are compared as the text they spell, escaped or not, among any number of inputs.
+    @Test(arguments: [("x", "x"), ("x", #"\u0078"#), (#"\u0078"#, "x"), ("é", #"\u00e9"#)])
+    func anInputNamedTwiceIsRefused(first: String, second: String) {
+        let others = (0..<300).map { tensor("v\($0)", "FP64", "1") }
+        let inputs = [tensor(first, "FP64", "1")] + others + [tensor(second, "FP64", "2")]
+        guard case .failure(let failure) = rows("[\(inputs.joined(separator: ","))]") else {
+            Issue.record("a repeated input was taken: \(first), \(second)")
             return
         }
-        #expect(failure.status == 400 && failure.message.contains("'x' appears twice"))
+        #expect(failure.status == 400 && failure.message.contains("appears twice"), "\(failure.message)")
+        guard case .success(let request) = rows("[\(([tensor(first, "FP64", "1")] + others).joined(separator: ","))]") else {
+            Issue.record("301 inputs of different names were refused")
+            return
+        }
+        #expect(request.rows.count == 1)
     }
 
     /// Each row is an object of the inputs' values in the inputs' order, names and values as they came; BOOL's 0 and 1
@@ -178,5 +187,87 @@ struct InferenceTensorTests {
         case .success(let request): Issue.record("\(body) was taken as \(request.rows.count) rows")
         case .failure(let failure): #expect(failure.status == 400 && failure.message.contains(words), "\(body): \(failure.message)")
         }
+    }
+}
+
+/// The infer answer is written from the outputs' bytes; it holds what a tree of each output, rendered as a tree, held
+/// (the renderer it replaced, kept here as the oracle): output tensors sorted by name, `null` for a row without the
+/// output, FP64 / BOOL / BYTES by the values' kinds, other values' JSON text as BYTES, the requested outputs only.
+struct InferenceRenderTests {
+    /// The tree renderer this server had before: the expected body, or the expected error's status and message.
+    static func oracle(_ outcomes: [Result<[UInt8], APIError>], model: String, id: String?, requested: [String]?) -> (Int, JSONValue) {
+        var outputs: [[String: JSONValue]] = []
+        for (row, outcome) in outcomes.enumerated() {
+            switch outcome {
+            case .success(let bytes):
+                guard case .object(let output)? = try? JSONParser.parse(bytes) else {
+                    return (500, ["error": .string("row \(row + 1): \(model) answered something that is not a JSON object")])
+                }
+                outputs.append(output)
+            case .failure(let failure):
+                return (Int(failure.status.code), ["error": .string(outcomes.count == 1 ? failure.message : "row \(row + 1): \(failure.message)")])
+            }
+        }
+        var names = Set<String>()
+        for output in outputs { names.formUnion(output.keys) }
+        if let requested {
+            if let missing = requested.first(where: { !names.contains($0) }), !outputs.isEmpty {
+                return (400, ["error": .string("\(model) has no output '\(missing)'; its outputs are \(names.sorted().joined(separator: ", "))")])
+            }
+            names = Set(requested)
+        }
+        var tensors: [JSONValue] = []
+        for name in names.sorted() {
+            let values = outputs.map { $0[name] ?? .null }
+            var datatype = "BYTES"
+            var data = values.map { value -> JSONValue in if case .string = value { value } else { .string(value.jsonText) } }
+            if values.allSatisfy({ if case .number = $0 { true } else { $0 == .null } }) {
+                (datatype, data) = ("FP64", values)
+            } else if values.allSatisfy({ if case .bool = $0 { true } else { $0 == .null } }) {
+                (datatype, data) = ("BOOL", values)
+            }
+            tensors.append(["name": .string(name), "datatype": .string(datatype), "shape": [.number(Double(outputs.count))], "data": .array(data)])
+        }
+        var body: [String: JSONValue] = ["model_name": .string(model), "model_version": "v1", "outputs": .array(tensors)]
+        if let id { body["id"] = .string(id) }
+        return (200, .object(body))
+    }
+
+    static let outputs = [
+        #"{"a": 1.5, "b": true, "c": "x"}"#, #" {"b": false, "a": -2e-7, "d": {"k": [1, "é"]}, "a": 9} "#, #"{"a": null, "c": 3, "e": "\u00e9\n"}"#,
+        #"{}"#, #"{"a": 1e400, "c": [true]}"#, #"[1]"#, #"{"a": 1"#, #""text""#,
+    ]
+
+    @Test func everyCombinationOfOutputsAnswersAsTheTreeDid() throws {
+        let failure = APIError(status: 422, code: "model_error", message: "x must be non-negative")
+        var cases: [[Result<[UInt8], APIError>]] = Self.outputs.map { [.success(Array($0.utf8))] }
+        for first in Self.outputs.indices {
+            for second in Self.outputs.indices { cases.append([.success(Array(Self.outputs[first].utf8)), .success(Array(Self.outputs[second].utf8))]) }
+        }
+        cases.append([.success(Array(Self.outputs[0].utf8)), .failure(failure)])
+        cases.append([.failure(failure)])
+        let requests: [(String?, [String]?)] = [(nil, nil), ("req-1", nil), (nil, ["a"]), ("r", ["c", "a", "c"]), (nil, ["zz"]), (nil, [])]
+        var compared = 0
+        for outcomes in cases {
+            for (id, requested) in requests {
+                let answer = InferenceProtocolV2.render(outcomes, model: "M", version: "v1", id: id, requested: requested)
+                let (status, expected) = Self.oracle(outcomes, model: "M", id: id, requested: requested)
+                #expect(answer.status == status, "\(outcomes) \(requested ?? [])")
+                // The new answer copies numbers as the worker wrote them: 1e400 stays 1e400 where the tree wrote null.
+                let text = String(decoding: answer.body, as: UTF8.self).replacingOccurrences(of: "1e400", with: "null")
+                let body = try JSONParser.parse(Array(text.utf8))
+                #expect(body == expected, "\(outcomes): \(body.jsonText) against \(expected.jsonText)")
+                compared += 1
+            }
+        }
+        #expect(compared == (8 + 8 * 8 + 2) * 6)
+    }
+
+    @Test func aBodyIsItsKeysInSortedOrder() {
+        let answer = InferenceProtocolV2.render([.success(Array(#"{"p": 0.25, "c": "setosa"}"#.utf8))], model: "Iris", version: "v1", id: "9", requested: nil)
+        #expect(
+            String(decoding: answer.body, as: UTF8.self)
+                == #"{"id":"9","model_name":"Iris","model_version":"v1","outputs":[{"data":["setosa"],"datatype":"BYTES","name":"c","shape":[1]},{"data":[0.25],"datatype":"FP64","name":"p","shape":[1]}]}"#
+        )
     }
 }
