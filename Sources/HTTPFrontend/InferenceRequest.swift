@@ -40,8 +40,7 @@ struct InferenceRequest {
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
         var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count)
-        reader.nameHashes.reserveCapacity(tensors.count)
-        reader.nameTokens.reserveCapacity(tensors.count)
+        reader.names.reserveCapacity(tensors.count)
         for (position, tensor) in tensors.enumerated() {
             if let failure = reader.read(tensor, position: position) { return .failure(failure) }
         }
@@ -60,10 +59,7 @@ private struct TensorReader {
     /// What each row's bytes reserve: the body's size over the rows.
     let rowBytes: Int
     var rows: [[UInt8]]?
-    /// The inputs' names read so far, as the hashes of their text (`Hasher`), to find a name sent twice without a
-    /// `String` per input; a hash seen before is checked against the names themselves.
-    var nameHashes = Set<Int>()
-    var nameTokens: [Range<Int>] = []
+    var names = Set<String>()
     /// The values of the tensor being read (kept from one tensor to the next: no allocation per tensor).
     var values: [Member] = []
 
@@ -85,9 +81,8 @@ private struct TensorReader {
             JSONParser.forEachMember(ofObjectAt: tensor.range, in: bytes) { key, value in fields.keep(value, key: key, in: bytes) }
         }
         guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
-        // The name's text, for messages only.
-        var name: String { JSONParser.string(nameField.range, in: bytes) }
-        guard isNew(nameField.range) else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
+        let name = JSONParser.string(nameField.range, in: bytes)
+        guard names.insert(name).inserted else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
         guard let datatypeField = fields.datatype, datatypeField.kind == .string,
             let found = Self.datatypes.firstIndex(where: { JSONParser.string(datatypeField.range, in: bytes, equals: $0.name) })
         else {
@@ -130,24 +125,6 @@ private struct TensorReader {
             }
         }
         return nil
-    }
-
-    /// Whether the name at `token` is not one of the inputs read before (and now it is).
-    mutating func isNew(_ token: Range<Int>) -> Bool {
-        let raw = UnsafeRawBufferPointer(rebasing: bytes[token])
-        var hasher = Hasher()
-        if raw.contains(UInt8(ascii: "\\")) {
-            // Escaped: the text the escapes spell, as an unescaped name of the same text is hashed.
-            var decoded = JSONParser.string(token, in: bytes)
-            decoded.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        } else {
-            hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: raw.dropFirst().dropLast()))
-        }
-        nameTokens.append(token)
-        if nameHashes.insert(hasher.finalize()).inserted { return true }
-        // The same hash: the same name, or (rarely) another one; the names themselves tell.
-        let name = JSONParser.string(token, in: bytes)
-        return !nameTokens.dropLast().contains { JSONParser.string($0, in: bytes) == name }
     }
 
     /// A tensor's members the protocol defines; the first of a repeated key counts, as everywhere in a body.
