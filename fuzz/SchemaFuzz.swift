@@ -30,10 +30,15 @@ public func fuzzSchema(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     return 0
 }
 
-/// Every `$ref` in a schema.
+/// Every `$ref` in a schema: a member `$ref` whose value is a string (a property may be named `$ref` too, through
+/// `CodingKeys`: its value is that property's schema).
 func references(in value: JSONValue) -> [String] {
     switch value {
-    case .object(let members): members.flatMap { key, member in key == "$ref" ? [member.string ?? ""] : references(in: member) }
+    case .object(let members):
+        members.flatMap { key, member -> [String] in
+            if key == "$ref", case .string(let target) = member { return [target] }
+            return references(in: member)
+        }
     case .array(let items): items.flatMap(references(in:))
     default: []
     }

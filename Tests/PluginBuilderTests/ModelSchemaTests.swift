@@ -206,6 +206,27 @@ struct ModelSchemaTests {
         #expect(schemas.variables.jsonText.utf8.count + schemas.definitions.values.reduce(0) { $0 + $1.jsonText.utf8.count } < 10_000)
     }
 
+    /// A property whose JSON key is `$ref` (through `CodingKeys`) is a property like any other: its schema sits
+    /// under `properties`, beside the references to shared types (the schema fuzzer's oracle once took it for one).
+    @Test func aPropertyNamedRefIsAProperty() throws {
+        let source = """
+            struct M {
+                struct Variables: Decodable {
+                    var a: Double
+                    var b: Shared
+                    var c: Shared
+                    enum CodingKeys: String, CodingKey { case a = "$ref", b, c }
+                }
+                struct Shared: Decodable { var x: Double }
+                init(path: String) {}
+                func transform_predict(_ v: Variables) -> [String: JSON] { [:] }
+            }
+            """
+        let schemas = try schemas(source)
+        #expect(schemas.variables["properties"]?["$ref"] == ["type": "number", "format": "double"], "\(schemas.variables.jsonText)")
+        #expect(schemas.variables["properties"]?["b"]?["$ref"] == "#/components/schemas/Model.M.Shared", "\(schemas.variables.jsonText)")
+    }
+
     /// A chain of types deeper than the bound ends in any value; a model whose schemas pass the size bound fails,
     /// saying so.
     @Test func depthAndSizeAreBounded() throws {
