@@ -57,14 +57,17 @@ struct GitCredentialTests {
         let password = "it's-a-url-secret-5e2"
         let (http, port) = try await Self.httpServer(for: repository, password: password)
         defer { stopHelper(http) }
+        // A state folder of its own (its clone's config is read below), the suite's plugin cache (the SDK is not
+        // compiled again: on CI's loaded machine a fresh SDK and model took over the 120 s this test once waited).
         let state = try Paths.temporaryFolder("url-credentials")
         let server = try BinaryServer(
             environment: [
-                "STATE_DIR": state, "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port)/models", "LOG_LEVEL": "debug",
+                "STATE_DIR": state, "CACHE_DIR": "\(Paths.sharedState)/cache",
+                "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port)/models", "LOG_LEVEL": "debug",
             ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
         let serverPort = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(serverPort)")
-        try await eventually("the model serves", timeout: .seconds(120)) { try await client.get("/Labelled").json?["label"] == .string("in-url") }
+        try await eventually("the model serves", timeout: .seconds(180)) { try await client.get("/Labelled").json?["label"] == .string("in-url") }
         let index = try await client.get("/").text
         let readiness = try await client.get("/readyz").text
         let metrics = try await client.get("/metrics").text
