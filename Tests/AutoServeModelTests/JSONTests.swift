@@ -122,3 +122,129 @@ struct PluginSupportTests {
         free(error)
     }
 }
+
+/// A model's typed output is written without JSONEncoder when its values are the common ones; the bytes hold what
+/// JSONEncoder (sorted keys) writes for it, and everything JSONEncoder treats its own way is left to JSONEncoder.
+struct OutputEncoderTests {
+    enum Level: String, Encodable { case low, high }
+    enum Rank: Int, Encodable {
+        case first = 1
+        case second
+    }
+
+    struct Inner: Encodable, Equatable {
+        var x: Double
+        var tags: [String]
+        var level: Level?
+    }
+
+    struct Wide: Encodable {
+        var score: Double
+        var count: Int
+        var small: Int8 = -7
+        var big: UInt64 = 1 << 53
+        var negative: Int64 = -(1 << 53)
+        var flag: Bool
+        var name: String
+        var missing: String?
+        var present: String? = "here"
+        var level: Level = .high
+        var rank: Rank = .second
+        var inner: Inner
+        var list: [Inner]
+        var matrix: [[Double]] = [[1, 2.5], [], [-0.0, 1e-300, 1.7976931348623157e308]]
+        var byName: [String: Double] = ["b": 2, "a": 1]
+        var byNumber: [Int: String] = [2: "two", 10: "ten"]
+        var nested: [String: [Int?]] = ["k": [1, nil, 3]]
+        var json: JSON = ["any": [1, "two", nil, true]]
+        var text: String = "quote \" slash / back \\ line \n tab \t é 🙂 \u{0001}"
+    }
+
+    /// A custom `encode(to:)` with nested containers and explicit nils, as hand-written encoders do.
+    struct Custom: Encodable {
+        enum Keys: String, CodingKey { case a, b, c, d }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encodeNil(forKey: .a)
+            var list = container.nestedUnkeyedContainer(forKey: .b)
+            try list.encode(1)
+            try list.encodeNil()
+            var object = list.nestedContainer(keyedBy: Keys.self)
+            try object.encode("x", forKey: .c)
+            var inner = container.nestedContainer(keyedBy: Keys.self, forKey: .c)
+            try inner.encode(true, forKey: .d)
+            try container.encode(2.5, forKey: .d)
+        }
+    }
+
+    struct WithFloat: Encodable { var f: Float = 0.1 }
+    struct WithDate: Encodable { var d = Date(timeIntervalSinceReferenceDate: 12.5) }
+    struct WithData: Encodable { var d = Data([1, 2, 3]) }
+    struct WithURL: Encodable { var u = URL(string: "https://example.com/a?b=c")! }
+    struct WithDecimal: Encodable { var d = Decimal(string: "1.25")! }
+    struct WithHugeInteger: Encodable { var i: Int64 = (1 << 53) + 1 }
+    struct WithNaN: Encodable { var x = Double.nan }
+    class Base: Encodable { var a = 1 }
+    final class Derived: Base {
+        var b = 2
+        enum Keys: CodingKey { case b }
+        override func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try super.encode(to: container.superEncoder())
+            try container.encode(b, forKey: .b)
+        }
+    }
+
+    static func foundation<Value: Encodable>(_ value: Value) throws -> JSON {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try JSONDecoder().decode(JSON.self, from: encoder.encode(value))
+    }
+
+    static func ours<Value: Encodable>(_ value: Value) throws -> JSON {
+        try JSONDecoder().decode(JSON.self, from: Data(try _AutoServePlugin.encodeObject(value).get()))
+    }
+
+    @Test func commonOutputsAreWrittenAsJSONEncoderWritesThem() throws {
+        let inner = Inner(x: 0.1, tags: ["a", "b"], level: nil)
+        let wide = Wide(
+            score: 0.9231876623841209, count: 42, flag: true, name: "n", inner: inner,
+            list: [inner, Inner(x: -3e-7, tags: [], level: .low)])
+        #expect(OutputEncoder.json(of: wide) != nil, "a struct of common types is written without JSONEncoder")
+        #expect(try Self.ours(wide) == Self.foundation(wide))
+        #expect(OutputEncoder.json(of: Custom()) != nil)
+        #expect(try Self.ours(Custom()) == Self.foundation(Custom()))
+        // The bytes of a plain output are JSONEncoder's own.
+        struct Small: Encodable {
+            var probability: Double
+            var label: String
+        }
+        let small = Small(probability: 0.25, label: "setosa")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(try _AutoServePlugin.encodeObject(small).get() == Array(try encoder.encode(small)))
+    }
+
+    @Test func whatJSONEncoderTreatsItsOwnWayIsLeftToIt() throws {
+        #expect(OutputEncoder.json(of: WithFloat()) == nil)
+        #expect(try Self.ours(WithFloat()) == Self.foundation(WithFloat()))
+        #expect(OutputEncoder.json(of: WithDate()) == nil)
+        #expect(try Self.ours(WithDate()) == Self.foundation(WithDate()))
+        #expect(OutputEncoder.json(of: WithData()) == nil)
+        #expect(try Self.ours(WithData()) == Self.foundation(WithData()))
+        #expect(OutputEncoder.json(of: WithURL()) == nil)
+        #expect(try Self.ours(WithURL()) == Self.foundation(WithURL()))
+        #expect(OutputEncoder.json(of: WithDecimal()) == nil)
+        #expect(try Self.ours(WithDecimal()) == Self.foundation(WithDecimal()))
+        #expect(OutputEncoder.json(of: WithHugeInteger()) == nil)
+        #expect(OutputEncoder.json(of: Derived()) == nil)
+        #expect(try Self.ours(Derived()) == Self.foundation(Derived()))
+        // NaN: JSONEncoder's error, as before.
+        #expect(OutputEncoder.json(of: WithNaN()) == nil)
+        guard case .failure(let message) = _AutoServePlugin.encodeObject(WithNaN()) else {
+            Issue.record("NaN was encoded")
+            return
+        }
+        #expect(message.text.contains("does not encode to JSON"))
+    }
+}
