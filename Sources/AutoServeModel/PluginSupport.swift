@@ -315,7 +315,7 @@ struct OutputEncoder: Encoder {
 
         mutating func encode<Value: Encodable>(_ value: Value, forKey key: Key) throws {
             if let json = try OutputEncoder.leaf(value) { return node.set(key.stringValue, json) }
-            try OutputEncoder.encode(value, into: node.nested(key.stringValue), path: codingPath + [key])
+            try value.encode(to: OutputEncoder(node: node.nested(key.stringValue), codingPath: codingPath + [key]))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
@@ -347,7 +347,7 @@ struct OutputEncoder: Encoder {
 
         mutating func encode<Value: Encodable>(_ value: Value) throws {
             if let json = try OutputEncoder.leaf(value) { return node.append(json) }
-            try OutputEncoder.encode(value, into: node.nestedElement(), path: codingPath)
+            try value.encode(to: OutputEncoder(node: node.nestedElement(), codingPath: codingPath))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy _: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {

@@ -217,7 +217,6 @@ struct InferenceProtocolV2: Sendable {
     static func render(_ outcomes: [Result<[UInt8], APIError>], model: String, version: String, id: String?, requested: [String]?) -> Scoring.Answer {
         var outputs: [Output] = []
         outputs.reserveCapacity(outcomes.count)
-        var names: [String] = []
         var known = Set<String>()
         for (row, outcome) in outcomes.enumerated() {
             switch outcome {
@@ -225,18 +224,16 @@ struct InferenceProtocolV2: Sendable {
                 guard let output = Output(bytes) else {
                     return errorAnswer(500, "row \(row + 1): \(model) answered something that is not a JSON object")
                 }
-                for name in output.names where known.insert(name).inserted { names.append(name) }
+                known.formUnion(output.members.keys)
                 outputs.append(output)
             case .failure(let failure):
                 return errorAnswer(Int(failure.status.code), outcomes.count == 1 ? failure.message : "row \(row + 1): \(failure.message)")
             }
         }
-        if let requested {
-            if let missing = requested.first(where: { !known.contains($0) }), !outputs.isEmpty {
-                return errorAnswer(400, "\(model) has no output '\(missing)'; its outputs are \(names.sorted().joined(separator: ", "))")
-            }
-            names = Array(Set(requested))
+        if let requested, let missing = requested.first(where: { !known.contains($0) }), !outputs.isEmpty {
+            return errorAnswer(400, "\(model) has no output '\(missing)'; its outputs are \(known.sorted().joined(separator: ", "))")
         }
+        let names = requested.map { Set($0) } ?? known
         // Keys in sorted order, as every JSON body of this server has them.
         var body: [UInt8] = []
         body.reserveCapacity(outputs.reduce(128) { $0 + $1.bytes.count } + names.count * 64)
@@ -284,30 +281,23 @@ struct InferenceProtocolV2: Sendable {
     struct Output {
         let bytes: [UInt8]
         var members: [String: JSONParser.ObjectMember] = [:]
-        /// The members' names in the order they came.
-        var names: [String] = []
 
         /// `nil` when `bytes` are not one JSON object.
         init?(_ bytes: [UInt8]) {
             self.bytes = bytes
             var members: [String: JSONParser.ObjectMember] = [:]
-            var names: [String] = []
             let valid = bytes.withUnsafeBytes { raw -> Bool in
                 guard (try? JSONParser.locateObjectMembers([], in: raw)) != nil,
                     let start = raw.firstIndex(where: { $0 == UInt8(ascii: "{") })
                 else { return false }
                 JSONParser.forEachMember(ofObjectAt: start..<raw.count, in: raw) { key, value in
                     let name = JSONParser.string(key, in: raw)
-                    if members[name] == nil {
-                        members[name] = value
-                        names.append(name)
-                    }
+                    if members[name] == nil { members[name] = value }
                 }
                 return true
             }
             guard valid else { return nil }
             self.members = members
-            self.names = names
         }
     }
 
