@@ -8,6 +8,7 @@ import ModelSource
 import NIOCore
 import PluginBuilder
 import PluginLoader
+import PluginRuntime
 import ServiceLifecycle
 public import ServingCore
 import Synchronization
@@ -46,6 +47,7 @@ public final class AutoServeServer: Sendable {
         try StartupChecks.writableFolder(configuration.stateDir, setting: "STATE_DIR")
         if let cacheDir = configuration.cacheDir { try StartupChecks.writableFolder(cacheDir, setting: "CACHE_DIR") }
         try StartupChecks.stopTimes(delay: configuration.shutdownDelay, timeout: configuration.shutdownTimeout)
+        try StartupChecks.sandbox(configuration, support: .current, logger: logger)
         let metrics = Metrics()
         LogWriter.standardError.countDrops(in: metrics.counter("autoserve_log_lines_dropped_total"))
         let source = modelSource(configuration)
@@ -147,7 +149,8 @@ public final class AutoServeServer: Sendable {
             settings.timeout = configuration.modelTimeout
             settings.metrics = metrics
             settings.logger = logger
-            settings.environment = ServerConfiguration.workerEnvironment(ProcessInfo.processInfo.environment)
+            settings.environment = ServerConfiguration.workerEnvironment(ProcessInfo.processInfo.environment, passing: configuration.modelEnvironment)
+            settings.sandbox = SandboxPolicy(mode: configuration.modelSandbox)
             let limit = configuration.maxWorkers ?? WorkerBudget.defaultLimit()
             settings.budget = WorkerBudget(limit: limit)
             logger.info("workers", metadata: ["max_workers": "\(limit)"])

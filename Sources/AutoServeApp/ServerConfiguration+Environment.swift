@@ -175,6 +175,20 @@ extension ServerConfiguration {
             }
             config.modelIsolation = isolation
         },
+        Setting(
+            environment: "MODEL_SANDBOX", help: "strict (confine each worker as the kernel allows), required (refuse to start without every layer) or off",
+            defaultValue: "strict", isSecret: false
+        ) { config, value in
+            guard let mode = SandboxPolicy.Mode(rawValue: value.lowercased()) else { throw invalid("MODEL_SANDBOX", value, "strict, required or off") }
+            config.modelSandbox = mode
+        },
+        Setting(
+            environment: "MODEL_ENV", help: "Variables passed to every model's workers beside PATH, HOME, LANG, LC_*, TZ (comma-separated names)",
+            isSecret: false
+        ) {
+            config, value in
+            config.modelEnvironment = try parseModelEnvironment(value)
+        },
         Setting(environment: "SWIFTC", help: "Compiler for model plugins (default: swiftc on PATH, else beside the Swift runtime)", isSecret: false) {
             config, value in
             config.swiftc = value.isEmpty ? nil : value
@@ -218,9 +232,30 @@ extension ServerConfiguration {
         return names
     }()
 
-    /// The environment a model's worker process starts with: the server's, less `keptFromWorkers`.
-    public static func workerEnvironment(_ environment: [String: String]) -> [String: String] {
-        environment.filter { !keptFromWorkers.contains($0.key) }
+    /// The variables every worker gets from the server's environment (README, "Reliability"); `LC_*` too, and its own TMPDIR.
+    static let workerDefaults: Set<String> = ["PATH", "HOME", "LANG", "TZ"]
+
+    /// The environment a model's worker process starts with, by allowlist: `workerDefaults`, `LC_*`, and the names of
+    /// `MODEL_ENV`. Nothing else of the server's environment reaches a model: not its settings, not the inference
+    /// log's path, not an unrelated secret of the container (`AWS_SECRET_ACCESS_KEY`).
+    public static func workerEnvironment(_ environment: [String: String], passing names: [String] = []) -> [String: String] {
+        environment.filter { workerDefaults.contains($0.key) || $0.key.hasPrefix("LC_") || names.contains($0.key) }
+    }
+
+    /// `MODEL_ENV`: comma-separated variable names, none of them a setting that holds a secret.
+    static func parseModelEnvironment(_ value: String) throws(ConfigurationError) -> [String] {
+        let names = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for name in names {
+            guard name.first?.isASCIIDigit == false, name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else {
+                throw invalid("MODEL_ENV", value, "comma-separated environment variable names (letters, digits and _), like FEATURE_STORE_URL,REGION")
+            }
+            if keptFromWorkers.contains(name) {
+                throw ConfigurationError(
+                    "MODEL_ENV names \(name), which holds a secret of the server (or a path or URL that may hold one); a model never gets it. "
+                        + "Remove it from MODEL_ENV, and give the model what it needs in a variable of its own")
+            }
+        }
+        return names
     }
 
     /// Reads every setting from an environment; values that cannot be used are errors, never ignored.

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import PluginRuntime
 public import ServingCore
 
 /// How models are isolated from the server and from each other (docs/architecture.md, "Worker processes").
@@ -53,6 +54,10 @@ public struct ServerConfiguration: Sendable {
     public var peers: String?
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
+    /// How each worker is confined (`MODEL_SANDBOX`, README "Reliability").
+    public var modelSandbox: SandboxPolicy.Mode = .strict
+    /// Variables of the server's environment a worker gets beside the defaults (`MODEL_ENV`).
+    public var modelEnvironment: [String] = []
     /// The binary that runs as a model's worker (`autoserve-worker`); `nil` is this executable (tests point it at the built binary).
     public var workerExecutable: String?
     /// The binary that reads a version's files in a helper process (`autoserve read-version`); `nil` is this executable

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import PluginRuntime
 
 #if canImport(Glibc)
     import Glibc
@@ -16,6 +18,37 @@ enum StartupChecks {
                     + "lower the delay or raise the timeout"
             )
         }
+    }
+
+    /// Logs the sandbox layers this kernel and container runtime allow a worker (README, "Reliability"): a missing
+    /// layer is a warning under `MODEL_SANDBOX=strict`, and stops the server under `required`.
+    static func sandbox(_ configuration: ServerConfiguration, support: SandboxSupport, logger: Logger) throws(ConfigurationError) {
+        let mode = configuration.modelSandbox
+        if configuration.modelIsolation == .inprocess {
+            guard mode != .required else {
+                throw ConfigurationError(
+                    "MODEL_SANDBOX=required cannot confine models under MODEL_ISOLATION=inprocess, which loads them into the server itself; "
+                        + "set MODEL_ISOLATION=process (the default)")
+            }
+            logger.warning(
+                "MODEL_ISOLATION=inprocess: models run inside the server with its whole authority and no sandbox; "
+                    + "use process isolation for models you do not fully trust")
+            return
+        }
+        logger.info("sandbox", metadata: ["mode": "\(mode.rawValue)", "landlock_abi": "\(support.landlockABI)", "seccomp": "\(support.seccomp)"])
+        guard mode != .off else {
+            logger.warning("MODEL_SANDBOX=off: every model's code runs with the server's authority (its files, network and signals)")
+            return
+        }
+        let missing = support.missing
+        guard !missing.isEmpty else { return }
+        if mode == .required {
+            throw ConfigurationError(
+                "MODEL_SANDBOX=required, and workers here cannot have \(missing.joined(separator: "; ")). Run on a kernel that offers them "
+                    + "(Linux 6.12 or later) under a seccomp profile that allows the landlock_* calls, or set MODEL_SANDBOX=strict"
+            )
+        }
+        logger.warning("sandbox layers missing; workers run with the others", metadata: ["missing": "\(missing.joined(separator: "; "))"])
     }
 
     /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix.

@@ -58,6 +58,8 @@ struct IndexDocument: Encodable {
         @NullWhenNil var lastError: LastError?
         /// Only for a version served by worker processes.
         var workers: Workers?
+        /// How the serving version's code is confined (README, "Reliability").
+        var sandbox: String?
 
         init(_ status: ModelStatus, prefix: String) {
             let serving = status.serving
@@ -72,10 +74,11 @@ struct IndexDocument: Encodable {
             routes = ["\(prefix)/\(status.folderName)", "\(prefix)/all"]
             lastError = status.currentError.map(LastError.init)
             workers = status.workers.map { Workers(pids: $0.pids, restarts: $0.restarts, lastCrash: $0.lastCrash) }
+            sandbox = serving?.runner.sandbox
         }
 
         enum CodingKeys: String, CodingKey {
-            case state, version, commit, type, description, routes, workers, pending
+            case state, version, commit, type, description, routes, workers, sandbox, pending
             case loadedAt = "loaded_at"
             case pendingVersion = "pending_version"
             case lastError = "last_error"

@@ -26,6 +26,10 @@ public struct WorkerSettings: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// The bound on the workers of every model together (`MAX_WORKERS`); `nil`: no bound.
     public var budget: WorkerBudget?
+    /// How each worker is confined (`MODEL_SANDBOX`, README "Reliability"); a model's grants are added per version.
+    public var sandbox = SandboxPolicy(mode: .strict)
+    /// Where each confined worker gets its private temporary folder.
+    public var temporaryRoot = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
 
     public init(executable: String) {
         self.executable = executable
@@ -75,7 +79,8 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
         let model = ProcessModel(plugin: plugin, settings: settings, workers: Array(repeating: nil, count: max(1, settings.workers)))
         for slot in 0..<max(1, settings.workers) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, environment: settings.environment, output: model.output, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, sandbox: settings.sandbox,
+                temporaryRoot: settings.temporaryRoot, output: model.output, startTimeout: settings.startTimeout
             ) { [weak model] exit in model?.workerExited(slot: slot, exit) }
             model.state.withLock { $0.workers[slot] = connection }
         }
@@ -132,6 +137,13 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
         for worker in state.withLock({ $0.workers.compactMap { $0 } }) { worker.abandonPending(failure) }
     }
 
+    /// The mode and the layers the first live worker applied, as its hello named them.
+    public var sandbox: String? {
+        guard let worker = state.withLock({ $0.workers.lazy.compactMap { $0 }.first }) else { return nil }
+        let layers = worker.sandboxLayers.withLock { $0 }
+        return settings.sandbox.mode == .off ? "off" : "\(settings.sandbox.mode.rawValue) (\(layers))"
+    }
+
     public func workerReport() -> WorkerReport {
         state.withLock { state in
             WorkerReport(pids: state.workers.compactMap { $0?.pid }, restarts: state.restarts, lastCrash: state.lastCrash)
@@ -175,7 +187,8 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
         guard !state.withLock({ $0.stopped }) else { return }
         do throws(PluginLoadError) {
             let connection = try await WorkerConnection.start(
-                executable: settings.executable, plugin: plugin, environment: settings.environment, output: output, startTimeout: settings.startTimeout
+                executable: settings.executable, plugin: plugin, environment: settings.environment, sandbox: settings.sandbox,
+                temporaryRoot: settings.temporaryRoot, output: output, startTimeout: settings.startTimeout
             ) { [weak self] exit in self?.workerExited(slot: slot, exit) }
             let keep = state.withLock { state -> Bool in
                 guard !state.stopped else { return false }

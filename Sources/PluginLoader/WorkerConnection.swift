@@ -73,10 +73,16 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     private let started = Atomic<Bool>(false)
     private let onExit: @Sendable (WorkerExit) -> Void
 
-    private init(pid: pid_t, socket: Int32, modelName: String, onExit: @escaping @Sendable (WorkerExit) -> Void) {
+    /// The worker's private temporary folder (its `TMPDIR`), removed when it exits.
+    let temporaryFolder: String?
+    /// The sandbox's layers as the worker's hello named them ("landlock 7, limits, seccomp", or "off").
+    let sandboxLayers = Mutex<String>("")
+
+    private init(pid: pid_t, socket: Int32, modelName: String, temporaryFolder: String?, onExit: @escaping @Sendable (WorkerExit) -> Void) {
         self.pid = pid
         self.socket = socket
         self.modelName = modelName
+        self.temporaryFolder = temporaryFolder
         self.onExit = onExit
     }
 
@@ -84,19 +90,36 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     static func start(
         executable: String,
         plugin: BuiltPlugin,
-        environment: [String: String],
+        environment givenEnvironment: [String: String],
+        sandbox givenSandbox: SandboxPolicy,
+        temporaryRoot: String,
         output: ModelOutputLog,
         startTimeout: Duration,
         onExit: @escaping @Sendable (WorkerExit) -> Void
     ) async throws(PluginLoadError) -> WorkerConnection {
         let definition = plugin.definition
-        let arguments = [
-            executable, "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder,
-        ]
-        let (pid, socket, outputs) = try spawn(arguments, environment: environment)
+        var sandbox = givenSandbox
+        var environment = givenEnvironment
+        // A confined worker writes only to a folder of its own (README, "Reliability"), its TMPDIR.
+        if sandbox.mode != .off {
+            let folder = try makeTemporaryFolder(in: temporaryRoot)
+            sandbox.temporaryFolder = folder
+            environment["TMPDIR"] = folder
+        }
+        let arguments =
+            [executable, "--library", plugin.libraryPath, "--entry-symbol", definition.entrySymbol, "--folder", definition.folder] + sandbox.arguments
+        let spawned: (pid: pid_t, socket: Int32, outputs: [Int32])
+        do throws(PluginLoadError) {
+            spawned = try spawn(arguments, environment: environment)
+        } catch {
+            sandbox.temporaryFolder.map(removeTemporaryFolder)
+            throw error
+        }
+        let (pid, socket, outputs) = spawned
         // The worker's standard output and error, a line per log event.
         for (descriptor, stream) in zip(outputs, ["stdout", "stderr"]) { output.attach(descriptor, stream: stream) }
-        let connection = WorkerConnection(pid: pid, socket: socket, modelName: definition.name.rawValue, onExit: onExit)
+        let connection = WorkerConnection(
+            pid: pid, socket: socket, modelName: definition.name.rawValue, temporaryFolder: sandbox.temporaryFolder, onExit: onExit)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -115,6 +138,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
             var status: Int32 = 0
             // Killed a moment ago: the wait is as short as a kill (and this is a task, not an event loop).
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            sandbox.temporaryFolder.map(removeTemporaryFolder)
             throw PluginLoadError("the server could not read its worker's socket: \(error)")
         }
         let started: Result<Void, PluginLoadError> = await withCheckedContinuation { continuation in
@@ -251,7 +275,10 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         let result: Result<Void, PluginLoadError> =
             frame.code == WorkerFrame.started
             ? .success(()) : .failure(PluginLoadError(String(decoding: frame.payload, as: UTF8.self)))
-        if frame.code == WorkerFrame.started { started.store(true, ordering: .releasing) }
+        if frame.code == WorkerFrame.started {
+            sandboxLayers.withLock { $0 = String(decoding: frame.payload, as: UTF8.self) }
+            started.store(true, ordering: .releasing)
+        }
         answerHello(result)
     }
 
@@ -283,6 +310,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
             loop.scheduleTask(in: .milliseconds(10)) { self.reap(on: loop, attempt: attempt + 1) }
             return
         }
+        temporaryFolder.map(Self.removeTemporaryFolder)
         let exit = plannedExit.withLock { $0 } ?? .crashed(WorkerExit.describe(status))
         answerHello(.failure(PluginLoadError("the worker exited during start: \(WorkerExit.describe(status))")))
         let message = exit.message(model: modelName)
@@ -290,6 +318,20 @@ final class WorkerConnection: DeadlineWatched, Sendable {
             waiting.completion(.failure(PredictionFailure(.unavailable, message)))
         }
         if started.load(ordering: .acquiring) { onExit(exit) }
+    }
+
+    /// A new folder `autoserve-worker-XXXXXX` under `root`, mode 0700.
+    static func makeTemporaryFolder(in root: String) throws(PluginLoadError) -> String {
+        var template = Array("\(root)/autoserve-worker-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw PluginLoadError("cannot make the worker's temporary folder in \(root): \(String(cString: strerror(errno))); set TMPDIR to a writable folder")
+        }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Empties and removes a worker's temporary folder once the worker is gone.
+    static func removeTemporaryFolder(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
     }
 
     /// The worker's resident memory in bytes, from /proc.

@@ -13,7 +13,7 @@ public enum WorkerMain {
     public static let requestDescriptor: Int32 = 3
     public static let responseDescriptor: Int32 = 4
 
-    public static func run(library path: String, entrySymbol: String, folder: String) -> Never {
+    public static func run(library path: String, entrySymbol: String, folder: String, sandbox: SandboxPolicy) -> Never {
         // A stop is the server's to make: a signal to the whole process group (a terminal's Ctrl-C, systemd's
         // KillMode=control-group, `tini -g`) must not end the workers under the requests the server still answers.
         // The server stops them by closing their socket; they die with it through the parent-death signal.
@@ -33,13 +33,19 @@ public enum WorkerMain {
         _ = fcntl(requestDescriptor, F_SETFD, FD_CLOEXEC)
         _ = fcntl(responseDescriptor, F_SETFD, FD_CLOEXEC)
         let instance: PluginInstance
+        let layers: [String]
         do {
-            instance = try PluginLibrary.open(path: path, entrySymbol: entrySymbol).instantiate(folder: folder)
+            let library = try PluginLibrary.open(path: path, entrySymbol: entrySymbol)
+            // The libraries are loaded and the model's code has not run: from here on it runs confined.
+            layers = try WorkerSandbox.apply(sandbox, folder: folder)
+            instance = try library.instantiate(folder: folder)
         } catch {
             _ = WorkerFrame.write(WorkerFrame(id: 0, code: WorkerFrame.startFailed, payload: Array(error.message.utf8)), to: responseDescriptor)
             exit(1)
         }
-        guard WorkerFrame.write(WorkerFrame(id: 0, code: WorkerFrame.started, payload: []), to: responseDescriptor) else { exit(0) }
+        // The hello names the sandbox's layers, which the index shows (README, "Reliability").
+        let hello = WorkerFrame(id: 0, code: WorkerFrame.started, payload: Array(layers.joined(separator: ", ").utf8))
+        guard WorkerFrame.write(hello, to: responseDescriptor) else { exit(0) }
         WorkerLoop(instance: instance).run()
     }
 

@@ -17,10 +17,16 @@ public protocol ModelRunner: Sendable {
 
     /// Lets the version go: the manager calls it once, after the version's last request (its workers stop).
     func unload()
+
+    /// How the model's code is confined, as the index shows it (README, "Reliability"): "strict (landlock 7,
+    /// limits, seccomp)", "off", "none (in-process)"; `nil` when the runner cannot tell.
+    var sandbox: String? { get }
 }
 
 extension ModelRunner {
     public var brokenReason: String? { nil }
+
+    public var sandbox: String? { nil }
 
     /// Nothing to abandon by default: an in-process call cannot be interrupted.
     public func abandonPending(_ failure: PredictionFailure) {}

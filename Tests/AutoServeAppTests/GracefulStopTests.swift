@@ -15,7 +15,8 @@ struct GracefulStopTests {
         let markers = try Paths.temporaryFolder("stop-markers")
         // A process group of its own (the server's pid), so that a signal to the group spares the test.
         let server = try BinaryServer(
-            environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState], launcher: ["/usr/bin/perl", "-e", "setpgrp(0, 0); exec @ARGV"])
+            // Slow's markers are written outside its folder, which the sandbox forbids.
+            environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MODEL_SANDBOX": "off"], launcher: ["/usr/bin/perl", "-e", "setpgrp(0, 0); exec @ARGV"])
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
         let sockets = try (0..<20).map { _ in try RawHTTP.connected(port: port) }
@@ -94,7 +95,8 @@ struct GracefulStopTests {
     @Test func shutdownTimeoutBoundsAStuckStop() async throws {
         let models = try Paths.modelsFolder(["Slow": "\(Paths.fixtures)/models/Slow"])
         let markers = try Paths.temporaryFolder("stuck-markers")
-        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "SHUTDOWN_TIMEOUT": "1s"])
+        // Slow's markers are written outside its folder, which the sandbox forbids.
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "SHUTDOWN_TIMEOUT": "1s", "MODEL_SANDBOX": "off"])
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
         let socket = try RawHTTP.connected(port: port)

@@ -313,16 +313,19 @@ struct HardeningTests {
         }
     }
 
-    /// A model sees none of the server's secrets in its environment.
+    /// A model sees none of the server's secrets in its environment, nor anything else of it that is not on the
+    /// allowlist (README, "Reliability"): unrelated secrets of the container and the inference log's path included.
     @Test func workersStartWithoutTheServersSecrets() async throws {
         let models = try Paths.modelsFolder(["EnvProbe": "\(Paths.fixtures)/models/EnvProbe"])
         let secrets = [
             "ADMIN_TOKEN": "admin-secret-for-env-probe", "WEBHOOK_SECRET": "webhook-secret-for-env-probe",
             "GIT_TOKEN": "git-token-for-env-probe", "GIT_SSH_KEY": "/nonexistent/key-for-env-probe", "password": "old-password-for-env-probe",
+            "AWS_SECRET_ACCESS_KEY": "aws-secret-for-env-probe", "DATABASE_URL": "postgres://user:db-secret-for-env-probe@db/rows",
+            "INFERENCE_LOG": try Paths.temporaryFolder("env-probe-log") + "/rows-for-env-probe.jsonl", "AUTOSERVE_UNLISTED": "unlisted-for-env-probe",
         ]
         let server = try BinaryServer(
             environment: secrets.merging([
-                "MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "AUTOSERVE_HARMLESS": "visible",
+                "MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "AUTOSERVE_HARMLESS": "visible", "MODEL_ENV": "AUTOSERVE_HARMLESS",
             ]) { $1 })
         let port = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(port)")
@@ -333,7 +336,8 @@ struct HardeningTests {
         }
         await server.stopped()
         let environment = answer.json?["environment"]
-        #expect(environment?["AUTOSERVE_HARMLESS"] == .string("visible"), "the probe sees the rest of the environment")
+        #expect(environment?["AUTOSERVE_HARMLESS"] == .string("visible"), "the probe sees what MODEL_ENV names")
+        #expect(environment?["PATH"] != nil && environment?["TMPDIR"] != nil, "\(answer.text)")
         for name in secrets.keys { #expect(environment?[name] == nil, "\(name) reached the worker") }
         let leaked = secrets.values.contains { answer.text.contains($0) }
         #expect(!leaked)
@@ -346,6 +350,8 @@ struct HardeningTests {
         try await withTestServer(
             try await TestServer.start(models: ["CrashLoop": "\(Paths.fixtures)/models/CrashLoop"]) { configuration in
                 configuration.stateDir = try! Paths.temporaryFolder("crash-loop-state")
+                // CrashLoop remembers its first start in /tmp, which a confined worker cannot write.
+                configuration.modelSandbox = .off
             }
         ) { server async throws in
             #expect(try await server.client.get("/readyz").status == 200)

@@ -141,6 +141,8 @@ struct ScoringPathTests {
     @Test func sigtermAnswersTheRowInFlightBeforeExiting() async throws {
         let server = try BinaryServer(environment: [
             "STATE_DIR": Paths.sharedState, "MODELS_DIR": try Paths.modelsFolder(["Unruly": "\(Paths.fixtures)/models/Unruly"]),
+            // The row's marker is written outside the model's folder, which the sandbox forbids.
+            "MODEL_SANDBOX": "off",
         ])
         let port = try await server.waitUntilListening()
         let client = HTTPClient(base: "http://127.0.0.1:\(port)")

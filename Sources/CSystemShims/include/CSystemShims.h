@@ -42,4 +42,39 @@ int autoserve_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 /// Makes the C standard output (which Swift's `print` writes to) line-buffered, as on a terminal.
 void autoserve_line_buffer_stdout(void);
 
+/// The sandbox of a model's worker (README, "Reliability"): Landlock, a seccomp filter and resource limits, applied
+/// by the worker itself after it loaded its libraries and before the model's code runs. Each returns 0, or an error
+/// number saying why the layer could not be applied.
+
+/// The highest Landlock ABI this kernel offers (1 files, 4 TCP, 6 signals and abstract Unix sockets), or 0 when
+/// Landlock is missing, disabled at boot, or refused by a container runtime's seccomp profile.
+int autoserve_landlock_abi(void);
+
+/// Whether this process may install a seccomp filter: 1, or 0 (no CONFIG_SECCOMP_FILTER).
+int autoserve_seccomp_available(void);
+
+/// A Landlock ruleset that handles every file access the ABI knows, TCP bind and connect (ABI >= 4) unless
+/// `allow_network`, and scopes signals and abstract Unix sockets to the domain (ABI >= 6): its descriptor, or
+/// -1 with errno set.
+int autoserve_landlock_ruleset(int abi, int allow_network);
+
+/// Allows reading (and mapping for execution) what lies beneath `path` (or the file itself), or, when `writable`,
+/// every file access there. 0, or an error number (ENOENT for a path that does not exist).
+int autoserve_landlock_allow(int ruleset, int abi, const char *path, int writable);
+
+/// Sets no_new_privs and enforces the ruleset on the calling thread and the threads it starts later; closes it.
+/// 0 or an error number.
+int autoserve_landlock_enforce(int ruleset);
+
+/// Installs the worker's seccomp filter (no_new_privs set first) on every thread of the process: a new process,
+/// a program run, a new socket, a signal to another process, tracing or reading another process, mount and
+/// namespace calls, BPF, perf events, keyrings, io_uring, chmod and chown, and making the process dumpable again
+/// fail with EPERM.
+/// 0 or an error number.
+int autoserve_seccomp_confine(void);
+
+/// No core files, no file written larger than `file_size_limit` bytes (EFBIG, SIGXFSZ ignored), and the process
+/// non-dumpable. 0 or an error number.
+int autoserve_confine_limits(long long file_size_limit);
+
 #endif

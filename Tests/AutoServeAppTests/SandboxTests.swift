@@ -1,0 +1,129 @@
+import AutoServeApp
+import Foundation
+import PluginRuntime
+import ServingCore
+import Testing
+
+/// Every worker runs confined (README, "Reliability"): the Hostile fixture tries each escape of issue 28's list and
+/// answers how each went. Confined, every one fails with EPERM or EACCES and the model still serves, beside the
+/// others; with `MODEL_SANDBOX=off` each one works, so these tests can fail.
+@Suite(.serialized)
+struct SandboxTests {
+    /// What Hostile is asked to reach: a secret file outside every model, another model's source, the plugin
+    /// cache, a folder outside, the server's port and another model's worker.
+    struct Targets {
+        let secret: String
+        let outside: String
+        let cache: String
+
+        init(cache: String) throws {
+            let folder = try Paths.temporaryFolder("sandbox-targets")
+            secret = "\(folder)/id_ed25519"
+            try "-----BEGIN OPENSSH PRIVATE KEY----- not a real key\n".write(toFile: secret, atomically: true, encoding: .utf8)
+            outside = "\(folder)/outside"
+            try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+            self.cache = cache
+        }
+
+        var planted: String { "\(cache)/planted.so" }
+
+        func row(modelsDirectory: String, port: Int, neighbourPid: Int) -> String {
+            let variables: [String: JSON] = [
+                "secret": .string(secret), "neighbour_source": .string("\(modelsDirectory)/Iris/etls.swift"), "cache": .string(cache),
+                "outside": .string(outside), "port": .number(Double(port)), "neighbour_pid": .number(Double(neighbourPid)),
+            ]
+            return "{\"variables\": \(JSON.object(variables).jsonText)}"
+        }
+    }
+
+    /// The escapes Hostile reports (every key of its answer but `environment` and `tmpdir`).
+    static let escapes: Set<String> = [
+        "read_secret", "read_neighbour_source", "read_server_cmdline", "write_cache", "write_outside", "write_own_folder", "chmod_own_folder",
+        "connect_server", "signal_server", "signal_process_group", "run_shell", "fork", "read_neighbour_memory",
+    ]
+
+    /// Hostile's answer to one row that names every target, with the server's index.
+    static func tryEscapes(_ server: TestServer, targets: Targets) async throws -> (answer: JSONValue, index: JSONValue) {
+        let index = try await server.client.get("/")
+        guard let index = index.json, case .array(let pids)? = index["Echo"]?["workers"]?["pids"], case .number(let pid)? = pids.first else {
+            throw TestFailure("Echo has no worker: \(try await server.client.get("/").text)")
+        }
+        let answer = try await server.client.post("/Hostile", targets.row(modelsDirectory: server.modelsDirectory, port: server.port, neighbourPid: Int(pid)))
+        guard answer.status == 200, let json = answer.json else { throw TestFailure("Hostile answered \(answer.status): \(answer.text)") }
+        return (json, index)
+    }
+
+    static let models = [
+        "Hostile": "\(Paths.fixtures)/models/Hostile", "Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris",
+        "Unruly": "\(Paths.fixtures)/models/Unruly",
+    ]
+
+    @Test func aHostileModelIsDeniedEveryEscapeAndStillServes() async throws {
+        let support = SandboxSupport.current
+        #expect(support.landlockABI >= 6 && support.seccomp, "this kernel lacks a layer the sandbox needs: \(support.missing)")
+        let targets = try Targets(cache: "\(Paths.sharedState)/cache")
+        var tmpdir: String?
+        try await withTestServer(try await TestServer.start(models: Self.models)) { server async throws in
+            let (answer, index) = try await Self.tryEscapes(server, targets: targets)
+            for escape in Self.escapes {
+                let outcome = answer[escape]?.string ?? "missing"
+                #expect(outcome == "EPERM" || outcome == "EACCES", "\(escape): \(outcome)")
+            }
+            #expect(answer["write_tmpdir"] == .string("ok"), "a model may write its own temporary folder")
+            tmpdir = answer["tmpdir"]?.string
+            #expect(tmpdir?.contains("/autoserve-worker-") == true, "TMPDIR is the worker's own folder: \(tmpdir ?? "none")")
+            #expect(tmpdir.map { FileManager.default.fileExists(atPath: "\($0)/scratch") } == true)
+            #expect(!FileManager.default.fileExists(atPath: targets.planted), "nothing appears in CACHE_DIR")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: targets.outside).isEmpty, "nothing appears outside")
+            #expect(!FileManager.default.fileExists(atPath: "\(server.modelsDirectory)/Hostile/rewritten.swift"))
+            let layers = "strict (landlock \(support.landlockABI), limits, seccomp)"
+            for model in ["Hostile", "Echo", "Iris"] { #expect(index[model]?["sandbox"] == .string(layers), "\(model): \(index[model] ?? .null)") }
+            // The others are unaffected, and Hostile serves on.
+            #expect(try await server.client.post("/Iris", Rows.setosa).json?["iris_class"] == .string("setosa"))
+            #expect(try await server.client.post("/Echo", #"{"variables": {"a": 1}}"#).status == 200)
+            #expect(try await Self.tryEscapes(server, targets: targets).answer["fork"] == .string("EPERM"))
+            // A confined worker that traps dies alone and comes back confined, as an unconfined one does.
+            #expect(try await server.client.post("/Unruly", #"{"variables": {"mode": "crash"}}"#).status == 503)
+            try await eventually("Unruly answers again", timeout: .seconds(60)) {
+                try await server.client.post("/Unruly", #"{"variables": {"mode": "fine"}}"#).status == 200
+            }
+            #expect(try await server.client.get("/").json?["Unruly"]?["sandbox"] == .string(layers))
+        }
+        #expect(tmpdir.map { !FileManager.default.fileExists(atPath: $0) } == true, "the worker's temporary folder is removed when it stops")
+    }
+
+    /// The same model unconfined: each escape works (the planted plugin is removed again).
+    @Test func withTheSandboxOffEachEscapeWorks() async throws {
+        let targets = try Targets(cache: "\(Paths.sharedState)/cache")
+        defer { try? FileManager.default.removeItem(atPath: targets.planted) }
+        let start = try await TestServer.start(models: Self.models) { $0.modelSandbox = .off }
+        try await withTestServer(start) { server async throws in
+            let (answer, index) = try await Self.tryEscapes(server, targets: targets)
+            for escape in Self.escapes { #expect(answer[escape] == .string("ok"), "\(escape): \(answer[escape] ?? .null)") }
+            #expect(FileManager.default.fileExists(atPath: targets.planted))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: targets.outside) == ["escaped"])
+            #expect(index["Hostile"]?["sandbox"] == .string("off"))
+        }
+    }
+
+    /// A worker sees only PATH, HOME, LANG, LC_*, TZ, its TMPDIR and the names of MODEL_ENV.
+    @Test func theEnvironmentIsAnAllowlist() {
+        let server = [
+            "PATH": "/bin", "HOME": "/home/a", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "AWS_SECRET_ACCESS_KEY": "a", "DATABASE_URL": "b",
+            "INFERENCE_LOG": "/var/log/rows.jsonl", "FEATURE_STORE_URL": "c", "ADMIN_TOKEN": "d",
+        ]
+        #expect(
+            ServerConfiguration.workerEnvironment(server, passing: ["FEATURE_STORE_URL"]) == [
+                "PATH": "/bin", "HOME": "/home/a", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "FEATURE_STORE_URL": "c",
+            ])
+    }
+
+    @Test func modelEnvRefusesSecretsAndNonNames() throws {
+        #expect(try ServerConfiguration.fromEnvironment(["MODEL_ENV": "FEATURE_STORE_URL, REGION"]).modelEnvironment == ["FEATURE_STORE_URL", "REGION"])
+        for value in ["ADMIN_TOKEN", "A,GIT_TOKEN", "MODELS_REPO", "1ABC", "A=B", "A B"] {
+            #expect(throws: ConfigurationError.self, "\(value)") { try ServerConfiguration.fromEnvironment(["MODEL_ENV": value]) }
+        }
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.fromEnvironment(["MODEL_SANDBOX": "loose"]) }
+        #expect(try ServerConfiguration.fromEnvironment(["MODEL_SANDBOX": "Required"]).modelSandbox == .required)
+    }
+}
