@@ -16,7 +16,8 @@ struct GracefulStopTests {
         // A process group of its own (the server's pid), so that a signal to the group spares the test.
         let server = try BinaryServer(
             // Slow's markers are written outside its folder, which the sandbox forbids.
-            environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MODEL_SANDBOX": "off"], launcher: ["/usr/bin/perl", "-e", "setpgrp(0, 0); exec @ARGV"])
+            environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MODEL_SANDBOX": "off"],
+            launcher: ["/usr/bin/perl", "-e", "setpgrp(0, 0); exec @ARGV"])
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
         let sockets = try (0..<20).map { _ in try RawHTTP.connected(port: port) }
