@@ -232,7 +232,7 @@ extension ServerConfiguration {
         return names
     }()
 
-    /// The variables every worker gets from the server's environment (README, "Reliability"); `LC_*` too, and its own TMPDIR.
+    /// The variables every worker gets from the server's environment (docs/operations.md, "The sandbox"); `LC_*` too, and its own TMPDIR.
     static let workerDefaults: Set<String> = ["PATH", "HOME", "LANG", "TZ"]
 
     /// The environment a model's worker process starts with, by allowlist: `workerDefaults`, `LC_*`, and the names of

@@ -54,7 +54,7 @@ public struct ServerConfiguration: Sendable {
     public var peers: String?
     public var modelTimeout: Duration = .milliseconds(10_000)
     public var modelIsolation: ModelIsolation = .process
-    /// How each worker is confined (`MODEL_SANDBOX`, README "Reliability").
+    /// How each worker is confined (`MODEL_SANDBOX`, docs/operations.md, "The sandbox").
     public var modelSandbox: SandboxPolicy.Mode = .strict
     /// Variables of the server's environment a worker gets beside the defaults (`MODEL_ENV`).
     public var modelEnvironment: [String] = []

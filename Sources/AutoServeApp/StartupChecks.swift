@@ -20,7 +20,7 @@ enum StartupChecks {
         }
     }
 
-    /// Logs the sandbox layers this kernel and container runtime allow a worker (README, "Reliability"): a missing
+    /// Logs the sandbox layers this kernel and container runtime allow a worker (docs/operations.md, "The sandbox"): a missing
     /// layer is a warning under `MODEL_SANDBOX=strict`, and stops the server under `required`.
     static func sandbox(_ configuration: ServerConfiguration, support: SandboxSupport, logger: Logger) throws(ConfigurationError) {
         let mode = configuration.modelSandbox

@@ -88,7 +88,7 @@ int autoserve_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
 #endif
 }
 
-// The worker's sandbox (README, "Reliability"). Landlock's constants are spelled out here: the build machine's
+// The worker's sandbox (docs/operations.md, "The sandbox"). Landlock's constants are spelled out here: the build machine's
 // <linux/landlock.h> may predate the ABI the kernel at run time offers, and each value is part of the kernel's ABI.
 #ifdef __linux__
 #include <errno.h>

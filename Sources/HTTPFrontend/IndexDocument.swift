@@ -58,7 +58,7 @@ struct IndexDocument: Encodable {
         @NullWhenNil var lastError: LastError?
         /// Only for a version served by worker processes.
         var workers: Workers?
-        /// How the serving version's code is confined (README, "Reliability").
+        /// How the serving version's code is confined (docs/operations.md, "The sandbox").
         var sandbox: String?
 
         init(_ status: ModelStatus, prefix: String) {

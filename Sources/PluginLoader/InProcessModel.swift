@@ -17,7 +17,7 @@ import Synchronization
 /// is `failed` (use `MODEL_ISOLATION=process`, which kills and restarts a hung worker). Releasing the last
 /// reference destroys the instance; the library stays.
 public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
-    /// A plugin in the server's own process cannot be confined (README, "Reliability").
+    /// A plugin in the server's own process cannot be confined (docs/operations.md, "The sandbox").
     public var sandbox: String? { "none (in-process)" }
 
     /// Hung calls after which the version stops serving: each holds a thread for good.

@@ -26,7 +26,7 @@ public struct WorkerSettings: Sendable {
     public var environment: [String: String] = ProcessInfo.processInfo.environment
     /// The bound on the workers of every model together (`MAX_WORKERS`); `nil`: no bound.
     public var budget: WorkerBudget?
-    /// How each worker is confined (`MODEL_SANDBOX`, README "Reliability"); a model's grants are added per version.
+    /// How each worker is confined (`MODEL_SANDBOX`, docs/operations.md, "The sandbox"); a model's grants are added per version.
     public var sandbox = SandboxPolicy(mode: .strict)
     /// Where each confined worker gets its private temporary folder.
     public var temporaryRoot = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"

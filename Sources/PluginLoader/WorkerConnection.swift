@@ -100,7 +100,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         let definition = plugin.definition
         var sandbox = givenSandbox
         var environment = givenEnvironment
-        // A confined worker writes only to a folder of its own (README, "Reliability"), its TMPDIR.
+        // A confined worker writes only to a folder of its own (docs/operations.md, "The sandbox"), its TMPDIR.
         if sandbox.mode != .off {
             let folder = try makeTemporaryFolder(in: temporaryRoot)
             sandbox.temporaryFolder = folder

@@ -43,7 +43,7 @@ public enum WorkerMain {
             _ = WorkerFrame.write(WorkerFrame(id: 0, code: WorkerFrame.startFailed, payload: Array(error.message.utf8)), to: responseDescriptor)
             exit(1)
         }
-        // The hello names the sandbox's layers, which the index shows (README, "Reliability").
+        // The hello names the sandbox's layers, which the index shows (docs/operations.md, "The sandbox").
         let hello = WorkerFrame(id: 0, code: WorkerFrame.started, payload: Array(layers.joined(separator: ", ").utf8))
         guard WorkerFrame.write(hello, to: responseDescriptor) else { exit(0) }
         WorkerLoop(instance: instance).run()

@@ -4,7 +4,7 @@ import CSystemShims
     import Glibc
 #endif
 
-/// How a model's worker is confined (README, "Reliability"): `MODEL_SANDBOX` and what the operator granted the model.
+/// How a model's worker is confined (docs/operations.md, "The sandbox"): `MODEL_SANDBOX` and what the operator granted the model.
 public struct SandboxPolicy: Sendable, Hashable {
     /// `MODEL_SANDBOX`: `strict` applies every layer the kernel offers, `required` refuses to run without all of
     /// them, `off` applies none.

@@ -18,7 +18,7 @@ public protocol ModelRunner: Sendable {
     /// Lets the version go: the manager calls it once, after the version's last request (its workers stop).
     func unload()
 
-    /// How the model's code is confined, as the index shows it (README, "Reliability"): "strict (landlock 7,
+    /// How the model's code is confined, as the index shows it (docs/operations.md, "The sandbox"): "strict (landlock 7,
     /// limits, seccomp)", "off", "none (in-process)"; `nil` when the runner cannot tell.
     var sandbox: String? { get }
 }

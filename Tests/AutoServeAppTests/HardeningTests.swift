@@ -314,7 +314,7 @@ struct HardeningTests {
     }
 
     /// A model sees none of the server's secrets in its environment, nor anything else of it that is not on the
-    /// allowlist (README, "Reliability"): unrelated secrets of the container and the inference log's path included.
+    /// allowlist (docs/operations.md, "The sandbox"): unrelated secrets of the container and the inference log's path included.
     @Test func workersStartWithoutTheServersSecrets() async throws {
         let models = try Paths.modelsFolder(["EnvProbe": "\(Paths.fixtures)/models/EnvProbe"])
         let secrets = [

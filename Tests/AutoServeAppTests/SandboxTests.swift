@@ -4,7 +4,7 @@ import PluginRuntime
 import ServingCore
 import Testing
 
-/// Every worker runs confined (README, "Reliability"): the Hostile fixture tries each escape of issue 28's list and
+/// Every worker runs confined (docs/operations.md, "The sandbox"): the Hostile fixture tries each escape of issue 28's list and
 /// answers how each went. Confined, every one fails with EPERM or EACCES and the model still serves, beside the
 /// others; with `MODEL_SANDBOX=off` each one works, so these tests can fail.
 @Suite(.serialized)

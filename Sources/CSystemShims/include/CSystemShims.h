@@ -42,7 +42,7 @@ int autoserve_spawn_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 /// Makes the C standard output (which Swift's `print` writes to) line-buffered, as on a terminal.
 void autoserve_line_buffer_stdout(void);
 
-/// The sandbox of a model's worker (README, "Reliability"): Landlock, a seccomp filter and resource limits, applied
+/// The sandbox of a model's worker (docs/operations.md, "The sandbox"): Landlock, a seccomp filter and resource limits, applied
 /// by the worker itself after it loaded its libraries and before the model's code runs. Each returns 0, or an error
 /// number saying why the layer could not be applied.
 

@@ -5,7 +5,7 @@ import Foundation
     import Glibc
 #endif
 
-/// Tries every escape a hostile model would (README, "Reliability") and answers how each went: "ok" when it
+/// Tries every escape a hostile model would (docs/operations.md, "The sandbox") and answers how each went: "ok" when it
 /// worked, else the error's name ("EPERM", "EACCES"). The test names the targets in the row.
 struct Hostile {
     let folder: String
