@@ -194,8 +194,9 @@ extension PluginLoaderTests {
         for _ in 0..<10 where taken == nil {
             let exited = AsyncStream<WorkerExit>.makeStream()
             let connection = try await WorkerConnection.start(
-                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment,
-                output: ModelOutputLog(model: "Iris", logger: Logger(label: "test"), metrics: nil), startTimeout: .seconds(60)
+                executable: executable, plugin: plugin, environment: ProcessInfo.processInfo.environment, sandbox: SandboxPolicy(mode: .strict),
+                temporaryRoot: NSTemporaryDirectory(), output: ModelOutputLog(model: "Iris", logger: Logger(label: "test"), metrics: nil),
+                startTimeout: .seconds(60)
             ) { exit in exited.continuation.yield(exit) }
             let number = connection.socket
             _ = kill(connection.pid, SIGKILL)
