@@ -31,8 +31,9 @@ enum StartupChecks {
                         + "set MODEL_ISOLATION=process (the default)")
             }
             logger.warning(
-                "MODEL_ISOLATION=inprocess: models run inside the server with its whole authority and no sandbox; "
-                    + "use process isolation for models you do not fully trust")
+                Logger.Message(
+                    stringLiteral: "MODEL_ISOLATION=inprocess: models run inside the server with its whole authority and no sandbox; "
+                        + "use process isolation for models you do not fully trust"))
             return
         }
         logger.info("sandbox", metadata: ["mode": "\(mode.rawValue)", "landlock_abi": "\(support.landlockABI)", "seccomp": "\(support.seccomp)"])
