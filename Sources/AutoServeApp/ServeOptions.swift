@@ -34,6 +34,8 @@ public struct ServeOptions: ParsableArguments {
     @Option(help: help("PEERS")) var peers: String?
     @Option(help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
     @Option(help: help("MODEL_ISOLATION")) var modelIsolation: String?
+    @Option(help: help("MODEL_SANDBOX")) var modelSandbox: String?
+    @Option(help: help("MODEL_ENV")) var modelEnv: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
     @Option(help: help("INFERENCE_LOG")) var inferenceLog: String?
     @Option(help: help("INFERENCE_LOG_SAMPLE")) var inferenceLogSample: String?

@@ -28,11 +28,11 @@ struct SandboxTests {
         var planted: String { "\(cache)/planted.so" }
 
         func row(modelsDirectory: String, port: Int, neighbourPid: Int) -> String {
-            let variables: [String: JSON] = [
+            let variables: [String: JSONValue] = [
                 "secret": .string(secret), "neighbour_source": .string("\(modelsDirectory)/Iris/etls.swift"), "cache": .string(cache),
                 "outside": .string(outside), "port": .number(Double(port)), "neighbour_pid": .number(Double(neighbourPid)),
             ]
-            return "{\"variables\": \(JSON.object(variables).jsonText)}"
+            return "{\"variables\": \(JSONValue.object(variables).jsonText)}"
         }
     }
 
