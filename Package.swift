@@ -139,7 +139,11 @@ let package = Package(
         .testTarget(name: "DriftReportTests", dependencies: ["DriftReport", "AutoServeModel"], swiftSettings: swiftSettings),
         .testTarget(name: "ModelSourceTests", dependencies: ["ModelSource", "ServingCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "PluginBuilderTests", dependencies: ["PluginBuilder", "ModelSource", "ServingCore", .product(name: "Logging", package: "swift-log")],
+            name: "PluginBuilderTests",
+            dependencies: [
+                "PluginBuilder", "ModelSource", "ServingCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -170,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "AutoServeAppTests",
             dependencies: [
-                "AutoServeApp", "ServingCore", "ModelManager", .product(name: "Logging", package: "swift-log"),
+                "AutoServeApp", "ServingCore", "ModelManager", "PluginBuilder", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -34,6 +34,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADMIN_TOKEN = "fleet-admin-token"
 WEBHOOK_SECRET = "fleet-webhook-secret"
+CACHE_KEY = "fleet-cache-key-shared-by-the-replicas"
 SHUTDOWN_DELAY = "2s"
 
 NGINX_CONF = """worker_processes 1;
@@ -161,7 +162,7 @@ class Fleet:
         environment.update({
             "MODELS_REPO": f"file://{self.repository}", "STATE_DIR": state, "CACHE_DIR": os.path.join(state, "cache") if own_cache else self.cache,
             "HOST": "127.0.0.1", "PORT": str(self.ports[index]), "PEERS": ",".join(f"127.0.0.1:{port}" for port in self.ports),
-            "ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET, "SHUTDOWN_DELAY": SHUTDOWN_DELAY, "SYNC_INTERVAL": "24h",
+            "ADMIN_TOKEN": ADMIN_TOKEN, "WEBHOOK_SECRET": WEBHOOK_SECRET, "CACHE_KEY": CACHE_KEY, "SHUTDOWN_DELAY": SHUTDOWN_DELAY, "SYNC_INTERVAL": "24h",
         })
         log = open(os.path.join(self.work, f"replica-{index}.log"), "a")
         self.processes[index] = subprocess.Popen([os.path.join(self.binaries, "autoserve"), "serve"], env=environment, stdout=log,
@@ -260,13 +261,16 @@ def nginx_binary():
 
 
 def sealed(path):
-    """Whether a cache entry matches its seal (size and SHA-256 in `<entry>.sum`)."""
+    """Whether a cache entry matches its seal (size, and HMAC-SHA256 of the identity and the bytes with the fleet's
+    CACHE_KEY, in `<entry>.sum`)."""
     try:
         seal = dict(line.split(" ", 1) for line in open(path + ".sum").read().splitlines())
     except OSError:
         return False
     data = open(path, "rb").read()
-    return seal.get("size") == str(len(data)) and seal.get("sha256") == hashlib.sha256(data).hexdigest()
+    key = hashlib.sha256(CACHE_KEY.encode()).digest()
+    code = hmac.new(key, seal.get("identity", "").encode() + b"\n" + data, hashlib.sha256).hexdigest()
+    return seal.get("size") == str(len(data)) and seal.get("hmac-sha256") == code
 
 
 def compiling_replica(fleet, module_prefix):

@@ -177,7 +177,15 @@ public final class AutoServeServer: Sendable {
         do {
             let toolchain = try await Toolchain.locate(configured: configuration.swiftc)
             logger.info("compiler found", metadata: ["swiftc": "\(toolchain.swiftc)", "version": "\(toolchain.versionLine)"])
-            let compiler = PluginCompiler(toolchain: toolchain, stateDirectory: configuration.stateDir, cacheDirectory: configuration.cacheDir, logger: logger)
+            let key = configuration.cacheKey.map { CacheKey(secret: $0.value, origin: "CACHE_KEY") }
+            if key == nil, configuration.cacheDir != nil {
+                logger.warning(
+                    "CACHE_DIR is set without CACHE_KEY: plugins are sealed with this replica's own key (STATE_DIR/cache.key), so replicas sharing CACHE_DIR rebuild each other's; give them one CACHE_KEY"
+                )
+            }
+            let compiler = PluginCompiler(
+                toolchain: toolchain, stateDirectory: configuration.stateDir, cacheDirectory: configuration.cacheDir, cacheKey: key, logger: logger)
+            logger.info("build cache", metadata: ["key": "\(compiler.cacheKey.origin)"])
             compiler.sweep()
             return .success(compiler)
         } catch {

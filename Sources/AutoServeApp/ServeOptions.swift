@@ -20,6 +20,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(help: help("GIT_SSH_KEY")) var gitSshKey: String?
     @Option(help: help("WEBHOOK_SECRET")) var webhookSecret: String?
     @Option(help: help("ADMIN_TOKEN")) var adminToken: String?
+    @Option(help: help("CACHE_KEY")) var cacheKey: String?
     @Option(help: help("MAX_BODY_BYTES")) var maxBodyBytes: String?
     @Option(help: help("MAX_BATCH_ROWS")) var maxBatchRows: String?
     @Option(help: help("MAX_ANSWER_BYTES")) var maxAnswerBytes: String?
@@ -72,6 +73,11 @@ public struct ServeOptions: ParsableArguments {
     public func configuration(environment: [String: String]) throws(ConfigurationError) -> ServerConfiguration {
         var configuration = try ServerConfiguration.fromEnvironment(environment)
         for (setting, value) in given {
+            if setting.isSecret {
+                configuration.notices.append(
+                    "--\(setting.flag) is on the command line, which every process of the same user can read in /proc/<pid>/cmdline; "
+                        + "give \(setting.environment) in the environment or \(setting.environment)_FILE instead")
+            }
             do {
                 try configuration.apply(setting.environment, value)
             } catch {

@@ -71,6 +71,21 @@ extension ServerConfiguration {
         ) { config, value in
             config.cacheDir = value.isEmpty ? nil : value
         },
+        Setting(
+            environment: "CACHE_KEY", help: "Secret that seals CACHE_DIR's plugins; the replicas sharing it need the same (default: STATE_DIR/cache.key)",
+            isSecret: true
+        ) { config, value in
+            // Empty is unset, as an empty field of a Kubernetes Secret leaves it.
+            guard !value.isEmpty else {
+                config.cacheKey = nil
+                return
+            }
+            guard value.utf8.count >= 16 else {
+                throw ConfigurationError(
+                    "CACHE_KEY is too short (\(value.utf8.count) bytes): give at least 16 random bytes, like the output of openssl rand -hex 32")
+            }
+            config.cacheKey = Secret(value)
+        },
         Setting(environment: "SYNC_INTERVAL", help: "Time between syncs, like 30s, 1m, 24h", defaultValue: "24h", isSecret: false) { config, value in
             config.syncInterval = try parseDuration(value, setting: "SYNC_INTERVAL")
         },
@@ -226,7 +241,7 @@ extension ServerConfiguration {
     /// The names a worker process never sees: every secret, and the settings that may hold one (a key file's
     /// path, a repository URL with credentials in it), under their current and their original names.
     static let keptFromWorkers: Set<String> = {
-        var names = Set(settings.filter(\.isSecret).map(\.environment))
+        var names = Set(settings.filter(\.isSecret).flatMap { [$0.environment, "\($0.environment)_FILE"] })
         names.formUnion(["GIT_SSH_KEY", "MODELS_REPO"])
         for (old, new) in aliases where names.contains(new) { names.insert(old) }
         return names
@@ -272,8 +287,29 @@ extension ServerConfiguration {
         }
         for setting in settings {
             if let value = environment[setting.environment] { try config.apply(setting.environment, value) }
+            // Every secret may come from a file instead (a mounted Kubernetes secret, a Docker secret): NAME_FILE.
+            guard setting.isSecret, let path = environment["\(setting.environment)_FILE"] else { continue }
+            guard environment[setting.environment] == nil else {
+                throw ConfigurationError("both \(setting.environment) and \(setting.environment)_FILE are set; keep one")
+            }
+            try config.apply(setting.environment, try secretFile(path, setting: "\(setting.environment)_FILE"))
         }
         return config
+    }
+
+    /// A secret's file (`NAME_FILE`): its text without the line end that editors and `kubectl create secret` add.
+    static func secretFile(_ path: String, setting: String) throws(ConfigurationError) -> String {
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            throw ConfigurationError("\(setting)=\(path) is not a readable file: \(String(cString: strerror(errno))); mount the secret there or fix the path")
+        }
+        guard status.st_size <= 65_536, let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("\(setting)=\(path) cannot be read as a secret (at most 64 KiB); check its size and permissions")
+        }
+        var text = String(decoding: data, as: UTF8.self)
+        while let last = text.unicodeScalars.last, last == "\n" || last == "\r" { text.unicodeScalars.removeLast() }
+        guard !text.isEmpty else { throw ConfigurationError("\(setting)=\(path) is empty; write the secret into it") }
+        return text
     }
 
     /// Applies one value by its environment name (flags use the same names and checks).

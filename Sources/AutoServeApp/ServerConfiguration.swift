@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var gitSSHKey: String?
     public var webhookSecret: Secret?
     public var adminToken: Secret?
+    /// Seals the build cache's entries (`CACHE_KEY`); `nil`: the key of `STATE_DIR/cache.key`, made when missing.
+    public var cacheKey: Secret?
     public var maxBodyBytes = 1 << 20
     public var maxBatchRows = 10_000
     /// The most bytes of outputs one answer holds: a batch's rows past it (and `/all`'s members) get 413.

@@ -213,22 +213,23 @@ int autoserve_landlock_enforce(int ruleset) {
 /// args[0]'s low word (both architectures are little-endian): pids, flags and prctl options are 32-bit.
 #define AS_LOAD_ARG0 BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)offsetof(struct seccomp_data, args[0]))
 
-int autoserve_seccomp_confine(void) {
+int autoserve_seccomp_confine(int allow) {
 #ifdef AS_AUDIT_ARCH
-    static const int denied[] = {
-        __NR_execve, __NR_execveat, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev, __NR_socket,
-        __NR_socketpair, __NR_mount, __NR_umount2, __NR_unshare, __NR_setns, __NR_bpf, __NR_perf_event_open,
-        __NR_keyctl, __NR_add_key, __NR_request_key, __NR_tkill, __NR_pidfd_open, __NR_pidfd_getfd,
-        __NR_pidfd_send_signal, __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register, __NR_userfaultfd,
-        __NR_pivot_root, __NR_chroot, __NR_open_tree, __NR_move_mount, __NR_fsopen, __NR_fsconfig, __NR_fsmount,
-        __NR_fspick, __NR_mount_setattr, __NR_init_module, __NR_finit_module, __NR_delete_module, __NR_kexec_load,
-        __NR_kexec_file_load, __NR_kcmp, __NR_process_madvise, __NR_open_by_handle_at, __NR_name_to_handle_at,
+    static const int always[] = {
+        __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev, __NR_mount, __NR_umount2, __NR_unshare, __NR_setns, __NR_bpf,
+        __NR_perf_event_open, __NR_keyctl, __NR_add_key, __NR_request_key, __NR_pidfd_getfd, __NR_io_uring_setup, __NR_io_uring_enter,
+        __NR_io_uring_register, __NR_userfaultfd, __NR_pivot_root, __NR_chroot, __NR_open_tree, __NR_move_mount, __NR_fsopen,
+        __NR_fsconfig, __NR_fsmount, __NR_fspick, __NR_mount_setattr, __NR_init_module, __NR_finit_module, __NR_delete_module,
+        __NR_kexec_load, __NR_kexec_file_load, __NR_kcmp, __NR_process_madvise, __NR_open_by_handle_at, __NR_name_to_handle_at,
         // Permissions and owners: Landlock (to ABI 7) does not stand behind chmod and chown.
-        __NR_fchmod, __NR_fchmodat, __NR_fchown, __NR_fchownat,
-        __NR_fchmodat2,
+        __NR_fchmod, __NR_fchmodat, __NR_fchown, __NR_fchownat, __NR_fchmodat2,
 #ifdef __NR_chmod
         __NR_chmod, __NR_chown, __NR_lchown,
 #endif
+    };
+    static const int sockets[] = {__NR_socket, __NR_socketpair};
+    static const int programs[] = {
+        __NR_execve, __NR_execveat, __NR_tkill, __NR_pidfd_open, __NR_pidfd_send_signal,
 #ifdef __NR_fork
         __NR_fork,
 #endif
@@ -238,8 +239,13 @@ int autoserve_seccomp_confine(void) {
     };
     // A signal may go to this process only (its own threads: tgkill with its own thread group id).
     static const int signalling[] = {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo};
-    enum { count = sizeof(denied) / sizeof(denied[0]), signals = sizeof(signalling) / sizeof(signalling[0]) };
-    struct sock_filter program[4 + 2 * count + 2 + 5 + 5 * signals + 5 + 1];
+    enum {
+        always_count = sizeof(always) / sizeof(always[0]),
+        socket_count = sizeof(sockets) / sizeof(sockets[0]),
+        program_count = sizeof(programs) / sizeof(programs[0]),
+        signal_count = sizeof(signalling) / sizeof(signalling[0]),
+    };
+    struct sock_filter program[4 + 2 * (always_count + socket_count + program_count) + 2 + 5 + 5 * signal_count + 5 + 1];
     size_t at = 0;
     uint32_t self = (uint32_t)getpid();
     program[at++] = (struct sock_filter)AS_LOAD(arch);
@@ -247,26 +253,33 @@ int autoserve_seccomp_confine(void) {
     program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AS_AUDIT_ARCH, 1, 0);
     program[at++] = (struct sock_filter)AS_RET(AS_EPERM);
     program[at++] = (struct sock_filter)AS_LOAD(nr);
-    for (size_t index = 0; index < count; index++) {
-        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)denied[index], 0, 1);
-        program[at++] = (struct sock_filter)AS_RET(AS_EPERM);
+#define AS_DENY(list, count)                                                                                  \
+    for (size_t index = 0; index < (count); index++) {                                                        \
+        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(list)[index], 0, 1); \
+        program[at++] = (struct sock_filter)AS_RET(AS_EPERM);                                                 \
     }
-    // clone3 passes its flags in memory a filter cannot read: ENOSYS makes glibc fall back to clone.
-    program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
-    program[at++] = (struct sock_filter)AS_RET(SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-    // clone: a thread (CLONE_THREAD) is allowed, a process is not.
-    program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
-    program[at++] = (struct sock_filter)AS_LOAD_ARG0;
-    program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x00010000 /* CLONE_THREAD */, 0, 1);
-    program[at++] = (struct sock_filter)AS_RET(SECCOMP_RET_ALLOW);
-    program[at++] = (struct sock_filter)AS_RET(AS_EPERM);
-    for (size_t index = 0; index < signals; index++) {
-        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)signalling[index], 0, 4);
+    AS_DENY(always, always_count)
+    if (!(allow & AUTOSERVE_SECCOMP_ALLOW_SOCKETS)) AS_DENY(sockets, socket_count)
+    if (!(allow & AUTOSERVE_SECCOMP_ALLOW_PROGRAMS)) {
+        AS_DENY(programs, program_count)
+        // clone3 passes its flags in memory a filter cannot read: ENOSYS makes glibc fall back to clone.
+        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+        program[at++] = (struct sock_filter)AS_RET(SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+        // clone: a thread (CLONE_THREAD) is allowed, a process is not.
+        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4);
         program[at++] = (struct sock_filter)AS_LOAD_ARG0;
-        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
+        program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x00010000 /* CLONE_THREAD */, 0, 1);
         program[at++] = (struct sock_filter)AS_RET(SECCOMP_RET_ALLOW);
         program[at++] = (struct sock_filter)AS_RET(AS_EPERM);
+        for (size_t index = 0; index < signal_count; index++) {
+            program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)signalling[index], 0, 4);
+            program[at++] = (struct sock_filter)AS_LOAD_ARG0;
+            program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
+            program[at++] = (struct sock_filter)AS_RET(SECCOMP_RET_ALLOW);
+            program[at++] = (struct sock_filter)AS_RET(AS_EPERM);
+        }
     }
+#undef AS_DENY
     // The process stays non-dumpable: no model makes its memory readable to another again.
     program[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_prctl, 0, 4);
     program[at++] = (struct sock_filter)AS_LOAD_ARG0;
@@ -287,7 +300,11 @@ int autoserve_seccomp_confine(void) {
 int autoserve_confine_limits(long long file_size_limit) {
     struct rlimit none = {0, 0};
     if (setrlimit(RLIMIT_CORE, &none) != 0) return errno;
-    struct rlimit size = {(rlim_t)file_size_limit, (rlim_t)file_size_limit};
+    // Lowered only: a limit the server was started under (`ulimit -f`, `prlimit --fsize`) may already be smaller.
+    struct rlimit size;
+    if (getrlimit(RLIMIT_FSIZE, &size) != 0) return errno;
+    if (size.rlim_max == RLIM_INFINITY || size.rlim_max > (rlim_t)file_size_limit) size.rlim_max = (rlim_t)file_size_limit;
+    if (size.rlim_cur == RLIM_INFINITY || size.rlim_cur > size.rlim_max) size.rlim_cur = size.rlim_max;
     if (setrlimit(RLIMIT_FSIZE, &size) != 0) return errno;
     signal(SIGXFSZ, SIG_IGN);
     if (prctl(PR_SET_DUMPABLE, 0) != 0) return errno;
@@ -307,6 +324,6 @@ int autoserve_seccomp_available(void) { return 0; }
 int autoserve_landlock_ruleset(int abi, int allow_network) { return -1; }
 int autoserve_landlock_allow(int ruleset, int abi, const char *path, int writable) { return 38; }
 int autoserve_landlock_enforce(int ruleset) { return 38; }
-int autoserve_seccomp_confine(void) { return 38; }
+int autoserve_seccomp_confine(int allow) { return 38; }
 int autoserve_confine_limits(long long file_size_limit) { return 0; }
 #endif

@@ -9,9 +9,10 @@ import ServingCore
 /// The rules of the build cache (`CACHE_DIR`), which several replicas may share (docs/deployment.md, "Running a fleet").
 ///
 /// An entry (a plugin's `.so`, the SDK's library) is published whole: it is written under a temporary name, its seal
-/// (size, SHA-256 and the build identity, in `<entry>.sum`) is written next, and only then is it renamed into place.
-/// A reader trusts an entry only when it matches its seal, so a half-written file, a truncated one or one built for
-/// another toolchain or SDK is rebuilt, never loaded.
+/// (size, the build identity and an HMAC-SHA256 of both with the `CacheKey`, in `<entry>.sum`) is written next, and
+/// only then is it renamed into place. A reader trusts an entry only when it matches its seal, so a half-written file,
+/// a truncated one, one built for another toolchain or SDK, or one planted by anyone without the key (a model, a
+/// replica given another key) is rebuilt, never loaded (docs/operations.md, "The sandbox").
 ///
 /// Builds of one entry are serialized across processes by an `flock(2)` on `<entry>.lock`: the first replica builds,
 /// the others wait and then load what it published. The kernel drops the lock with the process that held it, so a
@@ -25,15 +26,15 @@ public enum BuildCache {
         case damaged(String)
     }
 
-    /// Writes the seal of `file` (about to be renamed to `entry`): its size, its SHA-256 and `identity`.
-    public static func seal(_ file: String, as entry: String, identity: String) throws {
+    /// Writes the seal of `file` (about to be renamed to `entry`): its size, `identity` and their HMAC with `key`.
+    public static func seal(_ file: String, as entry: String, identity: String, key: CacheKey) throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: file))
-        let text = "size \(data.count)\nsha256 \(digest(data))\nidentity \(identity)\n"
+        let text = "size \(data.count)\nhmac-sha256 \(key.code(of: data, identity: identity))\nidentity \(identity)\n"
         try text.write(toFile: "\(entry).sum", atomically: true, encoding: .utf8)
     }
 
-    /// Whether `entry` exists and matches its seal.
-    public static func check(_ entry: String, identity: String) -> Check {
+    /// Whether `entry` exists and matches its seal, made with `key`.
+    public static func check(_ entry: String, identity: String, key: CacheKey) -> Check {
         guard let data = FileManager.default.contents(atPath: entry) else { return .missing }
         guard let seal = try? String(contentsOfFile: "\(entry).sum", encoding: .utf8) else { return .damaged("it has no seal (\(entry).sum)") }
         var fields: [String: String] = [:]
@@ -45,13 +46,18 @@ public enum BuildCache {
             return .damaged("it was built for \(fields["identity"] ?? "an unknown build"), not \(identity)")
         }
         if fields["size"] != String(data.count) { return .damaged("it has \(data.count) bytes where its seal says \(fields["size"] ?? "nothing")") }
-        if fields["sha256"] != digest(data) { return .damaged("its SHA-256 is not the one of its seal") }
+        guard let code = fields["hmac-sha256"] else {
+            return .damaged("its seal has no HMAC: it was not sealed by a server that holds this CACHE_KEY")
+        }
+        if code != key.code(of: data, identity: identity) {
+            return .damaged("its seal was not made with this server's CACHE_KEY, or the file changed after it was sealed")
+        }
         return .sound
     }
 
-    /// Moves `file` to `entry` in one rename, after sealing it; `file` must be on the cache's file system.
-    public static func publish(_ file: String, as entry: String, identity: String) throws {
-        try seal(file, as: entry, identity: identity)
+    /// Moves `file` to `entry` in one rename, after sealing it with `key`; `file` must be on the cache's file system.
+    public static func publish(_ file: String, as entry: String, identity: String, key: CacheKey) throws {
+        try seal(file, as: entry, identity: identity, key: key)
         guard rename(file, entry) == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: entry]) }
     }
 
@@ -75,9 +81,6 @@ public enum BuildCache {
         }
     }
 
-    static func digest(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-    }
 }
 
 /// An exclusive `flock(2)` on a lock file, held while this process builds the entry beside it.

@@ -27,6 +27,8 @@ public struct SDKBuild: Sendable {
 /// return the code already loaded from it.
 public struct PluginCompiler: Sendable {
     public let toolchain: Toolchain
+    /// Seals the cache's entries and checks them before a load.
+    public let cacheKey: CacheKey
     public let cacheDirectory: String
     public let buildDirectory: String
     public let buildTimeout: Duration
@@ -53,12 +55,15 @@ public struct PluginCompiler: Sendable {
     }()
 
     /// A compiler whose cache is `cacheDirectory` (default: `STATE_DIR/cache`), which several processes may share,
-    /// and whose work folders are under `stateDirectory`, which is this process's own.
+    /// and whose work folders are under `stateDirectory`, which is this process's own. `cacheKey` seals and checks
+    /// the cache's entries; without one, the key of `STATE_DIR/cache.key` (made when missing).
     public init(
-        toolchain: Toolchain, stateDirectory: String, cacheDirectory: String? = nil, buildTimeout: Duration = .seconds(600),
+        toolchain: Toolchain, stateDirectory: String, cacheDirectory: String? = nil, cacheKey: CacheKey? = nil, buildTimeout: Duration = .seconds(600),
         logger: Logger = Logger(label: "autoserve")
     ) {
         self.toolchain = toolchain
+        // A state folder that cannot hold a key gets one for this process alone: its builds are rebuilt next time.
+        self.cacheKey = cacheKey ?? (try? CacheKey.generated(in: stateDirectory)) ?? CacheKey.ephemeral()
         let cache = cacheDirectory ?? (stateDirectory as NSString).appendingPathComponent("cache")
         self.cacheDirectory = (cache as NSString).appendingPathComponent(toolchain.identity)
         self.buildDirectory = (stateDirectory as NSString).appendingPathComponent("build")
@@ -90,7 +95,7 @@ public struct PluginCompiler: Sendable {
         let library = (sdkDirectory as NSString).appendingPathComponent("libAutoServeModel.so")
         // Every model's build asks for the SDK: its seal is checked once per process, not once per model.
         if Self.soundSDKs.withLock({ $0.contains(sdkDirectory) }) { return SDKBuild(directory: sdkDirectory) }
-        if BuildCache.check(library, identity: buildIdentity) == .sound {
+        if BuildCache.check(library, identity: buildIdentity, key: cacheKey) == .sound {
             Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
             return SDKBuild(directory: sdkDirectory)
         }
@@ -102,7 +107,7 @@ public struct PluginCompiler: Sendable {
         let lockPath = "\(sdkDirectory).lock"
         let lock = await takeLock(lockPath, for: "the model SDK")
         defer { releaseLock(lock, lockPath) }
-        switch BuildCache.check(library, identity: buildIdentity) {
+        switch BuildCache.check(library, identity: buildIdentity, key: cacheKey) {
         case .sound:
             Self.soundSDKs.withLock { _ = $0.insert(sdkDirectory) }
             return SDKBuild(directory: sdkDirectory)
@@ -130,7 +135,7 @@ public struct PluginCompiler: Sendable {
                 throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
             }
             let stagedLibrary = (staging as NSString).appendingPathComponent("libAutoServeModel.so")
-            try BuildCache.seal(stagedLibrary, as: stagedLibrary, identity: buildIdentity)
+            try BuildCache.seal(stagedLibrary, as: stagedLibrary, identity: buildIdentity, key: cacheKey)
             if manager.fileExists(atPath: sdkDirectory) {
                 // A damaged SDK (or one published without this process's lock) moves aside first: a folder is
                 // replaced in one rename only when the name is free.
@@ -142,7 +147,7 @@ public struct PluginCompiler: Sendable {
             throw error
         } catch {
             try? manager.removeItem(atPath: staging)
-            if BuildCache.check(library, identity: buildIdentity) == .sound { return SDKBuild(directory: sdkDirectory) }
+            if BuildCache.check(library, identity: buildIdentity, key: cacheKey) == .sound { return SDKBuild(directory: sdkDirectory) }
             throw ModelBuildError(Diagnostic(message: "cannot build the model SDK in \(sdkDirectory): \(error)"))
         }
         return SDKBuild(directory: sdkDirectory)
@@ -212,7 +217,7 @@ public struct PluginCompiler: Sendable {
         let library = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
         let failure = (pluginDirectory as NSString).appendingPathComponent("\(definition.moduleName).failed")
         func cached() -> Result<BuiltPlugin, ModelBuildError>? {
-            if BuildCache.check(library, identity: buildIdentity) == .sound {
+            if BuildCache.check(library, identity: buildIdentity, key: cacheKey) == .sound {
                 return .success(BuiltPlugin(definition: definition, libraryPath: library, log: "", fromCache: true, duration: clock.now - start))
             }
             if let log = manager.contents(atPath: failure) {
@@ -232,7 +237,7 @@ public struct PluginCompiler: Sendable {
         let lock = await takeLock(lockPath, for: definition.moduleName)
         defer { releaseLock(lock, lockPath) }
         if let known = cached() { return known }
-        if case .damaged(let reason) = BuildCache.check(library, identity: buildIdentity) {
+        if case .damaged(let reason) = BuildCache.check(library, identity: buildIdentity, key: cacheKey) {
             logger.warning(
                 "a cached plugin is damaged; rebuilding it",
                 metadata: ["model": "\(definition.name)", "path": "\(library)", "reason": "\(reason)"])
@@ -272,7 +277,7 @@ public struct PluginCompiler: Sendable {
             let temporary = BuildCache.temporaryName(for: library)
             do {
                 try manager.copyItem(atPath: staging, toPath: temporary)
-                try BuildCache.publish(temporary, as: library, identity: buildIdentity)
+                try BuildCache.publish(temporary, as: library, identity: buildIdentity, key: cacheKey)
             } catch {
                 try? manager.removeItem(atPath: temporary)
                 throw error

@@ -101,7 +101,7 @@ public enum WorkerSandbox {
         guard limited == 0 else { throw PluginLoadError("the worker's resource limits could not be set: \(String(cString: strerror(limited)))") }
         layers.append("limits")
         if support.seccomp {
-            let confined = autoserve_seccomp_confine()
+            let confined = autoserve_seccomp_confine(policy.network ? Int32(AUTOSERVE_SECCOMP_ALLOW_SOCKETS) : 0)
             guard confined == 0 else { throw PluginLoadError("the worker's seccomp filter could not be installed: \(String(cString: strerror(confined)))") }
             layers.append("seccomp")
         }

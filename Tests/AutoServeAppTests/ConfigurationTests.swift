@@ -1,4 +1,5 @@
 import AutoServeApp
+import Foundation
 import ServingCore
 import Testing
 
@@ -96,5 +97,45 @@ struct ConfigurationTests {
         } throws: { error in
             (error as? ConfigurationError)?.message.hasPrefix(name) == true
         }
+    }
+}
+
+/// Secrets from files (`NAME_FILE`, a mounted Kubernetes Secret) and the warning for a secret on the command line.
+struct SecretSettingTests {
+    @Test func everySecretMayComeFromAFile() throws {
+        let folder = try Paths.temporaryFolder("secret-files")
+        try "admin-token-from-a-file\n".write(toFile: "\(folder)/admin", atomically: true, encoding: .utf8)
+        try "cache-key-from-a-file-0123456789\r\n".write(toFile: "\(folder)/cache", atomically: true, encoding: .utf8)
+        try "".write(toFile: "\(folder)/empty", atomically: true, encoding: .utf8)
+        let configuration = try ServerConfiguration.fromEnvironment(["ADMIN_TOKEN_FILE": "\(folder)/admin", "CACHE_KEY_FILE": "\(folder)/cache"])
+        #expect(configuration.adminToken?.value == "admin-token-from-a-file")
+        #expect(configuration.cacheKey?.value == "cache-key-from-a-file-0123456789")
+        let failures: [([String: String], String)] = [
+            (["ADMIN_TOKEN": "a", "ADMIN_TOKEN_FILE": "\(folder)/admin"], "both ADMIN_TOKEN and ADMIN_TOKEN_FILE"),
+            (["GIT_TOKEN_FILE": "\(folder)/missing"], "GIT_TOKEN_FILE=\(folder)/missing is not a readable file"),
+            (["WEBHOOK_SECRET_FILE": folder], "is not a readable file"),
+            (["ADMIN_TOKEN_FILE": "\(folder)/empty"], "is empty"),
+            (["CACHE_KEY": "short"], "CACHE_KEY is too short"),
+        ]
+        for (environment, message) in failures {
+            do {
+                _ = try ServerConfiguration.fromEnvironment(environment)
+                Issue.record("\(environment) was accepted")
+            } catch {
+                #expect(error.message.contains(message), "\(error.message)")
+                #expect(!error.message.contains("admin-token-from-a-file"), "an error never holds the secret")
+            }
+        }
+        // A model may not be given a secret's file either.
+        #expect(throws: ConfigurationError.self) { try ServerConfiguration.fromEnvironment(["MODEL_ENV": "ADMIN_TOKEN_FILE"]) }
+    }
+
+    @Test func aSecretOnTheCommandLineIsAWarning() throws {
+        let configuration = try ServeOptions.parse(["--admin-token", "token-given-as-a-flag", "--port", "9000"]).configuration(environment: [:])
+        #expect(configuration.adminToken?.value == "token-given-as-a-flag")
+        #expect(configuration.notices.count == 1, "\(configuration.notices)")
+        #expect(configuration.notices.first?.contains("--admin-token is on the command line") == true)
+        #expect(configuration.notices.first?.contains("ADMIN_TOKEN_FILE") == true)
+        #expect(!configuration.notices.joined().contains("token-given-as-a-flag"))
     }
 }

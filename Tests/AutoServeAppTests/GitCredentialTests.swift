@@ -62,7 +62,7 @@ struct GitCredentialTests {
         let state = try Paths.temporaryFolder("url-credentials")
         let server = try BinaryServer(
             environment: [
-                "STATE_DIR": state, "CACHE_DIR": "\(Paths.sharedState)/cache",
+                "STATE_DIR": state, "CACHE_DIR": "\(Paths.sharedState)/cache", "CACHE_KEY_FILE": try Paths.sharedCacheKeyFile,
                 "MODELS_REPO": "http://\(Self.user):\(password)@127.0.0.1:\(port)/models", "LOG_LEVEL": "debug",
             ], removing: ["GIT_TOKEN", "GIT_USERNAME"])
         let serverPort = try await server.waitUntilListening()

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -56,6 +57,7 @@ struct SharedCacheTests {
     static func replica(models: String, cache: String, compiler: Compiler) throws -> BinaryServer {
         try BinaryServer(environment: [
             "MODELS_DIR": models, "STATE_DIR": try Paths.temporaryFolder("replica-state"), "CACHE_DIR": cache, "SWIFTC": compiler.path,
+            "CACHE_KEY": "the replicas' shared cache key",
         ])
     }
 
@@ -95,8 +97,8 @@ struct SharedCacheTests {
         let waited = replicas.filter { $0.logs.contains("another process is building the same entry") }.count
         #expect(!replicas.contains { $0.logs.contains("cannot be locked") }, "flock works on a local file system")
 
-        // Damage one entry (truncated, as a full disk leaves it) and another one's seal: a new replica rebuilds
-        // both, loads nothing broken and serves all three.
+        // Damage one entry (truncated, as a full disk leaves it) and another one's seal, and plant the third: a new
+        // replica rebuilds all three, loads nothing broken or planted and serves all three.
         let pluginFolder = try #require(
             FileManager.default.enumerator(atPath: cache)?.compactMap { $0 as? String }.first { $0.hasSuffix("/plugins") }.map { "\(cache)/\($0)" })
         let entries = try FileManager.default.contentsOfDirectory(atPath: pluginFolder).filter { $0.hasSuffix(".so") && !$0.hasPrefix(".") }.sorted()
@@ -105,6 +107,15 @@ struct SharedCacheTests {
         try truncated.truncate(atOffset: 4096)
         try truncated.close()
         try "size 1\nsha256 0\nidentity another-toolchain\n".write(toFile: "\(pluginFolder)/\(entries[1]).sum", atomically: true, encoding: .utf8)
+        // And a planted plugin: another model's library copied over the third entry with its seal recomputed as
+        // anyone can (size and plain SHA-256, the build identity kept); without CACHE_KEY's HMAC it is rebuilt.
+        let planted = try Data(contentsOf: URL(fileURLWithPath: "\(pluginFolder)/\(entries[1])"))
+        try planted.write(to: URL(fileURLWithPath: "\(pluginFolder)/\(entries[2])"))
+        let identity =
+            try String(contentsOfFile: "\(pluginFolder)/\(entries[2]).sum", encoding: .utf8).split(separator: "\n")
+            .first { $0.hasPrefix("identity ") } ?? ""
+        let digest = SHA256.hash(data: planted).map { String(format: "%02x", $0) }.joined()
+        try "size \(planted.count)\nsha256 \(digest)\n\(identity)\n".write(toFile: "\(pluginFolder)/\(entries[2]).sum", atomically: true, encoding: .utf8)
         let fourth = try Self.replica(models: models, cache: cache, compiler: compiler)
         defer { fourth.stop() }
         let client = HTTPClient(base: "http://127.0.0.1:\(try await fourth.waitUntilListening())")
@@ -113,10 +124,11 @@ struct SharedCacheTests {
             let answer = try await client.post("/\(model)", #"{"variables": {"x": 1}}"#)
             #expect(answer.status == 200, "after the damage, \(model): \(answer.text)")
         }
-        #expect(try await Self.builds(client) == 2, "the two damaged entries are rebuilt, the sound one is loaded")
+        #expect(try await Self.builds(client) == 3, "the two damaged entries and the planted one are rebuilt")
         await fourth.stopped()
-        #expect(fourth.logs.components(separatedBy: "a cached plugin is damaged; rebuilding it").count == 3, "\(fourth.logs.suffix(3000))")
+        #expect(fourth.logs.components(separatedBy: "a cached plugin is damaged; rebuilding it").count == 4, "\(fourth.logs.suffix(3000))")
         #expect(fourth.logs.contains("another-toolchain"))
+        #expect(fourth.logs.contains("no HMAC"), "the planted plugin is named as unsealed by this key")
         print("shared cache: 3 replicas started together compiled \(plugins.count) plugins for 3 models; \(waited) waited for another's build")
     }
 

@@ -1,6 +1,7 @@
 import AutoServeApp
 import Foundation
 import Logging
+import PluginBuilder
 import ServiceLifecycle
 import ServingCore
 import Synchronization
@@ -22,6 +23,16 @@ enum Paths {
     static let fixtures = "\(repository)/Tests/Fixtures"
     /// The plugin cache shared by every test of this process, so the SDK and each model version build once.
     static let sharedState = "\(NSTemporaryDirectory())autoserve-tests-\(getpid())/state"
+    /// The key file of the shared state's cache (`STATE_DIR/cache.key`), made if no server made it yet: a server with
+    /// a state folder of its own that shares the suite's cache is given it as `CACHE_KEY_FILE`, as a fleet's replicas
+    /// share one `CACHE_KEY`; with a key of its own it would rebuild every entry.
+    static var sharedCacheKeyFile: String {
+        get throws {
+            _ = try CacheKey.generated(in: sharedState)
+            return "\(sharedState)/cache.key"
+        }
+    }
+
     /// The `autoserve` binary built beside this test bundle.
     static var binary: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("autoserve").path

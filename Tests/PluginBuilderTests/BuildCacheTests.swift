@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -19,27 +20,36 @@ import Testing
     @Test func anEntryIsTrustedOnlyWhenItMatchesItsSeal() throws {
         let cache = try Self.folder()
         let entry = "\(cache)/AS_Model.so"
-        #expect(BuildCache.check(entry, identity: "id-1") == .missing)
+        let key = CacheKey(secret: "the fleet's cache key", origin: "CACHE_KEY")
+        #expect(BuildCache.check(entry, identity: "id-1", key: key) == .missing)
 
         let temporary = BuildCache.temporaryName(for: entry)
         #expect(URL(fileURLWithPath: temporary).lastPathComponent.hasPrefix("."), "a file being written is never a reader's name")
         try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: temporary))
-        try BuildCache.publish(temporary, as: entry, identity: "id-1")
+        try BuildCache.publish(temporary, as: entry, identity: "id-1", key: key)
         #expect(!FileManager.default.fileExists(atPath: temporary))
-        #expect(BuildCache.check(entry, identity: "id-1") == .sound)
+        #expect(BuildCache.check(entry, identity: "id-1", key: key) == .sound)
+        #expect(BuildCache.check(entry, identity: "id-1", key: CacheKey(secret: "the fleet's cache key", origin: "a file")) == .sound)
 
         // Built for another toolchain or SDK.
-        guard case .damaged(let other) = BuildCache.check(entry, identity: "id-2") else {
+        guard case .damaged(let other) = BuildCache.check(entry, identity: "id-2", key: key) else {
             Issue.record("another identity was trusted")
             return
         }
         #expect(other.contains("id-1") && other.contains("id-2"), "\(other)")
 
+        // Sealed with another key: a replica given another CACHE_KEY, or one that generated its own.
+        guard case .damaged(let foreign) = BuildCache.check(entry, identity: "id-1", key: CacheKey(secret: "another key", origin: "CACHE_KEY")) else {
+            Issue.record("an entry sealed with another key was trusted")
+            return
+        }
+        #expect(foreign.contains("CACHE_KEY"), "\(foreign)")
+
         // Truncated.
         let handle = try #require(FileHandle(forWritingAtPath: entry))
         try handle.truncate(atOffset: 1000)
         try handle.close()
-        guard case .damaged(let truncated) = BuildCache.check(entry, identity: "id-1") else {
+        guard case .damaged(let truncated) = BuildCache.check(entry, identity: "id-1", key: key) else {
             Issue.record("a truncated entry was trusted")
             return
         }
@@ -47,15 +57,46 @@ import Testing
 
         // Same size, other bytes.
         try Data(repeating: 8, count: 4096).write(to: URL(fileURLWithPath: entry))
-        #expect(BuildCache.check(entry, identity: "id-1") == .damaged("its SHA-256 is not the one of its seal"))
+        #expect(
+            BuildCache.check(entry, identity: "id-1", key: key)
+                == .damaged("its seal was not made with this server's CACHE_KEY, or the file changed after it was sealed"))
+
+        // A planted library with a seal recomputed as the seals were before keys: size and plain SHA-256.
+        let planted = Data(repeating: 9, count: 4096)
+        try planted.write(to: URL(fileURLWithPath: entry))
+        let digest = SHA256.hash(data: planted).map { String(format: "%02x", $0) }.joined()
+        try "size 4096\nsha256 \(digest)\nidentity id-1\n".write(toFile: "\(entry).sum", atomically: true, encoding: .utf8)
+        guard case .damaged(let recomputed) = BuildCache.check(entry, identity: "id-1", key: key) else {
+            Issue.record("a plugin with a recomputed plain SHA-256 seal was trusted")
+            return
+        }
+        #expect(recomputed.contains("no HMAC"), "\(recomputed)")
 
         // No seal at all (an entry from before seals, or copied in by hand).
         try FileManager.default.removeItem(atPath: "\(entry).sum")
-        guard case .damaged(let unsealed) = BuildCache.check(entry, identity: "id-1") else {
+        guard case .damaged(let unsealed) = BuildCache.check(entry, identity: "id-1", key: key) else {
             Issue.record("an unsealed entry was trusted")
             return
         }
         #expect(unsealed.contains("no seal"), "\(unsealed)")
+    }
+
+    /// Without CACHE_KEY, the key is made once in STATE_DIR, readable by its owner alone, and the same on every start.
+    @Test func theGeneratedKeyIsMadeOnceWithMode0600() throws {
+        let state = try Self.folder() + "/state"
+        let first = try CacheKey.generated(in: state)
+        var status = stat()
+        #expect(stat("\(state)/cache.key", &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600)
+        #expect(status.st_size == 64)
+        let again = try CacheKey.generated(in: state)
+        #expect(first.origin == "\(state)/cache.key")
+        #expect(first.code(of: Data([1, 2, 3]), identity: "id") == again.code(of: Data([1, 2, 3]), identity: "id"))
+        #expect(first.code(of: Data([1, 2, 3]), identity: "id") != (try CacheKey.generated(in: try Self.folder())).code(of: Data([1, 2, 3]), identity: "id"))
+        #expect(first.code(of: Data([1, 2, 3]), identity: "id") != first.code(of: Data([1, 2, 3]), identity: "id2"))
+        // A replica given the file (CACHE_KEY_FILE) or its text (CACHE_KEY) holds the same key.
+        let text = try String(contentsOfFile: "\(state)/cache.key", encoding: .utf8)
+        #expect(CacheKey(secret: text, origin: "CACHE_KEY").code(of: Data([1, 2, 3]), identity: "id") == first.code(of: Data([1, 2, 3]), identity: "id"))
     }
 
     @Test func whatKilledBuildsLeftIsSweptOnceOld() throws {

@@ -84,8 +84,16 @@ extension PluginLoaderTests {
         // The asking thread waits for the worker's hello (sent after it set its parent-death signal), then ends.
         let asking = Thread {
             guard let (pid, socket, _) = try? WorkerConnection.spawn(arguments, environment: ProcessInfo.processInfo.environment) else { return }
+            // The hello whole: its header, then its payload (the sandbox's layers).
             var hello = [UInt8](repeating: 0, count: 13)
             _ = read(socket, &hello, 13)
+            var rest = Int(UInt32(hello[0]) | UInt32(hello[1]) << 8 | UInt32(hello[2]) << 16 | UInt32(hello[3]) << 24) - 9
+            var layers = [UInt8](repeating: 0, count: 256)
+            while rest > 0 {
+                let count = read(socket, &layers, min(rest, layers.count))
+                guard count > 0 else { break }
+                rest -= count
+            }
             // This thread's id, from /proc/thread-self (`<pid>/task/<tid>`).
             let thread =
                 (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self")).flatMap { pid_t($0.split(separator: "/").last ?? "") } ?? 0

@@ -66,15 +66,19 @@ int autoserve_landlock_allow(int ruleset, int abi, const char *path, int writabl
 /// 0 or an error number.
 int autoserve_landlock_enforce(int ruleset);
 
-/// Installs the worker's seccomp filter (no_new_privs set first) on every thread of the process: a new process,
+/// `autoserve_seccomp_confine`'s exceptions: new sockets (a model granted the network), and running programs and
+/// starting processes, which may then be signalled (the compiler's driver runs the frontend and the linker; Landlock
+/// keeps its signals inside its domain).
+enum { AUTOSERVE_SECCOMP_ALLOW_SOCKETS = 1, AUTOSERVE_SECCOMP_ALLOW_PROGRAMS = 2 };
+
+/// Installs the sandbox's seccomp filter (no_new_privs set first) on every thread of the process: a new process,
 /// a program run, a new socket, a signal to another process, tracing or reading another process, mount and
 /// namespace calls, BPF, perf events, keyrings, io_uring, chmod and chown, and making the process dumpable again
-/// fail with EPERM.
-/// 0 or an error number.
-int autoserve_seccomp_confine(void);
+/// fail with EPERM, less the exceptions of `allow` (AUTOSERVE_SECCOMP_ALLOW_*). 0 or an error number.
+int autoserve_seccomp_confine(int allow);
 
-/// No core files, no file written larger than `file_size_limit` bytes (EFBIG, SIGXFSZ ignored), and the process
-/// non-dumpable. 0 or an error number.
+/// No core files, no file written larger than `file_size_limit` bytes (or the smaller limit it was started under;
+/// EFBIG, SIGXFSZ ignored), the process non-dumpable, and no capability. 0 or an error number.
 int autoserve_confine_limits(long long file_size_limit);
 
 #endif
