@@ -151,6 +151,7 @@ public final class AutoServeServer: Sendable {
             settings.logger = logger
             settings.environment = ServerConfiguration.workerEnvironment(ProcessInfo.processInfo.environment, passing: configuration.modelEnvironment)
             settings.sandbox = SandboxPolicy(mode: configuration.modelSandbox)
+            settings.grants = configuration.sandboxAllow
             let limit = configuration.maxWorkers ?? WorkerBudget.defaultLimit()
             settings.budget = WorkerBudget(limit: limit)
             logger.info("workers", metadata: ["max_workers": "\(limit)"])

@@ -36,6 +36,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(help: help("MODEL_TIMEOUT_MS")) var modelTimeoutMs: String?
     @Option(help: help("MODEL_ISOLATION")) var modelIsolation: String?
     @Option(help: help("MODEL_SANDBOX")) var modelSandbox: String?
+    @Option(help: help("SANDBOX_ALLOW")) var sandboxAllow: String?
     @Option(help: help("MODEL_ENV")) var modelEnv: String?
     @Option(help: help("SWIFTC")) var swiftc: String?
     @Option(help: help("INFERENCE_LOG")) var inferenceLog: String?

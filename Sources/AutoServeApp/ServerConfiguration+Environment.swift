@@ -198,6 +198,16 @@ extension ServerConfiguration {
             config.modelSandbox = mode
         },
         Setting(
+            environment: "SANDBOX_ALLOW",
+            help: "What a model's sandbox may grant when its model.yaml asks: Model:network, Model:read=/path (comma-separated)", isSecret: false
+        ) { config, value in
+            do {
+                config.sandboxAllow = try SandboxGrant.parse(value)
+            } catch {
+                throw invalid("SANDBOX_ALLOW", value, "comma-separated Model:network and Model:read=/absolute/path (\(error))")
+            }
+        },
+        Setting(
             environment: "MODEL_ENV", help: "Variables passed to every model's workers beside PATH, HOME, LANG, LC_*, TZ (comma-separated names)",
             isSecret: false
         ) {

@@ -58,6 +58,8 @@ public struct ServerConfiguration: Sendable {
     public var modelIsolation: ModelIsolation = .process
     /// How each worker is confined (`MODEL_SANDBOX`, docs/operations.md, "The sandbox").
     public var modelSandbox: SandboxPolicy.Mode = .strict
+    /// What each model may have beyond its sandbox when its model.yaml asks (`SANDBOX_ALLOW`).
+    public var sandboxAllow: [String: SandboxGrant] = [:]
     /// Variables of the server's environment a worker gets beside the defaults (`MODEL_ENV`).
     public var modelEnvironment: [String] = []
     /// The binary that runs as a model's worker (`autoserve-worker`); `nil` is this executable (tests point it at the built binary).

@@ -22,6 +22,9 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     public var kindLine: Int?
     /// A data model's settings: its file, answer, class names and features.
     public var treeModel: TreeModelSettings?
+    /// What the model asks beyond its sandbox (`sandbox: {network: true, read: [/data/ref]}`), served only when
+    /// `SANDBOX_ALLOW` grants it (docs/operations.md, "The sandbox").
+    public var sandbox: SandboxRequest?
 
     /// The largest `timeout_ms`: a day, far beyond any row, and small enough that no deadline overflows.
     public static let maximumTimeoutMilliseconds = 86_400_000
@@ -31,6 +34,20 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     public init() {}
 
     public static let fileName = "model.yaml"
+}
+
+/// `sandbox:` in model.yaml: the network, and folders to read outside the model's own.
+public struct SandboxRequest: Sendable, Hashable, Codable {
+    public var network = false
+    public var read: [String] = []
+
+    public init(network: Bool = false, read: [String] = []) {
+        self.network = network
+        self.read = read
+    }
+
+    /// The most folders one model may ask to read.
+    public static let maximumReadPaths = 16
 }
 
 /// `drift: {reference: reference.jsonl, window: 1000}` (docs/operations.md, "Live drift in /metrics").
@@ -101,6 +118,7 @@ extension ModelManifest {
             root, what: "model.yaml",
             allowed: [
                 "description", "kind", "file", "output", "class_names", "features", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb", "drift",
+                "sandbox",
             ])
         if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
         try readKind(top, into: &manifest, reader: reader)
@@ -176,7 +194,35 @@ extension ModelManifest {
             }
             manifest.drift = settings
         }
+        if let node = top["sandbox"] { manifest.sandbox = try readSandbox(node, reader: reader) }
         return manifest
+    }
+
+    /// `sandbox: {network: true, read: [/data/ref]}`: absolute, normalized paths, at most `SandboxRequest.maximumReadPaths`.
+    static func readSandbox(_ node: Node, reader: ManifestReader) throws(ManifestError) -> SandboxRequest {
+        let fields = try reader.mapping(node, what: "sandbox", allowed: ["network", "read"])
+        var request = SandboxRequest()
+        if let network = fields["network"] {
+            guard let value = network.bool, network.tag.rawValue == Tag.Name.bool.rawValue else {
+                throw reader.error(network, "sandbox.network must be true or false")
+            }
+            request.network = value
+        }
+        if let read = fields["read"] {
+            guard case .sequence(let paths) = read, paths.count <= SandboxRequest.maximumReadPaths else {
+                throw reader.error(read, "sandbox.read must be a list of at most \(SandboxRequest.maximumReadPaths) absolute paths, like [/data/reference]")
+            }
+            for element in paths {
+                let path = try reader.string(element, key: "sandbox.read")
+                let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                guard path.hasPrefix("/"), path.count > 1, !parts.contains(".."), !parts.contains("."), !parts.contains(""), !path.contains(",") else {
+                    throw reader.error(
+                        element, "sandbox.read must hold absolute paths without '.', '..', '//' or ',', like /data/reference; '\(path)' is not one")
+                }
+                request.read.append(path)
+            }
+        }
+        return request
     }
 
     /// `kind`, and the keys of a data model: `file` (a path inside the folder), `output`, `class_names`, `features`.

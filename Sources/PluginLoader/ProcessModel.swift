@@ -28,6 +28,8 @@ public struct WorkerSettings: Sendable {
     public var budget: WorkerBudget?
     /// How each worker is confined (`MODEL_SANDBOX`, docs/operations.md, "The sandbox"); a model's grants are added per version.
     public var sandbox = SandboxPolicy(mode: .strict)
+    /// What `SANDBOX_ALLOW` grants each model (by name) beyond the sandbox, when its model.yaml asks for it.
+    public var grants: [String: SandboxGrant] = [:]
     /// Where each confined worker gets its private temporary folder.
     public var temporaryRoot = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
 
@@ -141,7 +143,9 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
     public var sandbox: String? {
         guard let worker = state.withLock({ $0.workers.lazy.compactMap { $0 }.first }) else { return nil }
         let layers = worker.sandboxLayers.withLock { $0 }
-        return settings.sandbox.mode == .off ? "off" : "\(settings.sandbox.mode.rawValue) (\(layers))"
+        guard settings.sandbox.mode != .off else { return "off" }
+        let granted = (settings.sandbox.network ? ["network"] : []) + settings.sandbox.readable.map { "read \($0)" }
+        return "\(settings.sandbox.mode.rawValue) (\(layers)\(granted.isEmpty ? "" : "; granted " + granted.joined(separator: ", ")))"
     }
 
     public func workerReport() -> WorkerReport {
@@ -228,6 +232,25 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
 public struct ProcessLoader: PluginLoading {
     let settings: WorkerSettings
 
+    /// The sandbox of a model whose model.yaml asks for more (docs/operations.md, "The sandbox"): what it asks, if
+    /// `SANDBOX_ALLOW` grants all of it; otherwise the version fails, naming what is missing and both fixes.
+    static func granted(_ request: SandboxRequest, to model: String, by grant: SandboxGrant?, base: SandboxPolicy) throws(PluginLoadError) -> SandboxPolicy {
+        let grant = grant ?? SandboxGrant()
+        var refused: [String] = []
+        if request.network, !grant.network { refused.append("network") }
+        for path in request.read where !grant.allowsReading(path) { refused.append("read=\(path)") }
+        guard refused.isEmpty else {
+            throw PluginLoadError(
+                "model.yaml asks the sandbox for \(refused.joined(separator: " and ")), which SANDBOX_ALLOW does not grant \(model); "
+                    + "an operator who trusts the model adds \(refused.map { "\(model):\($0)" }.joined(separator: ",")) to SANDBOX_ALLOW, "
+                    + "or remove the request from model.yaml")
+        }
+        var policy = base
+        policy.network = request.network
+        policy.readable = request.read
+        return policy
+    }
+
     public init(settings: WorkerSettings) {
         self.settings = settings
     }
@@ -238,6 +261,10 @@ public struct ProcessLoader: PluginLoading {
         if let workers = manifest.workers { settings.workers = workers }
         if let timeout = manifest.timeoutMilliseconds { settings.timeout = .milliseconds(timeout) }
         settings.memoryLimitMegabytes = manifest.memoryMegabytes
+        if let request = manifest.sandbox, settings.sandbox.mode != .off {
+            settings.sandbox = try Self.granted(
+                request, to: plugin.definition.name.rawValue, by: settings.grants[plugin.definition.name.rawValue], base: settings.sandbox)
+        }
         let model = try await ProcessModel.start(plugin, settings: settings)
         try await ExampleRunner.check(model, examples: manifest.examples, name: plugin.definition.name)
         return model

@@ -165,3 +165,49 @@ public enum WorkerSandbox {
         return count
     }
 }
+
+/// What the operator grants one model beyond its sandbox (`SANDBOX_ALLOW`, docs/operations.md, "The sandbox"): a model
+/// gets what its model.yaml asks for (`sandbox:`) only when it is granted here.
+public struct SandboxGrant: Sendable, Hashable {
+    public var network = false
+    /// Folders the model may read (and the files beneath them).
+    public var read: [String] = []
+
+    public init(network: Bool = false, read: [String] = []) {
+        self.network = network
+        self.read = read
+    }
+
+    /// Whether `path` is a granted folder or lies beneath one.
+    public func allowsReading(_ path: String) -> Bool {
+        read.contains { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+    }
+
+    /// `SANDBOX_ALLOW`: comma-separated `Model:network` and `Model:read=/absolute/path`; the grants of each model.
+    /// Throws a message naming the entry that is neither.
+    public static func parse(_ value: String) throws(PluginLoadError) -> [String: SandboxGrant] {
+        var grants: [String: SandboxGrant] = [:]
+        for entry in value.split(separator: ",").map(\.trimmingSpaces) where !entry.isEmpty {
+            let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw PluginLoadError("'\(entry)' is not Model:network or Model:read=/path")
+            }
+            let (model, what) = (parts[0], parts[1])
+            if what == "network" {
+                grants[model, default: SandboxGrant()].network = true
+            } else if what.hasPrefix("read="), what.dropFirst(5).hasPrefix("/"), !what.split(separator: "/").contains("..") {
+                grants[model, default: SandboxGrant()].read.append(String(what.dropFirst(5)))
+            } else {
+                throw PluginLoadError("'\(entry)' is not Model:network or Model:read=/absolute/path")
+            }
+        }
+        return grants
+    }
+}
+
+extension Substring {
+    /// The text without the spaces around it (the worker's module stays off Foundation).
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

@@ -1,5 +1,6 @@
 import AutoServeApp
 import Foundation
+import PluginBuilder
 import PluginRuntime
 import ServingCore
 import Testing
@@ -12,12 +13,13 @@ struct SandboxTests {
     /// What Hostile is asked to reach: a secret file outside every model, another model's source, the plugin
     /// cache, a folder outside, the server's port and another model's worker.
     struct Targets {
+        let folder: String
         let secret: String
         let outside: String
         let cache: String
 
         init(cache: String) throws {
-            let folder = try Paths.temporaryFolder("sandbox-targets")
+            folder = try Paths.temporaryFolder("sandbox-targets")
             secret = "\(folder)/id_ed25519"
             try "-----BEGIN OPENSSH PRIVATE KEY----- not a real key\n".write(toFile: secret, atomically: true, encoding: .utf8)
             outside = "\(folder)/outside"
@@ -58,12 +60,25 @@ struct SandboxTests {
         "Unruly": "\(Paths.fixtures)/models/Unruly",
     ]
 
+    /// Hostile's code under another name, with a model.yaml that asks the sandbox for the network and the targets' folder.
+    static func asking(_ name: String, targets: Targets) throws -> String {
+        let folder = try Paths.temporaryFolder("sandbox-request") + "/\(name)"
+        try FileManager.default.copyItem(atPath: "\(Paths.fixtures)/models/Hostile", toPath: folder)
+        try "description: asks for more than its sandbox\nsandbox:\n  network: true\n  read: [\(targets.folder)]\n".write(
+            toFile: "\(folder)/model.yaml", atomically: true, encoding: .utf8)
+        return folder
+    }
+
     @Test func aHostileModelIsDeniedEveryEscapeAndStillServes() async throws {
         let support = SandboxSupport.current
         #expect(support.landlockABI >= 6 && support.seccomp, "this kernel lacks a layer the sandbox needs: \(support.missing)")
         let targets = try Targets(cache: "\(Paths.sharedState)/cache")
         var tmpdir: String?
-        try await withTestServer(try await TestServer.start(models: Self.models)) { server async throws in
+        var models = Self.models
+        models["Granted"] = try Self.asking("Granted", targets: targets)
+        models["Greedy"] = try Self.asking("Greedy", targets: targets)
+        let start = try await TestServer.start(models: models) { $0.sandboxAllow = ["Granted": SandboxGrant(network: true, read: [targets.folder])] }
+        try await withTestServer(start) { server async throws in
             let (answer, index) = try await Self.tryEscapes(server, targets: targets)
             for escape in Self.escapes {
                 let outcome = answer[escape]?.string ?? "missing"
@@ -88,6 +103,23 @@ struct SandboxTests {
                 try await server.client.post("/Unruly", #"{"variables": {"mode": "fine"}}"#).status == 200
             }
             #expect(try await server.client.get("/").json?["Unruly"]?["sandbox"] == .string(layers))
+
+            // What SANDBOX_ALLOW grants a model that asks, it gets, and nothing more.
+            let granted = try await server.client.post(
+                "/Granted", targets.row(modelsDirectory: server.modelsDirectory, port: server.port, neighbourPid: Int(getpid())))
+            #expect(granted.json?["read_secret"] == .string("ok"), "\(granted.text)")
+            #expect(granted.json?["connect_server"] == .string("ok"), "\(granted.text)")
+            for escape in Self.escapes.subtracting(["read_secret", "connect_server"]) {
+                let outcome = granted.json?[escape]?.string ?? "missing"
+                #expect(outcome == "EPERM" || outcome == "EACCES", "Granted, \(escape): \(outcome)")
+            }
+            #expect(
+                index["Granted"]?["sandbox"] == .string("strict (landlock \(support.landlockABI), limits, seccomp; granted network, read \(targets.folder))"))
+            // A model that asks for what is not granted does not serve, and its error names the request and both fixes.
+            #expect(index["Greedy"]?["state"] == .string("failed"), "\(index["Greedy"] ?? .null)")
+            let reason = index["Greedy"]?["last_error"]?["message"]?.string ?? ""
+            #expect(reason.contains("SANDBOX_ALLOW does not grant Greedy"), "\(reason)")
+            #expect(reason.contains("Greedy:network,Greedy:read=\(targets.folder)"), "\(reason)")
         }
         // The server has stopped; each worker's exit is reaped (and its folder removed) on an event loop soon after.
         let folder = try #require(tmpdir)
@@ -120,6 +152,21 @@ struct SandboxTests {
             ServerConfiguration.workerEnvironment(server, passing: ["FEATURE_STORE_URL"]) == [
                 "PATH": "/bin", "HOME": "/home/a", "LANG": "C.UTF-8", "LC_ALL": "C", "TZ": "UTC", "FEATURE_STORE_URL": "c",
             ])
+    }
+
+    @Test func sandboxRequestsAndGrantsAreChecked() throws {
+        let manifest = try ModelManifest.parse("sandbox:\n  network: true\n  read: [/data/reference, /srv/lookup]\n", file: "M/model.yaml")
+        #expect(manifest.sandbox == SandboxRequest(network: true, read: ["/data/reference", "/srv/lookup"]))
+        for text in ["sandbox: {net: true}", "sandbox: {network: 1}", "sandbox: {read: [data]}", "sandbox: {read: [/data/../etc]}", "sandbox: {read: /data}"] {
+            #expect(throws: ManifestError.self, "\(text)") { try ModelManifest.parse(text, file: "M/model.yaml") }
+        }
+        let allowed = try ServerConfiguration.fromEnvironment(["SANDBOX_ALLOW": "A:network, B:read=/data/ref,B:read=/srv"]).sandboxAllow
+        #expect(allowed == ["A": SandboxGrant(network: true), "B": SandboxGrant(read: ["/data/ref", "/srv"])])
+        #expect(allowed["B"]?.allowsReading("/data/ref/table.csv") == true)
+        #expect(allowed["B"]?.allowsReading("/data/reference") == false)
+        for value in ["A", "A:write=/x", "A:read=relative", "A:read=/data/../etc", ":network"] {
+            #expect(throws: ConfigurationError.self, "\(value)") { try ServerConfiguration.fromEnvironment(["SANDBOX_ALLOW": value]) }
+        }
     }
 
     @Test func modelEnvRefusesSecretsAndNonNames() throws {
