@@ -179,13 +179,18 @@ public final class AutoServeServer: Sendable {
             let toolchain = try await Toolchain.locate(configured: configuration.swiftc)
             logger.info("compiler found", metadata: ["swiftc": "\(toolchain.swiftc)", "version": "\(toolchain.versionLine)"])
             let key = configuration.cacheKey.map { CacheKey(secret: $0.value, origin: "CACHE_KEY") }
-            if key == nil, configuration.cacheDir != nil {
+            // The paths are resolved by now: a CACHE_DIR of its own is one that is not STATE_DIR/cache.
+            if key == nil, let cacheDir = configuration.cacheDir, cacheDir != (configuration.stateDir as NSString).appendingPathComponent("cache") {
                 logger.warning(
                     "CACHE_DIR is set without CACHE_KEY: plugins are sealed with this replica's own key (STATE_DIR/cache.key), so replicas sharing CACHE_DIR rebuild each other's; give them one CACHE_KEY"
                 )
             }
-            let compiler = PluginCompiler(
+            var compiler = PluginCompiler(
                 toolchain: toolchain, stateDirectory: configuration.stateDir, cacheDirectory: configuration.cacheDir, cacheKey: key, logger: logger)
+            // The compiler reads code from the repository: it runs confined as the workers do (docs/operations.md, "The sandbox").
+            if configuration.modelSandbox != .off {
+                compiler.confinement = CompilerConfinement(launcher: configuration.helperExecutable ?? executable())
+            }
             logger.info("build cache", metadata: ["key": "\(compiler.cacheKey.origin)"])
             compiler.sweep()
             return .success(compiler)

@@ -29,6 +29,8 @@ public struct PluginCompiler: Sendable {
     public let toolchain: Toolchain
     /// Seals the cache's entries and checks them before a load.
     public let cacheKey: CacheKey
+    /// When set, swiftc runs confined through `autoserve confine` (docs/operations.md, "The sandbox").
+    public var confinement: CompilerConfinement?
     public let cacheDirectory: String
     public let buildDirectory: String
     public let buildTimeout: Duration
@@ -124,12 +126,11 @@ public struct PluginCompiler: Sendable {
                 try text.write(toFile: path, atomically: false, encoding: .utf8)
                 sources.append(name)
             }
-            let outcome = try await ProcessRunner.run(
-                toolchain.swiftc,
+            let outcome = try await runCompiler(
                 Self.sdkFlags + Self.sdkThreads + [
                     "-emit-module-path", "AutoServeModel.swiftmodule", "-Xlinker", "-soname", "-Xlinker", "libAutoServeModel.so",
                     "-o", "libAutoServeModel.so",
-                ] + sources, directory: staging, timeout: buildTimeout, background: true)
+                ] + sources, directory: staging, read: [staging], write: [staging])
             guard outcome.succeeded else {
                 try? manager.removeItem(atPath: staging)
                 throw ModelBuildError(Diagnostic(message: "the model SDK does not compile with \(toolchain.versionLine)"), log: outcome.output)
@@ -249,13 +250,12 @@ public struct PluginCompiler: Sendable {
             let glue = (workDirectory as NSString).appendingPathComponent("ServeModels+\(definition.name).swift")
             try ServeModelsGenerator.glue(for: definition).write(toFile: glue, atomically: false, encoding: .utf8)
             let staging = (workDirectory as NSString).appendingPathComponent("\(definition.moduleName).so")
-            let outcome = try await ProcessRunner.run(
-                toolchain.swiftc,
+            let outcome = try await runCompiler(
                 [
                     "-emit-library", "-parse-as-library", "-O", "-module-name", definition.moduleName, "-swift-version", "5",
                     "-I", sdk.directory, "-L", sdk.directory, "-lAutoServeModel", "-Xlinker", "-rpath", "-Xlinker", sdk.directory,
                     "-o", staging,
-                ] + definition.sources + [glue], directory: definition.folder, timeout: buildTimeout, background: true)
+                ] + definition.sources + [glue], directory: definition.folder, read: [sdk.directory, definition.folder], write: [workDirectory])
             guard outcome.succeeded else {
                 var log = outcome.output
                 if outcome.timedOut {
@@ -288,6 +288,24 @@ public struct PluginCompiler: Sendable {
         }
     }
 
+    /// Runs swiftc in `directory`, in the background; confined (`confinement`) to reading the toolchain, the system and
+    /// `read`, and writing `write` and the shared module cache, with an environment of its own.
+    func runCompiler(_ arguments: [String], directory: String, read: [String], write: [String]) async throws -> ProcessRunner.Outcome {
+        guard let confinement else {
+            return try await ProcessRunner.run(toolchain.swiftc, arguments, directory: directory, timeout: buildTimeout, background: true)
+        }
+        let moduleCache = (buildDirectory as NSString).appendingPathComponent("module-cache")
+        try FileManager.default.createDirectory(atPath: moduleCache, withIntermediateDirectories: true)
+        let paths =
+            (CompilerConfinement.readable(toolchain: toolchain.swiftc) + read).flatMap { ["--read", $0] }
+            + (write + [moduleCache, "/dev/null"]).flatMap { ["--write", $0] }
+        var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG", "LC_ALL"].contains($0.key) }
+        environment["TMPDIR"] = write.first
+        return try await ProcessRunner.run(
+            confinement.launcher, ["confine"] + paths + ["--", toolchain.swiftc] + arguments + ["-module-cache-path", moduleCache],
+            directory: directory, timeout: buildTimeout, background: true, environment: environment)
+    }
+
     /// Whether swiftc's output reports an error in the sources (`file:line:column: error: …`), as opposed to a
     /// compiler that failed for reasons of its own (killed, out of memory, a broken toolchain).
     ///
@@ -312,5 +330,23 @@ public struct PluginCompiler: Sendable {
             return ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "compile error: \(line)"), log: log)
         }
         return ModelBuildError(Diagnostic(file: definition.name.rawValue, message: "swiftc failed without an error line; see the build log"), log: log)
+    }
+}
+
+/// How the server runs the compiler confined (docs/operations.md, "The sandbox"): `launcher confine --read … --write …
+/// -- swiftc …`, where the launcher is the `autoserve` binary.
+public struct CompilerConfinement: Sendable {
+    public var launcher: String
+
+    public init(launcher: String) {
+        self.launcher = launcher
+    }
+
+    /// What every compile reads: the toolchain's folder (`…/usr` of the real swiftc), the system's headers and
+    /// libraries, the loader's cache, randomness, and /proc and the CPU list, which the driver reads of itself.
+    static func readable(toolchain swiftc: String) -> [String] {
+        let real = URL(fileURLWithPath: swiftc).resolvingSymlinksInPath().path
+        let root = ((real as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        return [root, "/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/dev/urandom", "/proc", "/sys/devices/system/cpu"]
     }
 }

@@ -92,47 +92,50 @@ public enum WorkerSandbox {
         guard threads <= 1 else {
             throw PluginLoadError("the worker had \(threads) threads when its sandbox was applied; Landlock would confine only one (report this)")
         }
-        var layers: [String] = []
-        if support.landlockABI >= 1 {
-            try landlock(policy, folder: folder, abi: support.landlockABI)
-            layers.append("landlock \(support.landlockABI)")
-        }
-        let limited = autoserve_confine_limits(Int64(policy.fileSizeLimit))
-        guard limited == 0 else { throw PluginLoadError("the worker's resource limits could not be set: \(String(cString: strerror(limited)))") }
-        layers.append("limits")
-        if support.seccomp {
-            let confined = autoserve_seccomp_confine(policy.network ? Int32(AUTOSERVE_SECCOMP_ALLOW_SOCKETS) : 0)
-            guard confined == 0 else { throw PluginLoadError("the worker's seccomp filter could not be installed: \(String(cString: strerror(confined)))") }
-            layers.append("seccomp")
-        }
-        return layers
-    }
-
-    private static func landlock(_ policy: SandboxPolicy, folder: String, abi: Int) throws(PluginLoadError) {
-        let ruleset = autoserve_landlock_ruleset(Int32(abi), policy.network ? 1 : 0)
-        guard ruleset >= 0 else { throw PluginLoadError("the worker's Landlock ruleset could not be made: \(String(cString: strerror(errno)))") }
         var readable = loadedFiles() + systemReadable + [folder] + policy.readable
         // The Swift runtime's folder whole: a model's use of another runtime library loads it later.
         if let runtime = readable.first(where: { $0.hasSuffix("/libswiftCore.so") }) { readable.append(String(runtime.dropLast("/libswiftCore.so".count))) }
-        for path in readable {
-            let error = autoserve_landlock_allow(ruleset, Int32(abi), path, 0)
-            // A default that this system lacks (no zoneinfo) is no error; a path the operator granted is.
-            guard error == 0 || (error == ENOENT && !policy.readable.contains(path)) else {
-                close(ruleset)
-                throw PluginLoadError("the worker cannot allow reading \(path): \(String(cString: strerror(error)))")
+        return try confine(
+            read: readable, required: [folder] + policy.readable, write: ["/dev/null"] + (policy.temporaryFolder.map { [$0] } ?? []),
+            network: policy.network, programs: false, fileSizeLimit: policy.fileSizeLimit, support: support)
+    }
+
+    /// Confines this process and what it runs later: Landlock (read and map `read`, write `write`, TCP only with
+    /// `network`, signals and abstract Unix sockets scoped), the limits, and the seccomp filter (new sockets only with
+    /// `network`, programs and processes only with `programs`). A path of `read` that does not exist is left out
+    /// unless it is in `required`. The layers applied.
+    public static func confine(
+        read: [String], required: [String] = [], write: [String], network: Bool, programs: Bool, fileSizeLimit: Int, support: SandboxSupport = .current
+    ) throws(PluginLoadError) -> [String] {
+        var layers: [String] = []
+        if support.landlockABI >= 1 {
+            let abi = Int32(support.landlockABI)
+            let ruleset = autoserve_landlock_ruleset(abi, network ? 1 : 0)
+            guard ruleset >= 0 else { throw PluginLoadError("the Landlock ruleset could not be made: \(String(cString: strerror(errno)))") }
+            for (paths, writable) in [(read, Int32(0)), (write, Int32(1))] {
+                for path in paths {
+                    let error = autoserve_landlock_allow(ruleset, abi, path, writable)
+                    // A default that this system lacks (no zoneinfo) is no error; a path the operator granted is.
+                    guard error == 0 || (error == ENOENT && writable == 0 && !required.contains(path)) else {
+                        close(ruleset)
+                        throw PluginLoadError("the sandbox cannot allow \(writable == 0 ? "reading" : "writing") \(path): \(String(cString: strerror(error)))")
+                    }
+                }
             }
+            let enforced = autoserve_landlock_enforce(ruleset)
+            guard enforced == 0 else { throw PluginLoadError("the Landlock ruleset could not be enforced: \(String(cString: strerror(enforced)))") }
+            layers.append("landlock \(support.landlockABI)")
         }
-        var writable = ["/dev/null"]
-        if let temporary = policy.temporaryFolder { writable.append(temporary) }
-        for path in writable {
-            let error = autoserve_landlock_allow(ruleset, Int32(abi), path, 1)
-            guard error == 0 else {
-                close(ruleset)
-                throw PluginLoadError("the worker cannot allow writing \(path): \(String(cString: strerror(error)))")
-            }
+        let limited = autoserve_confine_limits(Int64(fileSizeLimit))
+        guard limited == 0 else { throw PluginLoadError("the resource limits could not be set: \(String(cString: strerror(limited)))") }
+        layers.append("limits")
+        if support.seccomp {
+            let allow = (network ? Int32(AUTOSERVE_SECCOMP_ALLOW_SOCKETS) : 0) | (programs ? Int32(AUTOSERVE_SECCOMP_ALLOW_PROGRAMS) : 0)
+            let confined = autoserve_seccomp_confine(allow)
+            guard confined == 0 else { throw PluginLoadError("the seccomp filter could not be installed: \(String(cString: strerror(confined)))") }
+            layers.append("seccomp")
         }
-        let enforced = autoserve_landlock_enforce(ruleset)
-        guard enforced == 0 else { throw PluginLoadError("the worker's Landlock ruleset could not be enforced: \(String(cString: strerror(enforced)))") }
+        return layers
     }
 
     /// The files mapped into this process (the worker binary, the plugin, the SDK, the Swift runtime and the system

@@ -16,7 +16,7 @@ struct AutoServeCommand: AsyncParsableCommand {
 
             \(ServerConfiguration.environmentHelp)
             """,
-        subcommands: [Serve.self, Generate.self, Check.self, Score.self, Drift.self, HealthCheck.self, ReadVersion.self],
+        subcommands: [Serve.self, Generate.self, Check.self, Score.self, Drift.self, HealthCheck.self, ReadVersion.self, Confine.self],
         defaultSubcommand: Serve.self
     )
 }

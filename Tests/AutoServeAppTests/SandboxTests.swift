@@ -154,6 +154,90 @@ struct SandboxTests {
             ])
     }
 
+    /// The compiler runs confined too: a `swiftc` that tries to read a key outside its inputs and to write outside
+    /// its build folder (as code from the repository would, through a compiler bug or a macro) is refused both, and
+    /// with the sandbox off it does both, so the test can fail.
+    @Test(arguments: [SandboxPolicy.Mode.strict, .off])
+    func theCompilerReadsOnlyItsInputs(mode: SandboxPolicy.Mode) async throws {
+        let folder = try Paths.temporaryFolder("confined-compiler")
+        let secret = "\(folder)/deploy_key"
+        try "compiler-must-not-read-this-\(mode)".write(toFile: secret, atomically: true, encoding: .utf8)
+        // The toolchain's folder is what the compiler may read: the wrapper's own, beside the key but not above it.
+        let bin = "\(folder)/toolchain/usr/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        let real = try #require(
+            ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map { "\($0)/swiftc" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        )
+        try """
+        #!/bin/sh
+        case "$1" in -version|--version|-print-target-info) exec \(real) "$@" ;; esac
+        echo "reading the key: $(cat \(secret) 2>&1)"
+        if echo planted > \(folder)/planted 2>/dev/null; then echo "writing outside: done"; else echo "writing outside: refused"; fi
+        exit 1
+        """.write(toFile: "\(bin)/swiftc", atomically: true, encoding: .utf8)
+        chmod("\(bin)/swiftc", 0o755)
+        let start = try await TestServer.start(models: ["Echo": "\(Paths.fixtures)/models/Echo"]) { configuration in
+            configuration.stateDir = try! Paths.temporaryFolder("confined-compiler-state")
+            configuration.swiftc = "\(bin)/swiftc"
+            configuration.modelSandbox = mode
+        }
+        try await withTestServer(start) { server async throws in
+            let echo = try await server.client.get("/").json?["Echo"]
+            #expect(echo?["state"] == .string("failed"))
+            let log = echo?["last_error"]?["build_log"]?.string ?? ""
+            if mode == .off {
+                #expect(log.contains("compiler-must-not-read-this-off"), "\(log)")
+                #expect(log.contains("writing outside: done"), "\(log)")
+                #expect(FileManager.default.fileExists(atPath: "\(folder)/planted"))
+            } else {
+                #expect(log.contains("reading the key: cat: \(secret): Permission denied"), "\(log)")
+                #expect(log.contains("writing outside: refused"), "\(log)")
+                #expect(!log.contains("compiler-must-not-read-this"))
+                #expect(!FileManager.default.fileExists(atPath: "\(folder)/planted"))
+            }
+        }
+    }
+
+    /// The tricks that would make a compile read outside the folder fail whether or not the compiler is confined: a
+    /// symlink out of the folder is not exported, a module map in the folder is not on the compiler's search path.
+    @Test func aFolderThatReachesOutsideFailsToCompileAndLeaksNothing() async throws {
+        let outside = try Paths.temporaryFolder("compile-leak-target")
+        try "let leakedSecret = \"compile-time-secret\"\n".write(toFile: "\(outside)/secret.swift", atomically: true, encoding: .utf8)
+        try "static const char *leak = \"header-secret\";\n".write(toFile: "\(outside)/secret.h", atomically: true, encoding: .utf8)
+        let models = try Paths.temporaryFolder("compile-leak-models")
+        for name in ["Linked", "Mapped"] { try FileManager.default.createDirectory(atPath: "\(models)/\(name)", withIntermediateDirectories: true) }
+        try FileManager.default.createSymbolicLink(atPath: "\(models)/Linked/Secret.swift", withDestinationPath: "\(outside)/secret.swift")
+        try """
+        import AutoServeModel
+
+        struct Linked {
+            init(path: String) {}
+            func transform_predict(_ variables: [String: JSON]) -> [String: JSON] { ["secret": .string(leakedSecret)] }
+        }
+        """.write(toFile: "\(models)/Linked/etls.swift", atomically: true, encoding: .utf8)
+        try "module Leak {\n  header \"\(outside)/secret.h\"\n  export *\n}\n".write(
+            toFile: "\(models)/Mapped/module.modulemap", atomically: true, encoding: .utf8)
+        try """
+        import AutoServeModel
+        import Leak
+
+        struct Mapped {
+            init(path: String) {}
+            func transform_predict(_ variables: [String: JSON]) -> [String: JSON] { ["secret": .string(String(cString: leak))] }
+        }
+        """.write(toFile: "\(models)/Mapped/etls.swift", atomically: true, encoding: .utf8)
+        let start = try await TestServer.start(models: [:]) { $0.modelsDir = models }
+        try await withTestServer(start) { server async throws in
+            let index = try await server.client.get("/")
+            for name in ["Linked", "Mapped"] {
+                #expect(index.json?[name]?["state"] == .string("failed"), "\(name): \(index.text)")
+                let answer = try await server.client.post("/\(name)", #"{"variables": {}}"#)
+                #expect(answer.status == 503)
+            }
+            #expect(!index.text.contains("compile-time-secret") && !index.text.contains("header-secret"))
+        }
+    }
+
     @Test func sandboxRequestsAndGrantsAreChecked() throws {
         let manifest = try ModelManifest.parse("sandbox:\n  network: true\n  read: [/data/reference, /srv/lookup]\n", file: "M/model.yaml")
         #expect(manifest.sandbox == SandboxRequest(network: true, read: ["/data/reference", "/srv/lookup"]))
