@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "AutoServeAppTests",
             dependencies: [
-                "AutoServeApp", "ServingCore", "ModelManager", "PluginBuilder", .product(name: "Logging", package: "swift-log"),
+                "AutoServeApp", "ServingCore", "ModelManager", "ModelSource", "PluginBuilder", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

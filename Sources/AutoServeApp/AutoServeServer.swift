@@ -48,6 +48,7 @@ public final class AutoServeServer: Sendable {
         if let cacheDir = configuration.cacheDir { try StartupChecks.writableFolder(cacheDir, setting: "CACHE_DIR") }
         try StartupChecks.stopTimes(delay: configuration.shutdownDelay, timeout: configuration.shutdownTimeout)
         try StartupChecks.sandbox(configuration, support: .current, logger: logger)
+        try StartupChecks.allowedSigners(configuration, logger: logger)
         let metrics = Metrics()
         LogWriter.standardError.countDrops(in: metrics.counter("autoserve_log_lines_dropped_total"))
         let source = modelSource(configuration)
@@ -135,7 +136,7 @@ public final class AutoServeServer: Sendable {
         return GitModelSource(
             url: repository, branch: configuration.modelsBranch, stateDirectory: configuration.stateDir,
             username: configuration.gitUsername, token: configuration.gitToken?.value, sshKeyPath: configuration.gitSSHKey,
-            maxModelBytes: configuration.maxModelBytes
+            maxModelBytes: configuration.maxModelBytes, allowedSigners: configuration.modelsRepoAllowedSigners
         )
     }
 

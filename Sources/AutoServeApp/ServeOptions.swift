@@ -9,6 +9,7 @@ public struct ServeOptions: ParsableArguments {
     @Option(help: help("PORT")) var port: String?
     @Option(help: help("HOST")) var host: String?
     @Option(help: help("MODELS_REPO")) var modelsRepo: String?
+    @Option(help: help("MODELS_REPO_ALLOWED_SIGNERS")) var modelsRepoAllowedSigners: String?
     @Option(help: help("MODELS_BRANCH")) var modelsBranch: String?
     @Option(help: help("MODELS_DIR")) var modelsDir: String?
     @Option(help: help("STATE_DIR")) var stateDir: String?

@@ -53,6 +53,13 @@ extension ServerConfiguration {
         Setting(environment: "MODELS_REPO", help: "Git repository of model folders; unset serves MODELS_DIR", isSecret: false) { config, value in
             config.modelsRepo = value.isEmpty ? nil : value
         },
+        Setting(
+            environment: "MODELS_REPO_ALLOWED_SIGNERS",
+            help: "SSH allowed signers file (git's format): a commit serves only if one of its keys signed it (default: unset, every commit)",
+            isSecret: false
+        ) { config, value in
+            config.modelsRepoAllowedSigners = value.isEmpty ? nil : value
+        },
         Setting(environment: "MODELS_BRANCH", help: "Branch of MODELS_REPO to serve", defaultValue: "main", isSecret: false) { config, value in
             guard !value.isEmpty, !value.contains(" ") else { throw invalid("MODELS_BRANCH", value, "a branch name") }
             config.modelsBranch = value

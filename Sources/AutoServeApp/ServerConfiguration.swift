@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var gitSSHKey: String?
     public var webhookSecret: Secret?
     public var adminToken: Secret?
+    /// The allowed signers file: a commit of `MODELS_REPO` serves only if one of its keys signed it.
+    public var modelsRepoAllowedSigners: String?
     /// Seals the build cache's entries (`CACHE_KEY`); `nil`: the key of `STATE_DIR/cache.key`, made when missing.
     public var cacheKey: Secret?
     public var maxBodyBytes = 1 << 20

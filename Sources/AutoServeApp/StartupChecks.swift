@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ModelSource
 import NIOCore
 import PluginRuntime
 
@@ -50,6 +51,22 @@ enum StartupChecks {
             )
         }
         logger.warning("sandbox layers missing; workers run with the others", metadata: ["missing": "\(missing.joined(separator: "; "))"])
+    }
+
+    /// `MODELS_REPO_ALLOWED_SIGNERS` must name a file of signers, and applies to a repository only (docs/git-sync.md,
+    /// "Signed commits"); the file is read again at each sync, so that a new signer needs no restart.
+    static func allowedSigners(_ configuration: ServerConfiguration, logger: Logger) throws(ConfigurationError) {
+        guard let path = configuration.modelsRepoAllowedSigners else { return }
+        guard configuration.modelsRepo != nil else {
+            throw ConfigurationError(
+                "MODELS_REPO_ALLOWED_SIGNERS is set without MODELS_REPO: it checks the commits of a repository; set MODELS_REPO or unset it")
+        }
+        do {
+            let signers = try AllowedSigners.load(path)
+            logger.info("signed commits only", metadata: ["allowed_signers": "\(path)", "keys": "\(signers.signers.count)"])
+        } catch {
+            throw ConfigurationError(error.message)
+        }
     }
 
     /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix.

@@ -14,14 +14,18 @@ public struct GitModelSource: ModelSourceProvider {
     public let stateDirectory: String
     /// The largest total size of a version's files (`MAX_MODEL_BYTES`).
     public let maxModelBytes: Int
+    /// `MODELS_REPO_ALLOWED_SIGNERS`: when set, a commit serves only if an SSH key of this file signed it.
+    public let allowedSigners: String?
     let credentials: GitCredentials
 
     /// `url` is `MODELS_REPO` as given; credentials written into it are taken out of the URL that libgit2
     /// stores and used like `GIT_USERNAME`/`GIT_TOKEN` (which win when they are set too).
     public init(
-        url: String, branch: String, stateDirectory: String, username: String?, token: String?, sshKeyPath: String?, maxModelBytes: Int = 1 << 30
+        url: String, branch: String, stateDirectory: String, username: String?, token: String?, sshKeyPath: String?, maxModelBytes: Int = 1 << 30,
+        allowedSigners: String? = nil
     ) {
         let remote = RemoteURL(url)
+        self.allowedSigners = allowedSigners
         self.maxModelBytes = maxModelBytes
         self.url = remote.url
         self.branch = branch
@@ -54,16 +58,30 @@ public struct GitModelSource: ModelSourceProvider {
                 var notices: [String] = []
                 let repository = try openOrClone(notices: &notices)
                 let commit = try repository.tip(branch: branch)
+                try checkSignature(of: commit, in: repository)
                 var result = snapshot(try repository.folders(atCommit: commit), commit: commit)
                 result.notices = notices
                 return .success(result)
             } catch let error as GitError {
+                return .failure(SourceError(scrub(error.message)))
+            } catch let error as SourceError {
                 return .failure(SourceError(scrub(error.message)))
             } catch {
                 return .failure(SourceError(scrub("\(error)")))
             }
         }
         return try result.get()
+    }
+
+    /// With `MODELS_REPO_ALLOWED_SIGNERS`, refuses a commit that no allowed key signed (docs/git-sync.md, "Signed
+    /// commits"): the sync fails, naming the commit, the key and why, and the commit serving now stays.
+    func checkSignature(of commit: String, in repository: GitRepository) throws {
+        guard let allowedSigners else { return }
+        let signers = try AllowedSigners.load(allowedSigners)
+        let signed = try repository.signature(ofCommit: commit)
+        if case .refused(let reason, _) = CommitSignature.verify(signed?.signature, payload: signed?.payload ?? [], signers: signers) {
+            throw SourceError("commit \(commit.prefix(12)) of \(branch) is not served: \(reason)")
+        }
     }
 
     /// Opens the clone and fetches, or clones when there is no usable clone yet.

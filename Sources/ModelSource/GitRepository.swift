@@ -267,6 +267,25 @@ final class GitRepository {
         }
     }
 
+    /// A commit's signature (its armored `gpgsig` header) and the bytes it signs (the commit without that header),
+    /// or `nil` for an unsigned commit.
+    func signature(ofCommit commit: String) throws(GitError) -> (signature: String, payload: [UInt8])? {
+        var oid = git_oid()
+        try Self.check(git_oid_fromstr(&oid, commit), "read the commit id \(commit)")
+        var signature = git_buf()
+        var payload = git_buf()
+        defer {
+            git_buf_dispose(&signature)
+            git_buf_dispose(&payload)
+        }
+        let code = git_commit_extract_signature(&signature, &payload, pointer, &oid, nil)
+        if code == GIT_ENOTFOUND.rawValue { return nil }
+        try Self.check(code, "read the signature of commit \(commit)")
+        let text = signature.ptr.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: signature.size), as: UTF8.self) } ?? ""
+        let bytes = payload.ptr.map { Array(UnsafeRawBufferPointer(start: $0, count: payload.size)) } ?? []
+        return (text, bytes)
+    }
+
     private func rootTree(ofCommit commit: String) throws(GitError) -> OpaquePointer {
         var oid = git_oid()
         try Self.check(git_oid_fromstr(&oid, commit), "read the commit id \(commit)")

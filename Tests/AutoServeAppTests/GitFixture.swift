@@ -33,9 +33,14 @@ struct GitFixture {
         try git("rm", "-r", "-q", relativePath)
     }
 
-    func commit(_ message: String) throws {
+    /// Commits everything, signed with the SSH private key at `signingKey` when one is given (`git commit -S`, `gpg.format=ssh`).
+    func commit(_ message: String, signingKey: String? = nil) throws {
         try git("add", "-A")
-        try git("commit", "-q", "-m", message)
+        guard let signingKey else {
+            try git("commit", "-q", "-m", message)
+            return
+        }
+        try git("-c", "gpg.format=ssh", "-c", "user.signingkey=\(signingKey)", "commit", "-q", "-S", "-m", message)
     }
 
     var head: String {
