@@ -21,8 +21,8 @@ test-unit: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(UNIT_SUITES)'
 
-## Fuzz the request-body parser, the SDK's decoder, the LightGBM and XGBoost readers, the schema extraction and the
-## CSV reader (FUZZ_SECONDS each, default 60, one per core at a time).
+## Fuzz the request-body parser, the SDK's decoder, the LightGBM and XGBoost readers, the schema extraction, the
+## CSV reader and a commit's SSH signature (FUZZ_SECONDS each, default 60, one per core at a time).
 fuzz:
 	bash fuzz/run.sh
 

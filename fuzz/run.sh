@@ -3,7 +3,8 @@
 # (default 60), from the committed seed corpus in fuzz/corpus/<target>/: the request-body parser and the SDK's variables
 # decoder (a client's bytes), the LightGBM and XGBoost readers and the schema extraction from Swift sources (a models
 # repository's files; seeded with every file that once crashed, hung or grew the server, Tests/Fixtures/hostile), and
-# the CSV reader of `autoserve score` and `autoserve drift` (a user's file). One target per core at a time (FUZZ_JOBS).
+# the CSV reader of `autoserve score` and `autoserve drift` (a user's file), and a commit's SSH signature (the
+# repository's again). One target per core at a time (FUZZ_JOBS).
 # Exits non-zero on the first input that breaks an oracle, crashes, hangs (over -timeout seconds) or grows past
 # -rss_limit_mb; the input is saved in .build-fuzz/. New inputs found are kept in .build-fuzz/corpus-<target>/ (not
 # committed; add the interesting ones to fuzz/corpus/). The schema target links swift-syntax from the package's release
@@ -46,10 +47,12 @@ build_linked() {
     build csv DriftReport -I "$out/modules" -L "$out" -lServingCore -lAutoServeModel Sources/DriftReport/RowFile.swift fuzz/CSVFuzz.swift
 }
 build_compiled_in() {
-    rm -f "$out/variables-decoder" "$out/lightgbm" "$out/xgboost"
+    rm -f "$out/variables-decoder" "$out/lightgbm" "$out/xgboost" "$out/sshsig"
     build variables-decoder AutoServeModel Sources/AutoServeModel/*.swift fuzz/VariablesDecoderFuzz.swift
     build lightgbm AutoServeModel -D LIGHTGBM Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
     build xgboost AutoServeModel -D XGBOOST Sources/AutoServeModel/*.swift fuzz/TreeModelFuzz.swift
+    # A commit's SSH signature (MODELS_REPO_ALLOWED_SIGNERS): its envelope and base64, without the cryptography.
+    build sshsig ModelSource Sources/ModelSource/SSHWire.swift fuzz/SSHSignatureFuzz.swift
 }
 syntax=.build/release
 [ -f "$syntax/SwiftParser.build/Parser.swift.o" ] || syntax=.build/debug
@@ -70,6 +73,7 @@ targets=(
     "xgboost 16384 fuzz/json.dict 10 1024"
     "schema 8192 fuzz/swift.dict 10 1024"
     "csv 8192 fuzz/csv.dict 10 1024"
+    "sshsig 4096 fuzz/sshsig.dict 10 1024"
 )
 # Each target runs on a core of its own, as many at once as there are cores (FUZZ_JOBS): a libFuzzer run is one thread.
 jobs=${FUZZ_JOBS:-$(nproc)}

@@ -103,21 +103,14 @@ public enum CommitSignature {
         if armored.contains("-----BEGIN PGP SIGNATURE-----") {
             return .refused("it is signed with GPG, which this server does not verify; sign with an SSH key (git config gpg.format ssh)", fingerprint: nil)
         }
-        let begin = "-----BEGIN SSH SIGNATURE-----"
-        let end = "-----END SSH SIGNATURE-----"
-        guard let start = armored.range(of: begin), let stop = armored.range(of: end, range: start.upperBound..<armored.endIndex),
-            let blob = Data(base64Encoded: armored[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace })
-        else { return .refused("its signature is neither an SSH nor a GPG signature", fingerprint: nil) }
+        let envelope: SSHSignatureEnvelope
         do {
-            var reader = SSHReader(Array(blob))
-            guard try reader.bytes(6) == Array("SSHSIG".utf8), try reader.uint32() == 1 else {
-                return .refused("its signature is not an SSHSIG of version 1", fingerprint: nil)
-            }
-            let key = try reader.string()
-            let namespace = try reader.string()
-            let reserved = try reader.string()
-            let hashName = try reader.string()
-            let signature = try reader.string()
+            envelope = try SSHSignatureEnvelope(armored: armored)
+        } catch {
+            return .refused("its signature is malformed: \(error.reason)", fingerprint: nil)
+        }
+        let (key, namespace, reserved, hashName, signature) = (envelope.key, envelope.namespace, envelope.reserved, envelope.hashName, envelope.signature)
+        do {
             let fingerprint = fingerprint(key)
             guard namespace == Array("git".utf8) else {
                 return .refused("its signature is for the namespace '\(String(decoding: namespace, as: UTF8.self))', not git's", fingerprint: fingerprint)
@@ -179,37 +172,5 @@ public enum CommitSignature {
         let digits = mpint.drop { $0 == 0 }
         guard digits.count <= width else { return nil }
         return [UInt8](repeating: 0, count: width - digits.count) + digits
-    }
-}
-
-/// Reads SSH's wire encoding (RFC 4251: `uint32` and length-prefixed `string`) with every length checked against
-/// what is left before anything is taken: the signature comes from the repository, untrusted.
-struct SSHReader {
-    struct Malformed: Error {
-        var reason: String
-    }
-
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func bytes(_ count: Int) throws(Malformed) -> [UInt8] {
-        guard count >= 0, count <= bytes.count - offset else { throw Malformed(reason: "a field of \(count) bytes where \(bytes.count - offset) are left") }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
-    }
-
-    mutating func uint32() throws(Malformed) -> UInt32 {
-        try bytes(4).reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    mutating func string() throws(Malformed) -> [UInt8] {
-        try bytes(Int(try uint32()))
-    }
-
-    static func append(_ field: [UInt8], to output: inout [UInt8]) {
-        let count = UInt32(field.count)
-        output += [UInt8(count >> 24), UInt8(count >> 16 & 0xff), UInt8(count >> 8 & 0xff), UInt8(count & 0xff)] + field
     }
 }
