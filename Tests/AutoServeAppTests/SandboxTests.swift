@@ -128,6 +128,42 @@ struct SandboxTests {
         }
     }
 
+    /// As the container's user (uid 10001 when the tests run as root, as the image runs): the binary as users start
+    /// it, a state folder of its own, and targets that user owns, so that each denial is the sandbox's and not the
+    /// file permissions'.
+    @Test func asTheContainersUserEveryEscapeIsDeniedToo() async throws {
+        let user: uid_t = getuid() == 0 ? 10001 : getuid()
+        let state = try Paths.temporaryFolder("sandbox-uid-state")
+        let home = try Paths.temporaryFolder("sandbox-uid-home")
+        let targets = try Targets(cache: "\(state)/cache")
+        for path in [state, home, targets.folder, targets.secret, targets.outside] { chown(path, user, user) }
+        let models = try Paths.modelsFolder([
+            "Hostile": "\(Paths.fixtures)/models/Hostile", "Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris",
+        ])
+        let server = try BinaryServer(
+            environment: ["MODELS_DIR": models, "STATE_DIR": state, "HOME": home], directory: home,
+            launcher: getuid() == 0 ? ["/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--"] : [])
+        defer { server.stop() }
+        let port = try await server.waitUntilListening()
+        let client = HTTPClient(base: "http://127.0.0.1:\(port)")
+        try await client.waitForTheFirstSync(timeout: .seconds(600))
+        let index = try await client.get("/")
+        guard case .array(let pids)? = index.json?["Echo"]?["workers"]?["pids"], case .number(let pid)? = pids.first else {
+            throw TestFailure("Echo has no worker: \(index.text)")
+        }
+        let answer = try await client.post("/Hostile", targets.row(modelsDirectory: models, port: port, neighbourPid: Int(pid)))
+        #expect(answer.status == 200, "\(answer.text)")
+        for escape in Self.escapes {
+            let outcome = answer.json?[escape]?.string ?? "missing"
+            #expect(outcome == "EPERM" || outcome == "EACCES", "uid \(user), \(escape): \(outcome)")
+        }
+        #expect(answer.json?["write_tmpdir"] == .string("ok"))
+        #expect(!FileManager.default.fileExists(atPath: targets.planted))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: targets.outside).isEmpty)
+        let status = (try? String(contentsOfFile: "/proc/\(Int(pid))/status", encoding: .utf8)) ?? ""
+        #expect(status.contains("Uid:\t\(user)\t"), "the worker runs as uid \(user)")
+    }
+
     /// The same model unconfined: each escape works (the planted plugin is removed again).
     @Test func withTheSandboxOffEachEscapeWorks() async throws {
         let targets = try Targets(cache: "\(Paths.sharedState)/cache")
