@@ -6,12 +6,16 @@
    of each, and their ratio.
 2. A worker's start: `autoserve-worker` spawned directly on Iris's built plugin, from spawn to its hello (the
    sandbox applied, `init(path:)` run), STARTS times for each mode in turn; the median in milliseconds.
+3. The hostile model (Tests/Fixtures/models/Hostile) served beside Echo in each mode: each escape it tries (a key
+   outside, another model's source, /proc/<server>/cmdline, CACHE_DIR, a folder outside, its own folder, chmod, the
+   server's port, signals, a shell, fork, another worker's memory) and how it went.
 
 Usage: python3 bench/sandbox.py [--bin .build/release/autoserve] [--rounds 3] [--duration 10] [--starts 40]
 (needs wrk and swiftc)."""
 import argparse
 import fcntl
 import glob
+import json
 import os
 import shutil
 import socket
@@ -60,6 +64,46 @@ def throughput(binary, work, mode, port, duration):
     finally:
         server.terminate()
         server.wait()
+
+
+def hostile(binary, work, mode, port):
+    """The Hostile fixture's answer (escape -> outcome) when served in `mode` beside Echo, with targets outside."""
+    models, targets = f"{work}/hostile-{mode}", f"{work}/targets-{mode}"
+    os.makedirs(f"{targets}/outside")
+    with open(f"{targets}/id_ed25519", "w") as secret:
+        secret.write("not a real key\n")
+    for name, source in [("Hostile", f"{ROOT}/Tests/Fixtures/models/Hostile"), ("Echo", f"{ROOT}/Tests/Fixtures/models/Echo"),
+                         ("Iris", f"{ROOT}/models_serve/Iris")]:
+        shutil.copytree(source, f"{models}/{name}")
+    environment = dict(os.environ, MODELS_DIR=models, STATE_DIR=f"{work}/state", PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error",
+                       MODEL_SANDBOX=mode)
+    server = subprocess.Popen([binary, "serve"], env=environment)
+    try:
+        deadline = time.time() + 600
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    index = json.load(answer)
+                if all(index.get(name, {}).get("state") == "ready" for name in ("Hostile", "Echo", "Iris")):
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                sys.exit(f"the hostile model did not come up ({mode})")
+            time.sleep(0.2)
+        row = {"variables": {"secret": f"{targets}/id_ed25519", "neighbour_source": f"{models}/Iris/etls.swift", "cache": f"{work}/state/cache",
+                             "outside": f"{targets}/outside", "port": port, "neighbour_pid": index["Echo"]["workers"]["pids"][0]}}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/Hostile", data=json.dumps(row).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            outcomes = json.load(answer)
+        return {name: value for name, value in outcomes.items() if name not in ("environment", "tmpdir")}
+    finally:
+        server.terminate()
+        server.wait()
+        try:
+            os.unlink(f"{work}/state/cache/planted.so")
+        except OSError:
+            pass
 
 
 def start_time(worker, plugin, symbol, folder, mode):
@@ -126,12 +170,16 @@ def main():
                 starts[mode].append(elapsed)
                 if mode == "strict":
                     layers = hello
+        escapes = {mode: hostile(binary, work, mode, options.port) for mode in ("strict", "off")}
         strict, off = statistics.median(figures["strict"]), statistics.median(figures["off"])
         print(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}; {time.strftime('%Y-%m-%d', time.gmtime())}")
         print(f"POST /Iris, wrk -t1 -c32 -d{options.duration}s, median of {options.rounds}: strict ({layers}) {strict:.0f} req/s, "
               f"off {off:.0f} req/s, strict / off {strict / off:.3f}")
         print(f"worker start (spawn to hello), median of {options.starts}: strict {statistics.median(starts['strict']):.1f} ms, "
               f"off {statistics.median(starts['off']):.1f} ms")
+        print("the hostile model's escapes: strict / off")
+        for name in sorted(escapes["strict"]):
+            print(f"  {name}: {escapes['strict'][name]} / {escapes['off'].get(name)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
