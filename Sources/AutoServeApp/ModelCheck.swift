@@ -46,6 +46,19 @@ public enum ModelCheck {
             passed = false
             text += "FAIL \(directory): no model folders found\n"
         }
+        // With MODELS_REPO_ALLOWED_SIGNERS, the commit checked out must be one the server would serve (docs/git-sync.md,
+        // "Signed commits").
+        if let signers = configuration.modelsRepoAllowedSigners {
+            switch CommitSignature.verifyHead(of: directory, signers: signers) {
+            case (let commit?, .verified(let principals, let fingerprint)):
+                text += "ok   commit \(commit.prefix(12)) signed by \(principals) (\(fingerprint))\n"
+            case (let commit, .refused(let reason, _)):
+                passed = false
+                text += "FAIL commit \(commit.map { String($0.prefix(12)) } ?? "HEAD") would not be served: \(reason)\n"
+            case (nil, .verified):
+                passed = false
+            }
+        }
         text += passed ? "\(snapshot.models.count) model(s) passed\n" : "some models failed\n"
         return Report(text: text, passed: passed)
     }

@@ -90,6 +90,22 @@ public enum CommitSignature {
         case refused(String, fingerprint: String?)
     }
 
+    /// The verdict on the HEAD commit of the git repository that holds `directory` (`autoserve check` with
+    /// `MODELS_REPO_ALLOWED_SIGNERS`): the commit, and whether it would serve.
+    public static func verifyHead(of directory: String, signers path: String) -> (commit: String?, verdict: Verdict) {
+        do {
+            let signers = try AllowedSigners.load(path)
+            let repository = try GitRepository.discover(from: directory)
+            let commit = try repository.head()
+            let signed = try repository.signature(ofCommit: commit)
+            return (commit, verify(signed?.signature, payload: signed?.payload ?? [], signers: signers))
+        } catch let error as GitError {
+            return (nil, .refused(error.message, fingerprint: nil))
+        } catch {
+            return (nil, .refused("\(error)", fingerprint: nil))
+        }
+    }
+
     /// `SHA256:<base64>` of a public key, as `ssh-keygen -l` prints it.
     public static func fingerprint(_ key: [UInt8]) -> String {
         "SHA256:" + Data(SHA256.hash(data: key)).base64EncodedString().trimmingCharacters(in: CharacterSet(charactersIn: "="))

@@ -60,6 +60,21 @@ final class GitRepository {
         return GitRepository(repository!)
     }
 
+    /// The repository (a work tree's, or a bare one) that holds `path`, looked for from there upwards.
+    static func discover(from path: String) throws(GitError) -> GitRepository {
+        _ = initialized
+        var repository: OpaquePointer?
+        try check(git_repository_open_ext(&repository, path, 0, nil), "find a git repository at or above \(path)")
+        return GitRepository(repository!)
+    }
+
+    /// The commit HEAD names.
+    func head() throws(GitError) -> String {
+        var oid = git_oid()
+        try Self.check(git_reference_name_to_id(&oid, pointer, "HEAD"), "read HEAD")
+        return Self.hex(oid)
+    }
+
     /// The URL of `origin`, to notice that `MODELS_REPO` changed.
     func originURL() throws(GitError) -> String {
         var remote: OpaquePointer?

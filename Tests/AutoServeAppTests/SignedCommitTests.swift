@@ -1,5 +1,6 @@
 import AutoServeApp
 import Foundation
+import Logging
 import ModelSource
 import ServingCore
 import Testing
@@ -95,6 +96,28 @@ struct SignedCommitTests {
             #expect(try await label() == .string("signed by ana again"))
             #expect(try await server.client.get("/").json?["_server"]?["commit"] == .string(signed.commit))
         }
+    }
+
+    /// `autoserve check` with `MODELS_REPO_ALLOWED_SIGNERS` fails a checkout whose HEAD the server would refuse.
+    @Test func checkSaysWhetherTheCommitWouldServe() async throws {
+        let folder = try Paths.temporaryFolder("check-signers")
+        let ana = try Self.key("ana", in: folder)
+        let allowed = "\(folder)/allowed_signers"
+        try "ana@example.com \(ana.publicKey)\n".write(toFile: allowed, atomically: true, encoding: .utf8)
+        let repository = try GitFixture.make(models: ["Echo": "\(Paths.fixtures)/models/Echo"])
+        var configuration = ServerConfiguration()
+        configuration.stateDir = Paths.sharedState
+        configuration.modelsRepoAllowedSigners = allowed
+        configuration.helperExecutable = Paths.binary
+        configuration.workerExecutable = Paths.workerBinary
+        let unsigned = await ModelCheck.run(directory: repository.path, configuration: configuration, logger: Logger(label: "check"))
+        #expect(!unsigned.passed)
+        #expect(unsigned.text.contains("FAIL commit \(try repository.head.prefix(12)) would not be served: it is not signed"), "\(unsigned.text)")
+        try repository.write("Echo/notes.md", "signed\n")
+        try repository.commit("signed", signingKey: ana.path)
+        let signed = await ModelCheck.run(directory: repository.path, configuration: configuration, logger: Logger(label: "check"))
+        #expect(signed.passed, "\(signed.text)")
+        #expect(signed.text.contains("ok   commit \(try repository.head.prefix(12)) signed by ana@example.com (\(try Self.fingerprint(ana.path)))"))
     }
 
     /// The verifier against signatures ssh-keygen makes (`-Y sign -n git`), for each key type it supports, and
