@@ -18,23 +18,12 @@ struct SignedCommitTests {
         return (path, try String(contentsOfFile: "\(path).pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
+    /// Runs a command to its end; what it printed, or a failure naming it.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let feed = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = feed
-        try process.run()
-        if let input { feed.fileHandleForWriting.write(Data(input.utf8)) }
-        try feed.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(text)") }
-        return text
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let result = try runWithInput(executable, arguments, input: Data())
+        guard result.status == 0 else { throw TestFailure("\(executable) \(arguments.joined(separator: " ")) failed: \(result.output)") }
+        return result.output
     }
 
     /// The key's fingerprint as `ssh-keygen -l` prints it.
