@@ -32,6 +32,7 @@ struct InProcessHangTests {
         }
         let index = try await client.get("/")
         #expect(index.json?["Hang"]?["state"] == .string("failed"), "\(index.text)")
+        #expect(index.json?["Echo"]?["sandbox"] == .string("none (in-process)"), "an in-process model cannot be confined, and the index says so")
         #expect(index.json?["Hang"]?["last_error"]?["message"]?.jsonText.contains("MODEL_ISOLATION=process") == true)
         #expect(try await client.post("/Hang", #"{"variables": {}}"#).status == 200, "the version still answers what does not hang")
         let all = try await client.post("/all", #"{"variables": {"a": 1}}"#)
@@ -41,5 +42,6 @@ struct InProcessHangTests {
         #expect(metrics.contains(#"autoserve_model_state{model="Hang",state="failed"} 1"#))
         await server.stopped()
         #expect(server.logs.contains("in-process call hung past its timeout"))
+        #expect(server.logs.components(separatedBy: "MODEL_ISOLATION=inprocess: models run inside the server").count == 2, "warned once")
     }
 }

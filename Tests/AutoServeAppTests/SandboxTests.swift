@@ -1,11 +1,13 @@
-import AutoServeApp
 import Foundation
+import Logging
 import PluginBuilder
 import PluginRuntime
 import ServingCore
 import Testing
 
-/// Every worker runs confined (docs/operations.md, "The sandbox"): the Hostile fixture tries each escape of issue 28's list and
+@testable import AutoServeApp
+
+/// Every worker runs confined (docs/operations.md, "The sandbox"): the Hostile fixture tries each escape of that table and
 /// answers how each went. Confined, every one fails with EPERM or EACCES and the model still serves, beside the
 /// others; with `MODEL_SANDBOX=off` each one works, so these tests can fail.
 @Suite(.serialized)
@@ -271,6 +273,37 @@ struct SandboxTests {
                 #expect(answer.status == 503)
             }
             #expect(!index.text.contains("compile-time-secret") && !index.text.contains("header-secret"))
+        }
+    }
+
+    /// `MODEL_SANDBOX=required` where a layer is missing, and with in-process models, stops the server at start
+    /// (exit 78) naming what is missing and the fix; `strict` warns and goes on; every layer present passes.
+    @Test func requiredRefusesToStartWithoutEveryLayer() throws {
+        var required = ServerConfiguration()
+        required.modelSandbox = .required
+        let logger = Logger(label: "sandbox-check")
+        let kernels: [(SandboxSupport, String)] = [
+            (SandboxSupport(landlockABI: 0, seccomp: true), "Landlock (files; Linux 5.13"),
+            (SandboxSupport(landlockABI: 3, seccomp: true), "Landlock ABI 4 (TCP; Linux 6.7)"),
+            (SandboxSupport(landlockABI: 5, seccomp: true), "Landlock ABI 6 (signals and abstract Unix sockets; Linux 6.12)"),
+            (SandboxSupport(landlockABI: 7, seccomp: false), "seccomp (a kernel built with CONFIG_SECCOMP_FILTER)"),
+        ]
+        for (support, missing) in kernels {
+            do {
+                try StartupChecks.sandbox(required, support: support, logger: logger)
+                Issue.record("required started without \(missing)")
+            } catch {
+                #expect(error.message.contains(missing) && error.message.contains("MODEL_SANDBOX=strict"), "\(error.message)")
+            }
+            var strict = required
+            strict.modelSandbox = .strict
+            #expect(throws: Never.self) { try StartupChecks.sandbox(strict, support: support, logger: logger) }
+        }
+        #expect(throws: Never.self) { try StartupChecks.sandbox(required, support: SandboxSupport(landlockABI: 7, seccomp: true), logger: logger) }
+        var inProcess = required
+        inProcess.modelIsolation = .inprocess
+        #expect(throws: ConfigurationError.self) {
+            try StartupChecks.sandbox(inProcess, support: SandboxSupport(landlockABI: 7, seccomp: true), logger: logger)
         }
     }
 
