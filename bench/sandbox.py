@@ -39,8 +39,9 @@ def ready(port):
         return False
 
 
-def serve(binary, work, mode, port):
-    environment = dict(os.environ, MODELS_DIR=f"{work}/models", STATE_DIR=f"{work}/state", PORT=str(port), HOST="127.0.0.1",
+def serve(binary, work, mode, port, models=None):
+    """A server on `models` (default: the Iris copy) once /readyz says every model's first load has ended."""
+    environment = dict(os.environ, MODELS_DIR=models or f"{work}/models", STATE_DIR=f"{work}/state", PORT=str(port), HOST="127.0.0.1",
                        LOG_LEVEL="warning", MODEL_SANDBOX=mode)
     server = subprocess.Popen([binary, "serve"], env=environment)
     deadline = time.time() + 600
@@ -75,22 +76,12 @@ def hostile(binary, work, mode, port):
     for name, source in [("Hostile", f"{ROOT}/Tests/Fixtures/models/Hostile"), ("Echo", f"{ROOT}/Tests/Fixtures/models/Echo"),
                          ("Iris", f"{ROOT}/models_serve/Iris")]:
         shutil.copytree(source, f"{models}/{name}")
-    environment = dict(os.environ, MODELS_DIR=models, STATE_DIR=f"{work}/state", PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="error",
-                       MODEL_SANDBOX=mode)
-    server = subprocess.Popen([binary, "serve"], env=environment)
+    server = serve(binary, work, mode, port, models=models)
     try:
-        deadline = time.time() + 600
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
-                    index = json.load(answer)
-                if all(index.get(name, {}).get("state") == "ready" for name in ("Hostile", "Echo", "Iris")):
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit(f"the hostile model did not come up ({mode})")
-            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+            index = json.load(answer)
+        if not all(index.get(name, {}).get("state") == "ready" for name in ("Hostile", "Echo", "Iris")):
+            sys.exit(f"the hostile model and its neighbours did not all come up ({mode})")
         row = {"variables": {"secret": f"{targets}/id_ed25519", "neighbour_source": f"{models}/Iris/etls.swift", "cache": f"{work}/state/cache",
                              "outside": f"{targets}/outside", "port": port, "neighbour_pid": index["Echo"]["workers"]["pids"][0]}}
         request = urllib.request.Request(f"http://127.0.0.1:{port}/Hostile", data=json.dumps(row).encode(), method="POST")

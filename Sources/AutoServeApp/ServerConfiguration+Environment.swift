@@ -255,8 +255,8 @@ extension ServerConfiguration {
     /// The original project's names, still accepted.
     static let aliases: [(old: String, new: String)] = [("gitPath", "MODELS_REPO"), ("usergit", "GIT_USERNAME"), ("password", "GIT_TOKEN")]
 
-    /// The names a worker process never sees: every secret, and the settings that may hold one (a key file's
-    /// path, a repository URL with credentials in it), under their current and their original names.
+    /// The names `MODEL_ENV` may never pass to a worker: every secret (and its `_FILE`), and the settings that may
+    /// hold one (a key file's path, a repository URL with credentials in it), under their current and original names.
     static let keptFromWorkers: Set<String> = {
         var names = Set(settings.filter(\.isSecret).flatMap { [$0.environment, "\($0.environment)_FILE"] })
         names.formUnion(["GIT_SSH_KEY", "MODELS_REPO"])

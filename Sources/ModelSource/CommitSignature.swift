@@ -125,13 +125,13 @@ public enum CommitSignature {
         } catch {
             return .refused("its signature is malformed: \(error.reason)", fingerprint: nil)
         }
-        let (key, namespace, reserved, hashName, signature) = (envelope.key, envelope.namespace, envelope.reserved, envelope.hashName, envelope.signature)
         do {
-            let fingerprint = fingerprint(key)
-            guard namespace == Array("git".utf8) else {
-                return .refused("its signature is for the namespace '\(String(decoding: namespace, as: UTF8.self))', not git's", fingerprint: fingerprint)
+            let fingerprint = fingerprint(envelope.key)
+            guard envelope.namespace == Array("git".utf8) else {
+                return .refused(
+                    "its signature is for the namespace '\(String(decoding: envelope.namespace, as: UTF8.self))', not git's", fingerprint: fingerprint)
             }
-            guard let signer = signers.signers.first(where: { $0.key == key }) else {
+            guard let signer = signers.signers.first(where: { $0.key == envelope.key }) else {
                 return .refused("it is signed by the key \(fingerprint), which is not in \(signers.path)", fingerprint: fingerprint)
             }
             if let namespaces = signer.namespaces, !namespaces.contains("git") {
@@ -139,15 +139,16 @@ public enum CommitSignature {
                     "the key \(fingerprint) is allowed in \(signers.path) for \(namespaces.joined(separator: ",")) only, not git", fingerprint: fingerprint)
             }
             let digest: [UInt8]
-            switch String(decoding: hashName, as: UTF8.self) {
+            switch String(decoding: envelope.hashName, as: UTF8.self) {
             case "sha512": digest = Array(SHA512.hash(data: payload))
             case "sha256": digest = Array(SHA256.hash(data: payload))
             default:
-                return .refused("its signature uses the hash '\(String(decoding: hashName, as: UTF8.self))', not sha256 or sha512", fingerprint: fingerprint)
+                return .refused(
+                    "its signature uses the hash '\(String(decoding: envelope.hashName, as: UTF8.self))', not sha256 or sha512", fingerprint: fingerprint)
             }
             var signed = Array("SSHSIG".utf8)
-            for field in [Array("git".utf8), reserved, hashName, digest] { SSHReader.append(field, to: &signed) }
-            guard try check(signature, of: signed, by: key) else {
+            for field in [Array("git".utf8), envelope.reserved, envelope.hashName, digest] { SSHReader.append(field, to: &signed) }
+            guard try check(envelope.signature, of: signed, by: envelope.key) else {
                 return .refused("its signature by the key \(fingerprint) does not match the commit", fingerprint: fingerprint)
             }
             return .verified(principals: signer.principals, fingerprint: fingerprint)
