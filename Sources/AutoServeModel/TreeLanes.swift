@@ -50,6 +50,9 @@ struct TreeLanes: Sendable {
         var nanLeft: Bool
         /// For a special split, the forest's own kind of it; `nil` for a comparison.
         var special: UInt8? = nil
+        /// How much of the training data reached the split (LightGBM's count, XGBoost's sum of hessians): what
+        /// TreeSHAP weighs its sides by.
+        var cover = 1.0
     }
 
     /// A split the forest decides before the walk: what it reads, its number (a threshold, a category set), where a
@@ -93,6 +96,8 @@ struct TreeLanes: Sendable {
     var specials: [Special] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
+    /// The trees as TreeSHAP walks them (``ShapTrees``), laid out by ``finish()``.
+    var shap = ShapTrees()
     /// The trees as added, each in breadth-first order, and per feature the thresholds of its splits, until
     /// ``finish()`` lays them out.
     private var pending: [Tree] = []
@@ -106,6 +111,10 @@ struct TreeLanes: Sendable {
         var children: [(left: Int, right: Int)] = []
         var leaves: [Double] = []
         var depth = 0
+        /// Per split, its feature and cover; per leaf, its cover.
+        var features: [Int32] = []
+        var covers: [Double] = []
+        var leafCovers: [Double] = []
     }
 
     var treeCount: Int { entries.count }
@@ -119,9 +128,15 @@ struct TreeLanes: Sendable {
     }
 
     /// Adds one tree; nil unless its splits and leaves make a tree (every node reached once, from split 0).
-    mutating func add(splits: [Split], leaves: [Double]) -> Void? {
+    /// `leafCovers` are the leaves' covers (see ``Split/cover``), when the file keeps them.
+    mutating func add(splits: [Split], leaves: [Double], leafCovers: [Double]? = nil) -> Void? {
         guard splits.allSatisfy({ $0.feature >= 0 && $0.feature < features }), !leaves.isEmpty else { return nil }
         var tree = Tree(leaves: leaves)
+        if let leafCovers, leafCovers.count == leaves.count {
+            tree.leafCovers = leafCovers
+        } else {
+            shap.uncovered = true
+        }
         guard !splits.isEmpty else {
             guard leaves.count == 1 else { return nil }
             pending.append(tree)
@@ -154,6 +169,8 @@ struct TreeLanes: Sendable {
                 featureThresholds[node.feature].append(node.threshold)
             }
             tree.children.append((0, 0))
+            tree.features.append(Int32(node.feature))
+            tree.covers.append(node.cover)
             tree.depth = max(tree.depth, depth + 1)
             for (child, isRight) in [(node.left, false), (node.right, true)] {
                 if child >= 0 {
@@ -216,6 +233,15 @@ struct TreeLanes: Sendable {
                     leafValues += [left < 0 ? tree.leaves[~left] : 0, right < 0 ? tree.leaves[~right] : 0]
                 }
             }
+        }
+        for tree in pending {
+            shap.add(
+                slots: tree.slots,
+                bounds: tree.slots.indices.map { split in
+                    let slot = Int(tree.slots[split])
+                    return slot < 2 * features ? bounds[slot % features][tree.thresholds[split]]! : 1
+                }, features: tree.features, children: tree.children, covers: tree.covers, leaves: tree.leaves, leafCovers: tree.leafCovers,
+                depth: tree.depth)
         }
         // A tree that is a single leaf: a node that is never walked holds its value on both sides, and its entry,
         // after the walk's, is set to that node's left child before each gathering.

@@ -10,6 +10,11 @@ struct LightGBMForest: Sendable {
     var averageOutput = false
     var task: TreeModel.Task = .regression(.identity)
     var features: [TreeModel.Feature] = []
+    /// Each tree's expected value, the base of its contributions, and the quadrature rules of its TreeSHAP
+    /// (TreeModel+Explain.swift).
+    var expectedValues: [Double] = []
+    var quadrature: (nodes: [Double], weights: [Double]) = ([], [])
+    var shapTables: ShapTables<Double>?
 
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
@@ -102,6 +107,11 @@ struct LightGBMForest: Sendable {
             throw fail(nil, "the model has \(trees) trees, not a whole number of iterations of \(treesPerIteration)")
         }
         do { try lanes.finish() } catch { throw fail(nil, error.message) }
+        if lanes.shap.refusal == nil {
+            expectedValues = Self.expectedValues(lanes.shap)
+            quadrature = Self.quadrature(lanes.shap, features: featureCount)
+            shapTables = ShapTables(lanes.shap)
+        }
         // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
         if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {
             try readPandasCategories(lines[line].dropFirst("pandas_categorical:".count), line: line, fail: fail)
@@ -239,7 +249,16 @@ struct LightGBMForest: Sendable {
                 splits.append(split)
             }
         }
-        guard lanes.add(splits: splits, leaves: values) != nil else {
+        // The counts of training rows at each node, which TreeSHAP weighs by: an older file without them serves, and
+        // cannot explain (``ShapTrees/refusal``).
+        var leafCovers: [Double]?
+        if fields["leaf_count"] != nil, splitCount == 0 || fields["internal_count"] != nil {
+            leafCovers = try numbers("leaf_count", Double.self, count: leafCount)
+            if splitCount > 0 {
+                for (index, count) in try numbers("internal_count", Double.self, count: splitCount).enumerated() { splits[index].cover = count }
+            }
+        }
+        guard lanes.add(splits: splits, leaves: values, leafCovers: leafCovers) != nil else {
             throw fail(start, "left_child and right_child do not make a tree of \(splitCount) splits and \(leafCount) leaves")
         }
     }

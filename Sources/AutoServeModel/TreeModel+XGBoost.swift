@@ -14,6 +14,9 @@ struct XGBoostForest: Sendable {
     var base: [Float] = []
     var task: TreeModel.Task = .regression(.identity)
     var features: [TreeModel.Feature] = []
+    /// The trees' numbers as TreeSHAP reads them, in `Float`, and each tree's mean value (TreeModel+Explain.swift).
+    var shapTables: ShapTables<Float>?
+    var means: [Float] = []
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
@@ -142,6 +145,11 @@ struct XGBoostForest: Sendable {
             groups.append(Int32(group))
         }
         do { try lanes.finish() } catch { throw fail(error.message) }
+        if lanes.shap.refusal == nil {
+            let tables = ShapTables<Float>(lanes.shap)
+            shapTables = tables
+            means = Self.means(tables, lanes.shap)
+        }
     }
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
@@ -202,6 +210,10 @@ struct XGBoostForest: Sendable {
                 splitCount += 1
             }
         }
+        // The sum of hessians at each node, which TreeSHAP weighs by: a file without them serves, and cannot explain.
+        let hessians = (tree["sum_hessian"] as? [NSNumber]).flatMap { $0.count == count ? $0.map(\.floatValue) : nil }
+        var leafCovers: [Double]?
+        if let hessians { leafCovers = (0..<count).filter { left[$0] == -1 }.map { Double(hessians[$0]) } }
         var splits: [TreeLanes.Split] = []
         for node in 0..<count where left[node] != -1 {
             guard (0..<count).contains(left[node]), (0..<count).contains(right[node]) else {
@@ -212,7 +224,8 @@ struct XGBoostForest: Sendable {
             }
             guard node < types.count && types[node] == 1 || !conditions[node].isNaN else { throw fail("tree \(number): node \(node) splits at nan") }
             var split = TreeLanes.Split(
-                feature: indices[node], threshold: Double(conditions[node]), left: local[left[node]], right: local[right[node]], nanLeft: defaults[node] != 0)
+                feature: indices[node], threshold: Double(conditions[node]), left: local[left[node]], right: local[right[node]], nanLeft: defaults[node] != 0,
+                cover: hessians.map { Double($0[node]) } ?? 1)
             if node < types.count, types[node] == 1 {
                 guard let members = categorySets[node] else { throw fail("tree \(number): categorical node \(node) has no categories") }
                 let largest = members.max() ?? 0
@@ -228,7 +241,7 @@ struct XGBoostForest: Sendable {
             splits.append(split)
         }
         // Node 0 is the root: when it is a split, it is split 0.
-        guard left[0] == -1 ? count == 1 : local[0] == 0, lanes.add(splits: splits, leaves: leafValues) != nil else {
+        guard left[0] == -1 ? count == 1 : local[0] == 0, lanes.add(splits: splits, leaves: leafValues, leafCovers: leafCovers) != nil else {
             throw fail("tree \(number): left_children and right_children do not make a tree")
         }
     }

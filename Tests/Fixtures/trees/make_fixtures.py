@@ -11,7 +11,12 @@ unseen categories) and `expected.jsonl` (for each row: `raw`, the raw scores of 
 `predict(output_margin=True)`, and `value`, what plain `predict` answers; or `error` when the library refuses the
 row, as XGBoost does for a category it never saw). Datasets are made with scikit-learn and numpy, never downloaded.
 
-It also writes models_serve/CreditScore: a small LightGBM classifier on a generated credit-scoring dataset."""
+It also writes models_serve/CreditScore: a small LightGBM classifier on a generated credit-scoring dataset.
+
+`make_fixtures.py --contributions` (run after the fixtures, and by itself whenever the explanations change) writes each
+fixture's `contributions.jsonl` from its committed model file and rows: for each row, `contributions`, one list per
+class of the library's own TreeSHAP (`predict(pred_contrib=True)`, `predict(pred_contribs=True)`), each holding one
+value per feature in the model's order and the expected value last; or `error` where the library refuses the row."""
 import json
 import os
 import shutil
@@ -265,5 +270,68 @@ examples:
     print(f"CreditScore: {os.path.getsize(os.path.join(folder, 'model.txt'))} bytes of model; examples {risky!r}, {safe!r}")
 
 
+def library_frame(rows, names, categories=None):
+    """The rows as the library is given them: columns in the model's order, a missing value NaN, and the categorical
+    columns as pandas categories (an unseen one becomes missing for LightGBM, which re-codes by the model's lists)."""
+    data = pd.DataFrame([{name: row.get(name) for name in names} for row in rows], columns=names)
+    for name in names:
+        if categories and name in categories:
+            known = data[name].where(data[name].isin(categories[name]))
+            data[name] = pd.Categorical(known, categories=categories[name])
+        else:
+            data[name] = pd.to_numeric(data[name], errors="coerce").astype(float)
+    return data
+
+
+def contributions():
+    """Writes contributions.jsonl for every fixture folder from its model file and rows."""
+    for name in sorted(os.listdir(HERE)):
+        folder = os.path.join(HERE, name)
+        if not os.path.isdir(folder):
+            continue
+        with open(os.path.join(folder, "rows.jsonl")) as source:
+            rows = [json.loads(line) for line in source]
+        with open(os.path.join(folder, "expected.jsonl")) as source:
+            expected = [json.loads(line) for line in source]
+        answers = []
+        if name.startswith("lgb"):
+            booster = lgb.Booster(model_file=os.path.join(folder, "model.txt"))
+            names = booster.feature_name()
+            categories = None
+            with open(os.path.join(folder, "model.txt")) as model:
+                infos = next(line for line in model if line.startswith("feature_infos=")).split("=", 1)[1].split()
+            if booster.pandas_categorical:
+                categorical = [n for n, info in zip(names, infos) if not info.startswith("[") and info != "none"]
+                categories = dict(zip(categorical, booster.pandas_categorical))
+            values = booster.predict(library_frame(rows, names, categories), pred_contrib=True)
+            classes = booster.num_model_per_iteration()
+            for row in values:
+                per_class = np.asarray(row).reshape(classes, len(names) + 1)
+                answers.append({"contributions": [[float(v) for v in c] for c in per_class]})
+        else:
+            booster = xgb.Booster(model_file=os.path.join(folder, "model.json"))
+            names = booster.feature_names
+            categorical = [n for n, t in zip(names, booster.feature_types or []) if t == "c"]
+            known = [i for i, answer in enumerate(expected) if "error" not in answer]
+            frame_rows = [rows[i] for i in known]
+            data = pd.DataFrame([{n: row.get(n) for n in names} for row in frame_rows], columns=names)
+            for n in names:
+                data[n] = data[n].astype("category") if n in categorical else pd.to_numeric(data[n], errors="coerce").astype(float)
+            values = booster.predict(xgb.DMatrix(data, enable_categorical=True), pred_contribs=True)
+            by_row = {}
+            for i, row in zip(known, values):
+                per_class = np.asarray(row).reshape(-1, len(names) + 1)
+                by_row[i] = {"contributions": [[float(v) for v in c] for c in per_class]}
+            answers = [by_row.get(i, {"error": "a category not seen in training"}) for i in range(len(rows))]
+        with open(os.path.join(folder, "contributions.jsonl"), "w") as out:
+            for answer in answers:
+                out.write(json.dumps(answer, separators=(",", ":")) + "\n")
+        print(f"{name}: contributions of {len(answers)} rows")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+    if sys.argv[1:] == ["--contributions"]:
+        contributions()
+    else:
+        main()
