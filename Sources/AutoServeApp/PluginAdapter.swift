@@ -89,7 +89,7 @@ public struct PluginAdapter: SourceAdapter {
         let (loader, metrics) = (loader, metrics)
         return Loadable(
             typeName: definition.displayType, summary: definition.manifest.description, drift: drift, schemas: definition.entryPoint.schemas,
-            example: definition.manifest.examples.first?.variables
+            example: definition.manifest.examples.first?.variables, explainRefusal: definition.explainRefusal
         ) { () throws(ModelBuildError) in
             do throws(PluginLoadError) {
                 let runner = try await loader.load(built)

@@ -24,6 +24,13 @@ public enum _AutoServePlugin {
         case invalidVariables = 1
         case invalidInput = 2
         case modelError = 3
+        /// The model cannot explain this row's score (docs/explanations.md); the buffer holds why.
+        case explainUnsupported = 4
+    }
+
+    /// Thrown by a model asked for an explanation it cannot give (a tree model whose file keeps no node counts).
+    public struct ExplainUnsupported: Error {
+        public var message: String
     }
 
     final class Box<Model> {
@@ -83,6 +90,58 @@ public enum _AutoServePlugin {
         case .success(let encoded): return answer(.ok, encoded, output, outputCount)
         case .failure(let message): return answer(.modelError, Array(message.text.utf8), output, outputCount)
         }
+    }
+
+    /// Decodes the variables, calls the model's `transform_predict` and `explain` (`body` returns both) and encodes the
+    /// output object with the explanation as its `_explanation` member (docs/explanations.md, "The API"): `top` and
+    /// `names` are model.yaml's `explain` settings.
+    public static func explain<Model, Variables: Decodable, Output: Encodable>(
+        _ instance: UnsafeMutableRawPointer,
+        as _: Model.Type,
+        input: UnsafePointer<UInt8>?,
+        count: Int,
+        output: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
+        outputCount: UnsafeMutablePointer<Int>,
+        top: Int,
+        names: [String: String],
+        _ body: (Model, Variables) throws -> (Output, _Explained)
+    ) -> Int32 {
+        let model = Unmanaged<Box<Model>>.fromOpaque(instance).takeUnretainedValue().model
+        let bytes = UnsafeBufferPointer(start: input, count: input == nil ? 0 : count)
+        let variables: Variables
+        do {
+            variables = try decode(Variables.self, from: bytes)
+        } catch {
+            return answer(.invalidVariables, Array(describeDecoding(error).utf8), output, outputCount)
+        }
+        let result: (Output, _Explained)
+        do {
+            result = try body(model, variables)
+        } catch let error as ExplainUnsupported {
+            return answer(.explainUnsupported, Array(error.message.utf8), output, outputCount)
+        } catch ModelError.invalidInput(let message) {
+            return answer(.invalidInput, Array(message.utf8), output, outputCount)
+        } catch let error as TreeVariablesError {
+            return answer(.invalidVariables, Array(error.message.utf8), output, outputCount)
+        } catch {
+            return answer(.modelError, Array("transform_predict or explain threw: \(describe(error))".utf8), output, outputCount)
+        }
+        var encoded: [UInt8]
+        switch encodeObject(result.0) {
+        case .success(let bytes): encoded = bytes
+        case .failure(let message): return answer(.modelError, Array(message.text.utf8), output, outputCount)
+        }
+        var explanation: [UInt8] = []
+        guard result.1.json(top: top, names: names).write(into: &explanation) else {
+            return answer(.modelError, Array("explain returned a number JSON cannot carry (NaN or infinity)".utf8), output, outputCount)
+        }
+        // The output object with one more member: `,"_explanation":{...}` before its closing brace.
+        encoded.removeLast()
+        if encoded.count > 1 { encoded.append(UInt8(ascii: ",")) }
+        encoded.append(contentsOf: #""_explanation":"#.utf8)
+        encoded.append(contentsOf: explanation)
+        encoded.append(UInt8(ascii: "}"))
+        return answer(.ok, encoded, output, outputCount)
     }
 
     struct Message: Error { var text: String }

@@ -17,6 +17,10 @@ extension TreeModel {
             storage = .tape(tape)
         }
 
+        init(dictionary: [String: JSON]) {
+            storage = .dictionary(dictionary)
+        }
+
         public init(from decoder: any Decoder) throws {
             storage = .dictionary(try [String: JSON](from: decoder))
         }
@@ -28,14 +32,17 @@ extension TreeModel {
         case .dictionary(let variables): return try predict(variables)
         case .tape(let tape):
             if let features = try values(of: tape) { return predict(features: features) }
-            // A number only Foundation reads exactly: its reading of the whole row decides.
-            let variables: [String: JSON]
-            do {
-                variables = try JSONDecoder().decode([String: JSON].self, from: Data(tape.bytes))
-            } catch {
-                throw TreeVariablesError(message: _AutoServePlugin.describeDecoding(error))
-            }
-            return try predict(variables)
+            return try predict(try Self.dictionary(of: tape))
+        }
+    }
+
+    /// The row as `JSONDecoder` reads it, for a number only Foundation reads exactly: its reading of the whole row
+    /// decides.
+    static func dictionary(of tape: JSONTape) throws -> [String: JSON] {
+        do {
+            return try JSONDecoder().decode([String: JSON].self, from: Data(tape.bytes))
+        } catch {
+            throw TreeVariablesError(message: _AutoServePlugin.describeDecoding(error))
         }
     }
 

@@ -7,11 +7,13 @@ import Synchronization
 /// model pool's threads).
 enum FanOut {
     /// Every version's answer, in the order of `versions`, once the last one is in.
-    static func predict(_ variables: [UInt8], with versions: [ServingVersion], completion: @escaping @Sendable ([Prediction]) -> Void) {
+    static func predict(
+        _ variables: [UInt8], explain: Bool = false, with versions: [ServingVersion], completion: @escaping @Sendable ([Prediction]) -> Void
+    ) {
         guard !versions.isEmpty else { return completion([]) }
         let answers = Answers(count: versions.count, completion: completion)
         for index in versions.indices {
-            versions[index].predict(variables: variables) { answers.deliver($0, at: index) }
+            versions[index].predict(variables: variables, explain: explain) { answers.deliver($0, at: index) }
         }
     }
 

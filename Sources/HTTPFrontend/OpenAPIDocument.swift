@@ -60,7 +60,8 @@ public enum OpenAPIDocument {
             "components": [
                 // The models' shared types, named after their model (docs/http-api.md, "OpenAPI"), beside the server's own.
                 "schemas": .object(
-                    sorted.reduce(into: ["Error": errorSchema, "RowError": rowErrorSchema]) { schemas, model in
+                    sorted.reduce(into: ["Error": errorSchema, "RowError": rowErrorSchema, "Explanation": explanationSchema, "Explained": explainedSchema]) {
+                        schemas, model in
                         schemas.merge(model.schemas.definitions) { first, _ in first }
                     }),
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]],
@@ -225,6 +226,44 @@ public enum OpenAPIDocument {
     /// `{"error": {...}}`, every error body of the native routes.
     static let errorSchema: JSONValue = ["type": "object", "required": ["error"], "properties": ["error": errorObjectSchema]]
 
+    /// `_explanation` of one score (docs/explanations.md, "The API").
+    static let explanationSchema: JSONValue = [
+        "type": "object", "required": ["base", "contributions", "top", "reasons"],
+        "properties": [
+            "base": ["type": "number", "description": "The model's expected score"],
+            "contributions": [
+                "type": "object", "additionalProperties": ["type": "number"],
+                "description": "Each feature's share of the score's difference from base; base plus every contribution is the raw score",
+            ],
+            "top": [
+                "type": "array", "description": "The largest contributions in magnitude, largest first, as [feature, contribution]",
+                "items": ["type": "array", "prefixItems": [["type": "string"], ["type": "number"]], "minItems": 2, "maxItems": 2],
+            ],
+            "reasons": ["type": "array", "items": ["type": "string"], "description": "The text a person reads for each entry of top"],
+        ],
+    ]
+
+    /// An output asked with `"explain": true`: the model's output with `_explanation` (one, or one per class by name).
+    static let explainedSchema: JSONValue = [
+        "type": "object", "required": ["_explanation"],
+        "properties": [
+            "_explanation": [
+                "anyOf": [
+                    ["$ref": "#/components/schemas/Explanation"],
+                    [
+                        "type": "object", "description": "A multiclass model's: one per class",
+                        "additionalProperties": ["$ref": "#/components/schemas/Explanation"],
+                    ],
+                ]
+            ]
+        ],
+    ]
+
+    /// `explain` in a scoring request's body.
+    static let explainProperty: JSONValue = [
+        "type": "boolean", "description": "true: each output carries _explanation, why the row scored as it did (docs/explanations.md)",
+    ]
+
     /// A batch row that failed: `{"_error": {...}}` in its place.
     static let rowErrorSchema: JSONValue = ["type": "object", "required": ["_error"], "properties": ["_error": errorObjectSchema]]
 
@@ -252,7 +291,9 @@ public enum OpenAPIDocument {
     /// What any scoring route may answer besides its 200.
     static func scoringErrors(oneModel: Bool) -> [String: JSONValue] {
         var errors: [String: JSONValue] = [
-            "400": errorResponse("The body is not JSON, not a {\"variables\"} object, or the variables do not decode (the message names the field)"),
+            "400": errorResponse(
+                "The body is not JSON, not a {\"variables\"} object, the variables do not decode (the message names the field), explain is not a boolean, or the model does not explain"
+            ),
             "413": errorResponse("The body is over MAX_BODY_BYTES, or a batch has more than MAX_BATCH_ROWS rows"),
             "503": errorResponse("No version is ready, or the model's worker is restarting or behind"),
         ]
@@ -271,7 +312,7 @@ public enum OpenAPIDocument {
 
     static func modelPath(_ model: Model, maxBatchRows: Int) -> JSONValue {
         let variables = model.schemas.variables
-        var single: JSONValue = ["type": "object", "required": ["variables"], "properties": ["variables": variables]]
+        var single: JSONValue = ["type": "object", "required": ["variables"], "properties": ["variables": variables, "explain": explainProperty]]
         if let example = model.example, case .object(var object) = single {
             object["example"] = ["variables": example]
             single = .object(object)
@@ -283,12 +324,18 @@ public enum OpenAPIDocument {
                 "rows": [
                     "type": "array", "maxItems": .number(Double(maxBatchRows)),
                     "items": ["anyOf": [variables, ["description": "Any other value: answered with {\"_error\": {...}} in the row's place"]]],
-                ]
+                ],
+                "explain": explainProperty,
             ],
         ]
         let outputs: JSONValue = [
             "type": "object", "required": ["outputs"],
-            "properties": ["outputs": ["type": "array", "items": ["anyOf": [model.schemas.output, ["$ref": "#/components/schemas/RowError"]]]]],
+            "properties": [
+                "outputs": [
+                    "type": "array",
+                    "items": ["anyOf": [model.schemas.output, ["$ref": "#/components/schemas/RowError"], ["$ref": "#/components/schemas/Explained"]]],
+                ]
+            ],
         ]
         var responses = scoringErrors(oneModel: true)
         let headers: JSONValue = [
@@ -298,7 +345,7 @@ public enum OpenAPIDocument {
         responses["200"] = [
             "description": "The model's output; for a batch, {\"outputs\": [...]} in the rows' order, a failed row's _error in its place",
             "headers": headers,
-            "content": ["application/json": ["schema": ["anyOf": [model.schemas.output, outputs]]]],
+            "content": ["application/json": ["schema": ["anyOf": [model.schemas.output, outputs, ["$ref": "#/components/schemas/Explained"]]]]],
         ]
         // An empty body scores {} (docs/http-api.md, "HTTP API"): optional only for a model whose variables may all be absent.
         let needsVariables = !(model.schemas.variables["required"]?.array?.isEmpty ?? true)
@@ -330,7 +377,11 @@ public enum OpenAPIDocument {
             ])
         let body: JSONValue = [
             "required": false,
-            "content": ["application/json": ["schema": ["type": "object", "required": ["variables"], "properties": ["variables": ["type": "object"]]]]],
+            "content": [
+                "application/json": [
+                    "schema": ["type": "object", "required": ["variables"], "properties": ["variables": ["type": "object"], "explain": explainProperty]]
+                ]
+            ],
         ]
         return [
             "post": operation("score_all", summary, tag: "models", responses: responses, body: body),

@@ -9,6 +9,12 @@ enum ScoringBody: Sendable {
     case rows([Result<[UInt8], APIError>])
 }
 
+/// A scoring request's rows and whether it asks for explanations (`"explain": true`, docs/explanations.md).
+struct ScoringRequest: Sendable {
+    var body: ScoringBody
+    var explain = false
+}
+
 /// Reads a scoring request's body: `{"variables": {...}}`, `{"rows": [...]}`, or nothing at all for
 /// `variables = {}`.
 ///
@@ -18,7 +24,7 @@ enum ScoringBody: Sendable {
 enum RequestVariables {
     static let empty: [UInt8] = Array("{}".utf8)
 
-    static func read(_ request: Request, maxBodyBytes: Int, maxRows: Int) async -> Result<ScoringBody, APIError> {
+    static func read(_ request: Request, maxBodyBytes: Int, maxRows: Int) async -> Result<ScoringRequest, APIError> {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
             return .failure(tooLarge(maxBodyBytes))
         }
@@ -30,51 +36,31 @@ enum RequestVariables {
         } catch {
             return .failure(APIError(status: 400, code: "unreadable_body", message: "the request body could not be read: \(error)"))
         }
-        return buffer.withUnsafeReadableBytes { bytes in parse(bytes, maxRows: maxRows) }
+        return buffer.withUnsafeReadableBytes { bytes in parseRequest(bytes, maxRows: maxRows) }
     }
 
     /// The variables of one row, or the rows of a batch; an empty (or all-whitespace) body means `{}`.
     static func parse(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<ScoringBody, APIError> {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(.row(empty)) }
+        parseRequest(bytes, maxRows: maxRows).map(\.body)
+    }
+
+    /// The rows, and `explain`: `true` or `false`, anything else is 400 `invalid_explain`.
+    static func parseRequest(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<ScoringRequest, APIError> {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) { return .success(ScoringRequest(body: .row(empty))) }
         let shape = "send {\"variables\": {...}}, or {\"rows\": [{...}, ...]} for a batch"
         do {
-            let (members, elements) = try JSONParser.locateObjectMembers(["variables", "rows"], in: bytes, elementsOf: 1)
-            switch (members[0], members[1]) {
-            case (let variables?, nil):
-                guard variables.kind == .object else {
+            let (members, elements) = try JSONParser.locateObjectMembers(["variables", "rows", "explain"], in: bytes, elementsOf: 1)
+            var explain = false
+            if let member = members[2] {
+                guard member.kind == .bool else {
                     return .failure(
                         APIError(
-                            status: 400, code: "invalid_variables",
-                            message: "\"variables\" must be a JSON object of the model's inputs, not \(variables.kind.rawValue); \(shape)"))
+                            status: 400, code: "invalid_explain",
+                            message: "\"explain\" must be true or false, not \(member.kind.rawValue); send \"explain\": true to have the score explained"))
                 }
-                return .success(.row(Array(bytes[variables.range])))
-            case (nil, let rows?):
-                guard rows.kind == .array else {
-                    return .failure(
-                        APIError(status: 400, code: "invalid_rows", message: "\"rows\" must be an array of row objects, not \(rows.kind.rawValue); \(shape)"))
-                }
-                guard elements.count <= maxRows else {
-                    return .failure(
-                        APIError(
-                            status: 413, code: "too_many_rows",
-                            message: "the batch has \(elements.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS"))
-                }
-                return .success(
-                    .rows(
-                        elements.enumerated().map { index, element in
-                            guard element.kind == .object else {
-                                return .failure(
-                                    APIError(
-                                        status: 400, code: "invalid_variables",
-                                        message: "row \(index) must be a JSON object of the model's inputs, not \(element.kind.rawValue)"))
-                            }
-                            return .success(Array(bytes[element.range]))
-                        }))
-            case (_?, _?):
-                return .failure(APIError(status: 400, code: "invalid_body", message: "the body has both \"variables\" and \"rows\"; \(shape)"))
-            case (nil, nil):
-                return .failure(APIError(status: 400, code: "missing_variables", message: "the body has no \"variables\" member; \(shape)"))
+                explain = bytes[member.range.lowerBound] == UInt8(ascii: "t")
             }
+            return parseRows(members, elements, bytes, maxRows: maxRows, shape: shape).map { ScoringRequest(body: $0, explain: explain) }
         } catch {
             switch error.reason {
             case .notAnObject:
@@ -82,6 +68,48 @@ enum RequestVariables {
             default:
                 return .failure(APIError(status: 400, code: "invalid_json", message: "the body is not valid JSON: \(error); \(shape)"))
             }
+        }
+    }
+
+    /// A row (`variables`) or a batch (`rows`), from the members the document's pass located.
+    static func parseRows(
+        _ members: [JSONParser.ObjectMember?], _ elements: [JSONParser.ObjectMember], _ bytes: UnsafeRawBufferPointer, maxRows: Int, shape: String
+    ) -> Result<ScoringBody, APIError> {
+        switch (members[0], members[1]) {
+        case (let variables?, nil):
+            guard variables.kind == .object else {
+                return .failure(
+                    APIError(
+                        status: 400, code: "invalid_variables",
+                        message: "\"variables\" must be a JSON object of the model's inputs, not \(variables.kind.rawValue); \(shape)"))
+            }
+            return .success(.row(Array(bytes[variables.range])))
+        case (nil, let rows?):
+            guard rows.kind == .array else {
+                return .failure(
+                    APIError(status: 400, code: "invalid_rows", message: "\"rows\" must be an array of row objects, not \(rows.kind.rawValue); \(shape)"))
+            }
+            guard elements.count <= maxRows else {
+                return .failure(
+                    APIError(
+                        status: 413, code: "too_many_rows",
+                        message: "the batch has \(elements.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS"))
+            }
+            return .success(
+                .rows(
+                    elements.enumerated().map { index, element in
+                        guard element.kind == .object else {
+                            return .failure(
+                                APIError(
+                                    status: 400, code: "invalid_variables",
+                                    message: "row \(index) must be a JSON object of the model's inputs, not \(element.kind.rawValue)"))
+                        }
+                        return .success(Array(bytes[element.range]))
+                    }))
+        case (_?, _?):
+            return .failure(APIError(status: 400, code: "invalid_body", message: "the body has both \"variables\" and \"rows\"; \(shape)"))
+        case (nil, nil):
+            return .failure(APIError(status: 400, code: "missing_variables", message: "the body has no \"variables\" member; \(shape)"))
         }
     }
 

@@ -96,19 +96,21 @@ struct Scoring: Sendable {
             return
         case .model(let model): name = model
         }
-        let parsed: Result<ScoringBody, APIError>
+        let parsed: Result<ScoringRequest, APIError>
         if let body {
-            parsed = body.withUnsafeReadableBytes { RequestVariables.parse($0, maxRows: configuration.maxBatchRows) }
+            parsed = body.withUnsafeReadableBytes { RequestVariables.parseRequest($0, maxRows: configuration.maxBatchRows) }
         } else {
             parsed = .failure(RequestVariables.tooLarge(maxBodyBytes))
         }
         score(name, parsed, requestID: requestID, completion: completion)
     }
 
-    /// Scores a parsed body: one row with a model or with `all`, a batch with a model.
-    func score(_ route: String, _ body: Result<ScoringBody, APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+    /// Scores a parsed body: one row with a model or with `all`, a batch with a model; each explained when the body
+    /// asks (docs/explanations.md, "The API").
+    func score(_ route: String, _ request: Result<ScoringRequest, APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
         let variables: Result<[UInt8], APIError>
-        switch body {
+        let explain = (try? request.get())?.explain ?? false
+        switch request.map(\.body) {
         case .success(.rows(let rows)):
             guard route != "all" else {
                 let error = APIError(
@@ -117,15 +119,15 @@ struct Scoring: Sendable {
                 completion(record(allInstruments, .now, error.answer, requestID: requestID))
                 return
             }
-            scoreBatch(route, rows, requestID: requestID, completion: completion)
+            scoreBatch(route, rows, explain: explain, requestID: requestID, completion: completion)
             return
         case .success(.row(let bytes)): variables = .success(bytes)
         case .failure(let error): variables = .failure(error)
         }
         if route == "all" {
-            scoreAll(variables, requestID: requestID, completion: completion)
+            scoreAll(variables, explain: explain, requestID: requestID, completion: completion)
         } else {
-            scoreOne(route, variables, requestID: requestID, completion: completion)
+            scoreOne(route, variables, explain: explain, requestID: requestID, completion: completion)
         }
     }
 
@@ -145,7 +147,7 @@ struct Scoring: Sendable {
     /// outputs kept are bounded by `MAX_ANSWER_BYTES`: the rows past it are answered 413 `answer_too_large` and not
     /// scored.
     func scoreBatch(
-        _ name: String, _ rows: [Result<[UInt8], APIError>], requestID: String,
+        _ name: String, _ rows: [Result<[UInt8], APIError>], explain: Bool = false, requestID: String,
         render: @escaping @Sendable ([Result<[UInt8], APIError>], ServingVersion) -> Answer = { outcomes, _ in Answer(status: 200, body: outputs(outcomes)) },
         completion: @escaping @Sendable (Answer) -> Void
     ) {
@@ -159,6 +161,12 @@ struct Scoring: Sendable {
             completion(record(RequestInstruments(metrics: metrics, model: name, version: nil), start, Self.notReady(status).answer, requestID: requestID))
             return
         }
+        if explain, let refusal = version.explainRefusal {
+            var answer = APIError(PredictionFailure(.explainUnsupported, refusal), model: name).answer
+            answer.headers[.modelVersion] = version.version
+            completion(record(version.instruments, start, answer, requestID: requestID))
+            return
+        }
         let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
         // A batch starts with the window its model's last batch ended with (eight rows for its first): a round trip to
         // learn the rate anew would cost a quick model a quarter of its batch throughput.
@@ -167,7 +175,7 @@ struct Scoring: Sendable {
             maxAnswerBytes: configuration.maxAnswerBytes, model: name
         ) { bytes, answer in
             version.drift?.observe(bytes)
-            version.predict(variables: bytes, completion: answer)
+            version.predict(variables: bytes, explain: explain, completion: answer)
         } finish: { outcomes, window in
             if let window { version.batchWindow.store(window, ordering: .relaxed) }
             log?.append(zip(rows, outcomes).map { row, outcome in Self.logRecord(requestID, name, version, .model, row, outcome, start) })
@@ -205,7 +213,9 @@ struct Scoring: Sendable {
         return body
     }
 
-    func scoreOne(_ name: String, _ variables: Result<[UInt8], APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+    func scoreOne(
+        _ name: String, _ variables: Result<[UInt8], APIError>, explain: Bool = false, requestID: String, completion: @escaping @Sendable (Answer) -> Void
+    ) {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         guard let status = snapshot.models[name] else {
@@ -229,7 +239,7 @@ struct Scoring: Sendable {
             completion(record(version.instruments, start, answer, requestID: requestID))
         case .success(let bytes):
             version.drift?.observe(bytes)
-            version.predict(variables: bytes) { prediction in
+            version.predict(variables: bytes, explain: explain) { prediction in
                 var answer: Answer
                 switch prediction {
                 case .output(let output):
@@ -246,8 +256,9 @@ struct Scoring: Sendable {
         }
     }
 
-    /// Scores one row against every ready model at once; failures go under `_errors`.
-    func scoreAll(_ body: Result<[UInt8], APIError>, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
+    /// Scores one row against every ready model at once; failures go under `_errors`. With `explain`, the models that
+    /// explain do, and the others are listed under `_errors` (400 `explain_unsupported`).
+    func scoreAll(_ body: Result<[UInt8], APIError>, explain: Bool = false, requestID: String, completion: @escaping @Sendable (Answer) -> Void) {
         let start = ContinuousClock.now
         let snapshot = manager.snapshot()
         let variables: [UInt8]
@@ -267,7 +278,7 @@ struct Scoring: Sendable {
         }
         let log = configuration.inferenceLog.flatMap { $0.samples() ? $0 : nil }
         for version in versions { version.drift?.observe(variables) }
-        FanOut.predict(variables, with: versions) { predictions in
+        FanOut.predict(variables, explain: explain, with: versions) { predictions in
             if let log {
                 // One line per member, each with its own version and answer.
                 log.append(

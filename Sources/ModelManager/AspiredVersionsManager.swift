@@ -254,7 +254,7 @@ public final class AspiredVersionsManager: Sendable {
                 let version = ServingVersion(
                     name: folder.name, version: folder.version, runner: runner, loadedAt: Date(), typeName: loadable.typeName, summary: loadable.summary,
                     commit: state.commit, metrics: metrics, drift: loadable.drift, schemas: loadable.schemas, example: loadable.example,
-                    lifecycle: lifecycle
+                    explainRefusal: loadable.explainRefusal, lifecycle: lifecycle
                 )
                 let previous = status.serving
                 status.serving = version

@@ -30,6 +30,8 @@ public final class ServingVersion: Sendable {
     /// Its variables' and output's JSON Schemas, and its manifest's first example (docs/http-api.md, "OpenAPI").
     public let schemas: ModelSchemas
     public let example: JSONValue?
+    /// Why `{"explain": true}` is refused (docs/explanations.md), or `nil` when its plugin explains.
+    public let explainRefusal: String?
     /// The rows a batch keeps in flight when it starts: where the last batch's window ended, eight before the first
     /// (docs/http-api.md, "HTTP API").
     public let batchWindow = Atomic<Int>(8)
@@ -44,8 +46,10 @@ public final class ServingVersion: Sendable {
 
     public init(
         name: ModelName, version: String, runner: any ModelRunner, loadedAt: Date, typeName: String, summary: String?, commit: String?, metrics: Metrics,
-        drift: (any DriftObserving)? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil, lifecycle: VersionLifecycle? = nil
+        drift: (any DriftObserving)? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil, explainRefusal: String? = nil,
+        lifecycle: VersionLifecycle? = nil
     ) {
+        self.explainRefusal = explainRefusal
         self.lifecycle = Mutex(lifecycle ?? VersionLifecycle(serving: version))
         self.drift = drift
         self.schemas = schemas
@@ -64,14 +68,18 @@ public final class ServingVersion: Sendable {
 extension ServingVersion {
     /// Scores one row on this version, holding it until the answer: a version that leaves the route meanwhile is
     /// released only after. A request that reaches a version already released is answered by its successor.
-    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+    public func predict(variables: [UInt8], explain: Bool = false, completion: @escaping @Sendable (Prediction) -> Void) {
         guard hold() else {
             guard let next = successor.withLock({ $0 }) else {
                 return completion(.failure(PredictionFailure(.unavailable, "\(name) was removed from the model source")))
             }
-            return next.predict(variables: variables, completion: completion)
+            return next.predict(variables: variables, explain: explain, completion: completion)
         }
-        runner.predict(variables: variables) { prediction in
+        if explain, let refusal = explainRefusal {
+            letGo()
+            return completion(.failure(PredictionFailure(.explainUnsupported, refusal)))
+        }
+        runner.predict(variables: variables, explain: explain) { prediction in
             completion(prediction)
             self.letGo()
         }

@@ -14,11 +14,14 @@ public struct Loadable: Sendable {
     /// Its variables' and output's JSON Schemas, and the variables of its manifest's first example (docs/http-api.md, "OpenAPI").
     public var schemas: ModelSchemas
     public var example: JSONValue?
+    /// Why the version does not explain its scores, or `nil` when it does (docs/explanations.md).
+    public var explainRefusal: String?
 
     public init(
         typeName: String, summary: String?, drift: (any DriftObserving)? = nil, schemas: ModelSchemas = ModelSchemas(), example: JSONValue? = nil,
-        load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner
+        explainRefusal: String? = nil, load: @escaping @Sendable () async throws(ModelBuildError) -> any ModelRunner
     ) {
+        self.explainRefusal = explainRefusal
         self.typeName = typeName
         self.summary = summary
         self.drift = drift

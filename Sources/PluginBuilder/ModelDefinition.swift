@@ -20,6 +20,17 @@ public struct ModelDefinition: Sendable, Hashable, Codable {
 
     public var route: String { "/\(name)" }
 
+    /// Why `{"explain": true}` is refused for this model (docs/explanations.md), or `nil` when the plugin has an explain
+    /// entry point (a tree model's file may still lack the counts: its plugin says so).
+    public var explainRefusal: String? {
+        if !manifest.explain.enabled { return "\(name) has explain: false in its model.yaml" }
+        if manifest.kind == .swift, entryPoint.explain == nil {
+            return "\(name) does not explain its scores; declare func explain(_ variables: Variables) -> Explanation in \(entryPoint.typeName) "
+                + "(docs/explanations.md)"
+        }
+        return nil
+    }
+
     /// What the index and `autoserve check` show as the model's type: the Swift type, or the model file and its
     /// library (`LightGBM model.txt`).
     public var displayType: String {

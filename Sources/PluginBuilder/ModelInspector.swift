@@ -14,8 +14,17 @@ public struct ModelEntryPoint: Sendable, Hashable, Codable {
     public var argumentLabel: String?
     public var initThrows: Bool
     public var functionThrows: Bool
+    /// The type's `func explain(_ variables: Variables) -> Explanation`, when it declares one (docs/explanations.md,
+    /// "Swift models").
+    public var explain: ExplainFunction?
     /// The JSON Schemas of the variables and of the output, as far as the sources show them (docs/http-api.md, "OpenAPI").
     public var schemas = ModelSchemas()
+}
+
+/// A model type's explain function: the label of its parameter (`nil` for `_`) and whether it throws.
+public struct ExplainFunction: Sendable, Hashable, Codable {
+    public var argumentLabel: String?
+    public var throwing: Bool
 }
 
 /// Finds the one type that declares the entry function and `init(path:)`, by parsing the sources.
@@ -164,7 +173,7 @@ public struct ModelInspector {
                 "\(name).init(path:) is failable; make it throw an error that says what is missing instead", file: initializer.file, line: initializer.line)
         }
         guard !initializer.isAsync else { throw fail("\(name).init(path:) is async; make it synchronous", file: initializer.file, line: initializer.line) }
-        return ModelEntryPoint(
+        var point = ModelEntryPoint(
             typeName: name,
             file: declaration.file,
             line: declaration.line,
@@ -173,6 +182,30 @@ public struct ModelInspector {
             initThrows: initializer.isThrowing,
             functionThrows: entry.isThrowing
         )
+        point.explain = try explainFunction(name, facts, variables: entry.parameterType)
+        return point
+    }
+
+    /// The type's `explain`: a method named so that returns `Explanation` (any other `explain` is the model's own
+    /// business), which must then take the variables as the entry function does and be callable like it.
+    func explainFunction(_ name: String, _ facts: TypeFacts, variables: TypeReference?) throws(ModelBuildError) -> ExplainFunction? {
+        let candidates = facts.functions(named: "explain").filter { $0.returnType == .named("Explanation") }
+        guard let explain = candidates.first else { return nil }
+        func fail(_ problem: String) -> ModelBuildError {
+            ModelBuildError(
+                Diagnostic(
+                    file: explain.file, line: explain.line,
+                    message:
+                        "\(name).explain \(problem); declare func explain(_ variables: Variables) -> Explanation (it may throw), as docs/explanations.md shows")
+            )
+        }
+        guard candidates.count == 1 else { throw fail("is declared \(candidates.count) times") }
+        guard !explain.isStatic, !explain.isMutating, !explain.isAsync else { throw fail("must be a synchronous, non-mutating instance method") }
+        guard explain.requiredParameters == 1 else { throw fail("must take exactly one parameter, the variables") }
+        if let variables, let parameter = explain.parameterType, parameter != variables {
+            throw fail("takes \(parameter), and transform_predict takes \(variables); both take the same variables")
+        }
+        return ExplainFunction(argumentLabel: explain.firstLabel == "_" ? nil : explain.firstLabel, throwing: explain.isThrowing)
     }
 }
 

@@ -25,6 +25,9 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     /// What the model asks beyond its sandbox (`sandbox: {network: true, read: [/data/ref]}`), served only when
     /// `SANDBOX_ALLOW` grants it (docs/operations.md, "The sandbox").
     public var sandbox: SandboxRequest?
+    /// How the model's scores are explained (`explain: false`, or `explain: {top: 5, names: {...}}`,
+    /// docs/explanations.md, "model.yaml").
+    public var explain = ExplainSettings()
 
     /// The largest `timeout_ms`: a day, far beyond any row, and small enough that no deadline overflows.
     public static let maximumTimeoutMilliseconds = 86_400_000
@@ -34,6 +37,24 @@ public struct ModelManifest: Sendable, Hashable, Codable {
     public init() {}
 
     public static let fileName = "model.yaml"
+}
+
+/// `explain:` in model.yaml: whether `{"explain": true}` is answered, how many features `top` lists, and the texts a
+/// person reads for the features' names.
+public struct ExplainSettings: Sendable, Hashable, Codable {
+    public var enabled = true
+    public var top = 5
+    public var names: [String: String] = [:]
+
+    public init(enabled: Bool = true, top: Int = 5, names: [String: String] = [:]) {
+        self.enabled = enabled
+        self.top = top
+        self.names = names
+    }
+
+    /// The most features `top` may list, and the most reason texts.
+    public static let maximumTop = 1000
+    public static let maximumNames = 100_000
 }
 
 /// `sandbox:` in model.yaml: the network, and folders to read outside the model's own.
@@ -118,7 +139,7 @@ extension ModelManifest {
             root, what: "model.yaml",
             allowed: [
                 "description", "kind", "file", "output", "class_names", "features", "entrypoints", "examples", "timeout_ms", "workers", "memory_mb", "drift",
-                "sandbox",
+                "sandbox", "explain",
             ])
         if let node = top["description"] { manifest.description = try reader.string(node, key: "description") }
         try readKind(top, into: &manifest, reader: reader)
@@ -195,7 +216,33 @@ extension ModelManifest {
             manifest.drift = settings
         }
         if let node = top["sandbox"] { manifest.sandbox = try readSandbox(node, reader: reader) }
+        if let node = top["explain"] { manifest.explain = try readExplain(node, reader: reader) }
         return manifest
+    }
+
+    /// `explain: false`, `explain: true`, or `explain: {top: 5, names: {late_payments: Number of late payments}}`.
+    static func readExplain(_ node: Node, reader: ManifestReader) throws(ManifestError) -> ExplainSettings {
+        let shape = "explain must be true, false, or a mapping like {top: 5, names: {late_payments: Number of late payments}}"
+        if node.tag.rawValue == Tag.Name.bool.rawValue, let enabled = node.bool { return ExplainSettings(enabled: enabled) }
+        guard case .mapping = node else { throw reader.error(node, shape) }
+        let fields = try reader.mapping(node, what: "explain", allowed: ["top", "names"])
+        var settings = ExplainSettings()
+        if let top = fields["top"] {
+            guard let value = top.int, (1...ExplainSettings.maximumTop).contains(value), top.tag.rawValue == Tag.Name.int.rawValue else {
+                throw reader.error(top, "explain.top must be a whole number of features from 1 to \(ExplainSettings.maximumTop), like 5")
+            }
+            settings.top = value
+        }
+        if let names = fields["names"] {
+            guard case .mapping(let mapping) = names, mapping.count <= ExplainSettings.maximumNames else {
+                throw reader.error(names, "explain.names must map feature names to the texts a person reads, like {late_payments: Number of late payments}")
+            }
+            for (key, value) in mapping {
+                let feature = try reader.string(key, key: "explain.names")
+                settings.names[feature] = try reader.string(value, key: "explain.names.\(feature)")
+            }
+        }
+        return settings
     }
 
     /// `sandbox: {network: true, read: [/data/ref]}`: absolute, normalized paths, at most `SandboxRequest.maximumReadPaths`.

@@ -92,6 +92,10 @@ public enum ServeModelsGenerator {
                 func transform_predict(_ variables: TreeModel.Row) throws -> [String: JSON] {
                     try model.predict(variables)
                 }
+
+                func predictExplained(_ variables: TreeModel.Row) throws -> ([String: JSON], _Explained) {
+                    try model.predictExplained(variables)
+                }
             }
 
 
@@ -134,10 +138,47 @@ public enum ServeModelsGenerator {
                 }
             }
 
-            @_cdecl("\(symbol)_destroy")
+            \(explainGlue(for: definition))@_cdecl("\(symbol)_destroy")
             public func \(symbol)_destroy(_ instance: UnsafeMutableRawPointer) {
                 _AutoServePlugin.destroy(instance, as: \(type).self)
             }
+
+            """
+    }
+
+    /// The `_explain` entry point (docs/explanations.md), when the model explains: a tree model's exact contributions, or
+    /// a Swift model's `explain` beside its entry function, with model.yaml's `explain` settings.
+    static func explainGlue(for definition: ModelDefinition) -> String {
+        guard definition.explainRefusal == nil else { return "" }
+        let entry = definition.entryPoint
+        let symbol = definition.entrySymbol
+        let body: String
+        if definition.manifest.kind == .swift, let explain = entry.explain {
+            let predict = "model.\(entry.function)(\(entry.argumentLabel.map { "\($0): variables" } ?? "variables"))"
+            let explanation = "model.explain(\(explain.argumentLabel.map { "\($0): variables" } ?? "variables"))"
+            body = "\(entry.functionThrows || explain.throwing ? "try " : "")(\(predict), .single(\(explanation)))"
+        } else {
+            body = "try model.predictExplained(variables)"
+        }
+        let settings = definition.manifest.explain
+        let names =
+            settings.names.isEmpty
+            ? "[:]" : "[" + settings.names.sorted { $0.key < $1.key }.map { "\(literal($0.key)): \(literal($0.value))" }.joined(separator: ", ") + "]"
+        return """
+            @_cdecl("\(symbol)_explain")
+            public func \(symbol)_explain(
+                _ instance: UnsafeMutableRawPointer,
+                _ input: UnsafePointer<UInt8>?,
+                _ count: Int,
+                _ output: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>,
+                _ outputCount: UnsafeMutablePointer<Int>
+            ) -> Int32 {
+                _AutoServePlugin.explain(
+                    instance, as: \(entry.typeName).self, input: input, count: count, output: output, outputCount: outputCount, top: \(settings.top),
+                    names: \(names)
+                ) { model, variables in \(body) }
+            }
+
 
             """
     }

@@ -54,7 +54,7 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
         instance.destroy()
     }
 
-    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+    public func predict(variables: [UInt8], explain: Bool, completion: @escaping @Sendable (Prediction) -> Void) {
         let key = calls.add(1, ordering: .relaxed).newValue
         let answer = AnswerOnce { [weak self] prediction in
             _ = self?.unanswered.withLock { $0.removeValue(forKey: key) }
@@ -64,7 +64,7 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
         ModelCallPool.shared.run { [self] in
             unanswered.withLock { $0[key]?.deadline = .now + timeout }
             // A call answered after its deadline ran on a thread that was replaced: that thread ends.
-            return answer.give(predictNow(variables: variables))
+            return answer.give(predictNow(variables: variables, explain: explain))
         }
     }
 
@@ -105,8 +105,8 @@ public final class InProcessModel: ModelRunner, DeadlineWatched, Sendable {
     }
 
     /// The call itself, on the caller's thread.
-    public func predictNow(variables: [UInt8]) -> Prediction {
-        let (status, bytes) = instance.call(variables: variables)
+    public func predictNow(variables: [UInt8], explain: Bool = false) -> Prediction {
+        let (status, bytes) = instance.call(variables: variables, explain: explain)
         return Prediction(status: status, bytes: bytes)
     }
 }
@@ -120,6 +120,7 @@ extension Prediction {
         case .invalidVariables: self = .failure(PredictionFailure(.invalidVariables, message()))
         case .invalidInput: self = .failure(PredictionFailure(.invalidInput, message()))
         case .modelError: self = .failure(PredictionFailure(.modelError, message()))
+        case .explainUnsupported: self = .failure(PredictionFailure(.explainUnsupported, message()))
         case nil: self = .failure(PredictionFailure(.modelError, "the plugin answered with unknown status \(status)"))
         }
     }

@@ -109,7 +109,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
         unload()
     }
 
-    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+    public func predict(variables: [UInt8], explain: Bool, completion: @escaping @Sendable (Prediction) -> Void) {
         let worker = state.withLock { state -> WorkerConnection? in
             for offset in 0..<state.workers.count {
                 let slot = (state.next + offset) % state.workers.count
@@ -125,7 +125,7 @@ public final class ProcessModel: ModelRunner, WorkerReporting, MemoryWatched, Se
             completion(.failure(PredictionFailure(.unavailable, "\(plugin.definition.name) is restarting after \(reason); retry shortly")))
             return
         }
-        worker.send(variables, timeout: settings.timeout, completion: completion)
+        worker.send(variables, explain: explain, timeout: settings.timeout, completion: completion)
     }
 
     /// Three failed starts in a row: the version cannot serve until a new one replaces it.

@@ -162,7 +162,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
     /// Sends one row, answered within `timeout` or the worker is killed: `completion` gets the answer on an
     /// event loop, or the 504 from the `DeadlineWatchdog` (no timer per request), or the 503 when the worker
     /// is gone or too far behind.
-    func send(_ variables: [UInt8], timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
+    func send(_ variables: [UInt8], explain: Bool = false, timeout: Duration, completion: @escaping @Sendable (Prediction) -> Void) {
         let now = Monotonic.now()
         let waiting = Waiting(completion: completion, sentAt: now, timeout: timeout.nanoseconds)
         let queued = state.withLock { state -> (accepted: Bool, scheduleFlush: Bool, channel: (any Channel)?) in
@@ -170,7 +170,7 @@ final class WorkerConnection: DeadlineWatched, Sendable {
             if state.pending.count == 0 { state.lastHeard = now }
             let id = state.pending.insert(waiting)
             let before = state.outbox.count
-            WorkerFrame(id: id, code: WorkerFrame.predict, payload: variables).append(to: &state.outbox)
+            WorkerFrame(id: id, code: explain ? WorkerFrame.explain : WorkerFrame.predict, payload: variables).append(to: &state.outbox)
             state.unsentBytes += state.outbox.count - before
             state.outboxIDs.append(id)
             defer { state.flushScheduled = true }

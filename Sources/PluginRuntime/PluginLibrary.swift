@@ -21,6 +21,8 @@ public enum PluginStatus: Int32, Sendable {
     case invalidInput = 2
     /// The model threw another error; the buffer holds its message.
     case modelError = 3
+    /// The model cannot explain the row's score; the buffer holds why.
+    case explainUnsupported = 4
 }
 
 public struct PluginLoadError: Error, Sendable, CustomStringConvertible {
@@ -47,6 +49,8 @@ public struct PluginLibrary: @unchecked Sendable {
 
     let create: CreateFunction
     let predict: PredictFunction
+    /// The model's explanations (docs/explanations.md): absent from a plugin of a model that does not explain.
+    let explain: PredictFunction?
     let destroy: DestroyFunction
 
     /// Opens the library and resolves the four entry points of the C ABI under `entrySymbol`.
@@ -68,6 +72,7 @@ public struct PluginLibrary: @unchecked Sendable {
         return PluginLibrary(
             create: try symbol("create", as: CreateFunction.self),
             predict: try symbol("predict", as: PredictFunction.self),
+            explain: dlsym(handle, "\(entrySymbol)_explain").map { unsafeBitCast($0, to: PredictFunction.self) },
             destroy: try symbol("destroy", as: DestroyFunction.self)
         )
     }
@@ -91,12 +96,16 @@ public struct PluginInstance: @unchecked Sendable {
     let library: PluginLibrary
     let instance: UnsafeMutableRawPointer
 
-    /// The plugin's raw answer: its status code and the output or message bytes.
-    public func call(variables: [UInt8]) -> (Int32, [UInt8]) {
+    /// The plugin's raw answer: its status code and the output or message bytes; with `explain`, the output holds the
+    /// explanation too (`_explanation`).
+    public func call(variables: [UInt8], explain: Bool = false) -> (Int32, [UInt8]) {
         var output: UnsafeMutablePointer<UInt8>?
         var outputCount = 0
+        guard let function = explain ? library.explain : library.predict else {
+            return (PluginStatus.explainUnsupported.rawValue, Array("the model's plugin has no explanations".utf8))
+        }
         let status = variables.withUnsafeBufferPointer { input in
-            library.predict(instance, input.baseAddress, input.count, &output, &outputCount)
+            function(instance, input.baseAddress, input.count, &output, &outputCount)
         }
         guard let output else { return (3, Array("the plugin returned no output".utf8)) }
         defer { free(output) }

@@ -68,7 +68,7 @@ final class WorkerLoop: @unchecked Sendable {
         while true {
             if !reader.hasFrame, !flush() { exit(0) }
             guard let frame = reader.next() else { finish() }
-            guard frame.code == WorkerFrame.predict else { continue }
+            guard frame.code == WorkerFrame.predict || frame.code == WorkerFrame.explain else { continue }
             let now = timer >= 0 ? Self.monotonicNanoseconds() : 0
             lock.withLock {
                 readerInCall = true
@@ -80,7 +80,7 @@ final class WorkerLoop: @unchecked Sendable {
                 _ = autoserve_timer_arm(timer, Self.handOver)
                 armedAt = now
             }
-            var (status, bytes) = instance.call(variables: frame.payload)
+            var (status, bytes) = instance.call(variables: frame.payload, explain: frame.code == WorkerFrame.explain)
             if bytes.count > WorkerFrame.maximumPayload {
                 // A frame past the limit would read as a corrupt stream on the server's side.
                 (status, bytes) = (

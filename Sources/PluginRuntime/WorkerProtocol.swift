@@ -14,6 +14,8 @@
 /// answer. Requests are multiplexed: answers come back in any order.
 public struct WorkerFrame: Sendable {
     public static let predict: UInt8 = 1
+    /// Server to worker: score the row and explain the score (docs/explanations.md).
+    public static let explain: UInt8 = 2
     public static let started: UInt8 = 0
     public static let startFailed: UInt8 = 255
     /// Worker to server, no payload: the call of this id has been running for a while (``WorkerLoop``'s hand-over

@@ -6,8 +6,9 @@
 /// own (a worker process is answered on an event loop, an in-process model on a thread of the model pool), so
 /// a scoring request waits for it without a task, and `/all` sends the row to every model at once.
 public protocol ModelRunner: Sendable {
-    /// Sends the row; `completion` runs exactly once, on any thread, with the answer.
-    func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void)
+    /// Sends the row; `completion` runs exactly once, on any thread, with the answer: with `explain`, the output
+    /// holds the explanation of the score too (docs/explanations.md).
+    func predict(variables: [UInt8], explain: Bool, completion: @escaping @Sendable (Prediction) -> Void)
 
     /// Why this loaded version cannot serve any more (its workers fail on every start), or `nil` while it can.
     var brokenReason: String? { get }
@@ -36,10 +37,15 @@ extension ModelRunner {
 }
 
 extension ModelRunner {
+    /// Scores the row without an explanation.
+    public func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+        predict(variables: variables, explain: false, completion: completion)
+    }
+
     /// The answer, for callers in a task (the examples check, tests).
-    public func predict(variables: [UInt8]) async -> Prediction {
+    public func predict(variables: [UInt8], explain: Bool = false) async -> Prediction {
         await withUnsafeContinuation { continuation in
-            predict(variables: variables) { continuation.resume(returning: $0) }
+            predict(variables: variables, explain: explain) { continuation.resume(returning: $0) }
         }
     }
 }
@@ -66,6 +72,8 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         case timeout
         /// The model's worker is too far behind to queue another row (503).
         case overloaded
+        /// The model cannot explain its scores (400).
+        case explainUnsupported
     }
 
     public var kind: Kind
@@ -78,7 +86,7 @@ public struct PredictionFailure: Error, Sendable, Hashable {
 
     public var status: Int {
         switch kind {
-        case .invalidVariables: 400
+        case .invalidVariables, .explainUnsupported: 400
         case .invalidInput: 422
         case .modelError: 500
         case .unavailable, .overloaded: 503
@@ -94,6 +102,7 @@ public struct PredictionFailure: Error, Sendable, Hashable {
         case .unavailable: "model_unavailable"
         case .timeout: "model_timeout"
         case .overloaded: "model_overloaded"
+        case .explainUnsupported: "explain_unsupported"
         }
     }
 }

@@ -25,7 +25,7 @@ struct AvailabilityPolicyTests {
 
         func unload() { released() }
 
-        func predict(variables: [UInt8], completion: @escaping @Sendable (Prediction) -> Void) {
+        func predict(variables: [UInt8], explain: Bool, completion: @escaping @Sendable (Prediction) -> Void) {
             completion(.output(Array(#"{"label":"\#(label)"}"#.utf8)))
         }
 

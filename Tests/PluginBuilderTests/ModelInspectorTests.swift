@@ -114,3 +114,37 @@ struct ModelInspectorTests {
         #expect(diagnostic?.message.contains(fragment) == true, "\(String(describing: diagnostic))")
     }
 }
+
+extension ModelInspectorTests {
+    /// `explain` beside the entry function (docs/explanations.md, "Swift models"): found when it returns `Explanation`,
+    /// refused with a reason when it returns one but cannot be called like the entry function.
+    @Test func anExplainFunctionIsFound() throws {
+        let model = """
+            struct M {
+                init(path: String) {}
+                func transform_predict(_ variables: [String: JSON]) -> [String: JSON] { [:] }
+                func explain(_ variables: [String: JSON]) throws -> Explanation { Explanation(base: 0, contributions: [:]) }
+            }
+            """
+        #expect(try entryPoint(model).explain == ExplainFunction(argumentLabel: nil, throwing: true))
+        let labelled = model.replacingOccurrences(of: "func explain(_ variables", with: "func explain(row variables").replacingOccurrences(
+            of: ") throws -> Explanation", with: ") -> Explanation")
+        #expect(try entryPoint(labelled).explain == ExplainFunction(argumentLabel: "row", throwing: false))
+        // An explain of the model's own (another return type) is not AutoServe's.
+        let ownExplain = model.replacingOccurrences(of: "throws -> Explanation {", with: "-> String {\"\"} ; func unused() -> Explanation {")
+        #expect(try entryPoint(ownExplain).explain == nil)
+        let original = "func explain(_ variables: [String: JSON]) throws"
+        for (replacement, words) in [
+            ("static func explain(_ variables: [String: JSON]) throws", "a synchronous, non-mutating instance method"),
+            ("func explain(_ variables: [String: Double]) throws", "both take the same variables"),
+            ("func explain(_ variables: [String: JSON], _ more: Int) throws", "exactly one parameter"),
+        ] {
+            do {
+                _ = try entryPoint(model.replacingOccurrences(of: original, with: replacement))
+                Issue.record("\(replacement) was accepted")
+            } catch let error as ModelBuildError {
+                #expect(error.diagnostic.message.contains(words), "\(error.diagnostic.message)")
+            }
+        }
+    }
+}

@@ -98,3 +98,30 @@ struct ModelManifestTests {
         }
     }
 }
+
+extension ModelManifestTests {
+    /// `explain:` (docs/explanations.md, "model.yaml"): false, true, or top and names; anything else says what it takes.
+    @Test func explainSettingsParse() throws {
+        #expect(try ModelManifest.parse("description: x\n", file: "M/model.yaml").explain == ExplainSettings())
+        #expect(try ModelManifest.parse("explain: false\n", file: "M/model.yaml").explain.enabled == false)
+        #expect(try ModelManifest.parse("explain: true\n", file: "M/model.yaml").explain == ExplainSettings())
+        let full = try ModelManifest.parse("explain:\n  top: 3\n  names: {late_payments: Number of late payments, age: Age}\n", file: "M/model.yaml")
+        #expect(full.explain == ExplainSettings(enabled: true, top: 3, names: ["late_payments": "Number of late payments", "age": "Age"]))
+        for (text, words) in [
+            ("explain: yes please\n", "explain must be true, false, or a mapping"),
+            ("explain:\n  top: 0\n", "explain.top must be a whole number of features from 1 to 1000"),
+            ("explain:\n  top: 2.5\n", "explain.top must be a whole number"),
+            ("explain:\n  names: [a, b]\n", "explain.names must map feature names"),
+            ("explain:\n  names: {a: 1}\n", "explain.names.a must be a string"),
+            ("explain:\n  colour: red\n", "colour"),
+        ] {
+            #expect(throws: ManifestError.self, "\(text)") { try ModelManifest.parse(text, file: "M/model.yaml") }
+            do {
+                _ = try ModelManifest.parse(text, file: "M/model.yaml")
+            } catch {
+                #expect(error.diagnostic.message.contains(words), "\(text): \(error.diagnostic.message)")
+                #expect(error.diagnostic.line != nil, "\(text): no line")
+            }
+        }
+    }
+}

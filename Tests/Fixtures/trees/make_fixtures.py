@@ -266,6 +266,15 @@ examples:
     expect: {{probability: {float(risky)!r}}}
   - variables: {{income: 95000, debt_ratio: 0.1, age: 51, late_payments: 0, home: own, purpose: car}}
     expect: {{probability: {float(safe)!r}}}
+explain:
+  names:
+    income: Income
+    debt_ratio: Debt over income
+    age: Age
+    months_employed: Time in the current job
+    late_payments: Late payments
+    home: Home ownership
+    purpose: Purpose of the loan
 """)
     print(f"CreditScore: {os.path.getsize(os.path.join(folder, 'model.txt'))} bytes of model; examples {risky!r}, {safe!r}")
 
