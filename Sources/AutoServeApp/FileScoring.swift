@@ -180,13 +180,16 @@ extension FileScoring {
     }
 }
 
-/// Scores batches on a running server's native batch route, `POST <url>/<model> {"rows": [...]}`.
+/// Scores batches on a running server's native batch route, `POST <url>/<model> {"rows": [...]}` (with `"explain": true`
+/// when the run explains).
 public struct ServerScorer: RowScorer {
     let endpoint: URL
     let session: URLSession
+    let explain: Bool
 
     /// `url` is the server's address with its base URL (`http://host:8080/models`).
-    public init(url: String, model: String) throws(ScoreError) {
+    public init(url: String, model: String, explain: Bool = false) throws(ScoreError) {
+        self.explain = explain
         guard let base = URL(string: url), let scheme = base.scheme?.lowercased(), ["http", "https"].contains(scheme), base.host != nil else {
             throw ScoreError("--url \(url): not an http(s) address; give the server's address with its base URL, e.g. http://localhost:8080")
         }
@@ -203,7 +206,7 @@ public struct ServerScorer: RowScorer {
             if index > 0 { body.append(UInt8(ascii: ",")) }
             body += row
         }
-        body += Array("]}".utf8)
+        body += Array((explain ? #"],"explain":true}"# : "]}").utf8)
         var request = URLRequest(url: endpoint)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -258,6 +261,10 @@ public struct LocalScorer: RowScorer {
     let runner: any ModelRunner
     /// Keeps the workers' owner alive for the run.
     let manager: ModelManager
+    /// Each row's score explained (docs/explanations.md).
+    var explain = false
+    /// Why the model does not explain, when it does not.
+    let explainRefusal: String?
 
     /// Builds and loads `model`, the folder of that name in `directory`; only that folder is built.
     /// `progress`: say on standard error what is built while it is (the command's; tests pass none).
@@ -286,7 +293,15 @@ public struct LocalScorer: RowScorer {
             if let log = status.lastError?.log, !log.isEmpty { message += "\n" + log }
             throw ScoreError(message)
         }
-        return LocalScorer(model: model, runner: serving.runner, manager: manager)
+        return LocalScorer(model: model, runner: serving.runner, manager: manager, explainRefusal: serving.explainRefusal)
+    }
+
+    /// The same scorer, explaining each row; the model's reason when it does not explain.
+    public func explaining() throws(ScoreError) -> LocalScorer {
+        if let explainRefusal { throw ScoreError("--explain: \(explainRefusal)") }
+        var scorer = self
+        scorer.explain = true
+        return scorer
     }
 
     public func score(_ rows: [[UInt8]]) async throws(ScoreError) -> [RowAnswer] {
@@ -295,7 +310,7 @@ public struct LocalScorer: RowScorer {
         return await withUnsafeContinuation { (continuation: UnsafeContinuation<[RowAnswer], Never>) in
             if rows.isEmpty { return continuation.resume(returning: []) }
             for (index, row) in rows.enumerated() {
-                runner.predict(variables: row) { prediction in
+                runner.predict(variables: row, explain: explain) { prediction in
                     let answer: RowAnswer
                     switch prediction {
                     case .output(let output): answer = RowAnswer(output: output)
@@ -329,4 +344,91 @@ struct OneFolderSource: ModelSourceProvider {
     }
 
     var displayName: String { source.displayName }
+}
+
+/// `autoserve score --explain -o FILE.csv` (docs/explanations.md, "Scoring a file"): one CSV line per row (per row and
+/// class for a multiclass model) with the row's number, its class, the base and one column per feature, in the order
+/// of the first explained row's features; a row that failed has its error's code and message in the last column.
+public struct ExplanationCSV: Sendable {
+    /// The features of the columns, once the first explanation named them.
+    var features: [String]?
+    var multiclass = false
+    var columns = 2
+    var row = 0
+    /// Contributions of features the header has no column for (a Swift model whose rows name different features).
+    public private(set) var leftOut: Set<String> = []
+    /// Rows that failed before the header was written, kept until it is.
+    var waiting: [[UInt8]] = []
+
+    public init() {}
+
+    /// The CSV lines of the answers' JSON lines (each line of `bytes` is one row's answer).
+    public mutating func lines(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            row += 1
+            let answer = try? JSONParser.parse(Array(line))
+            guard let explanation = answer?["_explanation"], case .object(let members) = explanation else {
+                let error = answer?["_error"]
+                let text = "\(error?["code"]?.string ?? "error"): \(error?["message"]?.string ?? "no explanation in the answer")"
+                let failed = Array("\(row),\(Self.cell(text))\n".utf8)
+                if features == nil { waiting.append(failed) } else { out += Self.padded(failed, columns: columns) }
+                continue
+            }
+            // One explanation, or one per class (an object of explanations).
+            let perClass: [(String?, [String: JSON])]
+            if case .object(let contributions)? = members["contributions"] {
+                perClass = [(nil, contributions.merging(["": members["base"] ?? .null]) { first, _ in first })]
+            } else {
+                perClass = members.sorted { $0.key < $1.key }.compactMap { name, value in
+                    guard case .object(let contributions)? = value["contributions"] else { return nil }
+                    return (name, contributions.merging(["": value["base"] ?? .null]) { first, _ in first })
+                }
+            }
+            if features == nil {
+                multiclass = perClass.first?.0 != nil
+                features = (perClass.first?.1.keys.filter { !$0.isEmpty } ?? []).sorted()
+                let header = ["row"] + (multiclass ? ["class"] : []) + ["base"] + features! + ["error"]
+                columns = header.count
+                out += Array((header.map(Self.cell).joined(separator: ",") + "\n").utf8)
+                for failed in waiting { out += Self.padded(failed, columns: columns) }
+                waiting = []
+            }
+            for (name, values) in perClass {
+                var cells = ["\(row)"] + (multiclass ? [Self.cell(name ?? "")] : []) + [Self.number(values[""])]
+                cells += features!.map { Self.number(values[$0]) }
+                cells.append("")
+                leftOut.formUnion(values.keys.filter { !$0.isEmpty && !features!.contains($0) })
+                out += Array((cells.joined(separator: ",") + "\n").utf8)
+            }
+        }
+        return out
+    }
+
+    /// What is left to write at the end: the failed rows when no row was explained (a header of its own).
+    public mutating func finish() -> [UInt8] {
+        guard features == nil, !waiting.isEmpty else { return [] }
+        features = []
+        var out = Array("row,error\n".utf8)
+        for failed in waiting { out += failed }
+        waiting = []
+        return out
+    }
+
+    /// A failed row's line (`row,message`) with the empty cells of the columns between.
+    static func padded(_ line: [UInt8], columns: Int) -> [UInt8] {
+        guard let comma = line.firstIndex(of: UInt8(ascii: ",")) else { return line }
+        return Array(line[..<comma]) + Array(repeating: UInt8(ascii: ","), count: max(columns - 2, 0)) + Array(line[comma...])
+    }
+
+    static func number(_ value: JSON?) -> String {
+        guard case .number(let number)? = value else { return "" }
+        return number.description
+    }
+
+    /// A CSV cell: quoted when it holds a comma, a quote or a line break (RFC 4180).
+    static func cell(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
 }

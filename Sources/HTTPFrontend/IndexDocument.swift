@@ -60,6 +60,8 @@ struct IndexDocument: Encodable {
         var workers: Workers?
         /// How the serving version's code is confined (docs/operations.md, "The sandbox").
         var sandbox: String?
+        /// Whether the serving version answers `"explain": true` (docs/explanations.md).
+        var explains: Bool?
 
         init(_ status: ModelStatus, prefix: String) {
             let serving = status.serving
@@ -75,10 +77,11 @@ struct IndexDocument: Encodable {
             lastError = status.currentError.map(LastError.init)
             workers = status.workers.map { Workers(pids: $0.pids, restarts: $0.restarts, lastCrash: $0.lastCrash) }
             sandbox = serving?.runner.sandbox
+            explains = serving.map { $0.explainRefusal == nil }
         }
 
         enum CodingKeys: String, CodingKey {
-            case state, version, commit, type, description, routes, workers, sandbox, pending
+            case state, version, commit, type, description, routes, workers, sandbox, pending, explains
             case loadedAt = "loaded_at"
             case pendingVersion = "pending_version"
             case lastError = "last_error"

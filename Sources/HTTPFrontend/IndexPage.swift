@@ -78,9 +78,12 @@ enum IndexPage {
             _ = JSON.writeObject(["variables": version.example ?? [:]], into: &example)
             let body = String(decoding: example, as: UTF8.self)
             html += "<section class=\"try\" id=\"try-\(escape(name))\"><h3>\(escape(name))</h3>\n"
-            html += "<form method=\"post\" action=\"\(escape(route))\" data-route=\"\(escape(route))\">"
+            html += "<form method=\"post\" action=\"\(escape(route))\" data-route=\"\(escape(route))\" data-model=\"\(escape(name))\">"
             html += "<textarea name=\"body\" rows=\"4\" spellcheck=\"false\" aria-label=\"Request body for \(escape(name))\">\(escape(body))</textarea>"
-            html += "<button type=\"submit\">POST \(escape(route))</button></form>\n"
+            html += "<button type=\"submit\">POST \(escape(route))</button>"
+            // A model that explains its scores: the answer's contributions drawn as bars (docs/explanations.md).
+            if version.explainRefusal == nil { html += " <label><input type=\"checkbox\" name=\"explain\"> explain</label>" }
+            html += "</form>\n<div class=\"chart\"></div>\n"
             html += "<pre class=\"answer\" aria-live=\"polite\"></pre>\n"
             html += "<p><small><code>\(escape("curl -s -X POST \(shellQuoted(origin + route)) -d \(shellQuoted(body))"))</code></small></p></section>\n"
         }
@@ -115,26 +118,85 @@ enum IndexPage {
         tr.error td{background:#fff4f3}details pre{max-height:20rem;overflow:auto;background:#f7f7f9;padding:.5rem}\
         section.try{border:1px solid #d8dde6;border-radius:6px;padding:.4rem 1rem 1rem;margin:1rem 0}\
         textarea{width:100%;box-sizing:border-box}button{margin-top:.4rem;padding:.3rem .9rem}\
-        pre.answer{background:#f7f7f9;padding:.5rem;white-space:pre-wrap;min-height:1.2rem}
+        pre.answer{background:#f7f7f9;padding:.5rem;white-space:pre-wrap;min-height:1.2rem}\
+        svg.explanation{display:block;margin:.6rem 0;font-size:12px}svg.explanation text{fill:#1d2430}\
+        svg.explanation rect.up{fill:#c0392b}svg.explanation rect.down{fill:#2e7d4f}svg.explanation line{stroke:#1d2430}
         """
 
-    /// Sends a form's body as JSON to its model and shows the status and the answer.
+    /// Sends a form's body as JSON to its model (with `"explain": true` when its box is ticked) and shows the status,
+    /// the answer and the explanation as a bar chart: a bar from the base line for each feature of `top`, labelled with
+    /// its reason text, and one for the other features together, right for what raised the score, left for what lowered
+    /// it. Every text is set as text, never as markup. `#explain-<Model>` in the address explains that model's example
+    /// on load.
     static let script = """
+        const svgNS = "http://www.w3.org/2000/svg";
+        function svgElement(name, attributes, text) {
+          const element = document.createElementNS(svgNS, name);
+          for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, value);
+          if (text !== undefined) element.textContent = text;
+          return element;
+        }
+        function number(value) { return Math.abs(value) >= 1000 || Math.abs(value) < 0.001 && value !== 0 ? value.toExponential(2) : value.toFixed(3); }
+        function chart(title, explanation) {
+          // The top features with their reason texts, and the rest of the contributions as one bar.
+          const top = explanation.top || [];
+          const bars = top.map((entry, index) => [entry[0], entry[1], (explanation.reasons || [])[index] || entry[0]]);
+          const listed = new Set(top.map((entry) => entry[0]));
+          const rest = Object.entries(explanation.contributions || {}).filter(([feature, value]) => !listed.has(feature) && value !== 0);
+          if (rest.length > 0) bars.push(["", rest.reduce((sum, [, value]) => sum + value, 0), `${rest.length} other feature${rest.length > 1 ? "s" : ""}`]);
+          const largest = Math.max(1e-12, ...bars.map(([, value]) => Math.abs(value)));
+          const row = 22, label = 280, half = 190, first = 40, width = label + 2 * half + 70;
+          const zero = label + half + 10;
+          const score = explanation.base + Object.values(explanation.contributions || {}).reduce((sum, value) => sum + value, 0);
+          const height = first + row * bars.length + 10;
+          const svg = svgElement("svg", {class: "explanation", width: width, height: height, viewBox: `0 0 ${width} ${height}`, role: "img"});
+          svg.appendChild(svgElement("title", {}, title));
+          svg.appendChild(svgElement("text", {x: 0, y: 14, "font-weight": "600"}, title));
+          svg.appendChild(svgElement("text", {x: zero, y: 30, "text-anchor": "middle", class: "base"}, `base ${number(explanation.base)} → raw score ${number(score)}`));
+          bars.forEach(([feature, value, reason], index) => {
+            const y = first + row * index;
+            const length = Math.abs(value) / largest * half;
+            svg.appendChild(svgElement("text", {x: label, y: y + 15, "text-anchor": "end", class: "reason"}, reason));
+            const rect = svgElement("rect", {x: value > 0 ? zero : zero - length, y: y + 4, width: Math.max(length, 1), height: row - 8, class: value > 0 ? "up" : "down", "data-feature": feature, "data-value": value});
+            rect.appendChild(svgElement("title", {}, `${feature || reason}: ${value}`));
+            svg.appendChild(rect);
+            svg.appendChild(svgElement("text", {x: value > 0 ? zero + length + 4 : zero - length - 4, y: y + 15, "text-anchor": value > 0 ? "start" : "end", class: "value"}, (value > 0 ? "+" : "") + number(value)));
+          });
+          svg.appendChild(svgElement("line", {x1: zero, x2: zero, y1: first - 4, y2: first + row * bars.length, class: "base-line"}));
+          return svg;
+        }
+        function draw(place, explanation) {
+          place.replaceChildren();
+          if (!explanation) return;
+          if (typeof explanation.base === "number") { place.appendChild(chart("Why this score", explanation)); return; }
+          for (const [name, one] of Object.entries(explanation)) place.appendChild(chart(`Why this score of ${name}`, one));
+        }
         for (const form of document.querySelectorAll("form[data-route]")) {
           form.addEventListener("submit", async (event) => {
             event.preventDefault();
-            const answer = form.nextElementSibling;
+            const place = form.nextElementSibling;
+            const answer = place.nextElementSibling;
             answer.textContent = "…";
+            let body = form.elements.body.value;
+            if (form.elements.explain && form.elements.explain.checked) {
+              try { const parsed = JSON.parse(body || "{}"); parsed.explain = true; body = JSON.stringify(parsed); } catch (error) {}
+            }
             try {
-              const response = await fetch(form.dataset.route, {method: "POST", headers: {"Content-Type": "application/json"}, body: form.elements.body.value});
+              const response = await fetch(form.dataset.route, {method: "POST", headers: {"Content-Type": "application/json"}, body: body});
               const text = await response.text();
-              let shown = text;
-              try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (error) {}
+              let shown = text, parsed = null;
+              try { parsed = JSON.parse(text); shown = JSON.stringify(parsed, null, 2); } catch (error) {}
+              draw(place, parsed && parsed._explanation);
               answer.textContent = response.status + " " + response.statusText + "\\n" + shown;
             } catch (error) {
               answer.textContent = String(error);
             }
           });
+        }
+        if (location.hash.startsWith("#explain-")) {
+          const name = decodeURIComponent(location.hash.slice("#explain-".length));
+          const form = [...document.querySelectorAll("form[data-model]")].find((candidate) => candidate.dataset.model === name);
+          if (form && form.elements.explain) { form.elements.explain.checked = true; form.requestSubmit(); }
         }
         """
 }

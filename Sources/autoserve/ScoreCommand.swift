@@ -12,7 +12,9 @@ extension AutoServeCommand {
                 INPUT is JSON Lines (a row object per line, or {"variables": {...}}, or the lines of an inference log) or \
                 CSV (a header of variable names; numbers, true/false, text; an empty cell is missing). One JSON line per \
                 row is written in the input's order: the model's output, or {"_error": {"status", "code", "message"}} \
-                for a row that failed. Progress goes to standard error: a bar on a terminal, a line a second otherwise; \
+                for a row that failed. With --explain each output carries its _explanation (docs/explanations.md); with \
+                --explain and -o FILE.csv the file holds the explanations as CSV instead: a line per row (per row and \
+                class for a multiclass model) with the base and one column per feature. Progress goes to standard error: a bar on a terminal, a line a second otherwise; \
                 then a summary of the errors.
 
                 Exit status: 0 when every row was scored, 3 when some rows failed, 1 when the run could not go on (an \
@@ -25,6 +27,7 @@ extension AutoServeCommand {
         @Option(name: .shortAndLong, help: "Write the answers here instead of standard output.") var output: String?
         @Option(name: .customLong("batch-size"), help: "Rows per request (at most the server's MAX_BATCH_ROWS).") var batchSize = 1000
         @Option(help: "Batches in flight at once.") var concurrency = 2
+        @Flag(help: "Explain each row's score: its _explanation in each output, or as CSV with -o FILE.csv.") var explain = false
         @Argument(help: "The rows: a .jsonl or .csv file.") var input: String
         @OptionGroup(title: "Settings of the model built here (with --models-dir)") var options: ServeOptions
 
@@ -34,12 +37,15 @@ extension AutoServeCommand {
             }
             guard batchSize >= 1 else { throw ValidationError("--batch-size \(batchSize): give 1 or more rows") }
             guard concurrency >= 1 else { throw ValidationError("--concurrency \(concurrency): give 1 or more batches") }
+            if let output, output.lowercased().hasSuffix(".csv"), !explain {
+                throw ValidationError("-o \(output): a CSV file holds explanations; add --explain, or write JSON Lines (-o answers.jsonl)")
+            }
         }
 
         func run() async throws {
             let summary: FileScoring.Summary
             do {
-                let server = try url.map { url throws(ScoreError) in try ServerScorer(url: url, model: model) }
+                let server = try url.map { url throws(ScoreError) in try ServerScorer(url: url, model: model, explain: explain) }
                 let rows = try FileScoring.rows(input, model: model)
                 let scorer: any RowScorer
                 if let server {
@@ -47,14 +53,29 @@ extension AutoServeCommand {
                 } else {
                     let configuration = try loadConfiguration(options)
                     let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
-                    scorer = try await LocalScorer.load(
+                    let local = try await LocalScorer.load(
                         model: model, directory: configuration.modelsDir, configuration: configuration, logger: logger, progress: true)
+                    scorer = explain ? try local.explaining() : local
                 }
                 let sink = try AnswerSink(path: output)
+                let csv = output.map { $0.lowercased().hasSuffix(".csv") } == true ? ExplanationFile() : nil
+                let write: @Sendable ([UInt8]) throws -> Void = { bytes in
+                    guard let csv else { return try sink.write(bytes) }
+                    try sink.write(csv.state.withLock { $0.lines(bytes) })
+                }
                 let bar = ProgressLine(terminal: isatty(2) == 1)
-                summary = try await FileScoring.run(
-                    rows, with: scorer, batchSize: batchSize, concurrency: concurrency, write: sink.write, progress: bar.show)
+                summary = try await FileScoring.run(rows, with: scorer, batchSize: batchSize, concurrency: concurrency, write: write, progress: bar.show)
                 bar.finish()
+                if let csv {
+                    try sink.write(csv.state.withLock { $0.finish() })
+                    let leftOut = csv.state.withLock { $0.leftOut }
+                    if !leftOut.isEmpty {
+                        FileHandle.standardError.write(
+                            Data(
+                                "autoserve score: the CSV has columns for the first explained row's features; contributions of \(leftOut.sorted().prefix(10).joined(separator: ", ")) were left out (JSON Lines keeps them all)\n"
+                                    .utf8))
+                    }
+                }
                 try sink.close()
             } catch let error as ScoreError {
                 FileHandle.standardError.write(Data("autoserve score: \(error)\n".utf8))
@@ -64,6 +85,11 @@ extension AutoServeCommand {
             if summary.failed > 0 { throw ExitCode(3) }
         }
     }
+}
+
+/// The explanations written as CSV, answer after answer (`-o FILE.csv --explain`).
+final class ExplanationFile: Sendable {
+    let state = Mutex(ExplanationCSV())
 }
 
 /// Where the answers go: a file, or standard output.

@@ -73,4 +73,67 @@ struct IndexPageTests {
             #expect(dom.contains(#"<a href="/openapi.json">openapi.json</a>"#) && dom.contains(#"<a href="/metrics">metrics</a>"#))
         }
     }
+
+    /// docs/explanations.md on the page: `#explain-<Model>` ticks the model's explain box and sends its example, and the
+    /// answer's explanation is drawn as bars (inline SVG) in headless Chromium: a bar per feature of `top` with its
+    /// reason text (escaped: a reason is text, never markup), one for the other features, right when it raised the
+    /// score and left when it lowered it, from the base line. A model that does not explain has no box.
+    @Test func anExplanationIsDrawnAsBars() async throws {
+        let chromium = try #require(
+            ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
+            "Debian's chromium is missing: make test-deps installs it")
+        let models = [
+            "Iris": "\(Paths.modelsServe)/Iris", "CreditScore": "\(Paths.modelsServe)/CreditScore", "Explained": "\(Paths.fixtures)/models/Explained",
+        ]
+        try await withTestServer(try await TestServer.start(models: models)) { server async throws in
+            let index = try await server.client.get("/").json
+            #expect(index?["CreditScore"]?["explains"] == .bool(true) && index?["Iris"]?["explains"] == .bool(false), "\(index?.jsonText ?? "")")
+            /// The DOM once the page explained `model`'s example.
+            func explained(_ model: String) async throws -> String {
+                let profile = try Paths.temporaryFolder("index-page-explain")
+                let rendered = try await offThread {
+                    try runWithInput(
+                        chromium,
+                        [
+                            "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile)", "--virtual-time-budget=20000", "--dump-dom",
+                            "http://127.0.0.1:\(server.port)/#explain-\(model)",
+                        ], input: Data())
+                }
+                #expect(rendered.status == 0, "\(rendered.output.suffix(2000))")
+                return rendered.output
+            }
+            let credit = try await explained("CreditScore")
+            let svg = try #require(credit.range(of: #"<svg class="explanation""#), "no chart: \(credit.prefix(3000))")
+            let chart = String(credit[svg.lowerBound...].prefix { $0 != "\n" })
+            // The bars are the answer's: the five of top with their reasons, then the two other features together.
+            let answer = try await server.client.post(
+                "/CreditScore",
+                #"{"variables": {"age": 29, "debt_ratio": 0.45, "home": "rent", "income": 42000, "late_payments": 2, "months_employed": 14, "purpose": "business"}, "explain": true}"#
+            )
+            let explanation = try #require(answer.json?["_explanation"])
+            for (entry, reason) in zip(explanation["top"]?.array ?? [], explanation["reasons"]?.array ?? []) {
+                let feature = entry[0]?.string ?? ""
+                #expect(chart.contains(#"data-feature="\#(feature)" data-value="\#(entry[1]?.double ?? 0)""#), "\(feature): \(chart.prefix(2000))")
+                #expect(chart.contains(">\(reason.string ?? "")</text>"), "\(reason)")
+            }
+            #expect(chart.contains(">2 other features</text>"), "\(chart.prefix(3000))")
+            #expect(chart.components(separatedBy: "<rect ").count - 1 == 6)
+            #expect(chart.contains(#"class="base">base -1.210 → raw score 2.486</text>"#), "\(chart.prefix(600))")
+            #expect(chart.contains(#"class="base-line""#))
+            // Iris does not explain: no box.
+            let irisForm = try #require(credit.range(of: #"data-model="Iris""#))
+            let creditForm = try #require(credit.range(of: #"data-model="CreditScore""#))
+            #expect(!credit[irisForm.lowerBound...].prefix { $0 != "\n" }.split(separator: "</form>")[0].contains(#"name="explain""#))
+            #expect(credit[creditForm.lowerBound...].prefix { $0 != "\n" }.split(separator: "</form>")[0].contains(#"name="explain""#))
+            // A rise goes right of the base line and a fall left; a reason is text.
+            let mixed = try await explained("Explained")
+            let mixedSVG = try #require(mixed.range(of: #"<svg class="explanation""#), "no chart: \(mixed.prefix(3000))")
+            let mixedChart = String(mixed[mixedSVG.lowerBound...].prefix { $0 != "\n" })
+            #expect(mixedChart.contains(#"class="up" data-feature="up" data-value="1""#), "\(mixedChart.prefix(2000))")
+            #expect(mixedChart.contains(#"class="down" data-feature="down" data-value="-0.5""#), "\(mixedChart.prefix(2000))")
+            #expect(!mixedChart.contains(#"data-feature="zero""#), "a contribution of 0 has no bar")
+            #expect(!mixed.contains("<img src=\"x\""), "no element made from a reason")
+            #expect(mixedChart.contains("&lt;img src=x onerror=\"alert(3)\"&gt; raised it</text>"), "\(mixedChart.prefix(2000))")
+        }
+    }
 }

@@ -141,3 +141,72 @@ struct ScoreCommandTests {
         #expect(refused.status == 1 && refused.output.contains("is the server running at --url?"), "\(refused.output)")
     }
 }
+
+extension ScoreCommandTests {
+    /// docs/explanations.md's "Scoring a file": `autoserve score --explain` writes each output with its `_explanation`, or
+    /// with `-o FILE.csv` a CSV line per row (per row and class) with the base and one column per feature; the numbers
+    /// are the libraries' own (`contributions.jsonl`).
+    @Test func explanationsAreWrittenAsJSONLinesAndAsCSV() async throws {
+        let folder = try Paths.temporaryFolder("score-explain")
+        let trees = TreeModelServingTests.trees
+        let rows = try TreeModelServingTests.lines("\(trees)/lgb_multiclass/rows.jsonl").prefix(300)
+        let wanted = try TreeModelServingTests.lines("\(trees)/lgb_multiclass/contributions.jsonl").prefix(300).map { try JSONParser.parse(Array($0.utf8)) }
+        let input = "\(folder)/rows.jsonl"
+        try (rows.joined(separator: "\n") + "\n{\"f0\": \"high\"}\n").write(toFile: input, atomically: true, encoding: .utf8)
+        let models = try Paths.modelsFolder(["Multi": "\(trees)/lgb_multiclass", "Iris": "\(Paths.modelsServe)/Iris"])
+        let server = try await TestServer.start(models: ["Multi": "\(trees)/lgb_multiclass"])
+        try await withTestServer(server) { server async throws in
+            // JSON Lines, here: each output with its explanation per class; the bad row is its _error.
+            let local = try await offThread {
+                try CommandLineTests.run(["score", "--model", "Multi", "--models-dir", models, "--explain", input, "-o", "\(folder)/explained.jsonl"])
+            }
+            #expect(local.status == 3, "\(local.output)")
+            let written = try String(contentsOfFile: "\(folder)/explained.jsonl", encoding: .utf8)
+            let lines = try written.split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+            #expect(lines.count == 301)
+            let features = try ExplanationServingTests.featureNames("lgb_multiclass")
+            for (number, (line, expected)) in zip(lines, wanted).enumerated() {
+                let lists = expected["contributions"]?.array?.map { $0.array?.compactMap(\.double) ?? [] } ?? []
+                for (label, list) in zip(["low", "medium", "high"], lists) {
+                    #expect(ExplanationServingTests.mismatch(line["_explanation"]?[label], list, features: features) == nil, "row \(number + 1) \(label)")
+                }
+            }
+            #expect(lines[300]["_error"]?["code"] == .string("invalid_variables"))
+            // CSV, on the server: a line per row and class, the base and a column per feature, then the error column.
+            let remote = try await offThread {
+                try CommandLineTests.run([
+                    "score", "--model", "Multi", "--url", "http://127.0.0.1:\(server.port)", "--explain", input, "-o", "\(folder)/explained.csv",
+                ])
+            }
+            #expect(remote.status == 3, "\(remote.output)")
+            let text = try String(contentsOfFile: "\(folder)/explained.csv", encoding: .utf8)
+            let csv: [[String]] = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            var header = ["row", "class", "base"]
+            header += features.sorted()
+            header.append("error")
+            #expect(csv.first == header, "\(csv.first ?? [])")
+            // The header, three classes of 300 rows, the failed row.
+            #expect(csv.count == 902)
+            for (number, expected) in wanted.enumerated() {
+                let lists = expected["contributions"]?.array?.map { $0.array?.compactMap(\.double) ?? [] } ?? []
+                // The classes in name order: high, low, medium.
+                for (offset, (label, list)) in [("high", lists[2]), ("low", lists[0]), ("medium", lists[1])].enumerated() {
+                    let cells = csv[1 + 3 * number + offset]
+                    #expect(cells[0] == "\(number + 1)" && cells[1] == label, "\(cells)")
+                    let byFeature = Dictionary(uniqueKeysWithValues: zip(features, list))
+                    let values: [Double] = [list[list.count - 1]] + features.sorted().map { byFeature[$0] ?? .nan }
+                    let equal = zip(cells[2...], values).allSatisfy { cell, value in ExplanationServingTests.equal(Double(cell) ?? .nan, value) }
+                    #expect(equal, "row \(number + 1) \(label): \(cells)")
+                }
+            }
+            // The failed row: its number, empty cells, and its error (quoted: its message holds commas).
+            let failed = try #require(text.split(separator: "\n").last)
+            #expect(failed.hasPrefix("301," + String(repeating: ",", count: header.count - 2) + #""invalid_variables: Multi: feature 'f0'"#), "\(failed)")
+        }
+        // A CSV without --explain, and a model that does not explain, say what to do.
+        let plainCSV = try await offThread { try CommandLineTests.run(["score", "--model", "Iris", "--models-dir", models, input, "-o", "\(folder)/x.csv"]) }
+        #expect(plainCSV.status == 64 && plainCSV.output.contains("a CSV file holds explanations; add --explain"), "\(plainCSV.output)")
+        let iris = try await offThread { try CommandLineTests.run(["score", "--model", "Iris", "--models-dir", models, "--explain", input]) }
+        #expect(iris.status == 1 && iris.output.contains("--explain: Iris does not explain its scores"), "\(iris.output)")
+    }
+}

@@ -103,11 +103,15 @@ struct TreeModelServingTests {
             #expect(wrongType.error("message")?.string?.contains("'income'") == true, "\(wrongType.text)")
             let missing = try await server.client.post("/CreditScore", #"{"variables": {}}"#)
             #expect(missing.status == 200, "every feature missing takes the default directions: \(missing.text)")
+            // Explained: the log keeps the explanation with the output (docs/explanations.md, "The API").
+            let explained = try await server.client.post("/CreditScore", #"{"variables": {"income": 51000, "late_payments": 1}, "explain": true}"#)
+            #expect(explained.status == 200 && explained.json?["_explanation"]?["base"] != nil, "\(explained.text)")
             // The inference log keeps a tree model's rows like any other's.
             try await eventually("the rows reach the inference log") {
                 let lines = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n") ?? []
                 return lines.contains { $0.contains(#""model":"CreditScore""#) && $0.contains(#""output":{"probability":\#(probability)}"#) }
                     && lines.contains { $0.contains(#""status":400"#) && $0.contains("'income'") }
+                    && lines.contains { $0.contains(#""income": 51000"#) && $0.contains(#""_explanation":{"base":"#) }
             }
         }
     }
