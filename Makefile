@@ -3,7 +3,7 @@ SWIFT ?= swift
 PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: serve test test-unit fuzz lint format venv deploy-check openapi-check fleet bench bench-trees bench-width trees-fixtures build release deps test-deps bench-deps clean
+.PHONY: serve test test-unit fuzz lint format venv deploy-check openapi-check fleet bench bench-trees bench-width bench-explain trees-fixtures build release deps test-deps bench-deps clean
 
 ## Serve the example models of models_serve/ on port $(PORT).
 serve: deps release
@@ -85,10 +85,17 @@ bench-width: release venv
 	@.venv/bin/python3 -c "import lightgbm, sklearn" 2>/dev/null || .venv/bin/pip install -q lightgbm scikit-learn
 	.venv/bin/python3 bench/width.py
 
+## One row's explanation of a 500-tree LightGBM and XGBoost model over HTTP against the libraries' own TreeSHAP
+## (bench/explain.py; BENCHMARKS.md, docs/explanations.md).
+bench-explain: release venv
+	@.venv/bin/python3 -c "import lightgbm, xgboost, sklearn, pandas" 2>/dev/null || .venv/bin/pip install -q lightgbm xgboost-cpu scikit-learn pandas
+	.venv/bin/python3 bench/explain.py
+
 ## Retrains the tree-model fixtures of Tests/Fixtures/trees and models_serve/CreditScore (the suite needs no Python).
 trees-fixtures: venv
 	@.venv/bin/python3 -c "import lightgbm, xgboost, sklearn, pandas" 2>/dev/null || .venv/bin/pip install -q lightgbm xgboost-cpu scikit-learn pandas
 	.venv/bin/python3 Tests/Fixtures/trees/make_fixtures.py
+	.venv/bin/python3 Tests/Fixtures/trees/make_fixtures.py --contributions
 
 build: deps
 	$(SWIFT) build

@@ -7,6 +7,7 @@
 #   tree     wrk -t2 -c32, POST /CreditScore (a LightGBM model of models_serve/)
 #   all      wrk -t2 -c32, POST /all
 # Usage: bench/ab.sh A/autoserve B/autoserve   (each beside its autoserve-worker; needs wrk, curl, python3)
+# MODELS_A and MODELS_B (default: models_serve/) give each build the models of its own commit, when they changed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 A=$1
@@ -33,12 +34,12 @@ script("tree", '{"variables": {"income": 42000, "debt_ratio": 0.45, "age": 29, "
 script("all", '{"variables": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2, "tenure_months": 3}}')
 PY
 
-start() {  # start <binary> <port> <name>
-    MODELS_DIR=$ROOT/models_serve STATE_DIR=$WORK/state-$3 PORT=$2 HOST=127.0.0.1 LOG_LEVEL=warning "$1" serve 2> "$WORK/$3.log" &
+start() {  # start <binary> <port> <name> <models>
+    MODELS_DIR=$4 STATE_DIR=$WORK/state-$3 PORT=$2 HOST=127.0.0.1 LOG_LEVEL=warning "$1" serve 2> "$WORK/$3.log" &
     wait_for 300 settled "$2"
 }
-start "$A" 18481 a
-start "$B" 18482 b
+start "$A" 18481 a "${MODELS_A:-$ROOT/models_serve}"
+start "$B" 18482 b "${MODELS_B:-$ROOT/models_serve}"
 
 rate() {  # rate <port> <load>: requests/s (rows/s for batch)
     local connections=32 path=/Iris

@@ -64,7 +64,7 @@ struct ExplanationServingTests {
                     if let names = Self.classNames[name] {
                         for (label, list) in zip(names, lists) {
                             if let problem = Self.mismatch(explanation?[label], list, features: features) {
-                                return "row \(number + 1) class \(label): \(problem)"
+                                return "row \(number + 1) class \(label): \(problem) in \(answer?.jsonText.prefix(400) ?? "no answer")"
                             }
                         }
                         return nil
@@ -85,7 +85,7 @@ struct ExplanationServingTests {
                     let answer = try await client.post("/\(name)", #"{"variables": "# + rows[number] + #", "explain": true}"#)
                     if let problem = check(number, answer.json) { problems.append("alone: \(problem)") }
                 }
-                #expect(problems.isEmpty, "\(name): \(problems.count) rows differ, first \(problems.prefix(3))")
+                #expect(problems.count == 0, "\(name): \(problems.count) rows differ, first \(problems.prefix(3))")
             }
             // Without explain nothing changes; explain: false is the same.
             for body in [#"{"variables": {"x0": 1}}"#, #"{"variables": {"x0": 1}, "explain": false}"#] {
