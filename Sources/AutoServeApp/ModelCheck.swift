@@ -102,7 +102,8 @@ public enum ServeModelsGeneration {
             let models = definitions.map { definition in
                 OpenAPIDocument.Model(
                     name: definition.name.rawValue, description: definition.manifest.description, version: definition.version,
-                    typeName: definition.displayType, schemas: definition.entryPoint.schemas, example: definition.manifest.examples.first?.variables)
+                    typeName: definition.displayType, schemas: definition.entryPoint.schemas, example: definition.manifest.examples.first?.variables,
+                    explains: definition.explainRefusal == nil)
             }
             return OpenAPIDocument.document(
                 models: models, prefix: configuration.baseUrl.isEmpty ? "" : "/\(configuration.baseUrl)", maxBatchRows: configuration.maxBatchRows,

@@ -17,8 +17,13 @@ public enum OpenAPIDocument {
         public var typeName: String
         public var schemas: ModelSchemas
         public var example: JSONValue?
+        /// Whether it answers `"explain": true` (docs/explanations.md); a model that does not takes only `false`.
+        public var explains: Bool
 
-        public init(name: String, description: String?, version: String, typeName: String, schemas: ModelSchemas, example: JSONValue?) {
+        public init(
+            name: String, description: String?, version: String, typeName: String, schemas: ModelSchemas, example: JSONValue?, explains: Bool = true
+        ) {
+            self.explains = explains
             self.name = name
             self.description = description
             self.version = version
@@ -37,7 +42,7 @@ public enum OpenAPIDocument {
             switch (route.handler, route.requirement) {
             case (.model, _): for model in sorted { paths["\(prefix)/\(model.name)"] = modelPath(model, maxBatchRows: maxBatchRows) }
             case (_, .adminToken) where !adminSync, (_, .webhookSecret) where !webhook: continue
-            default: paths[route.path] = pathItem(route)
+            default: paths[route.path] = pathItem(route, explains: models.contains { $0.explains })
             }
         }
         var digest = SHA256()
@@ -71,7 +76,7 @@ public enum OpenAPIDocument {
 
     /// The path item of a route of `RouteTable` other than a model's: its summary and path are the table's, its
     /// answers, body and security are here. HEAD is left out (GET's, without the body).
-    static func pathItem(_ route: RouteTable.Route) -> JSONValue {
+    static func pathItem(_ route: RouteTable.Route, explains: Bool = true) -> JSONValue {
         let summary = route.summary
         let parameters: [JSONValue] = route.segments.filter { $0.hasPrefix("{") }.map { segment in
             ["name": .string(String(segment.dropFirst().dropLast())), "in": "path", "required": true, "schema": ["type": "string"]]
@@ -98,7 +103,7 @@ public enum OpenAPIDocument {
                     "metrics", summary, tag: "server",
                     responses: ["200": ["description": "Prometheus text format 0.0.4", "content": ["text/plain": ["schema": ["type": "string"]]]]])
             ]
-        case .all: item = allPath(summary)
+        case .all: item = allPath(summary, explains: explains)
         case .sync:
             item = [
                 "post": operation(
@@ -264,6 +269,11 @@ public enum OpenAPIDocument {
         "type": "boolean", "description": "true: each output carries _explanation, why the row scored as it did (docs/explanations.md)",
     ]
 
+    /// `explain` of a model that does not explain its scores: `true` is 400 `explain_unsupported`.
+    static let noExplainProperty: JSONValue = [
+        "type": "boolean", "enum": [false], "description": "This model does not explain its scores (docs/explanations.md): only false",
+    ]
+
     /// A batch row that failed: `{"_error": {...}}` in its place.
     static let rowErrorSchema: JSONValue = ["type": "object", "required": ["_error"], "properties": ["_error": errorObjectSchema]]
 
@@ -312,6 +322,7 @@ public enum OpenAPIDocument {
 
     static func modelPath(_ model: Model, maxBatchRows: Int) -> JSONValue {
         let variables = model.schemas.variables
+        let explainProperty = model.explains ? Self.explainProperty : Self.noExplainProperty
         var single: JSONValue = ["type": "object", "required": ["variables"], "properties": ["variables": variables, "explain": explainProperty]]
         if let example = model.example, case .object(var object) = single {
             object["example"] = ["variables": example]
@@ -365,7 +376,8 @@ public enum OpenAPIDocument {
         ]
     }
 
-    static func allPath(_ summary: String) -> [String: JSONValue] {
+    /// `/all`; `explains`: whether some model explains (else `explain` takes only `false`: no model would answer).
+    static func allPath(_ summary: String, explains: Bool) -> [String: JSONValue] {
         var responses = scoringErrors(oneModel: false)
         responses["200"] = json(
             "Each ready model's output by name; _errors holds the models that failed (or are not ready) with their error",
@@ -379,7 +391,10 @@ public enum OpenAPIDocument {
             "required": false,
             "content": [
                 "application/json": [
-                    "schema": ["type": "object", "required": ["variables"], "properties": ["variables": ["type": "object"], "explain": explainProperty]]
+                    "schema": [
+                        "type": "object", "required": ["variables"],
+                        "properties": ["variables": ["type": "object"], "explain": (explains ? explainProperty : noExplainProperty)],
+                    ]
                 ]
             ],
         ]

@@ -221,7 +221,7 @@ struct Endpoints: Sendable {
         let models = manager.snapshot().servingVersions.map { version in
             OpenAPIDocument.Model(
                 name: version.name.rawValue, description: version.summary, version: version.version, typeName: version.typeName, schemas: version.schemas,
-                example: version.example)
+                example: version.example, explains: version.explainRefusal == nil)
         }
         return OpenAPIDocument.document(
             models: models, prefix: configuration.prefix, maxBatchRows: configuration.maxBatchRows, adminSync: configuration.adminToken != nil,
