@@ -1,3 +1,13 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 extension TreeModel {
     /// Why this model cannot explain its scores (its file keeps no node counts, a tree is too deep), or `nil` when it
     /// can.
@@ -72,22 +82,29 @@ extension LightGBMForest {
     }
 
     /// `GBDT::PredictContrib`: each tree's expected value and its TreeSHAP contributions added to its class's, in the
-    /// trees' order; by quadrature (``QuadratureShapWalk``), or `exactly` as LightGBM computes it (``ShapWalk``).
+    /// trees' order; by quadrature (``QuadratureShapWalk``, its trees shared with ``ShapHelper`` and the two runs' sums
+    /// added at the end), or `exactly` as LightGBM computes it (``ShapWalk``, in one run).
     func contributions(_ features: [Double], exactly: Bool = false) -> [[Double]] {
         guard let tables = shapTables else { return [] }
         let shap = lanes.shap
         let width = lanes.features + 1
         let depth = shap.depth
-        var output = [Double](repeating: 0, count: treesPerIteration * width)
-        let scratch = ShapScratch<Double>(
-            lanes: lanes, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0, numberCount: QuadratureShapWalk.scratchCount(depth: depth))
-        defer { scratch.deallocate() }
-        features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: special) }
-        quadrature.nodes.withUnsafeBufferPointer { nodes in
-            quadrature.weights.withUnsafeBufferPointer { weights in
-                output.withUnsafeMutableBufferPointer { output in
-                    for tree in 0..<shap.treeCount {
-                        let phi = output.baseAddress! + (tree % treesPerIteration) * width
+        let count = treesPerIteration * width
+        // The second run's sums after the first's.
+        let output = UnsafeMutablePointer<Double>.allocate(capacity: 2 * count)
+        defer { output.deallocate() }
+        output.initialize(repeating: 0, count: 2 * count)
+        func walk(_ trees: Range<Int>) {
+            let scratch = ShapScratch<Double>(
+                lanes: lanes, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0,
+                numberCount: QuadratureShapWalk.scratchCount(depth: depth))
+            defer { scratch.deallocate() }
+            features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: special) }
+            let sums = output + (trees.lowerBound == 0 ? 0 : count)
+            quadrature.nodes.withUnsafeBufferPointer { nodes in
+                quadrature.weights.withUnsafeBufferPointer { weights in
+                    for tree in trees {
+                        let phi = sums + (tree % treesPerIteration) * width
                         phi[width - 1] += expectedValues[tree]
                         let root = shap.roots[tree]
                         guard root >= 0 else { continue }
@@ -104,7 +121,9 @@ extension LightGBMForest {
                 }
             }
         }
-        return (0..<treesPerIteration).map { Array(output[($0 * width)..<(($0 + 1) * width)]) }
+        if exactly { walk(0..<shap.treeCount) } else { ShapHelper.shared.split(shap, walk) }
+        for index in 0..<count { output[index] += output[count + index] }
+        return (0..<treesPerIteration).map { Array(UnsafeBufferPointer(start: output + $0 * width, count: width)) }
     }
 }
 
@@ -124,25 +143,121 @@ extension XGBoostForest {
     }
 
     /// `CPUPredictor::PredictContribution`: per tree, its mean value and TreeSHAP in a buffer of its own, in `Float`,
-    /// then added to its class's contributions; the base margin added to the expected value at the end.
+    /// then added to its class's contributions in the trees' order; the base margin added to the expected value at
+    /// the end. The trees' walks are shared with ``ShapHelper``; their sums are not, so the answer is the same bits.
     func contributions(_ features: [Double]) -> [[Double]] {
         guard let tables = shapTables else { return [] }
         let shap = lanes.shap
         let width = lanes.features + 1
+        let trees = shap.treeCount
+        let rounded = features.map { Double(Float($0)) }
+        let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(trees * width, 1))
+        defer { buffers.deallocate() }
+        ShapHelper.shared.split(shap) { range in
+            let scratch = ShapScratch<Float>(lanes: lanes, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
+            defer { scratch.deallocate() }
+            rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
+            for tree in range {
+                let phi = buffers + tree * width
+                phi.initialize(repeating: 0, count: width)
+                phi[width - 1] += means[tree]
+                ShapWalk(tables, bins: scratch.bins, phi: phi, skipsZeroFraction: true)
+                    .walk(shap.roots[tree], depth: 0, parent: scratch.path, parentZero: 1, parentOne: 1, parentFeature: -1)
+            }
+        }
         var output = [Float](repeating: 0, count: base.count * width)
-        let scratch = ShapScratch<Float>(lanes: lanes, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: width)
-        defer { scratch.deallocate() }
-        features.map { Double(Float($0)) }.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
-        let phi = scratch.numbers
-        let walk = ShapWalk(tables, bins: scratch.bins, phi: phi, skipsZeroFraction: true)
-        for tree in 0..<shap.treeCount {
-            phi.update(repeating: 0, count: width)
-            phi[width - 1] += means[tree]
-            walk.walk(shap.roots[tree], depth: 0, parent: scratch.path, parentZero: 1, parentOne: 1, parentFeature: -1)
+        for tree in 0..<trees {
             let start = Int(groups[tree]) * width
-            for column in 0..<width { output[start + column] += phi[column] }
+            for column in 0..<width { output[start + column] += buffers[tree * width + column] }
         }
         for group in base.indices { output[group * width + width - 1] += base[group] }
         return base.indices.map { group in output[(group * width)..<((group + 1) * width)].map(Double.init) }
+    }
+}
+
+/// A second thread for one row's explanation (docs/explanations.md, "Speed"): a large forest's trees are split in two
+/// runs of about as many leaves, the first walked by the caller, the second by the helper at the same time, each into
+/// memory of its own. One helper per process, started by the first explanation that needs it. A caller that finds it
+/// busy (a model in the server's own process answers rows on many threads), and every caller where no thread could
+/// be started, walks both runs itself, one after the other: the same runs, so the same answer to the bit.
+final class ShapHelper: @unchecked Sendable {
+    static let shared = ShapHelper()
+    /// A forest of fewer leaves is walked by its caller alone: waking the helper costs more than it saves.
+    static let fewestLeaves = 2_000
+
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// The helper's work, set by a caller and cleared by the helper as it begins it.
+    private var work: (() -> Void)?
+    private var finished = false
+    private var taken = false
+    private var running = false
+
+    private init() {
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { helper in
+                Unmanaged<ShapHelper>.fromOpaque(helper!).takeUnretainedValue().serve()
+                return nil
+            }, Unmanaged.passUnretained(self).toOpaque())
+        if started == 0 {
+            pthread_detach(thread)
+            running = true
+        }
+    }
+
+    /// Calls `walk` with the trees `0..<treeCount` of `shap`: in one run for a small forest, else in two, at once when
+    /// the helper is free.
+    func split(_ shap: ShapTrees, _ walk: (Range<Int>) -> Void) {
+        let trees = shap.treeCount
+        let leaves = Int(shap.leafStarts[trees])
+        guard leaves >= Self.fewestLeaves, trees >= 2 else { return walk(0..<trees) }
+        let middle = min(max(shap.leafStarts.firstIndex { Int($0) * 2 >= leaves } ?? trees / 2, 1), trees - 1)
+        guard claim() else {
+            walk(0..<middle)
+            return walk(middle..<trees)
+        }
+        let second = { walk(middle..<trees) }
+        withoutActuallyEscaping(
+            second,
+            do: { second in
+                pthread_mutex_lock(lock)
+                work = second
+                finished = false
+                pthread_cond_broadcast(changed)
+                pthread_mutex_unlock(lock)
+                walk(0..<middle)
+                pthread_mutex_lock(lock)
+                while !finished { pthread_cond_wait(changed, lock) }
+                taken = false
+                pthread_mutex_unlock(lock)
+            })
+    }
+
+    private func claim() -> Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        guard running, !taken else { return false }
+        taken = true
+        return true
+    }
+
+    private func serve() {
+        pthread_mutex_lock(lock)
+        while true {
+            while work == nil { pthread_cond_wait(changed, lock) }
+            var next = work
+            work = nil
+            pthread_mutex_unlock(lock)
+            next?()
+            // Released before the caller may return: its closure must not outlive the call.
+            next = nil
+            pthread_mutex_lock(lock)
+            finished = true
+            pthread_cond_broadcast(changed)
+        }
     }
 }

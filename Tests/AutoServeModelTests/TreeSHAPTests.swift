@@ -134,6 +134,28 @@ extension TreeSHAPTests {
         #expect(differing > 100, "\(name): only \(differing) of 200 rows told apart")
     }
 
+    /// A large forest's trees are walked in two runs, the second on a helper thread when it is free: rows explained on
+    /// many threads at once (the helper busy for most of them) answer what they answer one at a time, to the bit.
+    @Test(arguments: ["lgb_large", "xgb_regression"])
+    func explanationsOnManyThreadsAtOnceAreTheirOwn(_ name: String) async throws {
+        let fixture = try TreeModelTests.Fixture(name)
+        let model = fixture.model
+        if case .xgboost(let forest) = model.trees { #expect(Int(forest.lanes.shap.leafStarts.last!) >= ShapHelper.fewestLeaves) }
+        if case .lightgbm(let forest) = model.trees { #expect(Int(forest.lanes.shap.leafStarts.last!) >= ShapHelper.fewestLeaves) }
+        let rows = try fixture.rows.prefix(12).map { try model.values(of: $0) }
+        let alone = try await offThread { rows.map { model.contributions($0) } }
+        let together = try await withThrowingTaskGroup(of: [[[Double]]].self) { group in
+            for _ in 0..<4 { group.addTask { try await offThread { rows.map { model.contributions($0) } } } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(together.count == 4)
+        for answers in together {
+            for (number, (mine, theirs)) in zip(answers, alone).enumerated() {
+                #expect(mine.map { $0.map(\.bitPattern) } == theirs.map { $0.map(\.bitPattern) }, "\(name) row \(number + 1)")
+            }
+        }
+    }
+
     /// A file without node counts serves and says why it cannot explain.
     @Test func aModelWithoutCountsCannotExplain() throws {
         var text = try String(contentsOfFile: "\(TreeModelTests.fixtures)/lgb_binary/model.txt", encoding: .utf8)
