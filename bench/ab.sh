@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Same-run A/B of two builds of autoserve (BENCHMARKS.md): both serve models_serve/ at once, each on its own port, and
-# every load runs against A then B, ROUNDS times in turn, so that the machine's drift (30 % from one minute to the
-# next on a shared VM) falls on both alike; each figure is the median of its rounds, and B/A is their ratio.
+# every load runs against A and B, ROUNDS times in turn (A first in odd rounds, B first in even ones), so that the
+# machine's drift (30 % from one minute to the next on a shared VM) and the order fall on both alike; each figure is
+# the median of its rounds, and B/A is their ratio.
 #   single   wrk -t2 -c32, POST /Iris {"variables": {...}}: one row per request
 #   batch    wrk -t2 -c4,  POST /Iris {"rows": [1,000 rows]}: rows/s
 #   tree     wrk -t2 -c32, POST /CreditScore (a LightGBM model of models_serve/)
@@ -54,7 +55,7 @@ median() { sort -g | awk '{ values[NR] = $1 } END { print (NR % 2) ? values[(NR 
 
 echo "A: $A"
 echo "B: $B"
-echo "$(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS rounds of ${DURATION} s, A then B in each"
+echo "$(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS rounds of ${DURATION} s, A first in odd rounds, B first in even ones"
 echo
 echo "| load | A | B | B/A | rounds of B/A |"
 echo "|---|---|---|---|---|"
@@ -62,9 +63,15 @@ for load in single batch tree all; do
     : > "$WORK/$load.a"
     : > "$WORK/$load.b"
     ratios=""
-    for _ in $(seq "$ROUNDS"); do
-        a=$(rate 18481 "$load")
-        b=$(rate 18482 "$load")
+    for round in $(seq "$ROUNDS"); do
+        # Odd rounds A first, even rounds B first: whatever the second of two runs gains or loses falls on both.
+        if [ $((round % 2)) = 1 ]; then
+            a=$(rate 18481 "$load")
+            b=$(rate 18482 "$load")
+        else
+            b=$(rate 18482 "$load")
+            a=$(rate 18481 "$load")
+        fi
         echo "$a" >> "$WORK/$load.a"
         echo "$b" >> "$WORK/$load.b"
         ratios="$ratios $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"

@@ -426,8 +426,11 @@ public struct ExplanationCSV: Sendable {
         return number.description
     }
 
-    /// A CSV cell: quoted when it holds a comma, a quote or a line break (RFC 4180).
+    /// A CSV cell of text (a feature or class named by a model file, an error): one a spreadsheet would run as a
+    /// formula, beginning with `=`, `+`, `-`, `@`, a tab or a carriage return, begins with `'` instead (OWASP's advice
+    /// against CSV injection); one holding a comma, a quote or a line break is quoted (RFC 4180).
     static func cell(_ text: String) -> String {
+        let text = text.first.map { "=+-@\t\r".contains($0) } == true ? "'" + text : text
         guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }

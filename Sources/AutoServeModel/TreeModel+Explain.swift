@@ -82,25 +82,25 @@ extension LightGBMForest {
     }
 
     /// `GBDT::PredictContrib`: each tree's expected value and its TreeSHAP contributions added to its class's, in the
-    /// trees' order; by quadrature (``QuadratureShapWalk``, its trees shared with ``ShapHelper`` and the two runs' sums
-    /// added at the end), or `exactly` as LightGBM computes it (``ShapWalk``, in one run).
+    /// trees' order; by quadrature (``QuadratureShapWalk``, the trees in runs shared with ``ShapHelper``, each run's sums
+    /// of its own, added in the runs' order at the end), or `exactly` as LightGBM computes it (``ShapWalk``, one run).
     func contributions(_ features: [Double], exactly: Bool = false) -> [[Double]] {
         guard let tables = shapTables else { return [] }
         let shap = lanes.shap
         let width = lanes.features + 1
         let depth = shap.depth
         let count = treesPerIteration * width
-        // The second run's sums after the first's.
-        let output = UnsafeMutablePointer<Double>.allocate(capacity: 2 * count)
+        let runs = exactly ? [0..<shap.treeCount] : ShapHelper.runs(shap)
+        let output = UnsafeMutablePointer<Double>.allocate(capacity: runs.count * count)
         defer { output.deallocate() }
-        output.initialize(repeating: 0, count: 2 * count)
-        func walk(_ trees: Range<Int>) {
+        output.initialize(repeating: 0, count: runs.count * count)
+        ShapHelper.shared.share(runs) { run, trees in
             let scratch = ShapScratch<Double>(
                 lanes: lanes, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0,
                 numberCount: QuadratureShapWalk.scratchCount(depth: depth))
             defer { scratch.deallocate() }
             features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: special) }
-            let sums = output + (trees.lowerBound == 0 ? 0 : count)
+            let sums = output + run * count
             quadrature.nodes.withUnsafeBufferPointer { nodes in
                 quadrature.weights.withUnsafeBufferPointer { weights in
                     for tree in trees {
@@ -121,8 +121,9 @@ extension LightGBMForest {
                 }
             }
         }
-        if exactly { walk(0..<shap.treeCount) } else { ShapHelper.shared.split(shap, walk) }
-        for index in 0..<count { output[index] += output[count + index] }
+        for run in 1..<runs.count {
+            for index in 0..<count { output[index] += output[run * count + index] }
+        }
         return (0..<treesPerIteration).map { Array(UnsafeBufferPointer(start: output + $0 * width, count: width)) }
     }
 }
@@ -153,11 +154,11 @@ extension XGBoostForest {
         let rounded = features.map { Double(Float($0)) }
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(trees * width, 1))
         defer { buffers.deallocate() }
-        ShapHelper.shared.split(shap) { range in
+        ShapHelper.shared.share(ShapHelper.runs(shap)) { _, trees in
             let scratch = ShapScratch<Float>(lanes: lanes, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
             defer { scratch.deallocate() }
             rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
-            for tree in range {
+            for tree in trees {
                 let phi = buffers + tree * width
                 phi.initialize(repeating: 0, count: width)
                 phi[width - 1] += means[tree]
@@ -175,20 +176,26 @@ extension XGBoostForest {
     }
 }
 
-/// A second thread for one row's explanation (docs/explanations.md, "Speed"): a large forest's trees are split in two
-/// runs of about as many leaves, the first walked by the caller, the second by the helper at the same time, each into
-/// memory of its own. One helper per process, started by the first explanation that needs it. A caller that finds it
-/// busy (a model in the server's own process answers rows on many threads), and every caller where no thread could
-/// be started, walks both runs itself, one after the other: the same runs, so the same answer to the bit.
+/// A second thread for one row's explanation (docs/explanations.md, "Speed"): a large forest's trees are cut into runs
+/// of about as many leaves, and the caller and the helper each take the next run until none is left, each run walked
+/// into memory of its own; the answer is the same to the bit whoever walked which run. One helper per process, started
+/// by the first explanation that needs it. A caller that finds it busy (a model in the server's own process answers
+/// rows on many threads), and every caller where no thread could be started, walks every run itself; a helper slow to
+/// wake (an idle core of a virtual machine) finds fewer runs, or none, left.
 final class ShapHelper: @unchecked Sendable {
     static let shared = ShapHelper()
-    /// A forest of fewer leaves is walked by its caller alone: waking the helper costs more than it saves.
+    /// A forest of fewer leaves is walked by its caller in one run: waking the helper costs more than it saves.
     static let fewestLeaves = 2_000
+    /// The runs of a large forest: enough that a late helper leaves the caller little to wait for.
+    static let runCount = 8
 
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// The helper's work, set by a caller and cleared by the helper as it begins it.
+    /// The helper's work, set by a caller and cleared by the helper as it begins it (or by the caller, taking it back).
     private var work: (() -> Void)?
+    /// The next run of the shared call, and the number of its runs.
+    private var next = 0
+    private var runCount = 0
     private var finished = false
     private var taken = false
     private var running = false
@@ -209,52 +216,80 @@ final class ShapHelper: @unchecked Sendable {
         }
     }
 
-    /// Calls `walk` with the trees `0..<treeCount` of `shap`: in one run for a small forest, else in two, at once when
-    /// the helper is free.
-    func split(_ shap: ShapTrees, _ walk: (Range<Int>) -> Void) {
+    /// The runs of `shap`'s trees: one for a small forest, else ``runCount`` of about as many leaves each.
+    static func runs(_ shap: ShapTrees) -> [Range<Int>] {
         let trees = shap.treeCount
         let leaves = Int(shap.leafStarts[trees])
-        guard leaves >= Self.fewestLeaves, trees >= 2 else { return walk(0..<trees) }
-        let middle = min(max(shap.leafStarts.firstIndex { Int($0) * 2 >= leaves } ?? trees / 2, 1), trees - 1)
-        guard claim() else {
-            walk(0..<middle)
-            return walk(middle..<trees)
+        guard leaves >= fewestLeaves, trees >= runCount else { return [0..<trees] }
+        var bounds = [0]
+        var tree = 0
+        for run in 1..<runCount {
+            while tree < trees, Int(shap.leafStarts[tree]) * runCount < leaves * run { tree += 1 }
+            bounds.append(max(tree, bounds.last! + 1))
         }
-        let second = { walk(middle..<trees) }
+        bounds.append(trees)
+        return zip(bounds, bounds.dropFirst()).filter { $0 < $1 }.map { $0..<$1 }
+    }
+
+    /// Calls `walk` with every run of `runs` (its index and its trees), on this thread and the helper's at once when
+    /// there are several and the helper is free; returns when every run is walked.
+    func share(_ runs: [Range<Int>], _ walk: (Int, Range<Int>) -> Void) {
+        guard runs.count > 1, claim(runs.count) else {
+            for (index, trees) in runs.enumerated() { walk(index, trees) }
+            return
+        }
+        let walkTheRest = {
+            while let index = self.nextRun() { walk(index, runs[index]) }
+        }
         withoutActuallyEscaping(
-            second,
-            do: { second in
+            walkTheRest,
+            do: { walkTheRest in
                 pthread_mutex_lock(lock)
-                work = second
-                finished = false
+                work = walkTheRest
                 pthread_cond_broadcast(changed)
                 pthread_mutex_unlock(lock)
-                walk(0..<middle)
+                walkTheRest()
                 pthread_mutex_lock(lock)
-                while !finished { pthread_cond_wait(changed, lock) }
+                if work != nil {
+                    // The helper has not woken yet: nothing is left for it.
+                    work = nil
+                } else {
+                    while !finished { pthread_cond_wait(changed, lock) }
+                }
                 taken = false
                 pthread_mutex_unlock(lock)
             })
     }
 
-    private func claim() -> Bool {
+    private func claim(_ runs: Int) -> Bool {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         guard running, !taken else { return false }
         taken = true
+        next = 0
+        runCount = runs
+        finished = false
         return true
+    }
+
+    private func nextRun() -> Int? {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        guard next < runCount else { return nil }
+        next += 1
+        return next - 1
     }
 
     private func serve() {
         pthread_mutex_lock(lock)
         while true {
             while work == nil { pthread_cond_wait(changed, lock) }
-            var next = work
+            var shared = work
             work = nil
             pthread_mutex_unlock(lock)
-            next?()
+            shared?()
             // Released before the caller may return: its closure must not outlive the call.
-            next = nil
+            shared = nil
             pthread_mutex_lock(lock)
             finished = true
             pthread_cond_broadcast(changed)

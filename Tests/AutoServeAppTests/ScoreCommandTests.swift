@@ -1,3 +1,4 @@
+import AutoServeApp
 import Foundation
 import ServingCore
 import Testing
@@ -208,5 +209,15 @@ extension ScoreCommandTests {
         #expect(plainCSV.status == 64 && plainCSV.output.contains("a CSV file holds explanations; add --explain"), "\(plainCSV.output)")
         let iris = try await offThread { try CommandLineTests.run(["score", "--model", "Iris", "--models-dir", models, "--explain", input]) }
         #expect(iris.status == 1 && iris.output.contains("--explain: Iris does not explain its scores"), "\(iris.output)")
+    }
+
+    /// A feature or class a model file names like a spreadsheet formula is written as text (`'` before it), quoted
+    /// where it holds a comma or a quote; the numbers stay numbers, negative ones included.
+    @Test func namesThatLookLikeFormulasAreWrittenAsText() {
+        var csv = ExplanationCSV()
+        let answer = #"{"_explanation": {"base": 0.5, "contributions": {"=HYPERLINK(\"http://x\")": 1.5, "@SUM(A1)": -1, "plain": 0, "-minus": 2}}}"#
+        let lines = String(decoding: csv.lines(Array((answer + "\n").utf8)) + csv.finish(), as: UTF8.self).split(separator: "\n")
+        #expect(lines.first == #"row,base,'-minus,"'=HYPERLINK(""http://x"")",'@SUM(A1),plain,error"#)
+        #expect(lines.last?.split(separator: ",", omittingEmptySubsequences: false).compactMap { Double($0) } == [1, 0.5, 2, 1.5, -1, 0])
     }
 }
