@@ -9,8 +9,9 @@ TreeSHAP on one numpy row, in the same run.
    pred_contribs=True)` against the same request.
 3. The answers compared: the server's contributions against the library's for every row timed (within 1e-9).
 
-Each figure is the median of its rows' times, over --rounds passes; the ratio is library / AutoServe (higher: AutoServe
-is faster). Usage: make bench-explain, or .venv/bin/python bench/explain.py [--bin .build/release/autoserve]
+The library and the server take turns, a pass over the rows each (which goes first alternates from round to round), so
+that the machine's drift falls on both alike; each figure is the median of its rows' times over --rounds passes, and the
+ratio is library / AutoServe (higher: AutoServe is faster). Usage: make bench-explain, or .venv/bin/python bench/explain.py [--bin .build/release/autoserve]
 (needs lightgbm, xgboost, numpy, scikit-learn in the interpreter)."""
 import argparse
 import http.client
@@ -31,37 +32,49 @@ from trees import LARGE, read_rows, start_server, stop, wait_ready
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def library_times(explain, matrix, rounds):
-    for index in range(min(20, len(matrix))):
-        explain(matrix[index:index + 1])
-    times = []
-    for _ in range(rounds):
-        for index in range(len(matrix)):
-            start = time.perf_counter()
-            explain(matrix[index:index + 1])
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def server_times(port, path, rows, rounds):
-    """The median round trip of one explained row, and the answers of the last pass."""
+def paired_times(explain, matrix, port, path, rows, rounds):
+    """Passes over the rows, the library's and the server's in turn (which goes first alternates from round to round),
+    so that the machine's drift falls on both alike while each pass runs warm: the medians of each one's times, and
+    the server's answers of its last pass."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    times, answers = [], []
-    for attempt in range(rounds + 1):
-        answers = []
+
+    def served(row):
+        body = json.dumps({"variables": row, "explain": True})
+        start = time.perf_counter()
+        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        text = answer.read()
+        elapsed = time.perf_counter() - start
+        if answer.status != 200:
+            raise SystemExit(f"POST {path}: {answer.status} {text[:500]!r}")
+        return elapsed, text
+
+    def library(index):
+        start = time.perf_counter()
+        explain(matrix[index:index + 1])
+        return time.perf_counter() - start
+
+    def library_pass():
+        library_times.extend(library(index) for index in range(len(rows)))
+
+    def server_pass():
+        answers.clear()
         for row in rows:
-            body = json.dumps({"variables": row, "explain": True})
-            start = time.perf_counter()
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
-            answer = connection.getresponse()
-            text = answer.read()
-            if attempt > 0:
-                times.append(time.perf_counter() - start)
-            if answer.status != 200:
-                raise SystemExit(f"POST {path}: {answer.status} {text[:500]!r}")
+            elapsed, text = served(row)
+            server_times.append(elapsed)
             answers.append(json.loads(text))
+
+    library_times, server_times, answers = [], [], []
+    # A warm-up pass of each, not counted.
+    library_pass()
+    server_pass()
+    library_times.clear()
+    server_times.clear()
+    for round in range(rounds):
+        for one_pass in ([library_pass, server_pass] if round % 2 == 0 else [server_pass, library_pass]):
+            one_pass()
     connection.close()
-    return statistics.median(times), answers
+    return statistics.median(library_times), statistics.median(server_times), answers
 
 
 def largest_difference(answers, contributions, names):
@@ -121,8 +134,7 @@ def run(binary, work, arguments):
             ("XGBoost", "/XLarge", lambda row: xgboost_booster.predict(xgb.DMatrix(row, feature_names=names), pred_contribs=True),
              xgboost_booster.predict(xgb.DMatrix(matrix, feature_names=names), pred_contribs=True)),
         ]:
-            library = library_times(explain, matrix, arguments.rounds)
-            served, answers = server_times(arguments.port, path, rows, arguments.rounds)
+            library, served, answers = paired_times(explain, matrix, arguments.port, path, rows, arguments.rounds)
             difference = largest_difference(answers, contributions, names)
             results.append((label, library, served, difference))
         print("| library | its TreeSHAP, one numpy row (ms) | AutoServe over HTTP (ms) | library / AutoServe | largest difference |")

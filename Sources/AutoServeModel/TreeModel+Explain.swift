@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -13,8 +14,8 @@ extension TreeModel {
     /// can.
     public var explanationRefusal: String? {
         switch trees {
-        case .lightgbm(let forest): forest.lanes.shap.refusal
-        case .xgboost(let forest): forest.lanes.shap.refusal
+        case .lightgbm(let forest): forest.explanationRefusal
+        case .xgboost(let forest): forest.explanationRefusal
         }
     }
 
@@ -181,18 +182,24 @@ extension XGBoostForest {
 /// into memory of its own; the answer is the same to the bit whoever walked which run. One helper per process, started
 /// by the first explanation that needs it. A caller that finds it busy (a model in the server's own process answers
 /// rows on many threads), and every caller where no thread could be started, walks every run itself; a helper slow to
-/// wake (an idle core of a virtual machine) finds fewer runs, or none, left.
+/// wake (an idle core of a virtual machine can take most of a millisecond) finds fewer runs, or none, left. So after a
+/// row the helper waits ``spin`` for the next one awake, yielding its core to any other thread that wants it, as
+/// OpenMP's threads do, before it sleeps.
 final class ShapHelper: @unchecked Sendable {
     static let shared = ShapHelper()
     /// A forest of fewer leaves is walked by its caller in one run: waking the helper costs more than it saves.
     static let fewestLeaves = 2_000
     /// The runs of a large forest: enough that a late helper leaves the caller little to wait for.
     static let runCount = 8
+    /// How long the helper stays awake for the next row.
+    static let spin: Duration = .milliseconds(2)
 
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     /// The helper's work, set by a caller and cleared by the helper as it begins it (or by the caller, taking it back).
     private var work: (() -> Void)?
+    /// Whether `work` is set, read without the lock by the helper while it waits awake.
+    private let offered = Atomic<Bool>(false)
     /// The next run of the shared call, and the number of its runs.
     private var next = 0
     private var runCount = 0
@@ -246,6 +253,7 @@ final class ShapHelper: @unchecked Sendable {
             do: { walkTheRest in
                 pthread_mutex_lock(lock)
                 work = walkTheRest
+                offered.store(true, ordering: .releasing)
                 pthread_cond_broadcast(changed)
                 pthread_mutex_unlock(lock)
                 walkTheRest()
@@ -253,6 +261,7 @@ final class ShapHelper: @unchecked Sendable {
                 if work != nil {
                     // The helper has not woken yet: nothing is left for it.
                     work = nil
+                    offered.store(false, ordering: .relaxed)
                 } else {
                     while !finished { pthread_cond_wait(changed, lock) }
                 }
@@ -281,11 +290,19 @@ final class ShapHelper: @unchecked Sendable {
     }
 
     private func serve() {
+        let clock = ContinuousClock()
         pthread_mutex_lock(lock)
         while true {
+            if work == nil {
+                pthread_mutex_unlock(lock)
+                let awake = clock.now + Self.spin
+                while !offered.load(ordering: .acquiring), clock.now < awake { sched_yield() }
+                pthread_mutex_lock(lock)
+            }
             while work == nil { pthread_cond_wait(changed, lock) }
             var shared = work
             work = nil
+            offered.store(false, ordering: .relaxed)
             pthread_mutex_unlock(lock)
             shared?()
             // Released before the caller may return: its closure must not outlive the call.

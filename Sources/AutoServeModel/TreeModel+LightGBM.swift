@@ -15,6 +15,8 @@ struct LightGBMForest: Sendable {
     var expectedValues: [Double] = []
     var quadrature: (nodes: [Double], weights: [Double]) = ([], [])
     var shapTables: ShapTables<Double>?
+    /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
+    var explanationRefusal: String?
 
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
@@ -107,7 +109,8 @@ struct LightGBMForest: Sendable {
             throw fail(nil, "the model has \(trees) trees, not a whole number of iterations of \(treesPerIteration)")
         }
         do { try lanes.finish() } catch { throw fail(nil, error.message) }
-        if lanes.shap.refusal == nil {
+        explanationRefusal = lanes.shap.refusal
+        if explanationRefusal == nil {
             expectedValues = Self.expectedValues(lanes.shap)
             quadrature = Self.quadrature(lanes.shap, features: featureCount)
             shapTables = ShapTables(lanes.shap)

@@ -16,6 +16,8 @@ struct XGBoostForest: Sendable {
     var features: [TreeModel.Feature] = []
     /// The trees' numbers as TreeSHAP reads them, in `Float`, and each tree's mean value (TreeModel+Explain.swift).
     var shapTables: ShapTables<Float>?
+    /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
+    var explanationRefusal: String?
     var means: [Float] = []
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
@@ -145,7 +147,8 @@ struct XGBoostForest: Sendable {
             groups.append(Int32(group))
         }
         do { try lanes.finish() } catch { throw fail(error.message) }
-        if lanes.shap.refusal == nil {
+        explanationRefusal = lanes.shap.refusal
+        if explanationRefusal == nil {
             let tables = ShapTables<Float>(lanes.shap)
             shapTables = tables
             means = Self.means(tables, lanes.shap)

@@ -269,6 +269,16 @@ extension ShapNumber {
         path[depth] = ShapPathElement(feature: feature, zero: zero, one: one, weight: depth == 0 ? 1 : 0)
         guard depth > 0 else { return }
         let size = Self(depth + 1)
+        if one == 0 {
+            // The side the row does not take: every one share is 0 × a finite weight, +0, and x + 0 is x; only the
+            // zero shares are left to compute (the covers are finite, so the weights are).
+            var position = depth - 1
+            while position >= 0 {
+                path[position].weight = zero * path[position].weight * Self(depth - position) / size
+                position -= 1
+            }
+            return
+        }
         path[depth].weight += one * path[depth - 1].weight * Self(depth) / size
         var position = depth - 1
         while position >= 1 {
