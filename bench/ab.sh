@@ -8,7 +8,8 @@
 #   tree     wrk -t2 -c32, POST /CreditScore (a LightGBM model of models_serve/)
 #   all      wrk -t2 -c32, POST /all
 # Usage: bench/ab.sh A/autoserve B/autoserve   (each beside its autoserve-worker; needs wrk, curl, python3)
-# MODELS_A and MODELS_B (default: models_serve/) give each build the models of its own commit, when they changed.
+# MODELS_A and MODELS_B (default: models_serve/) give each build the models of its own commit, when they changed;
+# LOADS (default: all four) picks loads, e.g. LOADS=tree.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 A=$1
@@ -59,7 +60,7 @@ echo "$(nproc) cores, $(date -u '+%Y-%m-%d %H:%M UTC'), $ROUNDS rounds of ${DURA
 echo
 echo "| load | A | B | B/A | rounds of B/A |"
 echo "|---|---|---|---|---|"
-for load in single batch tree all; do
+for load in ${LOADS:-single batch tree all}; do
     : > "$WORK/$load.a"
     : > "$WORK/$load.b"
     ratios=""
