@@ -91,7 +91,7 @@ extension LightGBMForest {
         let width = lanes.features + 1
         let depth = shap.depth
         let count = treesPerIteration * width
-        let runs = exactly ? [0..<shap.treeCount] : ShapHelper.runs(shap)
+        let runs = exactly ? [0..<shap.treeCount] : shapRuns
         let output = UnsafeMutablePointer<Double>.allocate(capacity: runs.count * count)
         defer { output.deallocate() }
         output.initialize(repeating: 0, count: runs.count * count)
@@ -155,7 +155,7 @@ extension XGBoostForest {
         let rounded = features.map { Double(Float($0)) }
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(trees * width, 1))
         defer { buffers.deallocate() }
-        ShapHelper.shared.share(ShapHelper.runs(shap)) { _, trees in
+        ShapHelper.shared.share(shapRuns) { _, trees in
             let scratch = ShapScratch<Float>(lanes: lanes, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
             defer { scratch.deallocate() }
             rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
@@ -202,7 +202,7 @@ final class ShapHelper: @unchecked Sendable {
     private let offered = Atomic<Bool>(false)
     /// The next run of the shared call, and the number of its runs.
     private var next = 0
-    private var runCount = 0
+    private var sharedRuns = 0
     private var finished = false
     private var taken = false
     private var running = false
@@ -276,7 +276,7 @@ final class ShapHelper: @unchecked Sendable {
         guard running, !taken else { return false }
         taken = true
         next = 0
-        runCount = runs
+        sharedRuns = runs
         finished = false
         return true
     }
@@ -284,7 +284,7 @@ final class ShapHelper: @unchecked Sendable {
     private func nextRun() -> Int? {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        guard next < runCount else { return nil }
+        guard next < sharedRuns else { return nil }
         next += 1
         return next - 1
     }

@@ -17,6 +17,8 @@ struct LightGBMForest: Sendable {
     var shapTables: ShapTables<Double>?
     /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
     var explanationRefusal: String?
+    /// The runs of trees its explanations share between two threads (``ShapHelper/runs(_:)``).
+    var shapRuns: [Range<Int>] = []
 
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
@@ -114,6 +116,7 @@ struct LightGBMForest: Sendable {
             expectedValues = Self.expectedValues(lanes.shap)
             quadrature = Self.quadrature(lanes.shap, features: featureCount)
             shapTables = ShapTables(lanes.shap)
+            shapRuns = ShapHelper.runs(lanes.shap)
         }
         // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
         if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {

@@ -18,6 +18,8 @@ struct XGBoostForest: Sendable {
     var shapTables: ShapTables<Float>?
     /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
     var explanationRefusal: String?
+    /// The runs of trees its explanations share between two threads (``ShapHelper/runs(_:)``).
+    var shapRuns: [Range<Int>] = []
     var means: [Float] = []
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
@@ -151,6 +153,7 @@ struct XGBoostForest: Sendable {
         if explanationRefusal == nil {
             let tables = ShapTables<Float>(lanes.shap)
             shapTables = tables
+            shapRuns = ShapHelper.runs(lanes.shap)
             means = Self.means(tables, lanes.shap)
         }
     }
