@@ -161,7 +161,7 @@ final class TestServer: Sendable {
     static func start(
         models: [String: String],
         waitUntilReady: Bool = true,
-        configure: (inout ServerConfiguration) -> Void = { _ in }
+        configure: (inout ServerConfiguration) throws -> Void = { _ in }
     ) async throws -> TestServer {
         let directory = try Paths.modelsFolder(models)
         var configuration = ServerConfiguration()
@@ -171,7 +171,7 @@ final class TestServer: Sendable {
         configuration.stateDir = Paths.sharedState
         configuration.workerExecutable = Paths.workerBinary
         configuration.helperExecutable = Paths.binary
-        configure(&configuration)
+        try configure(&configuration)
         var logger = Logger(label: "autoserve-test")
         logger.logLevel = .warning
         let (ports, continuation) = AsyncStream<Int>.makeStream()
