@@ -68,7 +68,9 @@ public enum _AutoServePlugin {
         outputCount: UnsafeMutablePointer<Int>,
         _ body: (Model, Variables) throws -> Output
     ) -> Int32 {
-        let model = Unmanaged<Box<Model>>.fromOpaque(instance).takeUnretainedValue().model
+        // The box, not its model: a copy of the model (generic here, so copied field by field) would retain every
+        // array it holds, for each row.
+        let box = Unmanaged<Box<Model>>.fromOpaque(instance).takeUnretainedValue()
         let bytes = UnsafeBufferPointer(start: input, count: input == nil ? 0 : count)
         let variables: Variables
         do {
@@ -78,7 +80,7 @@ public enum _AutoServePlugin {
         }
         let result: Output
         do {
-            result = try body(model, variables)
+            result = try body(box.model, variables)
         } catch ModelError.invalidInput(let message) {
             return answer(.invalidInput, Array(message.utf8), output, outputCount)
         } catch let error as TreeVariablesError {
@@ -106,7 +108,9 @@ public enum _AutoServePlugin {
         names: [String: String],
         _ body: (Model, Variables) throws -> (Output, _Explained)
     ) -> Int32 {
-        let model = Unmanaged<Box<Model>>.fromOpaque(instance).takeUnretainedValue().model
+        // The box, not its model: a copy of the model (generic here, so copied field by field) would retain every
+        // array it holds, for each row.
+        let box = Unmanaged<Box<Model>>.fromOpaque(instance).takeUnretainedValue()
         let bytes = UnsafeBufferPointer(start: input, count: input == nil ? 0 : count)
         let variables: Variables
         do {
@@ -116,7 +120,7 @@ public enum _AutoServePlugin {
         }
         let result: (Output, _Explained)
         do {
-            result = try body(model, variables)
+            result = try body(box.model, variables)
         } catch let error as ExplainUnsupported {
             return answer(.explainUnsupported, Array(error.message.utf8), output, outputCount)
         } catch ModelError.invalidInput(let message) {

@@ -96,8 +96,6 @@ struct TreeLanes: Sendable {
     var specials: [Special] = []
     /// XGBoost's `value < threshold` rather than LightGBM's `value <= threshold`.
     var strict = false
-    /// The trees as TreeSHAP walks them (``ShapTrees``), laid out by ``finish()``.
-    var shap = ShapTrees()
     /// The trees as added, each in breadth-first order, and per feature the thresholds of its splits, until
     /// ``finish()`` lays them out.
     private var pending: [Tree] = []
@@ -132,11 +130,7 @@ struct TreeLanes: Sendable {
     mutating func add(splits: [Split], leaves: [Double], leafCovers: [Double]? = nil) -> Void? {
         guard splits.allSatisfy({ $0.feature >= 0 && $0.feature < features }), !leaves.isEmpty else { return nil }
         var tree = Tree(leaves: leaves)
-        if let leafCovers, leafCovers.count == leaves.count {
-            tree.leafCovers = leafCovers
-        } else {
-            shap.uncovered = true
-        }
+        if let leafCovers, leafCovers.count == leaves.count { tree.leafCovers = leafCovers }
         guard !splits.isEmpty else {
             guard leaves.count == 1 else { return nil }
             pending.append(tree)
@@ -187,8 +181,10 @@ struct TreeLanes: Sendable {
         return ()
     }
 
-    /// Sorts each feature's thresholds, deals the trees to the lanes and lays them out.
-    mutating func finish() throws(TooLarge) {
+    /// Sorts each feature's thresholds, deals the trees to the lanes and lays them out; returns the trees as TreeSHAP
+    /// walks them, which the forest keeps only when it can explain (``ShapForest``).
+    @discardableResult
+    mutating func finish() throws(TooLarge) -> ShapTrees {
         precondition(MemoryLayout<Node>.stride == Node.stride && MemoryLayout<Node>.offset(of: \Node.left) == Node.children)
         let sorted = featureThresholds.map { Array(Set($0)).sorted() }
         guard sorted.allSatisfy({ $0.count < Int(Self.missing) }) else {
@@ -234,6 +230,8 @@ struct TreeLanes: Sendable {
                 }
             }
         }
+        var shap = ShapTrees()
+        shap.uncovered = pending.contains { $0.leafCovers.count != $0.leaves.count }
         for tree in pending {
             shap.add(
                 slots: tree.slots,
@@ -253,6 +251,7 @@ struct TreeLanes: Sendable {
             leafValues += [tree.leaves[0], tree.leaves[0]]
         }
         pending = []
+        return shap
     }
 
     /// A row's bins, per slot: per feature, how many of its thresholds lie below the value (`<` for LightGBM, `<=`

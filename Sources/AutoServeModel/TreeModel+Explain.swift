@@ -40,16 +40,15 @@ struct ShapScratch<Number: ShapNumber> {
     let features: UnsafeMutablePointer<Int32>
     private let bytes: UnsafeMutableRawPointer
 
-    init(lanes: TreeLanes, pathCount: Int, numberCount: Int) {
+    init(lanes: TreeLanes, depth: Int, pathCount: Int, numberCount: Int) {
         let binBytes = (max(lanes.slotCount, 1) * 2 + 15) & ~15
         let pathBytes = pathCount * MemoryLayout<ShapPathElement<Number>>.stride
         let numberBytes = numberCount * MemoryLayout<Number>.stride
-        let depth = lanes.shap.depth + 1
-        bytes = .allocate(byteCount: binBytes + pathBytes + numberBytes + depth * 4, alignment: 16)
+        bytes = .allocate(byteCount: binBytes + pathBytes + numberBytes + (depth + 1) * 4, alignment: 16)
         bins = bytes.bindMemory(to: UInt16.self, capacity: max(lanes.slotCount, 1))
         path = (bytes + binBytes).bindMemory(to: ShapPathElement<Number>.self, capacity: pathCount)
         numbers = (bytes + binBytes + pathBytes).bindMemory(to: Number.self, capacity: numberCount)
-        features = (bytes + binBytes + pathBytes + numberBytes).bindMemory(to: Int32.self, capacity: depth)
+        features = (bytes + binBytes + pathBytes + numberBytes).bindMemory(to: Int32.self, capacity: depth + 1)
     }
 
     func deallocate() { bytes.deallocate() }
@@ -86,27 +85,27 @@ extension LightGBMForest {
     /// trees' order; by quadrature (``QuadratureShapWalk``, the trees in runs shared with ``ShapHelper``, each run's sums
     /// of its own, added in the runs' order at the end), or `exactly` as LightGBM computes it (``ShapWalk``, one run).
     func contributions(_ features: [Double], exactly: Bool = false) -> [[Double]] {
-        guard let tables = shapTables else { return [] }
-        let shap = lanes.shap
+        guard let shap else { return [] }
+        let tables = shap.tables
         let width = lanes.features + 1
         let depth = shap.depth
         let count = treesPerIteration * width
-        let runs = exactly ? [0..<shap.treeCount] : shapRuns
+        let runs = exactly ? [0..<shap.roots.count] : shap.runs
         let output = UnsafeMutablePointer<Double>.allocate(capacity: runs.count * count)
         defer { output.deallocate() }
         output.initialize(repeating: 0, count: runs.count * count)
         ShapHelper.shared.share(runs) { run, trees in
             let scratch = ShapScratch<Double>(
-                lanes: lanes, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0,
+                lanes: lanes, depth: depth, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0,
                 numberCount: QuadratureShapWalk.scratchCount(depth: depth))
             defer { scratch.deallocate() }
-            features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: special) }
+            features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins) { special($0, $1) } }
             let sums = output + run * count
-            quadrature.nodes.withUnsafeBufferPointer { nodes in
-                quadrature.weights.withUnsafeBufferPointer { weights in
+            shap.quadrature.nodes.withUnsafeBufferPointer { nodes in
+                shap.quadrature.weights.withUnsafeBufferPointer { weights in
                     for tree in trees {
                         let phi = sums + (tree % treesPerIteration) * width
-                        phi[width - 1] += expectedValues[tree]
+                        phi[width - 1] += shap.expected[tree]
                         let root = shap.roots[tree]
                         guard root >= 0 else { continue }
                         if exactly {
@@ -148,21 +147,21 @@ extension XGBoostForest {
     /// then added to its class's contributions in the trees' order; the base margin added to the expected value at
     /// the end. The trees' walks are shared with ``ShapHelper``; their sums are not, so the answer is the same bits.
     func contributions(_ features: [Double]) -> [[Double]] {
-        guard let tables = shapTables else { return [] }
-        let shap = lanes.shap
+        guard let shap else { return [] }
+        let tables = shap.tables
         let width = lanes.features + 1
-        let trees = shap.treeCount
+        let trees = shap.roots.count
         let rounded = features.map { Double(Float($0)) }
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: max(trees * width, 1))
         defer { buffers.deallocate() }
-        ShapHelper.shared.share(shapRuns) { _, trees in
-            let scratch = ShapScratch<Float>(lanes: lanes, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
+        ShapHelper.shared.share(shap.runs) { _, trees in
+            let scratch = ShapScratch<Float>(lanes: lanes, depth: shap.depth, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
             defer { scratch.deallocate() }
-            rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
+            rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins) { categorical($0, $1) } }
             for tree in trees {
                 let phi = buffers + tree * width
                 phi.initialize(repeating: 0, count: width)
-                phi[width - 1] += means[tree]
+                phi[width - 1] += shap.expected[tree]
                 ShapWalk(tables, bins: scratch.bins, phi: phi, skipsZeroFraction: true)
                     .walk(shap.roots[tree], depth: 0, parent: scratch.path, parentZero: 1, parentOne: 1, parentFeature: -1)
             }

@@ -2,7 +2,10 @@ import Foundation
 
 /// The trees of a LightGBM text model (`Booster.save_model`), laid out by ``TreeLanes``, with LightGBM's
 /// `Tree::NumericalDecision` and `Tree::CategoricalDecision` at each split and `GBDT::PredictRaw`'s order of additions.
-struct LightGBMForest: Sendable {
+///
+/// A class: every row a plugin scores copies its model, and a copy of the forest is one retain, where a struct's would
+/// retain each of its arrays. `@unchecked Sendable`: written while the model loads, only read after.
+final class LightGBMForest: @unchecked Sendable {
     var lanes = TreeLanes(features: 0, strict: false)
     /// The category sets of the categorical splits (LightGBM's `cat_threshold` bitsets, left when in the set).
     var categories = CategorySets()
@@ -10,15 +13,10 @@ struct LightGBMForest: Sendable {
     var averageOutput = false
     var task: TreeModel.Task = .regression(.identity)
     var features: [TreeModel.Feature] = []
-    /// Each tree's expected value, the base of its contributions, and the quadrature rules of its TreeSHAP
-    /// (TreeModel+Explain.swift).
-    var expectedValues: [Double] = []
-    var quadrature: (nodes: [Double], weights: [Double]) = ([], [])
-    var shapTables: ShapTables<Double>?
+    /// The trees as its explanations read them (TreeModel+Explain.swift), unless they cannot be explained.
+    var shap: ShapForest<Double>?
     /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
     var explanationRefusal: String?
-    /// The runs of trees its explanations share between two threads (``ShapHelper/runs(_:)``).
-    var shapRuns: [Range<Int>] = []
 
     /// LightGBM's kZeroThreshold, a float.
     static let zeroThreshold = Double(Float(1e-35))
@@ -110,13 +108,11 @@ struct LightGBMForest: Sendable {
         guard trees > 0, trees % treesPerIteration == 0 else {
             throw fail(nil, "the model has \(trees) trees, not a whole number of iterations of \(treesPerIteration)")
         }
-        do { try lanes.finish() } catch { throw fail(nil, error.message) }
-        explanationRefusal = lanes.shap.refusal
+        let shapTrees: ShapTrees
+        do { shapTrees = try lanes.finish() } catch { throw fail(nil, error.message) }
+        explanationRefusal = shapTrees.refusal
         if explanationRefusal == nil {
-            expectedValues = Self.expectedValues(lanes.shap)
-            quadrature = Self.quadrature(lanes.shap, features: featureCount)
-            shapTables = ShapTables(lanes.shap)
-            shapRuns = ShapHelper.runs(lanes.shap)
+            shap = ShapForest(shapTrees, quadrature: Self.quadrature(shapTrees, features: featureCount)) { trees, _ in Self.expectedValues(trees) }
         }
         // pandas' categories, when the model was trained on a DataFrame: one list per categorical column, in order.
         if let line = lines.lastIndex(where: { $0.hasPrefix("pandas_categorical:") }) {
@@ -166,7 +162,7 @@ struct LightGBMForest: Sendable {
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
     @_optimize(none)
-    mutating func addTree(_ fields: [Substring: (value: Substring, line: Int)], start: Int, featureCount: Int, fail: (Int?, String) -> TreeModelError) throws {
+    func addTree(_ fields: [Substring: (value: Substring, line: Int)], start: Int, featureCount: Int, fail: (Int?, String) -> TreeModelError) throws {
         func field(_ key: Substring) throws -> (value: Substring, line: Int) {
             guard let entry = fields[key] else { throw fail(start, "this tree has no \(key)=; is the file whole?") }
             return entry
@@ -272,7 +268,7 @@ struct LightGBMForest: Sendable {
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
     @_optimize(none)
-    mutating func readPandasCategories(_ text: Substring, line: Int, fail: (Int?, String) -> TreeModelError) throws {
+    func readPandasCategories(_ text: Substring, line: Int, fail: (Int?, String) -> TreeModelError) throws {
         guard text.trimmingCharacters(in: .whitespaces) != "null" else { return }
         guard let lists = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[Any]] else {
             throw fail(line, "pandas_categorical is not a list of lists of categories")
@@ -303,7 +299,7 @@ struct LightGBMForest: Sendable {
     /// The raw scores of one row, as LightGBM's `PredictRaw`: one per tree of an iteration, summed over the
     /// iterations in order.
     func raw(_ features: [Double]) -> [Double] {
-        lanes.score(features, special: special) { leaves in
+        lanes.score(features, special: { special($0, $1) }) { leaves in
             var scores = [Double](repeating: 0, count: treesPerIteration)
             // One score (binary, regression) is added up in a register: through the array, the additions of a
             // 500-tree model cost a microsecond more.

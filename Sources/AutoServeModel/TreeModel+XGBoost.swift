@@ -4,7 +4,9 @@ import Foundation
 /// as XGBoost's CPU predictor does: features as `Float`, `value < split_condition` goes left, a missing value takes
 /// the node's default direction, and each tree's leaf is added in `Float` to its class's score, which starts at the
 /// base score's margin.
-struct XGBoostForest: Sendable {
+///
+/// A class, as ``LightGBMForest`` is: a row's copy of its model retains it once.
+final class XGBoostForest: @unchecked Sendable {
     var lanes = TreeLanes(features: 0, strict: true)
     /// The category sets of the categorical splits (the categories that go right).
     var categories = CategorySets()
@@ -14,13 +16,11 @@ struct XGBoostForest: Sendable {
     var base: [Float] = []
     var task: TreeModel.Task = .regression(.identity)
     var features: [TreeModel.Feature] = []
-    /// The trees' numbers as TreeSHAP reads them, in `Float`, and each tree's mean value (TreeModel+Explain.swift).
-    var shapTables: ShapTables<Float>?
+    /// The trees as its explanations read them, in `Float`, each tree's expected value its mean value
+    /// (TreeModel+Explain.swift), unless they cannot be explained.
+    var shap: ShapForest<Float>?
     /// Why the trees cannot be explained (``ShapTrees/refusal``), found once: every explained row asks.
     var explanationRefusal: String?
-    /// The runs of trees its explanations share between two threads (``ShapHelper/runs(_:)``).
-    var shapRuns: [Range<Int>] = []
-    var means: [Float] = []
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
@@ -148,20 +148,16 @@ struct XGBoostForest: Sendable {
             try addTree(tree, number: index, featureCount: count, fail: fail)
             groups.append(Int32(group))
         }
-        do { try lanes.finish() } catch { throw fail(error.message) }
-        explanationRefusal = lanes.shap.refusal
-        if explanationRefusal == nil {
-            let tables = ShapTables<Float>(lanes.shap)
-            shapTables = tables
-            shapRuns = ShapHelper.runs(lanes.shap)
-            means = Self.means(tables, lanes.shap)
-        }
+        let shapTrees: ShapTrees
+        do { shapTrees = try lanes.finish() } catch { throw fail(error.message) }
+        explanationRefusal = shapTrees.refusal
+        if explanationRefusal == nil { shap = ShapForest(shapTrees) { trees, tables in Self.means(tables, trees) } }
     }
 
     // Reading the file runs once per version: left unoptimized, it makes the model SDK (compiled at a server's first
     // start) seconds quicker to build, for a few tens of ms more load time.
     @_optimize(none)
-    mutating func addTree(_ tree: [String: Any], number: Int, featureCount: Int, fail: (String) -> TreeModelError) throws {
+    func addTree(_ tree: [String: Any], number: Int, featureCount: Int, fail: (String) -> TreeModelError) throws {
         func array(_ key: String) throws -> [NSNumber] {
             guard let values = tree[key] as? [NSNumber] else { throw fail("tree \(number) has no \(key)") }
             return values
@@ -256,7 +252,7 @@ struct XGBoostForest: Sendable {
     /// `Float`, in the trees' order, to its class's base margin. The values are compared as `Float`, as XGBoost
     /// reads them.
     func raw(_ features: [Double]) -> [Float] {
-        lanes.score(features.map { Double(Float($0)) }, special: categorical) { leaves in
+        lanes.score(features.map { Double(Float($0)) }, special: { categorical($0, $1) }) { leaves in
             var scores = base
             for tree in 0..<lanes.treeCount { scores[Int(groups[tree])] += Float(leaves[tree]) }
             return scores

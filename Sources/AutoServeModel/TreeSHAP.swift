@@ -244,10 +244,42 @@ final class ShapTables<Number: ShapNumber>: @unchecked Sendable {
     }
 }
 
+/// What a forest's explanations read, built once when the model loads and held by one reference: a plugin's model is
+/// passed by value to each row it scores, and a copy of the forest costs a retain for every array the forest holds.
+final class ShapForest<Number: ShapNumber>: Sendable {
+    let tables: ShapTables<Number>
+    /// Per tree: its root (a split's index, or `~leaf` for a tree of one leaf) and its expected value, the base of its
+    /// contributions.
+    let roots: [Int32]
+    let expected: [Number]
+    /// The deepest tree's depth, in splits.
+    let depth: Int
+    /// The leaves of all the trees.
+    let leafCount: Int
+    /// The runs of trees the explanations share between two threads (``ShapHelper/runs(_:)``).
+    let runs: [Range<Int>]
+    /// LightGBM's Gauss–Legendre rules (``QuadratureShapWalk``); empty for XGBoost.
+    let quadrature: (nodes: [Double], weights: [Double])
+
+    /// `expected` computes each tree's expected value, as the library does, from the trees or their tables.
+    init(
+        _ shap: ShapTrees, quadrature: (nodes: [Double], weights: [Double]) = ([], []),
+        expected: (ShapTrees, ShapTables<Number>) -> [Number]
+    ) {
+        tables = ShapTables(shap)
+        roots = shap.roots
+        self.expected = expected(shap, tables)
+        depth = shap.depth
+        leafCount = Int(shap.leafStarts[shap.treeCount])
+        runs = ShapHelper.runs(shap)
+        self.quadrature = quadrature
+    }
+}
+
 /// A number TreeSHAP computes in, with its way of adding a leaf's share: every element of the path in turn
 /// (`Double`), or eight at a time in the lanes of a vector, each lane doing the same operations in the same order as
 /// the scalar code (`Float`, for XGBoost's speed: its walk cannot trade its rounding for a faster method).
-protocol ShapNumber: BinaryFloatingPoint {
+protocol ShapNumber: BinaryFloatingPoint, Sendable {
     /// `ExtendPath`.
     static func extend(_ path: UnsafeMutablePointer<ShapPathElement<Self>>, _ depth: Int, _ zero: Self, _ one: Self, _ feature: Int32)
 
