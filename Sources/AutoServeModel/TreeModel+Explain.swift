@@ -99,7 +99,7 @@ extension LightGBMForest {
                 lanes: lanes, depth: depth, pathCount: exactly ? ShapWalk<Double>.pathCapacity(depth: depth) : 0,
                 numberCount: QuadratureShapWalk.scratchCount(depth: depth))
             defer { scratch.deallocate() }
-            features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins) { special($0, $1) } }
+            features.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: special) }
             let sums = output + run * count
             shap.quadrature.nodes.withUnsafeBufferPointer { nodes in
                 shap.quadrature.weights.withUnsafeBufferPointer { weights in
@@ -157,7 +157,7 @@ extension XGBoostForest {
         ShapHelper.shared.share(shap.runs) { _, trees in
             let scratch = ShapScratch<Float>(lanes: lanes, depth: shap.depth, pathCount: ShapWalk<Float>.pathCapacity(depth: shap.depth), numberCount: 0)
             defer { scratch.deallocate() }
-            rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins) { categorical($0, $1) } }
+            rounded.withUnsafeBufferPointer { lanes.bins($0, into: scratch.bins, special: categorical) }
             for tree in trees {
                 let phi = buffers + tree * width
                 phi.initialize(repeating: 0, count: width)

@@ -299,7 +299,7 @@ final class LightGBMForest: @unchecked Sendable {
     /// The raw scores of one row, as LightGBM's `PredictRaw`: one per tree of an iteration, summed over the
     /// iterations in order.
     func raw(_ features: [Double]) -> [Double] {
-        lanes.score(features, special: { special($0, $1) }) { leaves in
+        lanes.score(features, special: special) { leaves in
             var scores = [Double](repeating: 0, count: treesPerIteration)
             // One score (binary, regression) is added up in a register: through the array, the additions of a
             // 500-tree model cost a microsecond more.

@@ -252,7 +252,7 @@ final class XGBoostForest: @unchecked Sendable {
     /// `Float`, in the trees' order, to its class's base margin. The values are compared as `Float`, as XGBoost
     /// reads them.
     func raw(_ features: [Double]) -> [Float] {
-        lanes.score(features.map { Double(Float($0)) }, special: { categorical($0, $1) }) { leaves in
+        lanes.score(features.map { Double(Float($0)) }, special: categorical) { leaves in
             var scores = base
             for tree in 0..<lanes.treeCount { scores[Int(groups[tree])] += Float(leaves[tree]) }
             return scores
