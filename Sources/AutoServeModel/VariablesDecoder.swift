@@ -261,6 +261,9 @@ final class JSONTape {
     @exclusivity(unchecked) private var lastIndexed: (object: Int, keys: KeyIndex)?
     /// Objects up to this many members are searched in order: faster than hashing the key.
     static let indexedObjectMembers = 16
+    /// The key found last in an indexed object: a struct's fields are asked for in the order they are declared,
+    /// most often the row's, so the key after it is compared first, before any hashing.
+    @exclusivity(unchecked) private var lastFound: (object: Int, key: Int) = (-1, 0)
 
     /// The value of `key` in the object at `index`; the first one when a key repeats, as `JSONDecoder` does.
     func member(_ key: String, in index: Int) -> Int? {
@@ -269,7 +272,17 @@ final class JSONTape {
                 if keyIndexes[index] == nil { keyIndexes[index] = KeyIndex(tape: self, object: index) }
                 lastIndexed = (index, keyIndexes[index]!)
             }
-            if let lookup = lastIndexed!.keys.lookup(key, in: self) { return lookup.map { $0 + 1 } }
+            // The next key of the object is the first of its name when no key repeats.
+            let guess = lastFound.object == index ? nodes[lastFound.key + 1].next : index + 1
+            var key = key
+            if guess < nodes[index].next, lastIndexed!.keys.unique, key.withUTF8({ keyBytesEqual(guess, $0) }) {
+                lastFound = (index, guess)
+                return guess + 1
+            }
+            if let lookup = lastIndexed!.keys.lookup(key, in: self) {
+                if let found = lookup { lastFound = (index, found) }
+                return lookup.map { $0 + 1 }
+            }
         }
         var cursor = index + 1
         let end = nodes[index].next
@@ -524,6 +537,8 @@ struct KeyIndex {
     /// Per bucket, the key's node index + 1, or 0 when empty.
     private var buckets: [Int32]
     private let usable: Bool
+    /// No key of the object repeats (and none has escapes): the key found is the only one of its name.
+    private(set) var unique = false
 
     init(tape: JSONTape, object: Int) {
         let keys = tape.memberKeys(of: object)
@@ -533,6 +548,7 @@ struct KeyIndex {
             return
         }
         usable = true
+        unique = true
         let mask = buckets.count - 1
         for key in keys {
             var bucket = tape.withKeyBytes(key) { Int(truncatingIfNeeded: Self.hash($0)) } & mask
@@ -545,7 +561,11 @@ struct KeyIndex {
                 }
                 bucket = (bucket + 1) & mask
             }
-            if !repeated { buckets[bucket] = Int32(key + 1) }
+            if repeated {
+                unique = false
+            } else {
+                buckets[bucket] = Int32(key + 1)
+            }
         }
     }
 

@@ -202,6 +202,12 @@ struct VariablesDecoderTests {
         #expect(compare(Wide.self, row(names.shuffled(using: &generator))) == true)
         #expect(compare(Wide.self, row(names.shuffled(using: &generator), extra: #", "f007": -1, "f199": "late""#)) == true)
         #expect(compare(Wide.self, #"{"f\u0030\u0030\u0030": 7, "#.appending(row(names).dropFirst())) == true)
+        // In the row's order but for two neighbours; and f001 repeated where it is looked for first, after f000: the
+        // first f001, before f000, is Foundation's.
+        var swapped = names
+        swapped.swapAt(10, 11)
+        #expect(compare(Wide.self, row(swapped)) == true)
+        #expect(compare(Wide.self, #"{"f001": -1, "#.appending(row(names).dropFirst())) == true)
         #expect(compare(Wide.self, row(names.filter { $0 != "f150" })) == false)
         #expect(compare(Wide.self, row(names.map { $0 == "f150" ? "F150" : $0 })) == false)
     }
