@@ -3,8 +3,9 @@ import Foundation
 /// The trees of a LightGBM text model (`Booster.save_model`), laid out by ``TreeLanes``, with LightGBM's
 /// `Tree::NumericalDecision` and `Tree::CategoricalDecision` at each split and `GBDT::PredictRaw`'s order of additions.
 ///
-/// A class: every row a plugin scores copies its model, and a copy of the forest is one retain, where a struct's would
-/// retain each of its arrays. `@unchecked Sendable`: written while the model loads, only read after.
+/// A class: a row's scoring takes the forest out of the model's enum more than once, and a copy of a class is one
+/// retain, where a struct's would retain each of its arrays. `@unchecked Sendable`: written while the model loads,
+/// only read after.
 final class LightGBMForest: @unchecked Sendable {
     var lanes = TreeLanes(features: 0, strict: false)
     /// The category sets of the categorical splits (LightGBM's `cat_threshold` bitsets, left when in the set).

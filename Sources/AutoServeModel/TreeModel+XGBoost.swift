@@ -5,7 +5,7 @@ import Foundation
 /// the node's default direction, and each tree's leaf is added in `Float` to its class's score, which starts at the
 /// base score's margin.
 ///
-/// A class, as ``LightGBMForest`` is: a row's copy of its model retains it once.
+/// A class, as ``LightGBMForest`` is: a row's copy of it is one retain.
 final class XGBoostForest: @unchecked Sendable {
     var lanes = TreeLanes(features: 0, strict: true)
     /// The category sets of the categorical splits (the categories that go right).

@@ -244,8 +244,8 @@ final class ShapTables<Number: ShapNumber>: @unchecked Sendable {
     }
 }
 
-/// What a forest's explanations read, built once when the model loads and held by one reference: a plugin's model is
-/// passed by value to each row it scores, and a copy of the forest costs a retain for every array the forest holds.
+/// What a forest's explanations read, built once when the model loads and held by one reference, apart from what its
+/// scores read: a row that is not explained never touches it.
 final class ShapForest<Number: ShapNumber>: Sendable {
     let tables: ShapTables<Number>
     /// Per tree: its root (a split's index, or `~leaf` for a tree of one leaf) and its expected value, the base of its
