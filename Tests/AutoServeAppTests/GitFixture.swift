@@ -123,8 +123,9 @@ func freePort() throws -> Int {
     return Int(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))!
 }
 
-/// Polls until `condition` holds, or fails the test after `timeout`.
-func eventually(_ what: String, timeout: Duration = .seconds(120), _ condition: () async throws -> Bool) async throws {
+/// Polls until `condition` holds, or fails the test after `timeout`: by default five minutes, as a server's first start
+/// compiles the model SDK, which took more than two minutes while the other suites built at once on two cores.
+func eventually(_ what: String, timeout: Duration = .seconds(300), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return }

@@ -15,7 +15,7 @@ struct InProcessHangTests {
         defer { server.stop() }
         let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
         // SlowInit's 20 s init runs meanwhile: health checks answer, and the other models become ready.
-        try await eventually("Echo and Hang serve while SlowInit loads", timeout: .seconds(120)) {
+        try await eventually("Echo and Hang serve while SlowInit loads") {
             #expect(try await client.get("/healthz").status == 200)
             let index = try await client.get("/").json
             return index?["Echo"]?["state"] == .string("ready") && index?["Hang"]?["state"] == .string("ready")
