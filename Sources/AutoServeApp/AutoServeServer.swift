@@ -229,6 +229,7 @@ public final class AutoServeServer: Sendable {
                 try? await Task.sleep(for: .seconds(5))
                 guard !Task.isCancelled else { return }
                 log?.close(timeout: .seconds(1))
+                ProcessLoader.processEnds()
                 exit(1)
             }
         }

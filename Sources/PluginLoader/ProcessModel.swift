@@ -255,6 +255,13 @@ public struct ProcessLoader: PluginLoading {
         self.settings = settings
     }
 
+    /// What a command that started workers calls as it ends: the temporary folders of the workers still running or
+    /// not reaped yet are removed. A worker stopped a moment before is reaped only after the process would have
+    /// exited, and the kernel then ends it (`PR_SET_PDEATHSIG`) with nobody left to remove its folder.
+    public static func processEnds() {
+        WorkerConnection.removeLeftoverTemporaryFolders()
+    }
+
     public func load(_ plugin: BuiltPlugin) async throws(PluginLoadError) -> any ModelRunner {
         var settings = self.settings
         let manifest = plugin.definition.manifest

@@ -326,12 +326,23 @@ final class WorkerConnection: DeadlineWatched, Sendable {
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw PluginLoadError("cannot make the worker's temporary folder in \(root): \(String(cString: strerror(errno))); set TMPDIR to a writable folder")
         }
-        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let folder = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        liveTemporaryFolders.withLock { _ = $0.insert(folder) }
+        return folder
     }
 
     /// Empties and removes a worker's temporary folder once the worker is gone.
     static func removeTemporaryFolder(_ path: String) {
         try? FileManager.default.removeItem(atPath: path)
+        liveTemporaryFolders.withLock { _ = $0.remove(path) }
+    }
+
+    /// The temporary folders of the workers not reaped yet.
+    private static let liveTemporaryFolders = Mutex<Set<String>>([])
+
+    /// Removes the temporary folders of the workers still running or not reaped yet (`ProcessLoader.processEnds`).
+    static func removeLeftoverTemporaryFolders() {
+        for folder in liveTemporaryFolders.withLock({ $0 }) { removeTemporaryFolder(folder) }
     }
 
     /// The worker's resident memory in bytes, from /proc.

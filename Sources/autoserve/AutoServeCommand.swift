@@ -31,6 +31,7 @@ extension AutoServeCommand {
             let configuration = try loadConfiguration(options)
             let logger = bootstrapLogging(configuration.logLevel)
             AutoServeServer.protectProcessMemory()
+            defer { ProcessLoader.processEnds() }
             do {
                 let server = try await AutoServeServer.build(configuration: configuration, logger: logger)
                 try await server.run()
@@ -86,6 +87,7 @@ extension AutoServeCommand {
         func run() async throws {
             let configuration = try loadConfiguration(options)
             let logger = bootstrapLogging(configuration.logLevel == .info ? .warning : configuration.logLevel)
+            defer { ProcessLoader.processEnds() }
             let report = await ModelCheck.run(directory: directory ?? configuration.modelsDir, configuration: configuration, logger: logger, progress: true)
             print(report.text, terminator: "")
             if !report.passed { throw ExitCode.failure }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AutoServeApp
 import Foundation
+import PluginLoader
 import Synchronization
 
 extension AutoServeCommand {
@@ -43,6 +44,7 @@ extension AutoServeCommand {
         }
 
         func run() async throws {
+            defer { ProcessLoader.processEnds() }
             let summary: FileScoring.Summary
             do {
                 let server = try url.map { url throws(ScoreError) in try ServerScorer(url: url, model: model, explain: explain) }

@@ -48,6 +48,20 @@ struct GracefulStopTests {
         #expect(server.logs.contains("stopped: every request received was answered"), "\(server.logs.suffix(1500))")
     }
 
+    /// A stop leaves nothing in `TMPDIR`: each worker's temporary folder is removed, though the workers, stopped
+    /// last, are reaped only after the server's last log line.
+    @Test func aStopRemovesTheWorkersTemporaryFolders() async throws {
+        let models = try Paths.modelsFolder(["Echo": "\(Paths.fixtures)/models/Echo", "Iris": "\(Paths.modelsServe)/Iris"])
+        let temporary = try Paths.temporaryFolder("stop-tmpdir")
+        let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "TMPDIR": temporary])
+        let port = try await server.waitUntilListening()
+        try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
+        #expect(try CommandLineTests.workerFolders(in: temporary).count >= 2, "a folder per worker while they serve")
+        await server.stopped()
+        #expect(server.process.terminationStatus == 0, "\(server.logs.suffix(1500))")
+        #expect(try CommandLineTests.workerFolders(in: temporary) == [])
+    }
+
     /// With `SHUTDOWN_DELAY`, a stop first drains: `/readyz` says `draining` at once, an idle kept-alive
     /// connection is closed, and new connections are still accepted and answered (each answer closing its
     /// connection) until the delay ends; then the server stops accepting and exits 0.

@@ -50,10 +50,14 @@ struct ScoreCommandTests {
 
             // --models-dir: the same answers, byte for byte, without a server; only the model asked for is built.
             let models = try Paths.modelsFolder(["Iris": "\(Paths.modelsServe)/Iris", "Broken": "\(Paths.fixtures)/broken/CompileError"])
+            let temporary = try Paths.temporaryFolder("score-tmpdir")
             let local = try await offThread {
-                try CommandLineTests.run(["score", "--model", "Iris", "--models-dir", models, input, "-o", "\(folder)/local.jsonl", "--batch-size", "300"])
+                try CommandLineTests.run(
+                    ["score", "--model", "Iris", "--models-dir", models, input, "-o", "\(folder)/local.jsonl", "--batch-size", "300"],
+                    environment: ["TMPDIR": temporary])
             }
             #expect(local.status == 3, "\(local.output)")
+            #expect(try CommandLineTests.workerFolders(in: temporary) == [], "the workers' temporary folders are removed")
             #expect(!local.output.contains("CompileError"), "\(local.output)")
             #expect(FileManager.default.contents(atPath: "\(folder)/local.jsonl") == FileManager.default.contents(atPath: "\(folder)/remote.jsonl"))
 

@@ -9,6 +9,7 @@ struct CSVTests {
     static func read(_ text: String, suffix: String = ".csv") throws(DriftInputError) -> [[String: JSON]] {
         let path = "\(NSTemporaryDirectory())csv-\(UUID().uuidString)\(suffix)"
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
         return try RowFile.read(path, model: nil, for: .scoring).rows
     }
 

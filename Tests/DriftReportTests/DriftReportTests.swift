@@ -75,6 +75,7 @@ import Testing
     @Test func badInputNamesTheFileAndLine() throws {
         let path = "\(NSTemporaryDirectory())drift-bad-\(UUID().uuidString).jsonl"
         try "{\"x\": 1}\n{\"x\": 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: DriftInputError.self) { try RowFile.read(path, model: nil) }
         do {
             _ = try RowFile.read(path, model: nil)
@@ -83,6 +84,7 @@ import Testing
         }
         let csv = "\(NSTemporaryDirectory())drift-bad-\(UUID().uuidString).csv"
         try "a,b\n1,2\n3\n".write(toFile: csv, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: csv) }
         do {
             _ = try RowFile.read(csv, model: nil)
             Issue.record("a short CSV line was read")
