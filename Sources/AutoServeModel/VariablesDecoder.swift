@@ -35,13 +35,55 @@ struct TapeNode {
     var exact = false
 }
 
+/// A tape's nodes: an array's storage without its copy-on-write checks, which cost a row as much as parsing its numbers.
+/// Its owner, the tape, frees it; indices are checked as an array checks them.
+struct TapeNodes {
+    private var base: UnsafeMutablePointer<TapeNode>
+    private(set) var count = 0
+    private var capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    @inline(__always)
+    mutating func append(_ node: TapeNode) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: node)
+        count += 1
+    }
+
+    @inline(never)
+    private mutating func grow() {
+        let grown = UnsafeMutablePointer<TapeNode>.allocate(capacity: capacity * 2)
+        grown.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity *= 2
+    }
+
+    subscript(index: Int) -> TapeNode {
+        get {
+            precondition(index >= 0 && index < count, "a tape node out of range")
+            return base[index]
+        }
+        nonmutating set {
+            precondition(index >= 0 && index < count, "a tape node out of range")
+            base[index] = newValue
+        }
+    }
+
+    func deallocate() { base.deallocate() }
+}
+
 /// The variables parsed once into a flat list of nodes, read by the decoders below.
 ///
 /// A tape belongs to one call on one thread, and no access to its fields overlaps another: they are
 /// `@exclusivity(unchecked)`, as the runtime's check of each access cost a quarter of a wide row's decoding.
 final class JSONTape {
     let bytes: [UInt8]
-    @exclusivity(unchecked) private(set) var nodes: [TapeNode] = []
+    @exclusivity(unchecked) private(set) var nodes: TapeNodes
     /// Set when the shortcut met something only `JSONDecoder` may decide.
     @exclusivity(unchecked) var gaveUp = false
     /// Whether a number anywhere in the document has an exponent or more than 40 characters: `JSONDecoder` refuses
@@ -53,11 +95,15 @@ final class JSONTape {
     init?(parsing input: UnsafeBufferPointer<UInt8>) {
         bytes = input.isEmpty ? Array("{}".utf8) : Array(input)
         // A member of a row (`"name": 1.25,`) takes two nodes and most often eight bytes or more: one allocation.
-        nodes.reserveCapacity(max(16, bytes.count / 4))
+        nodes = TapeNodes(capacity: max(16, bytes.count / 4))
         var position = 0
         guard parseValue(&position, depth: 0) else { return nil }
         skipWhitespace(&position)
         guard position == bytes.count else { return nil }
+    }
+
+    deinit {
+        nodes.deallocate()
     }
 
     func giveUp() -> GaveUp {
@@ -143,7 +189,8 @@ final class JSONTape {
         var cursor = start
         var escapes = 0
         var nonASCII = false
-        while cursor < bytes.count {
+        let count = bytes.count
+        while cursor < count {
             let byte = bytes[cursor]
             if byte == UInt8(ascii: "\"") {
                 // Every string is checked, keys and ignored members too: JSONDecoder refuses invalid UTF-8 anywhere.
@@ -152,15 +199,19 @@ final class JSONTape {
                 position = cursor + 1
                 return true
             }
-            if byte >= 0x80 { nonASCII = true }
-            if byte < 0x20 { return false }
-            if byte == UInt8(ascii: "\\") {
+            // Printable ASCII but the backslash, the common byte, with one test more.
+            if byte &- 0x20 < 0x60, byte != UInt8(ascii: "\\") {
+                cursor += 1
+            } else if byte >= 0x80 {
+                nonASCII = true
+                cursor += 1
+            } else if byte == UInt8(ascii: "\\") {
                 // Escapes are checked here, where every string passes, ignored members included.
                 guard let length = escapeLength(at: cursor) else { return false }
                 escapes += 1
                 cursor += length
             } else {
-                cursor += 1
+                return false
             }
         }
         return false
@@ -204,43 +255,43 @@ final class JSONTape {
 
     private func parseNumber(_ position: inout Int) -> Bool {
         let start = position
+        let count = bytes.count
         var cursor = position
-        // The value as it is read, for the common number: at most 15 significant digits and no exponent.
+        // The digits' value as they are read (leading zeros included, which add nothing); it is the number's exact
+        // significand when there are at most 19 digits (10^19 < 2^64), and is not used otherwise.
         var significand: UInt64 = 0
-        var significantDigits = 0
         func digits() -> Int {
             let first = cursor
-            while cursor < bytes.count, bytes[cursor] >= UInt8(ascii: "0"), bytes[cursor] <= UInt8(ascii: "9") {
-                let digit = bytes[cursor] - UInt8(ascii: "0")
-                if significantDigits > 0 || digit != 0 {
-                    significantDigits += 1
-                    if significantDigits <= 19 { significand = significand &* 10 &+ UInt64(digit) }
-                }
+            while cursor < count {
+                let digit = bytes[cursor] &- UInt8(ascii: "0")
+                guard digit < 10 else { break }
+                significand = significand &* 10 &+ UInt64(digit)
                 cursor += 1
             }
             return cursor - first
         }
-        let negative = cursor < bytes.count && bytes[cursor] == UInt8(ascii: "-")
+        let negative = cursor < count && bytes[cursor] == UInt8(ascii: "-")
         if negative { cursor += 1 }
         let integerStart = cursor
         let integerDigits = digits()
         guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return false }
         var fractionDigits = 0
-        if cursor < bytes.count, bytes[cursor] == UInt8(ascii: ".") {
+        if cursor < count, bytes[cursor] == UInt8(ascii: ".") {
             cursor += 1
             fractionDigits = digits()
             guard fractionDigits > 0 else { return false }
         }
-        let hasExponent = cursor < bytes.count && bytes[cursor] | 0x20 == UInt8(ascii: "e")
+        let hasExponent = cursor < count && bytes[cursor] | 0x20 == UInt8(ascii: "e")
         if hasExponent {
             cursor += 1
-            if cursor < bytes.count, bytes[cursor] == UInt8(ascii: "+") || bytes[cursor] == UInt8(ascii: "-") { cursor += 1 }
+            if cursor < count, bytes[cursor] == UInt8(ascii: "+") || bytes[cursor] == UInt8(ascii: "-") { cursor += 1 }
             guard digits() > 0 else { return false }
         }
         if hasExponent || cursor - start > 40 { holdsNumbersForFoundation = true }
         var node = TapeNode(kind: .number, start: start, end: cursor, next: nodes.count + 1, count: 0)
-        if !hasExponent, significantDigits <= 15, fractionDigits <= 22 {
-            // Exact significand and power of ten: one correctly rounded division, as `double(at:)` computes it.
+        if !hasExponent, integerDigits + fractionDigits <= 19, significand <= 1 << 53, fractionDigits <= 22 {
+            // An exact significand and power of ten: one correctly rounded division (Clinger's fast path), the value
+            // `double(at:)` computes, and Foundation's.
             let magnitude = Double(significand) / Self.powersOfTen[fractionDigits]
             node.count = Int(Int64(bitPattern: (negative ? -magnitude : magnitude).bitPattern))
             node.exact = true
@@ -257,6 +308,18 @@ final class JSONTape {
     /// The keys of wide objects by their bytes, built on the first lookup in each (docs/models.md, "Wide rows"):
     /// searched in order, a struct of 500 fields would cost 125,000 key comparisons a row.
     @exclusivity(unchecked) private var keyIndexes: [Int: KeyIndex] = [:]
+    /// The coding paths of the keyed containers below the top, numbered from 1 (0 is the top's, `[]`).
+    @exclusivity(unchecked) private var codingPaths: [[any CodingKey]] = []
+
+    /// The number a keyed container keeps for `path`.
+    func pathNumber(_ path: [any CodingKey]) -> Int {
+        guard !path.isEmpty else { return 0 }
+        codingPaths.append(path)
+        return codingPaths.count
+    }
+
+    func codingPath(_ number: Int) -> [any CodingKey] { number == 0 ? [] : codingPaths[number - 1] }
+
     /// The index of the object looked into last: a struct's fields are asked for one after the other.
     @exclusivity(unchecked) private var lastIndexed: (object: Int, keys: KeyIndex)?
     /// Objects up to this many members are searched in order: faster than hashing the key.
@@ -298,7 +361,11 @@ final class JSONTape {
         let node = nodes[index]
         guard node.end - node.start == bytes.count else { return false }
         return self.bytes.withUnsafeBufferPointer { all in
-            memcmp(all.baseAddress! + node.start, bytes.baseAddress!, bytes.count) == 0
+            let key = all.baseAddress! + node.start
+            // A row's names are short: compared in place, faster than the call to memcmp.
+            guard bytes.count <= 16 else { return memcmp(key, bytes.baseAddress!, bytes.count) == 0 }
+            for offset in 0..<bytes.count where key[offset] != bytes[offset] { return false }
+            return true
         }
     }
 
@@ -356,8 +423,11 @@ final class JSONTape {
         if node.count == 0 {
             return try bytes.withUnsafeBufferPointer { all in
                 let text = UnsafeBufferPointer(rebasing: all[node.start..<node.end])
-                // ASCII (keys, most values) needs no validation; `String(validating:)` is generic and slow.
-                if !text.contains(where: { $0 >= 0x80 }) { return String(decoding: text, as: UTF8.self) }
+                // ASCII (keys, most values) needs no validation; `String(validating:)` is generic and slow. Copied into a
+                // new string's storage: a quarter fewer instructions than `String(decoding:as:)`.
+                if !text.contains(where: { $0 >= 0x80 }) {
+                    return String(unsafeUninitializedCapacity: text.count) { $0.initialize(fromContentsOf: text) }
+                }
                 guard let text = String(validating: text, as: UTF8.self) else { throw giveUp() }
                 return text
             }
@@ -524,7 +594,10 @@ final class JSONTape {
             var members: [String: JSON] = [:]
             members.reserveCapacity(node.count)
             try forEachMember(of: index) { key, value in
-                guard members.updateValue(try json(at: value), forKey: try string(at: key)) == nil else { throw giveUp() }
+                // A number read while parsing, the common member, without the call for any value.
+                let node = nodes[value]
+                let member = node.exact ? .number(Double(bitPattern: UInt64(bitPattern: Int64(node.count)))) : try json(at: value)
+                guard members.updateValue(member, forKey: try string(at: key)) == nil else { throw giveUp() }
             }
             return .object(members)
         }
@@ -536,35 +609,48 @@ final class JSONTape {
 struct KeyIndex {
     /// Per bucket, the key's node index + 1, or 0 when empty.
     private var buckets: [Int32]
-    private let usable: Bool
+    private var usable: Bool
     /// No key of the object repeats (and none has escapes): the key found is the only one of its name.
     private(set) var unique = false
 
     init(tape: JSONTape, object: Int) {
-        let keys = tape.memberKeys(of: object)
-        buckets = [Int32](repeating: 0, count: max(4, 1 << (Int.bitWidth - (2 * keys.count).leadingZeroBitCount)))
-        guard !keys.contains(where: tape.keyHasEscapes), keys.count < Int32.max else {
-            usable = false
-            return
-        }
-        usable = true
-        unique = true
+        let members = tape.node(object).count
+        buckets = [Int32](repeating: 0, count: max(4, 1 << (Int.bitWidth - (2 * members).leadingZeroBitCount)))
+        usable = members < Int32.max
+        unique = usable
+        guard usable else { return }
         let mask = buckets.count - 1
-        for key in keys {
-            var bucket = tape.withKeyBytes(key) { Int(truncatingIfNeeded: Self.hash($0)) } & mask
-            var repeated = false
-            while buckets[bucket] != 0 {
-                let other = Int(buckets[bucket]) - 1
-                if tape.withKeyBytes(key, { tape.keyBytesEqual(other, $0) }) {
-                    repeated = true
-                    break
+        // One walk over the keys and one view of the bytes: a closure or an array of keys per row cost as much as the
+        // hashing itself.
+        tape.bytes.withUnsafeBufferPointer { all in
+            buckets.withUnsafeMutableBufferPointer { buckets in
+                var key = object + 1
+                let end = tape.node(object).next
+                while key < end {
+                    let node = tape.node(key)
+                    guard node.count == 0 else {
+                        // An escaped key: its bytes are not its text, and the object is searched in order.
+                        usable = false
+                        unique = false
+                        return
+                    }
+                    let bytes = UnsafeBufferPointer(rebasing: all[node.start..<node.end])
+                    var bucket = Int(truncatingIfNeeded: Self.hash(bytes)) & mask
+                    var repeated = false
+                    while buckets[bucket] != 0 {
+                        if tape.keyBytesEqual(Int(buckets[bucket]) - 1, bytes) {
+                            repeated = true
+                            break
+                        }
+                        bucket = (bucket + 1) & mask
+                    }
+                    if repeated {
+                        unique = false
+                    } else {
+                        buckets[bucket] = Int32(key + 1)
+                    }
+                    key = tape.node(key + 1).next
                 }
-                bucket = (bucket + 1) & mask
-            }
-            if repeated {
-                unique = false
-            } else {
-                buckets[bucket] = Int32(key + 1)
             }
         }
     }
@@ -606,7 +692,7 @@ struct TapeDecoder: Decoder, SingleValueDecodingContainer {
 
     func container<Key: CodingKey>(keyedBy _: Key.Type) throws -> KeyedDecodingContainer<Key> {
         _ = try tape.expect(.object, at: index, as: [String: Any].self, path: codingPath)
-        return KeyedDecodingContainer(TapeKeyedContainer<Key>(tape: tape, index: index, codingPath: codingPath))
+        return KeyedDecodingContainer(TapeKeyedContainer<Key>(tape: tape, index: index, path: tape.pathNumber(codingPath)))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -637,10 +723,16 @@ struct TapeDecoder: Decoder, SingleValueDecodingContainer {
 }
 
 /// The members of one object, looked up by key.
+///
+/// Its one reference is the tape (its coding path is kept there): the standard library's type-erased container copies
+/// it twice a field, and each reference it held cost a retain and a release a field.
 struct TapeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let tape: JSONTape
     let index: Int
-    let codingPath: [any CodingKey]
+    /// The coding path's number in the tape.
+    let path: Int
+
+    var codingPath: [any CodingKey] { tape.codingPath(path) }
 
     var allKeys: [Key] {
         var seen = Set<String>()

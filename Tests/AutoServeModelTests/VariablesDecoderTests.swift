@@ -172,6 +172,25 @@ struct VariablesDecoderTests {
         #expect(shortcuts > 8_000)
     }
 
+    /// A number's value is taken while parsing when its significand (up to 19 digits, leading zeros included) is at
+    /// most 2^53 and it has no exponent: one correctly rounded division, Foundation's value; past that, Foundation's.
+    @Test func numbersReadWhileParsingAreFoundationsAtTheirLimits() throws {
+        let cases: [(text: String, whileParsing: Bool)] = [
+            ("9007199254740992", true), ("9007199254740993", false), ("-9007199254740992.0", false), ("900719925474099.2", true),
+            ("0.0000000000000001", true), ("0.00000000000000012", true), ("0.000000000000000123", true), ("0.0000000000000001234", false),
+            ("1234567890123456789", false), ("0.1234567890123456", true), ("0.1234567890123456789", false),
+            ("-0.0", true), ("0", true), ("-0", true), ("1.5e3", false), ("123456.0000000000000000001", false),
+            ("0.1", true), ("-2.2250738585072014", false), ("1.7976931348623157", false), ("-0.2250738585072014", true),
+        ]
+        for (text, whileParsing) in cases {
+            let row = #"{"x": \#(text)}"#
+            let tape = try #require(Array(row.utf8).withUnsafeBufferPointer { JSONTape(parsing: $0) })
+            #expect(tape.node(2).exact == whileParsing, "\(text)")
+            // Foundation's value either way; read while parsing, the shortcut answers.
+            #expect(compare(Single<Double>.self, row) || !whileParsing, "\(text)")
+        }
+    }
+
     /// A struct of many fields, read in `Wide.order`, as a synthesized `init(from:)` reads its declared fields.
     struct Wide: Decodable, Equatable {
         struct Name: CodingKey {
