@@ -113,7 +113,22 @@ def cpu_seconds(pids):
     return times
 
 
+def settle(server, limit=60):
+    """Waits until the server and its workers are idle (under 5 % of a core over 0.2 s): the requests a load left in
+    flight when wrk stopped (whole batches) would otherwise hold the workers while the next load starts, and its first
+    requests would find a worker behind (503)."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        pids = process_tree(server)
+        before = cpu_seconds(pids)
+        time.sleep(0.2)
+        after = cpu_seconds(pids)
+        if sum(after[pid] - before[pid] for pid in after if pid in before) <= 0.01:
+            return
+
+
 def run_wrk(script, port, connections, duration, server):
+    settle(server)
     pids = process_tree(server)
     before = cpu_seconds(pids)
     output = subprocess.run(["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "-s", script, "http://127.0.0.1:%d" % port],
