@@ -21,8 +21,9 @@ struct GitCredentialTests {
                 "python3", "\(Paths.fixtures)/tools/git_http_server.py", (repository.path as NSString).deletingLastPathComponent, portFile, user, password,
             ])
         var port: Int?
-        // Python starts slowly on a loaded machine: the bound is generous, and a helper that died fails at once.
-        try await eventually("the git HTTP server listens", timeout: .seconds(90)) {
+        // Python starts slowly on a loaded machine (one CI run waited over 90 s): the default bound, and a helper that
+        // died fails at once.
+        try await eventually("the git HTTP server listens") {
             guard process.isRunning else { throw TestFailure("the git HTTP server exited with status \(process.terminationStatus)") }
             port = (try? String(contentsOfFile: portFile, encoding: .utf8)).flatMap { Int($0) }
             return port != nil
