@@ -224,8 +224,15 @@ class Fleet:
                                  f"http://127.0.0.1:{self.nginx_port}/M01"], stdout=output, stderr=subprocess.STDOUT)
 
     def shutdown(self):
-        for process in self.processes + [self.nginx]:
-            if process and process.poll() is None:
+        """SIGTERM, as an orchestrator stops a replica (each then removes its workers' temporary folders); SIGKILL for
+        whatever has not stopped 30 s later."""
+        running = [process for process in self.processes + [self.nginx] if process and process.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
