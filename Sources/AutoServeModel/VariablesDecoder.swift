@@ -33,6 +33,15 @@ struct TapeNode {
     var count: Int
     /// A number whose value the parse already has, correctly rounded (Clinger's fast path).
     var exact = false
+
+    /// The value of a number read while parsing, kept in `count`; setting it marks the node `exact`.
+    var exactValue: Double {
+        get { Double(bitPattern: UInt64(bitPattern: Int64(count))) }
+        set {
+            count = Int(Int64(bitPattern: newValue.bitPattern))
+            exact = true
+        }
+    }
 }
 
 /// A tape's nodes: an array's storage without its copy-on-write checks, which cost a row as much as parsing its numbers.
@@ -293,8 +302,7 @@ final class JSONTape {
             // An exact significand and power of ten: one correctly rounded division (Clinger's fast path), the value
             // `double(at:)` computes, and Foundation's.
             let magnitude = Double(significand) / Self.powersOfTen[fractionDigits]
-            node.count = Int(Int64(bitPattern: (negative ? -magnitude : magnitude).bitPattern))
-            node.exact = true
+            node.exactValue = negative ? -magnitude : magnitude
         }
         nodes.append(node)
         position = cursor
@@ -490,7 +498,7 @@ final class JSONTape {
 
     func double(at index: Int, path: @autoclosure () -> [any CodingKey]) throws -> Double {
         let node = try expect(.number, at: index, as: Double.self, path: path())
-        if node.exact { return Double(bitPattern: UInt64(bitPattern: Int64(node.count))) }
+        if node.exact { return node.exactValue }
         let parts = parts(of: node)
         if !parts.hasExponent, parts.significantDigits <= 15, parts.fractionDigits <= 22 {
             // Exact significand and power of ten: one correctly rounded division (Clinger's fast path).
@@ -596,7 +604,7 @@ final class JSONTape {
             try forEachMember(of: index) { key, value in
                 // A number read while parsing, the common member, without the call for any value.
                 let node = nodes[value]
-                let member = node.exact ? .number(Double(bitPattern: UInt64(bitPattern: Int64(node.count)))) : try json(at: value)
+                let member = node.exact ? .number(node.exactValue) : try json(at: value)
                 guard members.updateValue(member, forKey: try string(at: key)) == nil else { throw giveUp() }
             }
             return .object(members)

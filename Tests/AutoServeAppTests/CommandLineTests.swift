@@ -27,11 +27,6 @@ struct CommandLineTests {
         return Run(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 
-    /// The temporary folders of workers (`autoserve-worker-XXXXXX`) in `folder`.
-    static func workerFolders(in folder: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("autoserve-worker-") }.sorted()
-    }
-
     @Test func checkPassesOnTheExampleModels() throws {
         let result = try Self.run(["check", Paths.modelsServe])
         #expect(result.status == 0, "\(result.output)")
@@ -49,7 +44,7 @@ struct CommandLineTests {
         let logged = try await offThread { try Self.run(["check", models], environment: ["STATE_DIR": "\(fresh)/a", "TMPDIR": temporary]) }
         #expect(logged.status == 0, "\(logged.output)")
         // The workers that ran the examples leave no temporary folder behind.
-        #expect(try Self.workerFolders(in: temporary) == [])
+        #expect(try Paths.workerFolders(in: temporary) == [])
         let lines = logged.output.split(separator: "\n").map(String.init)
         let sdk = try #require(lines.firstIndex { $0.hasPrefix("check: compiling the model SDK first") }, "\(logged.output)")
         let building = try #require(lines.firstIndex(of: "check: Echo building"), "\(logged.output)")

@@ -56,10 +56,10 @@ struct GracefulStopTests {
         let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "TMPDIR": temporary])
         let port = try await server.waitUntilListening()
         try await HTTPClient(base: "http://127.0.0.1:\(port)").waitForTheFirstSync()
-        #expect(try CommandLineTests.workerFolders(in: temporary).count >= 2, "a folder per worker while they serve")
+        #expect(try Paths.workerFolders(in: temporary).count >= 2, "a folder per worker while they serve")
         await server.stopped()
         #expect(server.process.terminationStatus == 0, "\(server.logs.suffix(1500))")
-        #expect(try CommandLineTests.workerFolders(in: temporary) == [])
+        #expect(try Paths.workerFolders(in: temporary) == [])
     }
 
     /// With `SHUTDOWN_DELAY`, a stop first drains: `/readyz` says `draining` at once, an idle kept-alive

@@ -57,7 +57,7 @@ struct ScoreCommandTests {
                     environment: ["TMPDIR": temporary])
             }
             #expect(local.status == 3, "\(local.output)")
-            #expect(try CommandLineTests.workerFolders(in: temporary) == [], "the workers' temporary folders are removed")
+            #expect(try Paths.workerFolders(in: temporary) == [], "the workers' temporary folders are removed")
             #expect(!local.output.contains("CompileError"), "\(local.output)")
             #expect(FileManager.default.contents(atPath: "\(folder)/local.jsonl") == FileManager.default.contents(atPath: "\(folder)/remote.jsonl"))
 

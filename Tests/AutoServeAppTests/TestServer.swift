@@ -49,6 +49,11 @@ enum Paths {
         return path
     }
 
+    /// The workers' temporary folders (`autoserve-worker-XXXXXX`) in `folder`, a server's `TMPDIR`.
+    static func workerFolders(in folder: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("autoserve-worker-") }.sorted()
+    }
+
     /// A models folder holding copies of the given model folders (name → source folder).
     static func modelsFolder(_ models: [String: String]) throws -> String {
         let folder = try temporaryFolder("models")
