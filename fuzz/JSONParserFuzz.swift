@@ -53,6 +53,23 @@ public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt 
             guard fast == validating else { fail("a walk over the valid document found \(fast), validating found \(validating)", bytes) }
         }
     }
+    // The quick walk accepts only what the exact one accepts, and ends where it ends; it leaves a valid document to
+    // the exact one only for a surrogate's escape or a number that might pass a double's range.
+    bytes.withUnsafeBytes { raw in
+        var quick = JSONParser(raw)
+        var exact = JSONParser(raw)
+        let exactEnd = Result { () throws(JSONParseError) in
+            try exact.skipValueExactly()
+            return exact.index
+        }
+        if quick.skipValueQuickly() {
+            guard case .success(let end) = exactEnd, end == quick.index else {
+                fail("the quick walk ends at \(quick.index), the exact one at \(exactEnd)", bytes)
+            }
+        } else if case .success = exactEnd, isPlain(bytes) {
+            fail("the quick walk leaves a plain value to the exact one", bytes)
+        }
+    }
     // A batch's rows, found in the same pass as the document is validated: the elements the array holds.
     let batch = bytes.withUnsafeBytes { raw in
         Result { () throws(JSONParseError) in try JSONParser.locateObjectMembers(["variables", "rows"], in: raw, elementsOf: 1) }
@@ -69,6 +86,37 @@ public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt 
         fail("locateObjectMembers refuses a valid object", bytes)
     }
     return 0
+}
+
+/// Whether a valid document is one the quick walk takes whole: no escape of a surrogate (`\uD800` to `\uDFFF`), no
+/// number that might pass a double's range (200 characters or more, or a positive exponent of three digits or more),
+/// nesting within the bound.
+func isPlain(_ bytes: [UInt8]) -> Bool {
+    let text = String(decoding: bytes, as: UTF8.self).lowercased()
+    if text.contains("\\ud") { return false }
+    var (depth, deepest, inString, escaped, run) = (0, 0, false, false, 0)
+    for (index, byte) in bytes.enumerated() {
+        if inString {
+            if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            continue
+        }
+        run = "+-.0123456789eE".utf8.contains(byte) ? run + 1 : 0
+        if run >= 200 { return false }
+        if byte | 0x20 == UInt8(ascii: "e"), index > 0, "0123456789".utf8.contains(bytes[index - 1]) {
+            var digits = bytes[(index + 1)...].drop { $0 == UInt8(ascii: "+") }.prefix { "0123456789".utf8.contains($0) }.count
+            if index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "-") { digits = 0 }
+            if digits >= 3 { return false }
+        }
+        if byte == UInt8(ascii: "\"") {
+            inString = true
+        } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+            depth += 1
+            deepest = max(deepest, depth)
+        } else if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+            depth -= 1
+        }
+    }
+    return deepest <= JSONParser.maximumDepth
 }
 
 /// Foundation's parser allows `[1,]` and a leading byte-order mark, and guesses UTF-16 or UTF-32 from NUL bytes

@@ -40,7 +40,6 @@ struct InferenceRequest {
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
         var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count)
-        reader.names.reserveCapacity(tensors.count)
         for (position, tensor) in tensors.enumerated() {
             if let failure = reader.read(tensor, position: position) { return .failure(failure) }
         }
@@ -59,7 +58,7 @@ private struct TensorReader {
     /// What each row's bytes reserve: the body's size over the rows.
     let rowBytes: Int
     var rows: [[UInt8]]?
-    var names = Set<String>()
+    var names = TensorNames()
     /// The values of the tensor being read (kept from one tensor to the next: no allocation per tensor).
     var values: [Member] = []
 
@@ -81,8 +80,11 @@ private struct TensorReader {
             JSONParser.forEachMember(ofObjectAt: tensor.range, in: bytes) { key, value in fields.keep(value, key: key, in: bytes) }
         }
         guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
-        let name = JSONParser.string(nameField.range, in: bytes)
-        guard names.insert(name).inserted else { return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable") }
+        // The name as a `String` only for a message.
+        var name: String { JSONParser.string(nameField.range, in: bytes) }
+        guard names.insert(nameField.range, in: bytes) else {
+            return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable")
+        }
         guard let datatypeField = fields.datatype, datatypeField.kind == .string,
             let found = Self.datatypes.firstIndex(where: { JSONParser.string(datatypeField.range, in: bytes, equals: $0.name) })
         else {
@@ -117,7 +119,7 @@ private struct TensorReader {
         }
         for (row, value) in values.enumerated() {
             rows![row].append(rows![row].isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]))
+            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]).assumingMemoryBound(to: UInt8.self))
             rows![row].append(UInt8(ascii: ":"))
             guard Self.append(value, of: kind, in: bytes, to: &rows![row]) else {
                 return Failure(
@@ -132,18 +134,33 @@ private struct TensorReader {
         var name, datatype, shape, data: Member?
 
         mutating func keep(_ value: Member, key: Range<Int>, in bytes: UnsafeRawBufferPointer) {
-            func matches(_ field: Member?, _ index: Int) -> Bool {
-                field == nil && JSONParser.string(key, in: bytes, equals: InferenceRequest.tensorKeys[index])
+            switch Self.field(key, in: bytes) {
+            case 0: if name == nil { name = value }
+            case 1: if datatype == nil { datatype = value }
+            case 2: if shape == nil { shape = value }
+            case 3: if data == nil { data = value }
+            default: break
             }
-            if matches(name, 0) {
-                name = value
-            } else if matches(datatype, 1) {
-                datatype = value
-            } else if matches(shape, 2) {
-                shape = value
-            } else if matches(data, 3) {
-                data = value
+        }
+
+        /// Which of `InferenceRequest.tensorKeys` the key token at `key` names, `nil` for none: by its bytes when it
+        /// has no escape (most keys, each compared with the one key of its length), else by its text.
+        static func field(_ key: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Int? {
+            let content = UnsafeRawBufferPointer(rebasing: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)])
+            guard !content.contains(UInt8(ascii: "\\")) else {
+                return InferenceRequest.tensorKeys.firstIndex { JSONParser.string(key, in: bytes, equals: $0) }
             }
+            let candidate: Int
+            switch (content.count, content.first) {
+            case (4, UInt8(ascii: "n")): candidate = 0
+            case (8, _): candidate = 1
+            case (5, _): candidate = 2
+            case (4, UInt8(ascii: "d")): candidate = 3
+            default: return nil
+            }
+            let name = InferenceRequest.tensorKeys[candidate]
+            for offset in 0..<name.count where content[offset] != name[offset] { return nil }
+            return candidate
         }
     }
 
@@ -200,16 +217,16 @@ private struct TensorReader {
         let token = UnsafeRawBufferPointer(rebasing: bytes[value.range])
         switch (kind, value.kind) {
         case (_, .null), (.bool, .bool), (.bytes, .string):
-            row.append(contentsOf: token)
+            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
             return true
         case (.number(let largest), .number):
             guard Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest else { return false }
-            row.append(contentsOf: token)
+            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
             return true
         case (.integer(let lowest, let past), .number):
             let number = Self.wholeNumber(token) ?? JSONParser.number(value.range, in: bytes)
             guard number.rounded(.towardZero) == number, number >= lowest, number < past else { return false }
-            row.append(contentsOf: token)
+            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
             return true
         case (.bool, .number):
             let number = JSONParser.number(value.range, in: bytes)
@@ -257,5 +274,66 @@ private struct TensorReader {
     func text(of value: Member) -> String {
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value.range]), as: UTF8.self)
         return text.count > 60 ? text.prefix(60) + "…" : text
+    }
+}
+
+/// The names of the tensors read so far, each once, as their bytes (escapes decoded): a repeated name is found by a
+/// hash of its bytes, without a `String` and its hash per tensor (docs/models.md, "Wide rows").
+struct TensorNames {
+    /// Every name's bytes, one after the other.
+    private var storage: [UInt8] = []
+    /// Where each name lies in `storage`.
+    private var names: [Range<Int>] = []
+    /// Open addressing over a power of two of slots: a name's position in `names` plus one, 0 for an empty slot.
+    private var slots: [Int] = Array(repeating: 0, count: 64)
+
+    /// Adds the name of the string token at `token`; `false` when the set holds it already.
+    mutating func insert(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Bool {
+        let content = UnsafeRawBufferPointer(rebasing: bytes[(token.lowerBound + 1)..<(token.upperBound - 1)])
+        guard !content.contains(UInt8(ascii: "\\")) else {
+            return Array(JSONParser.string(token, in: bytes).utf8).withUnsafeBytes { insert(name: $0) }
+        }
+        return insert(name: content)
+    }
+
+    private mutating func insert(name: UnsafeRawBufferPointer) -> Bool {
+        let mask = slots.count - 1
+        var slot = Self.hash(name) & mask
+        while slots[slot] != 0 {
+            let other = names[slots[slot] - 1]
+            let same = storage.withUnsafeBytes { stored in
+                guard other.count == name.count else { return false }
+                for offset in 0..<name.count where stored[other.lowerBound + offset] != name[offset] { return false }
+                return true
+            }
+            if same { return false }
+            slot = (slot + 1) & mask
+        }
+        let start = storage.count
+        storage.append(contentsOf: name.assumingMemoryBound(to: UInt8.self))
+        names.append(start..<storage.count)
+        slots[slot] = names.count
+        if names.count * 2 > slots.count { grow() }
+        return true
+    }
+
+    /// Twice the slots, every name placed again.
+    private mutating func grow() {
+        slots = Array(repeating: 0, count: slots.count * 2)
+        let mask = slots.count - 1
+        storage.withUnsafeBytes { stored in
+            for (position, name) in names.enumerated() {
+                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: stored[name])) & mask
+                while slots[slot] != 0 { slot = (slot + 1) & mask }
+                slots[slot] = position + 1
+            }
+        }
+    }
+
+    /// FNV-1a over a name's bytes, its halves folded.
+    private static func hash(_ name: UnsafeRawBufferPointer) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(truncatingIfNeeded: hash ^ hash >> 32)
     }
 }

@@ -149,6 +149,16 @@ extension JSONParser {
             case UInt8(ascii: "\""):
                 position += 1
                 while position < end {
+                    // Eight bytes at a time up to a quote or a backslash.
+                    while position + 8 <= end {
+                        let stops = Self.quotesAndBackslashes(in: word(at: position))
+                        if stops != 0 {
+                            position += stops.trailingZeroBitCount >> 3
+                            break
+                        }
+                        position += 8
+                    }
+                    guard position < end else { break }
                     let byte = bytes[position]
                     position += byte == UInt8(ascii: "\\") ? 2 : 1
                     if byte == UInt8(ascii: "\"") { break }

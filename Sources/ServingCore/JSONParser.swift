@@ -143,9 +143,13 @@ public struct JSONParser {
         index = position
     }
 
-    mutating func expect(_ byte: UInt8) throws(JSONParseError) {
-        guard peek() == byte else { throw unexpected(expecting: "'\(Character(Unicode.Scalar(byte)))'") }
+    @inline(__always) mutating func expect(_ byte: UInt8) throws(JSONParseError) {
+        guard index < bytes.count, bytes[index] == byte else { throw unexpected(expecting: byte) }
         index += 1
+    }
+
+    @inline(never) func unexpected(expecting byte: UInt8) -> JSONParseError {
+        unexpected(expecting: "'\(Character(Unicode.Scalar(byte)))'")
     }
 
     mutating func expectEnd() throws(JSONParseError) {
@@ -178,14 +182,24 @@ public struct JSONParser {
     }
 
     /// Validates one value and moves past it.
+    ///
+    /// Most values, a row's variables among them, are walked once by `skipValueQuickly`; a value it leaves (an error
+    /// among them) is walked again by the exact validator, which says what is wrong and where.
     mutating func skipValue() throws(JSONParseError) {
+        if skipValueQuickly() { return }
+        try skipValueExactly()
+    }
+
+    /// The exact validator, for a value `skipValueQuickly` left: it walks the values inside with itself alone, so
+    /// that no byte is walked more than twice.
+    mutating func skipValueExactly() throws(JSONParseError) {
         skipWhitespace()
         guard let byte = peek() else { throw unexpected(expecting: "a value") }
         switch byte {
         case UInt8(ascii: "{"):
-            try forEachMember { parser, _ throws(JSONParseError) in try parser.skipValue() }
+            try forEachMember { parser, _ throws(JSONParseError) in try parser.skipValueExactly() }
         case UInt8(ascii: "["):
-            try forEachElement { parser throws(JSONParseError) in try parser.skipValue() }
+            try forEachElement { parser throws(JSONParseError) in try parser.skipValueExactly() }
         case UInt8(ascii: "\""):
             try skipString()
         case UInt8(ascii: "t"):
@@ -196,6 +210,225 @@ public struct JSONParser {
             try skipLiteral("null")
         default:
             _ = try scanNumber()
+        }
+    }
+
+    /// Validates the value at `index` (after any whitespace) and moves past it, in one loop over the bytes with its
+    /// position in a register; `false`, and `index` unchanged, for a value it leaves to the exact walk: an escape of
+    /// half a surrogate pair, a number that might pass a double's range, and anything invalid. It accepts only what
+    /// `skipValueExactly` accepts, and ends where it ends (the fuzz target `json-parser` checks both).
+    @inline(never) mutating func skipValueQuickly() -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        var cursor = QuickCursor(parser: self, base: base, end: bytes.count, position: index)
+        // The open containers, innermost in the lowest bit: 1 an object, 0 an array; at most `maximumDepth`.
+        var containers = ContainerStack()
+        let depthLeft = Self.maximumDepth - depth
+
+        // A value is expected at the cursor.
+        value: while true {
+            cursor.passSpaces()
+            guard let first = cursor.byte else { return false }
+            switch first {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard containers.count < depthLeft else { return false }
+                let object = first == UInt8(ascii: "{")
+                cursor.position += 1
+                cursor.passSpaces()
+                if cursor.byte == (object ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
+                    cursor.position += 1
+                } else {
+                    containers.push(object: object)
+                    // An object's first member: its key and colon, then its value.
+                    guard !object || cursor.passKey() else { return false }
+                    continue value
+                }
+            case UInt8(ascii: "\""):
+                guard cursor.passString() else { return false }
+            case UInt8(ascii: "t"):
+                guard cursor.passLiteral("true") else { return false }
+            case UInt8(ascii: "f"):
+                guard cursor.passLiteral("false") else { return false }
+            case UInt8(ascii: "n"):
+                guard cursor.passLiteral("null") else { return false }
+            default:
+                guard cursor.passNumber() else { return false }
+            }
+            // Past a value: the end of the walk, or a comma, or the close of the containers it ends.
+            while containers.count > 0 {
+                cursor.passSpaces()
+                guard let byte = cursor.byte else { return false }
+                cursor.position += 1
+                if byte == UInt8(ascii: ",") {
+                    guard containers.innermostIsObject else { continue value }
+                    cursor.passSpaces()
+                    guard cursor.passKey() else { return false }
+                    continue value
+                }
+                guard byte == (containers.innermostIsObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) else { return false }
+                containers.pop()
+            }
+            index = cursor.position
+            return true
+        }
+    }
+
+    /// Where `skipValueQuickly` is in the document: its bytes by their address, the position in a register (a struct
+    /// of its own rather than local functions that capture the position, which the compiler may box).
+    struct QuickCursor {
+        /// For the checks of escapes and UTF-8.
+        let parser: JSONParser
+        let base: UnsafeRawPointer
+        let end: Int
+        var position: Int
+
+        /// The byte at the position, `nil` at the end.
+        @inline(__always) var byte: UInt8? { position < end ? base.load(fromByteOffset: position, as: UInt8.self) : nil }
+
+        @inline(__always) func byte(at offset: Int) -> UInt8 { base.load(fromByteOffset: offset, as: UInt8.self) }
+
+        @inline(__always) func word(at offset: Int) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+
+        @inline(__always) mutating func passSpaces() {
+            while position < end {
+                switch byte(at: position) {
+                case 0x20, 0x0A, 0x0D, 0x09: position += 1
+                default: return
+                }
+            }
+        }
+
+        /// Past a member's key, the white space after it and its colon; `false` when they are not there.
+        @inline(__always) mutating func passKey() -> Bool {
+            guard byte == UInt8(ascii: "\""), passString() else { return false }
+            passSpaces()
+            guard byte == UInt8(ascii: ":") else { return false }
+            position += 1
+            return true
+        }
+
+        /// Past the string at the position (its opening quote); `false` for an escape of half a surrogate pair (the
+        /// exact walk pairs them) and for anything invalid. Plain ASCII here, the rest in `passRestOfString`.
+        @inline(__always) mutating func passString() -> Bool {
+            position += 1
+            while position + 8 <= end {
+                let stops = JSONParser.stringStops(in: word(at: position))
+                if stops != 0 {
+                    position += stops.trailingZeroBitCount >> 3
+                    guard byte(at: position) == UInt8(ascii: "\"") else { break }
+                    position += 1
+                    return true
+                }
+                position += 8
+            }
+            return passRestOfString()
+        }
+
+        /// The rest of a string, from a byte that is not plain ASCII or from the last eight bytes of the document.
+        @inline(never) mutating func passRestOfString() -> Bool {
+            while let byte {
+                switch byte {
+                case UInt8(ascii: "\""):
+                    position += 1
+                    return true
+                case UInt8(ascii: "\\"):
+                    guard position + 1 < end else { return false }
+                    switch self.byte(at: position + 1) {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                        UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        position += 2
+                    case UInt8(ascii: "u"):
+                        guard let unit = parser.hexQuad(at: position + 2), !(0xD800..<0xE000).contains(unit) else { return false }
+                        position += 6
+                    default: return false
+                    }
+                case 0..<0x20: return false
+                case 0x80...:
+                    guard let length = try? parser.utf8SequenceLength(at: position) else { return false }
+                    position += length
+                default: position += 1
+                }
+            }
+            return false
+        }
+
+        /// Past the digits at the position, how many there were.
+        @inline(__always) mutating func passDigits() -> Int {
+            let first = position
+            while position + 8 <= end {
+                let stops = JSONParser.nonDigits(in: word(at: position))
+                if stops != 0 {
+                    position += stops.trailingZeroBitCount >> 3
+                    return position - first
+                }
+                position += 8
+            }
+            while position < end, JSONParser.isDigit(byte(at: position)) { position += 1 }
+            return position - first
+        }
+
+        /// Past a number that cannot pass a double's range; `false` for one that might (the exact walk computes it),
+        /// and for anything invalid.
+        @inline(__always) mutating func passNumber() -> Bool {
+            let start = position
+            if byte == UInt8(ascii: "-") { position += 1 }
+            var wholeDigits = 1
+            if byte == UInt8(ascii: "0") {
+                position += 1
+            } else {
+                wholeDigits = passDigits()
+                guard wholeDigits > 0 else { return false }
+            }
+            if byte == UInt8(ascii: ".") {
+                position += 1
+                guard passDigits() > 0 else { return false }
+            }
+            guard let letter = byte, letter | 0x20 == UInt8(ascii: "e") else {
+                // Without an exponent, a number needs 309 characters to pass a double's range.
+                return position - start < 309
+            }
+            return passExponent(wholeDigits: wholeDigits)
+        }
+
+        /// Past a number's exponent, at its `e`.
+        @inline(never) mutating func passExponent(wholeDigits: Int) -> Bool {
+            position += 1
+            let sign = byte
+            if sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { position += 1 }
+            let exponentDigits = passDigits()
+            // Below 10^200 before its exponent, a number stays below 10^299 with an exponent of at most 99.
+            return exponentDigits > 0 && wholeDigits < 200 && (sign == UInt8(ascii: "-") || exponentDigits <= 2)
+        }
+
+        @inline(__always) mutating func passLiteral(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard position + count <= end else { return false }
+            for offset in 0..<count where byte(at: position + offset) != literal.utf8Start[offset] { return false }
+            position += count
+            return true
+        }
+    }
+
+    /// The containers `skipValueQuickly` is inside, as bits: up to 256 of them.
+    struct ContainerStack {
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var count = 0
+
+        var innermostIsObject: Bool { words.0 & 1 == 1 }
+
+        mutating func push(object: Bool) {
+            words.3 = words.3 << 1 | words.2 >> 63
+            words.2 = words.2 << 1 | words.1 >> 63
+            words.1 = words.1 << 1 | words.0 >> 63
+            words.0 = words.0 << 1 | (object ? 1 : 0)
+            count += 1
+        }
+
+        mutating func pop() {
+            words.0 = words.0 >> 1 | words.1 << 63
+            words.1 = words.1 >> 1 | words.2 << 63
+            words.2 = words.2 >> 1 | words.3 << 63
+            words.3 >>= 1
+            count -= 1
         }
     }
 
@@ -266,6 +499,16 @@ public struct JSONParser {
         // Plain ASCII (most of a row's names and strings) on a local cursor; anything else below.
         defer { index = position }
         while position < bytes.count {
+            // Eight bytes at a time while none of them ends the plain run.
+            while position + 8 <= bytes.count {
+                let stops = Self.stringStops(in: word(at: position))
+                guard stops == 0 else {
+                    position += stops.trailingZeroBitCount >> 3
+                    break
+                }
+                position += 8
+            }
+            guard position < bytes.count else { break }
             let byte = bytes[position]
             if byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
                 position += 1
@@ -353,6 +596,14 @@ public struct JSONParser {
         /// Moves past the digits at `position`, returning how many there were.
         func digits() -> Int {
             let first = position
+            while position + 8 <= end {
+                let stops = Self.nonDigits(in: word(at: position))
+                guard stops == 0 else {
+                    position += stops.trailingZeroBitCount >> 3
+                    return position - first
+                }
+                position += 8
+            }
             while position < end, Self.isDigit(bytes[position]) { position += 1 }
             return position - first
         }
@@ -388,6 +639,44 @@ public struct JSONParser {
         }
         index = position
         return start..<index
+    }
+
+    // MARK: Eight bytes at a time
+    //
+    // A string's plain characters and a number's digits are most of a row's bytes: each test below looks at eight of
+    // them in one 64-bit word and sets the high bit of each byte that fails it. Only the lowest set bit is exact (a
+    // borrow can set bits above a byte that fails), and only the lowest one is used: the first byte to stop at.
+
+    /// The eight bytes at `position`, the first in the lowest byte; eight must remain.
+    @inlinable @inline(__always) func word(at position: Int) -> UInt64 {
+        UInt64(littleEndian: bytes.baseAddress!.loadUnaligned(fromByteOffset: position, as: UInt64.self))
+    }
+
+    @inlinable static var ones: UInt64 { 0x0101_0101_0101_0101 }
+    @inlinable static var highBits: UInt64 { 0x8080_8080_8080_8080 }
+
+    /// The quotes and backslashes.
+    @inlinable @inline(__always) static func quotesAndBackslashes(in word: UInt64) -> UInt64 {
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highBits
+    }
+
+    /// The bytes a string's plain run stops at: a quote, a backslash, a control character, or any byte of 0x80 or more.
+    @inline(__always) static func stringStops(in word: UInt64) -> UInt64 {
+        let quotes = word ^ (ones &* 0x22)
+        let backslashes = word ^ (ones &* 0x5C)
+        let zeroQuote = (quotes &- ones) & ~quotes
+        let zeroBackslash = (backslashes &- ones) & ~backslashes
+        let control = (word &- ones &* 0x20) & ~word
+        return (zeroQuote | zeroBackslash | control | word) & highBits
+    }
+
+    /// The bytes that are not an ASCII digit.
+    @inline(__always) static func nonDigits(in word: UInt64) -> UInt64 {
+        let aboveNine = word &+ ones &* 0x46
+        let belowZero = ~((word | highBits) &- ones &* 0x30)
+        return (aboveNine | belowZero | word) & highBits
     }
 
     static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }

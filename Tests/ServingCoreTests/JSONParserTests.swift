@@ -95,6 +95,58 @@ struct JSONParserTests {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(body) }
     }
 
+    /// Where each walk ends on `text`, or `nil` when it refuses it (the quick one also when it leaves it).
+    func walks(_ text: [UInt8]) -> (quick: Int?, exact: Int?) {
+        text.withUnsafeBytes { raw in
+            var quick = JSONParser(raw)
+            var exact = JSONParser(raw)
+            return (quick.skipValueQuickly() ? quick.index : nil, (try? exact.skipValueExactly()).map { exact.index })
+        }
+    }
+
+    /// The quick walk over a row's bytes (`skipValueQuickly`) takes what is plain, leaves the rest to the exact one, and
+    /// never accepts what the exact one refuses nor ends elsewhere: over documents of every kind, and every prefix and
+    /// one-byte change of them.
+    @Test func theQuickWalkAgreesWithTheExactOne() {
+        let plain = [
+            #"{"f000":-0.1234,"f001":1.5,"f002":0,"f003":-0,"f004":123456789012345678901234567890}"#, #" [1, [2, [3, {}]], {"a": []}] "#,
+            "{\"s\": \"plain text ~ with DEL \u{7F}\", \"t\": true, \"f\": false, \"n\": null}", "0", "-12.50", #""""#, "[]", "{}",
+            "\t{ \"a\" :\n[ true ,false,null ] }\r", String(repeating: "[", count: 256) + String(repeating: "]", count: 256),
+            "{\"" + String(repeating: "k", count: 100) + "\":" + String(repeating: "9", count: 308) + "}",
+            #"{"a\n\"\\\/\b\f\r\t": "\u00e9\u0041", "é😀": "ü"}"#, "[1e5, 1E-5, -2.5e+99, 1e-400, 0.5E-0012345]",
+        ]
+        let left = [
+            #""\ud83d\ude00""#, "1e100", "1e400", String(repeating: "[", count: 257) + String(repeating: "]", count: 257),
+            String(repeating: "9", count: 309), #"{"a": 1,}"#, "[01]", #"{"a" 1}"#, "[1 2]", "tru", "nul", "-", "1.", "1e", "{\"a\":\u{1}}",
+            #""\x""#, #""\u12""#, "\"a\u{1}\"",
+        ]
+        for text in plain {
+            let (quick, exact) = walks(Array(text.utf8))
+            #expect(quick != nil && quick == exact, "\(text): quick \(String(describing: quick)), exact \(String(describing: exact))")
+        }
+        for text in left { #expect(walks(Array(text.utf8)).quick == nil, "\(text)") }
+        var checked = 0
+        for text in plain + left {
+            let bytes = Array(text.utf8)
+            var variants = (0..<bytes.count).map { Array(bytes[..<$0]) }
+            for position in bytes.indices {
+                for replacement in Array("\"{}[],:0-.e \\au+9".utf8) + [0x01, 0x80, 0xC3, 0xED, 0xFF] {
+                    var changed = bytes
+                    changed[position] = replacement
+                    variants.append(changed)
+                }
+            }
+            for variant in variants {
+                let (quick, exact) = walks(variant)
+                if let quick {
+                    #expect(quick == exact, "\(String(decoding: variant, as: UTF8.self)): quick \(quick), exact \(String(describing: exact))")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked > 20_000)
+    }
+
     @Test func subsetMatchingForExamples() {
         let output: JSONValue = .object(["class": .string("setosa"), "p": .number(0.98170000001), "extra": .array([.number(1)])])
         #expect(output.contains(.object(["class": .string("setosa")])))
