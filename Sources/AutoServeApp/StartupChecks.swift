@@ -69,9 +69,11 @@ enum StartupChecks {
         }
     }
 
-    /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix.
+    /// Creates `path` if needed and writes a file into it; otherwise names the folder, the user and the fix. The
+    /// file's name is its own (servers that share the folder, replicas or a test's servers in one process, may check
+    /// it at the same moment: one must not remove another's).
     static func writableFolder(_ path: String, setting: String) throws(ConfigurationError) {
-        let probe = (path as NSString).appendingPathComponent(".autoserve-write-check-\(getpid())")
+        let probe = (path as NSString).appendingPathComponent(".autoserve-write-check-\(getpid())-\(UUID().uuidString)")
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             try Data().write(to: URL(fileURLWithPath: probe))

@@ -119,7 +119,7 @@ private struct TensorReader {
         }
         for (row, value) in values.enumerated() {
             rows![row].append(rows![row].isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]).assumingMemoryBound(to: UInt8.self))
+            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]))
             rows![row].append(UInt8(ascii: ":"))
             guard Self.append(value, of: kind, in: bytes, to: &rows![row]) else {
                 return Failure(
@@ -217,16 +217,16 @@ private struct TensorReader {
         let token = UnsafeRawBufferPointer(rebasing: bytes[value.range])
         switch (kind, value.kind) {
         case (_, .null), (.bool, .bool), (.bytes, .string):
-            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
+            row.append(contentsOf: token)
             return true
         case (.number(let largest), .number):
             guard Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest else { return false }
-            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
+            row.append(contentsOf: token)
             return true
         case (.integer(let lowest, let past), .number):
             let number = Self.wholeNumber(token) ?? JSONParser.number(value.range, in: bytes)
             guard number.rounded(.towardZero) == number, number >= lowest, number < past else { return false }
-            row.append(contentsOf: token.assumingMemoryBound(to: UInt8.self))
+            row.append(contentsOf: token)
             return true
         case (.bool, .number):
             let number = JSONParser.number(value.range, in: bytes)
@@ -310,7 +310,7 @@ struct TensorNames {
             slot = (slot + 1) & mask
         }
         let start = storage.count
-        storage.append(contentsOf: name.assumingMemoryBound(to: UInt8.self))
+        storage.append(contentsOf: name)
         names.append(start..<storage.count)
         slots[slot] = names.count
         if names.count * 2 > slots.count { grow() }

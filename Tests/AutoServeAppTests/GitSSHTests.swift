@@ -54,12 +54,17 @@ struct GitSSHTests {
         var running = sshd
         defer { kill(running, SIGKILL) }
         let user = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+        // A state folder of its own (its pinned host keys are read below), the suite's plugin cache: on CI's loaded
+        // machine a fresh SDK and model once took longer than the first sync's wait.
         let state = try Paths.temporaryFolder("ssh-state")
+        let cacheKey = try String(contentsOfFile: Paths.sharedCacheKeyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try await withTestServer(
             try await TestServer.start(models: [:]) { configuration in
                 configuration.modelsRepo = "ssh://\(user)@127.0.0.1:\(port)\(repository.path)"
                 configuration.gitSSHKey = key
                 configuration.stateDir = state
+                configuration.cacheDir = "\(Paths.sharedState)/cache"
+                configuration.cacheKey = Secret(cacheKey)
                 configuration.adminToken = Secret("ssh-admin")
             }
         ) { server async throws in

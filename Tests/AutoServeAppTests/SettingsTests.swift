@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AutoServeApp
@@ -132,5 +133,24 @@ struct SettingsTests {
             line.hasPrefix("  ") ? line.trimmingCharacters(in: .whitespaces).split(separator: ":").first.map(String.init) : nil
         }
         #expect(Set(keys) == Set(Self.settings.filter(\.isSecret).map(\.environment)), "the example Secret holds \(keys)")
+    }
+}
+
+/// Servers that share a state folder (a test's servers in one process, a fleet's replicas) check it at once.
+struct WritableFolderTests {
+    @Test func checksOfOneFolderAtOnceAllPass() throws {
+        let folder = try Paths.temporaryFolder("write-check")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 400) { _ in
+            do throws(ConfigurationError) {
+                try StartupChecks.writableFolder(folder, setting: "STATE_DIR")
+            } catch {
+                failures.withLock { $0.append(error.message) }
+            }
+        }
+        let failed = failures.withLock { $0 }
+        #expect(failed.count == 0, "\(failed.count) of 400 checks failed; the first: \(failed.first ?? "")")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
     }
 }
