@@ -664,12 +664,8 @@ public struct JSONParser {
 
     /// The bytes a string's plain run stops at: a quote, a backslash, a control character, or any byte of 0x80 or more.
     @inline(__always) static func stringStops(in word: UInt64) -> UInt64 {
-        let quotes = word ^ (ones &* 0x22)
-        let backslashes = word ^ (ones &* 0x5C)
-        let zeroQuote = (quotes &- ones) & ~quotes
-        let zeroBackslash = (backslashes &- ones) & ~backslashes
         let control = (word &- ones &* 0x20) & ~word
-        return (zeroQuote | zeroBackslash | control | word) & highBits
+        return quotesAndBackslashes(in: word) | (control | word) & highBits
     }
 
     /// The bytes that are not an ASCII digit.
