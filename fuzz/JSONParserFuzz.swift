@@ -4,7 +4,8 @@
 // - whatever the parser accepts, Foundation accepts, and the tree written back out parses to itself;
 // - whatever Foundation accepts and the parser refuses must be one of Foundation's known leniencies
 //   (a trailing comma, a leading byte-order mark) or nesting past the parser's bound.
-// `locateObjectMember` (the request path) must agree with `parse` on whether the document is valid.
+// `locateObjectMember` (the request path) must agree with `parse` on whether the document is valid, and the one-pass
+// reader of an infer request's tensors with the general one on what it locates.
 import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -68,6 +69,19 @@ public func fuzzJSONParser(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt 
             }
         } else if case .success = exactEnd, isPlain(bytes) {
             fail("the quick walk leaves a plain value to the exact one", bytes)
+        }
+    }
+    // An infer request's tensors, located in one pass, are what the general reader (validating first) locates; the
+    // general reader takes only what the parser takes.
+    bytes.withUnsafeBytes { raw in
+        let exact = Result { () throws(JSONParseError) in try JSONParser.locateTensorsExactly(in: raw) }
+        if let quick = JSONParser.locateTensorsQuickly(in: raw) {
+            guard case .success(let located) = exact, located == quick else {
+                fail("the tensors located in one pass are not the general reader's: \(exact)", bytes)
+            }
+        }
+        if case .success = exact {
+            guard case .success(let value) = ours, case .object = value else { fail("locateTensors accepts an invalid document", bytes) }
         }
     }
     // A batch's rows, found in the same pass as the document is validated: the elements the array holds.

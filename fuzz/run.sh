@@ -32,7 +32,7 @@ build_linked() {
         -emit-library -static -o "$out/libAutoServeModel.a" Sources/AutoServeModel/*.swift
     [ -f "$out/libAutoServeModel.a" ] || { echo "fuzz: the SDK did not build"; exit 1; }
     build json-parser ServingCore -I "$out/modules" -L "$out" -lAutoServeModel Sources/ServingCore/JSONParser.swift \
-        Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
+        Sources/ServingCore/JSONParser+Tree.swift Sources/ServingCore/JSONParser+Tensors.swift Sources/ServingCore/JSONValue.swift Sources/ServingCore/JSONValue+Serialization.swift \
         fuzz/JSONParserFuzz.swift
     # The schema extraction: ServingCore's values as a module of their own, then the inspector with swift-syntax's
     # objects (from the release build when there is one: the parser runs ten times faster; else the debug build).

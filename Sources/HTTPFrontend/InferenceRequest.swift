@@ -18,30 +18,26 @@ struct InferenceRequest {
     var requested: [String]?
     var id: String?
 
-    static let topKeys = ["inputs", "outputs", "id"]
-    static let tensorKeys: [[UInt8]] = ["name", "datatype", "shape", "data"].map { Array($0.utf8) }
-
     static func parse(_ bytes: UnsafeRawBufferPointer, maxRows: Int) -> Result<InferenceRequest, Failure> {
-        let members: [Member?]
-        let tensors: [Member]
+        let located: LocatedTensors
         do {
-            (members, tensors) = try JSONParser.locateObjectMembers(topKeys, in: bytes, elementsOf: 0)
+            located = try JSONParser.locateTensors(in: bytes)
         } catch {
             if case .notAnObject = error.reason { return .failure(Failure(status: 400, message: "the body must be a JSON object with inputs")) }
             return .failure(Failure(status: 400, message: "the body is not JSON: \(error)"))
         }
         var request = InferenceRequest(rows: [])
-        if let outputs = members[1], outputs.kind == .array {
+        if let outputs = located.outputs, outputs.kind == .array {
             request.requested = JSONParser.value(at: outputs.range, in: bytes).array?.compactMap { $0["name"]?.string }
         }
-        if let id = members[2], id.kind == .string { request.id = JSONParser.string(id.range, in: bytes) }
-        guard members[0]?.kind == .array, !tensors.isEmpty else {
+        if let id = located.id, id.kind == .string { request.id = JSONParser.string(id.range, in: bytes) }
+        guard located.inputs?.kind == .array, !located.tensors.isEmpty else {
             return .failure(
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
-        var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count)
-        for (position, tensor) in tensors.enumerated() {
-            if let failure = reader.read(tensor, position: position) { return .failure(failure) }
+        var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count, tensors: located.tensors.count)
+        for (position, tensor) in located.tensors.enumerated() {
+            if let failure = reader.read(tensor, values: located.values[tensor.values], position: position) { return .failure(failure) }
         }
         request.rows = reader.finish()
         return .success(request)
@@ -57,13 +53,12 @@ private struct TensorReader {
     let maxRows: Int
     /// What each row's bytes reserve: the body's size over the rows.
     let rowBytes: Int
-    var rows: [[UInt8]]?
-    var names = TensorNames()
-    /// The values of the tensor being read (kept from one tensor to the next: no allocation per tensor).
-    var values: [Member] = []
+    var rows: RowBuffers?
+    var names: TensorNames
 
-    init(bytes: UnsafeRawBufferPointer, maxRows: Int, rowBytes: Int) {
+    init(bytes: UnsafeRawBufferPointer, maxRows: Int, rowBytes: Int, tensors: Int) {
         self.bytes = bytes
+        names = TensorNames(body: bytes, expected: tensors)
         self.maxRows = maxRows
         self.rowBytes = rowBytes
     }
@@ -74,15 +69,11 @@ private struct TensorReader {
     ].map { (Array($0.utf8), InferenceProtocolV2.TensorKind($0)!) }
 
     /// Adds the tensor's values to the rows; the failure when the tensor is not one the protocol allows.
-    mutating func read(_ tensor: Member, position: Int) -> Failure? {
-        var fields = Fields()
-        if tensor.kind == .object {
-            JSONParser.forEachMember(ofObjectAt: tensor.range, in: bytes) { key, value in fields.keep(value, key: key, in: bytes) }
-        }
+    mutating func read(_ fields: LocatedTensors.Tensor, values elements: ArraySlice<Member>, position: Int) -> Failure? {
         guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
         // The name as a `String` only for a message.
         var name: String { JSONParser.string(nameField.range, in: bytes) }
-        guard names.insert(nameField.range, in: bytes) else {
+        guard names.insert(nameField.range) else {
             return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable")
         }
         guard let datatypeField = fields.datatype, datatypeField.kind == .string,
@@ -95,10 +86,8 @@ private struct TensorReader {
         guard let rowCount = shapeRows(fields.shape) else {
             return Failure(status: 400, message: "input '\(name)': shape must be [N] or [N, 1], one value per row")
         }
-        guard let data = fields.data, data.kind == .array else { return Failure(status: 400, message: "input '\(name)': data must be a list of values") }
-        values.removeAll(keepingCapacity: true)
-        JSONParser.forEachElement(ofArrayAt: data.range, in: bytes) { values.append($0) }
-        unwrapOneValueLists()
+        guard fields.data?.kind == .array else { return Failure(status: 400, message: "input '\(name)': data must be a list of values") }
+        let values = Self.unwrapOneValueLists(elements, in: bytes)
         guard values.count == rowCount else {
             return Failure(status: 400, message: "input '\(name)': shape says \(rowCount) rows and data holds \(values.count) values")
         }
@@ -106,22 +95,14 @@ private struct TensorReader {
             return Failure(
                 status: 413, message: "the request has \(values.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS")
         }
-        if rows == nil {
-            let reserve = rowBytes / max(1, values.count) + 16
-            rows = (0..<values.count).map { _ in
-                var row: [UInt8] = []
-                row.reserveCapacity(reserve)
-                return row
-            }
-        }
-        guard rows!.count == values.count else {
+        if rows == nil { rows = RowBuffers(count: values.count, reserve: rowBytes / max(1, values.count) + 16) }
+        guard let rows, rows.count == values.count else {
             return Failure(status: 400, message: "input '\(name)' has \(values.count) rows and the inputs before it \(rows!.count); send N values in each")
         }
+        let nameToken = UnsafeRawBufferPointer(rebasing: bytes[nameField.range])
         for (row, value) in values.enumerated() {
-            rows![row].append(rows![row].isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            rows![row].append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[nameField.range]))
-            rows![row].append(UInt8(ascii: ":"))
-            guard Self.append(value, of: kind, in: bytes, to: &rows![row]) else {
+            rows.appendKey(nameToken, first: position == 0, to: row)
+            guard Self.append(value, of: kind, in: bytes, to: row, of: rows) else {
                 return Failure(
                     status: 400, message: "input '\(name)', row \(row + 1): \(text(of: value)) is not \(datatype)\(kind.range.map { " (\($0))" } ?? "")")
             }
@@ -129,47 +110,10 @@ private struct TensorReader {
         return nil
     }
 
-    /// A tensor's members the protocol defines; the first of a repeated key counts, as everywhere in a body.
-    struct Fields {
-        var name, datatype, shape, data: Member?
-
-        mutating func keep(_ value: Member, key: Range<Int>, in bytes: UnsafeRawBufferPointer) {
-            switch Self.field(key, in: bytes) {
-            case 0: if name == nil { name = value }
-            case 1: if datatype == nil { datatype = value }
-            case 2: if shape == nil { shape = value }
-            case 3: if data == nil { data = value }
-            default: break
-            }
-        }
-
-        /// Which of `InferenceRequest.tensorKeys` the key token at `key` names, `nil` for none: by its bytes when it
-        /// has no escape (most keys, each compared with the one key of its length), else by its text.
-        static func field(_ key: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Int? {
-            let content = UnsafeRawBufferPointer(rebasing: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)])
-            guard !content.contains(UInt8(ascii: "\\")) else {
-                return InferenceRequest.tensorKeys.firstIndex { JSONParser.string(key, in: bytes, equals: $0) }
-            }
-            let candidate: Int
-            switch (content.count, content.first) {
-            case (4, UInt8(ascii: "n")): candidate = 0
-            case (8, _): candidate = 1
-            case (5, _): candidate = 2
-            case (4, UInt8(ascii: "d")): candidate = 3
-            default: return nil
-            }
-            let name = InferenceRequest.tensorKeys[candidate]
-            for offset in 0..<name.count where content[offset] != name[offset] { return nil }
-            return candidate
-        }
-    }
-
     /// The rows' objects, closed.
     mutating func finish() -> [[UInt8]] {
-        guard var rows else { return [] }
-        for row in rows.indices { rows[row].append(UInt8(ascii: "}")) }
-        self.rows = nil
-        return rows
+        defer { rows = nil }
+        return rows?.closedRows() ?? []
     }
 
     /// The rows a shape `[N]` or `[N, 1]` says, `nil` for any other shape.
@@ -194,44 +138,45 @@ private struct TensorReader {
     }
 
     /// A shape `[N, 1]` may come as one list per row: when every value is a list of one, each is its one value.
-    mutating func unwrapOneValueLists() {
-        guard values.first?.kind == .array else { return }
+    static func unwrapOneValueLists(_ values: ArraySlice<Member>, in bytes: UnsafeRawBufferPointer) -> ArraySlice<Member> {
+        guard values.first?.kind == .array else { return values }
         var inner: [Member] = []
         inner.reserveCapacity(values.count)
         for value in values {
-            guard value.kind == .array else { return }
+            guard value.kind == .array else { return values }
             var count = 0
             JSONParser.forEachElement(ofArrayAt: value.range, in: bytes) { element in
                 count += 1
                 if count == 1 { inner.append(element) }
             }
-            guard count == 1 else { return }
+            guard count == 1 else { return values }
         }
-        values = inner
+        return inner[...]
     }
 
     /// Appends the value when it fits the datatype: numbers within the float's range, whole numbers within the
     /// integer's, booleans (or 0 and 1), strings, `null` for a missing value; `false` when it does not fit.
     /// (Static: a method of the reader would be called on a copy of it while `row`, one of its rows, is changed.)
-    static func append(_ value: Member, of kind: InferenceProtocolV2.TensorKind, in bytes: UnsafeRawBufferPointer, to row: inout [UInt8]) -> Bool {
+    static func append(_ value: Member, of kind: InferenceProtocolV2.TensorKind, in bytes: UnsafeRawBufferPointer, to row: Int, of rows: RowBuffers) -> Bool {
         let token = UnsafeRawBufferPointer(rebasing: bytes[value.range])
         switch (kind, value.kind) {
         case (_, .null), (.bool, .bool), (.bytes, .string):
-            row.append(contentsOf: token)
+            rows.append(token, to: row)
             return true
         case (.number(let largest), .number):
             guard Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest else { return false }
-            row.append(contentsOf: token)
+            rows.append(token, to: row)
             return true
         case (.integer(let lowest, let past), .number):
             let number = Self.wholeNumber(token) ?? JSONParser.number(value.range, in: bytes)
             guard number.rounded(.towardZero) == number, number >= lowest, number < past else { return false }
-            row.append(contentsOf: token)
+            rows.append(token, to: row)
             return true
         case (.bool, .number):
             let number = JSONParser.number(value.range, in: bytes)
             guard number == 0 || number == 1 else { return false }
-            row.append(contentsOf: (number == 1 ? "true" : "false").utf8)
+            let literal: StaticString = number == 1 ? "true" : "false"
+            rows.append(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount), to: row)
             return true
         default:
             return false
@@ -278,55 +223,84 @@ private struct TensorReader {
 }
 
 /// The names of the tensors read so far, each once, as their bytes (escapes decoded): a repeated name is found by a
-/// hash of its bytes, without a `String` and its hash per tensor (docs/models.md, "Wide rows").
+/// hash of its bytes, without a `String` and its hash per tensor, and a plain name (no escape) is kept as where it lies
+/// in the body, without a copy (docs/models.md, "Wide rows").
 struct TensorNames {
-    /// Every name's bytes, one after the other.
-    private var storage: [UInt8] = []
-    /// Where each name lies in `storage`.
-    private var names: [Range<Int>] = []
+    /// The body the names are in.
+    let body: UnsafeRawBufferPointer
+    /// Each name: where its content lies in the body, or, for a name with an escape, its position in `decoded`.
+    private var names: [(start: Int, count: Int, decoded: Int?)] = []
+    /// The names with an escape, decoded.
+    private var decoded: [[UInt8]] = []
     /// Open addressing over a power of two of slots: a name's position in `names` plus one, 0 for an empty slot.
-    private var slots: [Int] = Array(repeating: 0, count: 64)
+    private var slots: [Int]
 
-    /// Adds the name of the string token at `token`; `false` when the set holds it already.
-    mutating func insert(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Bool {
-        let content = UnsafeRawBufferPointer(rebasing: bytes[(token.lowerBound + 1)..<(token.upperBound - 1)])
-        guard !content.contains(UInt8(ascii: "\\")) else {
-            return Array(JSONParser.string(token, in: bytes).utf8).withUnsafeBytes { insert(name: $0) }
-        }
-        return insert(name: content)
+    /// For about `expected` names.
+    init(body: UnsafeRawBufferPointer, expected: Int) {
+        self.body = body
+        var count = 16
+        while count < expected * 2 { count *= 2 }
+        slots = Array(repeating: 0, count: count)
+        names.reserveCapacity(expected)
     }
 
-    private mutating func insert(name: UnsafeRawBufferPointer) -> Bool {
+    /// Adds the name of the string token at `token`; `false` when the set holds it already.
+    mutating func insert(_ token: Range<Int>) -> Bool {
+        let content = (token.lowerBound + 1)..<(token.upperBound - 1)
+        guard content.isEmpty || memchr(body.baseAddress! + content.lowerBound, 0x5C, content.count) == nil else {
+            let name = Array(JSONParser.string(token, in: body).utf8)
+            let found = name.withUnsafeBytes { slot(of: $0) }
+            guard found.free else { return false }
+            decoded.append(name)
+            return add((0, name.count, decoded.count - 1), at: found.slot)
+        }
+        let found = slot(of: UnsafeRawBufferPointer(rebasing: body[content]))
+        guard found.free else { return false }
+        return add((content.lowerBound, content.count, nil), at: found.slot)
+    }
+
+    /// The slot that holds `name`, or the free slot where it goes.
+    private func slot(of name: UnsafeRawBufferPointer) -> (slot: Int, free: Bool) {
         let mask = slots.count - 1
         var slot = Self.hash(name) & mask
         while slots[slot] != 0 {
-            let other = names[slots[slot] - 1]
-            let same = storage.withUnsafeBytes { stored in
-                guard other.count == name.count else { return false }
-                for offset in 0..<name.count where stored[other.lowerBound + offset] != name[offset] { return false }
-                return true
-            }
-            if same { return false }
+            if self.name(slots[slot] - 1, equals: name) { return (slot, false) }
             slot = (slot + 1) & mask
         }
-        let start = storage.count
-        storage.append(contentsOf: name)
-        names.append(start..<storage.count)
+        return (slot, true)
+    }
+
+    private mutating func add(_ name: (start: Int, count: Int, decoded: Int?), at slot: Int) -> Bool {
+        names.append(name)
         slots[slot] = names.count
         if names.count * 2 > slots.count { grow() }
         return true
+    }
+
+    /// Whether the name at `position` of `names` is `other`.
+    private func name(_ position: Int, equals other: UnsafeRawBufferPointer) -> Bool {
+        let name = names[position]
+        guard name.count == other.count else { return false }
+        guard name.count > 0 else { return true }
+        guard let index = name.decoded else { return memcmp(body.baseAddress! + name.start, other.baseAddress!, name.count) == 0 }
+        return decoded[index].withUnsafeBytes { memcmp($0.baseAddress!, other.baseAddress!, name.count) == 0 }
+    }
+
+    /// The bytes of the name at `position` of `names`, to `body`.
+    private func withBytes<T>(of position: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let name = names[position]
+        guard let index = name.decoded else { return body(UnsafeRawBufferPointer(rebasing: self.body[name.start..<(name.start + name.count)])) }
+        return decoded[index].withUnsafeBytes(body)
     }
 
     /// Twice the slots, every name placed again.
     private mutating func grow() {
         slots = Array(repeating: 0, count: slots.count * 2)
         let mask = slots.count - 1
-        storage.withUnsafeBytes { stored in
-            for (position, name) in names.enumerated() {
-                var slot = Self.hash(UnsafeRawBufferPointer(rebasing: stored[name])) & mask
-                while slots[slot] != 0 { slot = (slot + 1) & mask }
-                slots[slot] = position + 1
-            }
+        for position in names.indices {
+            var slot = withBytes(of: position) { Self.hash($0) } & mask
+            while slots[slot] != 0 { slot = (slot + 1) & mask }
+            slots[slot] = position + 1
         }
     }
 
@@ -335,5 +309,74 @@ struct TensorNames {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in name { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return Int(truncatingIfNeeded: hash ^ hash >> 32)
+    }
+}
+
+/// The rows' bytes as they are built, each row's object in a buffer of its own grown by doubling: appending to an array
+/// checks that its storage is unique and has room at each call, a third of what a tensor of one value cost
+/// (docs/models.md, "Wide rows").
+final class RowBuffers {
+    private struct Row {
+        var base: UnsafeMutableRawPointer
+        var count: Int
+        var capacity: Int
+    }
+
+    private let rows: UnsafeMutableBufferPointer<Row>
+    /// `count` rows, each opened (`{`) with room for `reserve` bytes.
+    init(count: Int, reserve: Int) {
+        let capacity = max(reserve, 16)
+        rows = .allocate(capacity: count)
+        for row in 0..<count {
+            let base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
+            base.storeBytes(of: UInt8(ascii: "{"), as: UInt8.self)
+            (rows.baseAddress! + row).initialize(to: Row(base: base, count: 1, capacity: capacity))
+        }
+    }
+
+    deinit {
+        for row in rows { row.base.deallocate() }
+        rows.deallocate()
+    }
+
+    var count: Int { rows.count }
+
+    /// Adds `key`, a name's token (quotes included), and its colon, after a comma unless it is the row's first.
+    func appendKey(_ key: UnsafeRawBufferPointer, first: Bool, to row: Int) {
+        let comma = first ? 0 : 1
+        let start = room(comma + key.count + 1, in: row)
+        if comma == 1 { start.storeBytes(of: UInt8(ascii: ","), as: UInt8.self) }
+        (start + comma).copyMemory(from: key.baseAddress!, byteCount: key.count)
+        (start + comma + key.count).storeBytes(of: UInt8(ascii: ":"), as: UInt8.self)
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer, to row: Int) {
+        guard let source = bytes.baseAddress else { return }
+        room(bytes.count, in: row).copyMemory(from: source, byteCount: bytes.count)
+    }
+
+    /// Each row, its object closed.
+    func closedRows() -> [[UInt8]] {
+        (0..<rows.count).map { row in
+            room(1, in: row).storeBytes(of: UInt8(ascii: "}"), as: UInt8.self)
+            return Array(UnsafeRawBufferPointer(start: rows[row].base, count: rows[row].count))
+        }
+    }
+
+    /// Where `extra` more bytes of `row` go, counted as written.
+    private func room(_ extra: Int, in row: Int) -> UnsafeMutableRawPointer {
+        var current = rows[row]
+        if current.count + extra > current.capacity {
+            let capacity = max(current.capacity * 2, current.count + extra)
+            let base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
+            base.copyMemory(from: current.base, byteCount: current.count)
+            current.base.deallocate()
+            current.base = base
+            current.capacity = capacity
+        }
+        let start = current.base + current.count
+        current.count += extra
+        rows[row] = current
+        return start
     }
 }

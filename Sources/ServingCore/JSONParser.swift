@@ -96,7 +96,7 @@ public struct JSONParser {
     }
 
     /// Where a top-level member's value lies in the document, and what kind of value it is.
-    public struct ObjectMember: Sendable {
+    public struct ObjectMember: Equatable, Sendable {
         public var range: Range<Int>
         public var kind: ValueKind
 

@@ -147,6 +147,64 @@ struct JSONParserTests {
         #expect(checked > 20_000)
     }
 
+    /// An infer request's tensors as the one-pass reader locates them (`nil` when it leaves the body), and as the
+    /// general reader does (`nil` for an invalid body).
+    func tensorReaders(_ text: [UInt8]) -> (quick: LocatedTensors?, exact: LocatedTensors?) {
+        text.withUnsafeBytes { raw in (JSONParser.locateTensorsQuickly(in: raw), try? JSONParser.locateTensorsExactly(in: raw)) }
+    }
+
+    /// The usual infer bodies, compact or spaced as the protocol's clients write them, keys in any order, are read in
+    /// one pass; a body it leaves (an escaped key, a list in `data`, no tensors, an invalid one) goes to the general
+    /// reader; and what it locates is what the general reader locates, over every prefix and one-byte change.
+    @Test func tensorsAreLocatedInOnePassAsTheGeneralReaderLocatesThem() throws {
+        let usual = [
+            #"{"inputs":[{"name":"f000","shape":[1],"datatype":"FP64","data":[-0.1234]},{"name":"f001","shape":[1],"datatype":"FP64","data":[7]}]}"#,
+            #"{"id": "r-1", "inputs": [{"name": "a", "datatype": "BYTES", "shape": [3], "data": ["x", "\"y\"", null]}, {"data": [true, false, 1], "shape": [3, 1], "datatype": "BOOL", "name": "b", "parameters": {"content_type": "np"}}], "outputs": [{"name": "p"}], "parameters": {}}"#,
+            "{ \"inputs\" : [ { \"name\" : \"é\" , \"shape\" : [ 2 ] , \"data\" : [ 1 , 2 ] , \"data\" : [ 3 ] , \"name\" : \"z\" } ] }\n",
+            #"{"inputs":[{}],"inputs":7}"#, #"{"inputs":[{"name":1,"datatype":[],"shape":"x","data":{}}]}"#,
+        ]
+        let left = [
+            #"{"inputs":[{"n\u0061me":"a","shape":[1],"datatype":"FP64","data":[1]}]}"#,
+            #"{"inputs":[{"name":"a","shape":[1,1],"datatype":"FP64","data":[[1]]}]}"#, #"{"inputs":[]}"#, #"{"inputs":[1]}"#,
+            #"{"outputs":[]}"#, #"{"inputs":[{"name":"a","data":[1e400]}]}"#, #"{"inputs":[{"name":"a","data":[1]}],}"#, "[]", "",
+        ]
+        for text in usual {
+            let (quick, exact) = tensorReaders(Array(text.utf8))
+            #expect(quick != nil && quick == exact, "\(text): quick \(String(describing: quick)), exact \(String(describing: exact))")
+        }
+        for text in left { #expect(tensorReaders(Array(text.utf8)).quick == nil, "\(text)") }
+        // What the first one holds, by the bytes of each part.
+        let first = Array(usual[0].utf8)
+        let located = try #require(tensorReaders(first).quick)
+        func text(_ member: JSONParser.ObjectMember?) -> String { member.map { String(decoding: first[$0.range], as: UTF8.self) } ?? "-" }
+        #expect(
+            located.tensors.map { [text($0.name), text($0.datatype), text($0.shape), text($0.data)] } == [
+                [#""f000""#, #""FP64""#, "[1]", "[-0.1234]"], [#""f001""#, #""FP64""#, "[1]", "[7]"],
+            ])
+        #expect(located.values.map(text) == ["-0.1234", "7"] && located.tensors.map(\.values) == [0..<1, 1..<2])
+        var (checked, taken) = (0, 0)
+        for text in usual + left {
+            let bytes = Array(text.utf8)
+            var variants = (0..<bytes.count).map { Array(bytes[..<$0]) }
+            for position in bytes.indices {
+                for replacement in Array("\"{}[],:0-.e \\au".utf8) + [0x01, 0x80, 0xC3] {
+                    var changed = bytes
+                    changed[position] = replacement
+                    variants.append(changed)
+                }
+            }
+            for variant in variants {
+                let (quick, exact) = tensorReaders(variant)
+                if let quick {
+                    taken += 1
+                    #expect(quick == exact, "\(String(decoding: variant, as: UTF8.self)): quick \(quick), exact \(String(describing: exact))")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked > 15_000 && taken > 2_500, "\(checked) variants, \(taken) read in one pass")
+    }
+
     @Test func subsetMatchingForExamples() {
         let output: JSONValue = .object(["class": .string("setosa"), "p": .number(0.98170000001), "extra": .array([.number(1)])])
         #expect(output.contains(.object(["class": .string("setosa")])))
