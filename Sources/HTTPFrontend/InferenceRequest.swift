@@ -36,10 +36,15 @@ struct InferenceRequest {
                 Failure(status: 400, message: "the request has no inputs; send one tensor per variable: {\"name\", \"shape\": [N], \"datatype\", \"data\"}"))
         }
         var reader = TensorReader(bytes: bytes, maxRows: maxRows, rowBytes: bytes.count, tensors: located.tensors.count)
-        for (position, tensor) in located.tensors.enumerated() {
-            if let failure = reader.read(tensor, values: located.values[tensor.values], position: position) { return .failure(failure) }
+        defer { reader.rows.deallocate() }
+        let failure = located.values.withUnsafeBufferPointer { values -> Failure? in
+            for (position, tensor) in located.tensors.enumerated() {
+                if let failure = reader.read(tensor, values: UnsafeBufferPointer(rebasing: values[tensor.values]), position: position) { return failure }
+            }
+            return nil
         }
-        request.rows = reader.finish()
+        if let failure { return .failure(failure) }
+        request.rows = reader.rows.closedRows()
         return .success(request)
     }
 }
@@ -53,7 +58,8 @@ private struct TensorReader {
     let maxRows: Int
     /// What each row's bytes reserve: the body's size over the rows.
     let rowBytes: Int
-    var rows: RowBuffers?
+    /// Each row's bytes, made for as many rows as the first tensor has values.
+    var rows = RowBuffers()
     var names: TensorNames
 
     init(bytes: UnsafeRawBufferPointer, maxRows: Int, rowBytes: Int, tensors: Int) {
@@ -68,8 +74,13 @@ private struct TensorReader {
         "FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES", "FP16", "INT8", "INT16", "UINT8", "UINT16", "UINT32", "UINT64",
     ].map { (Array($0.utf8), InferenceProtocolV2.TensorKind($0)!) }
 
+    /// Whether the string token at `token` is `"FP64"`, the usual datatype (the first of `datatypes`), by its bytes.
+    static func isFP64(_ token: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Bool {
+        token.count == 6 && bytes.loadUnaligned(fromByteOffset: token.lowerBound + 1, as: UInt32.self) == UInt32(littleEndian: 0x3436_5046)
+    }
+
     /// Adds the tensor's values to the rows; the failure when the tensor is not one the protocol allows.
-    mutating func read(_ fields: LocatedTensors.Tensor, values elements: ArraySlice<Member>, position: Int) -> Failure? {
+    mutating func read(_ fields: LocatedTensors.Tensor, values elements: UnsafeBufferPointer<Member>, position: Int) -> Failure? {
         guard let nameField = fields.name, nameField.kind == .string else { return Failure(status: 400, message: "input \(position) has no name") }
         // The name as a `String` only for a message.
         var name: String { JSONParser.string(nameField.range, in: bytes) }
@@ -77,17 +88,28 @@ private struct TensorReader {
             return Failure(status: 400, message: "input '\(name)' appears twice; send one tensor per variable")
         }
         guard let datatypeField = fields.datatype, datatypeField.kind == .string,
-            let found = Self.datatypes.firstIndex(where: { JSONParser.string(datatypeField.range, in: bytes, equals: $0.name) })
+            let found = Self.isFP64(datatypeField.range, in: bytes)
+                ? 0 : Self.datatypes.firstIndex(where: { JSONParser.string(datatypeField.range, in: bytes, equals: $0.name) })
         else {
             return Failure(status: 400, message: "input '\(name)': datatype must be BOOL, BYTES, FP16/32/64, INT8/16/32/64 or UINT8/16/32/64")
         }
         let kind = Self.datatypes[found].kind
-        var datatype: String { String(decoding: Self.datatypes[found].name, as: UTF8.self) }
         guard let rowCount = shapeRows(fields.shape) else {
             return Failure(status: 400, message: "input '\(name)': shape must be [N] or [N, 1], one value per row")
         }
         guard fields.data?.kind == .array else { return Failure(status: 400, message: "input '\(name)': data must be a list of values") }
-        let values = Self.unwrapOneValueLists(elements, in: bytes)
+        if elements.first?.kind == .array, let inner = Self.unwrapOneValueLists(elements, in: bytes) {
+            return inner.withUnsafeBufferPointer { add($0, name: nameField, kind: kind, found: found, rowCount: rowCount, position: position) }
+        }
+        return add(elements, name: nameField, kind: kind, found: found, rowCount: rowCount, position: position)
+    }
+
+    /// Adds a tensor's values, one per row, after its name.
+    mutating func add(
+        _ values: UnsafeBufferPointer<Member>, name nameField: Member, kind: InferenceProtocolV2.TensorKind, found: Int, rowCount: Int, position: Int
+    ) -> Failure? {
+        var name: String { JSONParser.string(nameField.range, in: bytes) }
+        var datatype: String { String(decoding: Self.datatypes[found].name, as: UTF8.self) }
         guard values.count == rowCount else {
             return Failure(status: 400, message: "input '\(name)': shape says \(rowCount) rows and data holds \(values.count) values")
         }
@@ -95,9 +117,9 @@ private struct TensorReader {
             return Failure(
                 status: 413, message: "the request has \(values.count) rows, and one request scores \(maxRows) at most; split it, or raise MAX_BATCH_ROWS")
         }
-        if rows == nil { rows = RowBuffers(count: values.count, reserve: rowBytes / max(1, values.count) + 16) }
-        guard let rows, rows.count == values.count else {
-            return Failure(status: 400, message: "input '\(name)' has \(values.count) rows and the inputs before it \(rows!.count); send N values in each")
+        if position == 0 { rows.allocate(count: values.count, reserve: rowBytes / max(1, values.count) + 16) }
+        guard rows.count == values.count else {
+            return Failure(status: 400, message: "input '\(name)' has \(values.count) rows and the inputs before it \(rows.count); send N values in each")
         }
         let nameToken = UnsafeRawBufferPointer(rebasing: bytes[nameField.range])
         for (row, value) in values.enumerated() {
@@ -108,12 +130,6 @@ private struct TensorReader {
             }
         }
         return nil
-    }
-
-    /// The rows' objects, closed.
-    mutating func finish() -> [[UInt8]] {
-        defer { rows = nil }
-        return rows?.closedRows() ?? []
     }
 
     /// The rows a shape `[N]` or `[N, 1]` says, `nil` for any other shape.
@@ -137,21 +153,21 @@ private struct TensorReader {
         return sizes.first
     }
 
-    /// A shape `[N, 1]` may come as one list per row: when every value is a list of one, each is its one value.
-    static func unwrapOneValueLists(_ values: ArraySlice<Member>, in bytes: UnsafeRawBufferPointer) -> ArraySlice<Member> {
-        guard values.first?.kind == .array else { return values }
+    /// A shape `[N, 1]` may come as one list per row: when every value is a list of one, the values inside; `nil` when
+    /// they are not.
+    static func unwrapOneValueLists(_ values: UnsafeBufferPointer<Member>, in bytes: UnsafeRawBufferPointer) -> [Member]? {
         var inner: [Member] = []
         inner.reserveCapacity(values.count)
         for value in values {
-            guard value.kind == .array else { return values }
+            guard value.kind == .array else { return nil }
             var count = 0
             JSONParser.forEachElement(ofArrayAt: value.range, in: bytes) { element in
                 count += 1
                 if count == 1 { inner.append(element) }
             }
-            guard count == 1 else { return values }
+            guard count == 1 else { return nil }
         }
-        return inner[...]
+        return inner
     }
 
     /// Appends the value when it fits the datatype: numbers within the float's range, whole numbers within the
@@ -164,7 +180,9 @@ private struct TensorReader {
             rows.append(token, to: row)
             return true
         case (.number(let largest), .number):
-            guard Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest else { return false }
+            // A valid number is within a double's range: FP64 takes every one.
+            guard largest == .greatestFiniteMagnitude || Self.isBelow(token, largest) || JSONParser.number(value.range, in: bytes).magnitude <= largest
+            else { return false }
             rows.append(token, to: row)
             return true
         case (.integer(let lowest, let past), .number):
@@ -228,79 +246,82 @@ private struct TensorReader {
 struct TensorNames {
     /// The body the names are in.
     let body: UnsafeRawBufferPointer
-    /// Each name: where its content lies in the body, or, for a name with an escape, its position in `decoded`.
-    private var names: [(start: Int, count: Int, decoded: Int?)] = []
     /// The names with an escape, decoded.
     private var decoded: [[UInt8]] = []
-    /// Open addressing over a power of two of slots: a name's position in `names` plus one, 0 for an empty slot.
-    private var slots: [Int]
+    /// Open addressing over a power of two of slots, a quarter full at most: a plain name as where its content lies in
+    /// the body, a decoded one as `start` -1 - its position in `decoded`; `count` -1 for an empty slot.
+    private var slots: [(start: Int, count: Int)]
+    private var used = 0
 
     /// For about `expected` names.
     init(body: UnsafeRawBufferPointer, expected: Int) {
         self.body = body
         var count = 16
-        while count < expected * 2 { count *= 2 }
-        slots = Array(repeating: 0, count: count)
-        names.reserveCapacity(expected)
+        while count < expected * 4 { count *= 2 }
+        slots = Array(repeating: (0, -1), count: count)
     }
 
     /// Adds the name of the string token at `token`; `false` when the set holds it already.
     mutating func insert(_ token: Range<Int>) -> Bool {
-        let content = (token.lowerBound + 1)..<(token.upperBound - 1)
-        guard content.isEmpty || memchr(body.baseAddress! + content.lowerBound, 0x5C, content.count) == nil else {
+        let content = UnsafeRawBufferPointer(rebasing: body[(token.lowerBound + 1)..<(token.upperBound - 1)])
+        guard !Self.hasEscape(content) else {
             let name = Array(JSONParser.string(token, in: body).utf8)
-            let found = name.withUnsafeBytes { slot(of: $0) }
-            guard found.free else { return false }
+            guard let slot = name.withUnsafeBytes({ freeSlot(for: $0) }) else { return false }
             decoded.append(name)
-            return add((0, name.count, decoded.count - 1), at: found.slot)
+            return add((-decoded.count, name.count), at: slot)
         }
-        let found = slot(of: UnsafeRawBufferPointer(rebasing: body[content]))
-        guard found.free else { return false }
-        return add((content.lowerBound, content.count, nil), at: found.slot)
+        guard let slot = freeSlot(for: content) else { return false }
+        return add((token.lowerBound + 1, content.count), at: slot)
     }
 
-    /// The slot that holds `name`, or the free slot where it goes.
-    private func slot(of name: UnsafeRawBufferPointer) -> (slot: Int, free: Bool) {
+    /// Whether a name's content has a backslash: a loop for a short name, `memchr` for a long one.
+    static func hasEscape(_ content: UnsafeRawBufferPointer) -> Bool {
+        guard content.count > 16 else { return content.contains(UInt8(ascii: "\\")) }
+        return memchr(content.baseAddress!, 0x5C, content.count) != nil
+    }
+
+    /// The empty slot where `name` goes; `nil` when a slot holds it already.
+    private func freeSlot(for name: UnsafeRawBufferPointer) -> Int? {
         let mask = slots.count - 1
         var slot = Self.hash(name) & mask
-        while slots[slot] != 0 {
-            if self.name(slots[slot] - 1, equals: name) { return (slot, false) }
+        while slots[slot].count >= 0 {
+            if slots[slot].count == name.count, withBytes(of: slots[slot], { Self.equal($0, name) }) { return nil }
             slot = (slot + 1) & mask
         }
-        return (slot, true)
+        return slot
     }
 
-    private mutating func add(_ name: (start: Int, count: Int, decoded: Int?), at slot: Int) -> Bool {
-        names.append(name)
-        slots[slot] = names.count
-        if names.count * 2 > slots.count { grow() }
+    private mutating func add(_ name: (start: Int, count: Int), at slot: Int) -> Bool {
+        slots[slot] = name
+        used += 1
+        if used * 4 > slots.count { grow() }
         return true
     }
 
-    /// Whether the name at `position` of `names` is `other`.
-    private func name(_ position: Int, equals other: UnsafeRawBufferPointer) -> Bool {
-        let name = names[position]
-        guard name.count == other.count else { return false }
-        guard name.count > 0 else { return true }
-        guard let index = name.decoded else { return memcmp(body.baseAddress! + name.start, other.baseAddress!, name.count) == 0 }
-        return decoded[index].withUnsafeBytes { memcmp($0.baseAddress!, other.baseAddress!, name.count) == 0 }
+    /// The bytes of a slot's name, to `body`.
+    private func withBytes<T>(of name: (start: Int, count: Int), _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        guard name.start < 0 else { return body(UnsafeRawBufferPointer(rebasing: self.body[name.start..<(name.start + name.count)])) }
+        return decoded[-1 - name.start].withUnsafeBytes(body)
     }
 
-    /// The bytes of the name at `position` of `names`, to `body`.
-    private func withBytes<T>(of position: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
-        let name = names[position]
-        guard let index = name.decoded else { return body(UnsafeRawBufferPointer(rebasing: self.body[name.start..<(name.start + name.count)])) }
-        return decoded[index].withUnsafeBytes(body)
+    static func equal(_ one: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
+        guard one.count == other.count else { return false }
+        guard one.count > 16 else {
+            for offset in 0..<one.count where one[offset] != other[offset] { return false }
+            return true
+        }
+        return memcmp(one.baseAddress!, other.baseAddress!, one.count) == 0
     }
 
     /// Twice the slots, every name placed again.
     private mutating func grow() {
-        slots = Array(repeating: 0, count: slots.count * 2)
+        let names = slots.filter { $0.count >= 0 }
+        slots = Array(repeating: (0, -1), count: slots.count * 2)
         let mask = slots.count - 1
-        for position in names.indices {
-            var slot = withBytes(of: position) { Self.hash($0) } & mask
-            while slots[slot] != 0 { slot = (slot + 1) & mask }
-            slots[slot] = position + 1
+        for name in names {
+            var slot = withBytes(of: name) { Self.hash($0) } & mask
+            while slots[slot].count >= 0 { slot = (slot + 1) & mask }
+            slots[slot] = name
         }
     }
 
@@ -314,17 +335,19 @@ struct TensorNames {
 
 /// The rows' bytes as they are built, each row's object in a buffer of its own grown by doubling: appending to an array
 /// checks that its storage is unique and has room at each call, a third of what a tensor of one value cost
-/// (docs/models.md, "Wide rows").
-final class RowBuffers {
+/// (docs/models.md, "Wide rows"). Its owner deallocates it.
+struct RowBuffers {
     private struct Row {
         var base: UnsafeMutableRawPointer
         var count: Int
         var capacity: Int
     }
 
-    private let rows: UnsafeMutableBufferPointer<Row>
+    private var rows = UnsafeMutableBufferPointer<Row>(start: nil, count: 0)
+
     /// `count` rows, each opened (`{`) with room for `reserve` bytes.
-    init(count: Int, reserve: Int) {
+    mutating func allocate(count: Int, reserve: Int) {
+        deallocate()
         let capacity = max(reserve, 16)
         rows = .allocate(capacity: count)
         for row in 0..<count {
@@ -334,9 +357,10 @@ final class RowBuffers {
         }
     }
 
-    deinit {
+    mutating func deallocate() {
         for row in rows { row.base.deallocate() }
         rows.deallocate()
+        rows = UnsafeMutableBufferPointer(start: nil, count: 0)
     }
 
     var count: Int { rows.count }

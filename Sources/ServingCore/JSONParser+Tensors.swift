@@ -108,6 +108,9 @@ extension JSONParser {
         guard let base = bytes.baseAddress else { return nil }
         var cursor = QuickCursor(parser: JSONParser(bytes), base: base, end: bytes.count, position: 0)
         var located = LocatedTensors()
+        // Room for the usual body's tensors (about 60 bytes each, one value each), within bounds.
+        located.tensors.reserveCapacity(min(bytes.count / 48, 1024))
+        located.values.reserveCapacity(min(bytes.count / 48, 4096))
         cursor.passSpaces()
         guard cursor.byte == UInt8(ascii: "{") else { return nil }
         cursor.position += 1
@@ -174,6 +177,43 @@ extension JSONParser.QuickCursor {
         return nil
     }
 
+    /// Past a tensor's member key, the white space around it and its colon: which of `LocatedTensors.tensorKeys` it
+    /// names, 4 for another plain key; `nil` for a key `passPlainKey` leaves. The four keys are compared with the
+    /// document's next bytes as words, quotes included, before any other key is read as a string.
+    @inline(__always) mutating func passTensorKey() -> Int? {
+        passSpaces()
+        if position + 16 <= end {
+            let first = word(at: position)
+            var field = 4
+            var length = 0
+            if first & 0xFFFF_FFFF_FFFF == Self.word(#""name""#) {
+                (field, length) = (0, 6)
+            } else if first & 0xFFFF_FFFF_FFFF == Self.word(#""data""#) {
+                (field, length) = (3, 6)
+            } else if first & 0xFF_FFFF_FFFF_FFFF == Self.word(#""shape""#) {
+                (field, length) = (2, 7)
+            } else if first == Self.word(#""datatyp"#), word(at: position + 8) & 0xFFFF == Self.word(#"e""#) {
+                (field, length) = (1, 10)
+            }
+            if length > 0 {
+                position += length
+                passSpaces()
+                guard byte == UInt8(ascii: ":") else { return nil }
+                position += 1
+                return field
+            }
+        }
+        guard let key = passPlainKey() else { return nil }
+        return LocatedTensors.tensorField(key) ?? 4
+    }
+
+    /// Up to eight ASCII characters as the word `word(at:)` reads them, the first in the lowest byte.
+    @inline(__always) static func word(_ text: StaticString) -> UInt64 {
+        var word: UInt64 = 0
+        for offset in 0..<text.utf8CodeUnitCount { word |= UInt64(text.utf8Start[offset]) << (8 * offset) }
+        return word
+    }
+
     /// Past the comma or the `closing` bracket after a member or an element: `true` after a comma, `false` after the
     /// bracket, `nil` for anything else.
     mutating func passSeparator(closing: UInt8) -> Bool? {
@@ -210,27 +250,33 @@ extension JSONParser.QuickCursor {
                 position += 1
             } else {
                 while true {
-                    guard let key = passPlainKey() else { return false }
+                    guard let field = passTensorKey() else { return false }
                     passSpaces()
                     let valueStart = position
                     guard let first = byte else { return false }
-                    let field = LocatedTensors.tensorField(key)
-                    switch field {
-                    case 0 where first == UInt8(ascii: "\""), 1 where first == UInt8(ascii: "\""):
+                    // The usual values first: a name or datatype as a string, the shape `[1]`, the data a list.
+                    if (field == 0 || field == 1) && first == UInt8(ascii: "\"") {
                         guard passString() else { return false }
-                    case 2
-                    where first == UInt8(ascii: "[") && position + 3 <= end && byte(at: position + 1) == UInt8(ascii: "1")
-                        && byte(at: position + 2) == UInt8(ascii: "]"):
-                        // The usual shape, `[1]`.
+                        let member = Member(range: valueStart..<position, kind: .string)
+                        if field == 0 {
+                            if tensor.name == nil { tensor.name = member }
+                        } else if tensor.datatype == nil {
+                            tensor.datatype = member
+                        }
+                    } else if field == 2, tensor.shape == nil, first == UInt8(ascii: "["), position + 3 <= end,
+                        byte(at: position + 1) == UInt8(ascii: "1"), byte(at: position + 2) == UInt8(ascii: "]")
+                    {
                         position += 3
-                    case 3 where tensor.data == nil && first == UInt8(ascii: "["):
+                        tensor.shape = Member(range: valueStart..<position, kind: .array)
+                    } else if field == 3, tensor.data == nil, first == UInt8(ascii: "[") {
                         guard passData(into: &located.values) else { return false }
                         tensor.values = tensor.values.lowerBound..<located.values.count
-                    default:
+                        tensor.data = Member(range: valueStart..<position, kind: .array)
+                    } else {
                         // Inside the body, `inputs` and the tensor.
                         guard skipValue(depth: 3) else { return false }
+                        located.keep(Member(range: valueStart..<position, kind: JSONParser.ValueKind(firstByte: first)), field: field, in: &tensor)
                     }
-                    located.keep(Member(range: valueStart..<position, kind: JSONParser.ValueKind(firstByte: first)), field: field, in: &tensor)
                     guard let more = passSeparator(closing: UInt8(ascii: "}")) else { return false }
                     if !more { break }
                 }

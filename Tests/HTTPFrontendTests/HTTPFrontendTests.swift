@@ -170,6 +170,22 @@ struct InferenceTensorTests {
         for row in request.rows { #expect((try? JSONParser.parse(row))?.object?.count == 4) }
     }
 
+    /// A batch's rows outgrow the room first made for them (every row repeats every name, and BOOL's 0 and 1 grow into
+    /// `false` and `true`): each row is still its whole object, in order.
+    @Test func rowsOutgrowTheirFirstRoom() throws {
+        let (rowCount, tensorCount) = (50, 40)
+        let inputs = (0..<tensorCount).map { input in
+            tensor(
+                "a_rather_long_variable_name_\(input)", "BOOL", (0..<rowCount).map { String(($0 + input) % 2) }.joined(separator: ","), shape: "[\(rowCount)]")
+        }
+        let request = try rows("[\(inputs.joined(separator: ","))]").get()
+        #expect(request.rows.count == rowCount)
+        for (row, bytes) in request.rows.enumerated() {
+            let expected = (0..<tensorCount).map { #""a_rather_long_variable_name_\#($0)":\#(($0 + row) % 2 == 1)"# }.joined(separator: ",")
+            #expect(String(decoding: bytes, as: UTF8.self) == "{\(expected)}")
+        }
+    }
+
     @Test(arguments: [
         ("[", "not JSON"), ("[1]", "must be a JSON object"), (#"{"inputs": []}"#, "no inputs"), (#"{"inputs": [1]}"#, "input 0 has no name"),
         (#"{"inputs": [{"name": "a", "datatype": "FP8", "shape": [1], "data": [1]}]}"#, "datatype must be"),
