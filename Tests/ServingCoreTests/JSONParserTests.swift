@@ -104,6 +104,20 @@ struct JSONParserTests {
         }
     }
 
+    /// Every prefix of `text`, and `text` with each of its bytes replaced by each of `replacements`.
+    func variants(of text: String, replacing replacements: [UInt8]) -> [[UInt8]] {
+        let bytes = Array(text.utf8)
+        var variants = (0..<bytes.count).map { Array(bytes[..<$0]) }
+        for position in bytes.indices {
+            for replacement in replacements {
+                var changed = bytes
+                changed[position] = replacement
+                variants.append(changed)
+            }
+        }
+        return variants
+    }
+
     /// The quick walk over a row's bytes (`skipValueQuickly`) takes what is plain, leaves the rest to the exact one, and
     /// never accepts what the exact one refuses nor ends elsewhere: over documents of every kind, and every prefix and
     /// one-byte change of them.
@@ -127,16 +141,7 @@ struct JSONParserTests {
         for text in left { #expect(walks(Array(text.utf8)).quick == nil, "\(text)") }
         var checked = 0
         for text in plain + left {
-            let bytes = Array(text.utf8)
-            var variants = (0..<bytes.count).map { Array(bytes[..<$0]) }
-            for position in bytes.indices {
-                for replacement in Array("\"{}[],:0-.e \\au+9".utf8) + [0x01, 0x80, 0xC3, 0xED, 0xFF] {
-                    var changed = bytes
-                    changed[position] = replacement
-                    variants.append(changed)
-                }
-            }
-            for variant in variants {
+            for variant in variants(of: text, replacing: Array("\"{}[],:0-.e \\au+9".utf8) + [0x01, 0x80, 0xC3, 0xED, 0xFF]) {
                 let (quick, exact) = walks(variant)
                 if let quick {
                     #expect(quick == exact, "\(String(decoding: variant, as: UTF8.self)): quick \(quick), exact \(String(describing: exact))")
@@ -184,16 +189,7 @@ struct JSONParserTests {
         #expect(located.values.map(text) == ["-0.1234", "7"] && located.tensors.map(\.values) == [0..<1, 1..<2])
         var (checked, taken) = (0, 0)
         for text in usual + left {
-            let bytes = Array(text.utf8)
-            var variants = (0..<bytes.count).map { Array(bytes[..<$0]) }
-            for position in bytes.indices {
-                for replacement in Array("\"{}[],:0-.e \\au".utf8) + [0x01, 0x80, 0xC3] {
-                    var changed = bytes
-                    changed[position] = replacement
-                    variants.append(changed)
-                }
-            }
-            for variant in variants {
+            for variant in variants(of: text, replacing: Array("\"{}[],:0-.e \\au".utf8) + [0x01, 0x80, 0xC3]) {
                 let (quick, exact) = tensorReaders(variant)
                 if let quick {
                     taken += 1
