@@ -20,51 +20,19 @@ public struct LocatedTensors: Equatable, Sendable {
 
     /// The keys of a tensor's members above, as their bytes.
     static let tensorKeys: [[UInt8]] = ["name", "datatype", "shape", "data"].map { Array($0.utf8) }
+    /// The body's members above, as their text and their bytes.
+    static let topKeys = ["inputs", "outputs", "id"]
+    static let topKeyBytes: [[UInt8]] = topKeys.map { Array($0.utf8) }
 
-    /// Keeps the member `key` of a tensor when it is one of `tensorKeys` not seen yet; the position of its key in
-    /// `tensorKeys`, or `nil`.
-    @discardableResult mutating func keep(_ value: Member, field: Int?, in tensor: inout Tensor) -> Int? {
+    /// Keeps `value` as the tensor's member at `field` of `tensorKeys` when it has none yet.
+    static func keep(_ value: Member, field: Int?, in tensor: inout Tensor) {
         switch field {
         case 0 where tensor.name == nil: tensor.name = value
         case 1 where tensor.datatype == nil: tensor.datatype = value
         case 2 where tensor.shape == nil: tensor.shape = value
         case 3 where tensor.data == nil: tensor.data = value
-        default: return nil
+        default: break
         }
-        return field
-    }
-
-    /// Which of `tensorKeys` the plain key (no escape) `content` names, `nil` for none: its bytes compared as one or
-    /// two words.
-    static func tensorField(_ content: UnsafeRawBufferPointer) -> Int? {
-        switch content.count {
-        case 4:
-            switch content.loadUnaligned(as: UInt32.self) {
-            case word("name"): return 0
-            case word("data"): return 3
-            default: return nil
-            }
-        case 5: return content.loadUnaligned(as: UInt32.self) == word("shap") && content[4] == UInt8(ascii: "e") ? 2 : nil
-        case 8: return content.loadUnaligned(as: UInt64.self) == UInt64(word("data")) | UInt64(word("type")) << 32 ? 1 : nil
-        default: return nil
-        }
-    }
-
-    /// Which of `inputs`, `outputs` and `id` the plain key `content` names, `nil` for none.
-    static func topField(_ content: UnsafeRawBufferPointer) -> Int? {
-        switch content.count {
-        case 6: return content.loadUnaligned(as: UInt32.self) == word("inpu") && content[4] == UInt8(ascii: "t") && content[5] == UInt8(ascii: "s") ? 0 : nil
-        case 7:
-            return content.loadUnaligned(as: UInt32.self) == word("outp") && content.loadUnaligned(fromByteOffset: 3, as: UInt32.self) == word("puts") ? 1 : nil
-        case 2: return content[0] == UInt8(ascii: "i") && content[1] == UInt8(ascii: "d") ? 2 : nil
-        default: return nil
-        }
-    }
-
-    /// Four ASCII characters as the word they make in memory.
-    @inline(__always) static func word(_ text: StaticString) -> UInt32 {
-        let bytes = text.utf8Start
-        return UInt32(littleEndian: UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24)
     }
 }
 
@@ -82,14 +50,14 @@ extension JSONParser {
 
     /// The general reader: the body validated first, then each tensor read from its bytes.
     static func locateTensorsExactly(in bytes: UnsafeRawBufferPointer) throws(JSONParseError) -> LocatedTensors {
-        let (members, elements) = try locateObjectMembers(["inputs", "outputs", "id"], in: bytes, elementsOf: 0)
+        let (members, elements) = try locateObjectMembers(LocatedTensors.topKeys, in: bytes, elementsOf: 0)
         var located = LocatedTensors(inputs: members[0], outputs: members[1], id: members[2])
         for element in elements {
             var tensor = LocatedTensors.Tensor(tensor: element, values: located.values.count..<located.values.count)
             if element.kind == .object {
                 forEachMember(ofObjectAt: element.range, in: bytes) { key, value in
                     let field = LocatedTensors.tensorKeys.firstIndex { string(key, in: bytes, equals: $0) }
-                    located.keep(value, field: field, in: &tensor)
+                    LocatedTensors.keep(value, field: field, in: &tensor)
                 }
             }
             if let data = tensor.data, data.kind == .array {
@@ -119,7 +87,7 @@ extension JSONParser {
             cursor.passSpaces()
             let start = cursor.position
             guard let first = cursor.byte else { return nil }
-            let field = LocatedTensors.topField(key)
+            let field = LocatedTensors.topKeyBytes.firstIndex { cursor.parser.stringEquals(key, $0) }
             if field == 0, located.inputs == nil {
                 guard first == UInt8(ascii: "["), cursor.passTensors(into: &located) else { return nil }
             } else {
@@ -145,12 +113,12 @@ extension JSONParser.QuickCursor {
     typealias Member = JSONParser.ObjectMember
 
     /// Past a plain key (ASCII without an escape or a control character), the white space around it and its colon:
-    /// the key's content; `nil` for any other key, or none.
-    mutating func passPlainKey() -> UnsafeRawBufferPointer? {
+    /// the key's token (quotes included); `nil` for any other key, or none.
+    mutating func passPlainKey() -> Range<Int>? {
         passSpaces()
         guard byte == UInt8(ascii: "\"") else { return nil }
-        position += 1
         let start = position
+        position += 1
         while position < end {
             if position + 8 <= end {
                 let stops = JSONParser.stringStops(in: word(at: position))
@@ -167,12 +135,12 @@ extension JSONParser.QuickCursor {
                 }
             }
             guard byte(at: position) == UInt8(ascii: "\"") else { return nil }
-            let content = UnsafeRawBufferPointer(start: base + start, count: position - start)
             position += 1
+            let token = start..<position
             passSpaces()
             guard byte == UInt8(ascii: ":") else { return nil }
             position += 1
-            return content
+            return token
         }
         return nil
     }
@@ -203,8 +171,13 @@ extension JSONParser.QuickCursor {
                 return field
             }
         }
+        return passOtherTensorKey()
+    }
+
+    /// `passTensorKey` for a key it does not compare as words (another key, or one in the document's last bytes).
+    @inline(never) mutating func passOtherTensorKey() -> Int? {
         guard let key = passPlainKey() else { return nil }
-        return LocatedTensors.tensorField(key) ?? 4
+        return LocatedTensors.tensorKeys.firstIndex { parser.stringEquals(key, $0) } ?? 4
     }
 
     /// Up to eight ASCII characters as the word `word(at:)` reads them, the first in the lowest byte.
@@ -275,7 +248,7 @@ extension JSONParser.QuickCursor {
                     } else {
                         // Inside the body, `inputs` and the tensor.
                         guard skipValue(depth: 3) else { return false }
-                        located.keep(Member(range: valueStart..<position, kind: JSONParser.ValueKind(firstByte: first)), field: field, in: &tensor)
+                        LocatedTensors.keep(Member(range: valueStart..<position, kind: JSONParser.ValueKind(firstByte: first)), field: field, in: &tensor)
                     }
                     guard let more = passSeparator(closing: UInt8(ascii: "}")) else { return false }
                     if !more { break }
