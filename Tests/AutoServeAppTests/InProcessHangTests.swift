@@ -8,13 +8,15 @@ import Testing
 @Suite(.serialized)
 struct InProcessHangTests {
     @Test func hungCallsAnswer504AndTheRestKeepsServing() async throws {
+        let slowInit = try ReadinessTests.heldSlowInit()
+        defer { ReadinessTests.release(slowInit.release) }
         let models = try Paths.modelsFolder([
-            "Hang": "\(Paths.fixtures)/models/Hang", "Echo": "\(Paths.fixtures)/models/Echo", "SlowInit": "\(Paths.fixtures)/models/SlowInit",
+            "Hang": "\(Paths.fixtures)/models/Hang", "Echo": "\(Paths.fixtures)/models/Echo", "SlowInit": slowInit.folder,
         ])
         let server = try BinaryServer(environment: ["MODELS_DIR": models, "STATE_DIR": Paths.sharedState, "MODEL_ISOLATION": "inprocess"])
         defer { server.stop() }
         let client = HTTPClient(base: "http://127.0.0.1:\(try await server.waitUntilListening())")
-        // SlowInit's 20 s init runs meanwhile: health checks answer, and the other models become ready.
+        // SlowInit's init(path:) is held meanwhile: health checks answer, and the other models become ready.
         try await eventually("Echo and Hang serve while SlowInit loads") {
             #expect(try await client.get("/healthz").status == 200)
             let index = try await client.get("/").json
@@ -23,6 +25,7 @@ struct InProcessHangTests {
         #expect(try await client.get("/").json?["SlowInit"]?["state"] == .string("loading"), "the test needs SlowInit still loading")
         let waiting = try await client.get("/readyz")
         #expect(waiting.status == 503 && waiting.text.contains("SlowInit"), "not ready before SlowInit's first load ends: \(waiting.text)")
+        ReadinessTests.release(slowInit.release)
         for call in 1...3 {
             // More hung calls than the pool has threads: each is answered at its deadline and its thread replaced.
             let hung = try await client.post("/Hang", #"{"variables": {"mode": "hang"}}"#)

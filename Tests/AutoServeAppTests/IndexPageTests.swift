@@ -16,13 +16,14 @@ struct IndexPageTests {
         try FileManager.default.copyItem(atPath: "\(Paths.fixtures)/models/Echo/etls.swift", toPath: "\(hostile)/etls.swift")
         try "description: '\(Self.injection.replacingOccurrences(of: "'", with: "''"))'\n".write(
             toFile: "\(hostile)/model.yaml", atomically: true, encoding: .utf8)
+        let slowInit = try ReadinessTests.heldSlowInit()
+        defer { ReadinessTests.release(slowInit.release) }
         let models = [
-            "Iris": "\(Paths.modelsServe)/Iris", "CompileError": "\(Paths.fixtures)/broken/CompileError",
-            "SlowInit": "\(Paths.fixtures)/models/SlowInit", "Hostile": hostile,
+            "Iris": "\(Paths.modelsServe)/Iris", "CompileError": "\(Paths.fixtures)/broken/CompileError", "SlowInit": slowInit.folder, "Hostile": hostile,
         ]
         try await withTestServer(try await TestServer.start(models: models, waitUntilReady: false)) { server async throws in
             let client = server.client
-            // Iris serving and CompileError failed while SlowInit is still in its 20 s init(path:).
+            // Iris serving and CompileError failed while SlowInit is held in its init(path:).
             try await eventually("Iris ready, CompileError failed, SlowInit loading", timeout: .seconds(300)) {
                 let index = try await client.get("/").json
                 return index?["Iris"]?["state"] == "ready" && index?["Hostile"]?["state"] == "ready" && index?["CompileError"]?["state"] == "failed"

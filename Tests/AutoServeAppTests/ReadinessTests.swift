@@ -15,10 +15,24 @@ struct ReadinessTests {
         return folder
     }
 
+    /// A copy of the SlowInit fixture whose `init(path:)` lasts until the test creates the file `release` (a test
+    /// that asserts "still loading" waits on that event, not on a delay a loaded machine can outrun).
+    static func heldSlowInit() throws -> (folder: String, release: String) {
+        let base = try Paths.temporaryFolder("slow-init")
+        try FileManager.default.copyItem(atPath: "\(Paths.fixtures)/models/SlowInit", toPath: "\(base)/SlowInit")
+        try "until \(base)/release\n".write(toFile: "\(base)/SlowInit/delay.txt", atomically: true, encoding: .utf8)
+        return ("\(base)/SlowInit", "\(base)/release")
+    }
+
+    /// Ends the `init(path:)` of a `heldSlowInit()` copy.
+    static func release(_ file: String) {
+        FileManager.default.createFile(atPath: file, contents: Data())
+    }
+
     @Test func aFreshStartIsReadyOnlyOnceEveryFolderHadItsFirstLoad() async throws {
-        let models = [
-            "Quick": "\(Paths.fixtures)/models/Echo", "Broken": "\(Paths.fixtures)/broken/CompileError", "SlowInit": try Self.slowInit(15),
-        ]
+        let slowInit = try Self.heldSlowInit()
+        defer { Self.release(slowInit.release) }
+        let models = ["Quick": "\(Paths.fixtures)/models/Echo", "Broken": "\(Paths.fixtures)/broken/CompileError", "SlowInit": slowInit.folder]
         try await withTestServer(try await TestServer.start(models: models, waitUntilReady: false)) { server async throws in
             // Quick serves and Broken failed while SlowInit is in its init(path:): not ready, and the reason says why.
             try await eventually("Quick serves and Broken failed", timeout: .seconds(300)) {
@@ -33,6 +47,7 @@ struct ReadinessTests {
             #expect(waiting.status == 503)
             #expect(waiting.error("message") == .string("loading the first version of 1 of 3 model(s): SlowInit"), "\(waiting.text)")
             #expect(try await server.client.get("/v2/health/ready").status == 400, "the v2 protocol's not-ready answer")
+            Self.release(slowInit.release)
 
             // The first 200, and from that moment every model that can load answers.
             try await eventually("/readyz answers 200", timeout: .seconds(300)) { try await server.client.get("/readyz").status == 200 }
@@ -40,7 +55,7 @@ struct ReadinessTests {
             let slow = try await server.client.post("/SlowInit", #"{"variables": {}}"#)
             let broken = try await server.client.post("/Broken", #"{"variables": {}}"#)
             #expect(quick.status == 200 && slow.status == 200, "\(quick.text) \(slow.text)")
-            #expect(slow.json?["delay"] == .number(15))
+            #expect(slow.json?["delay"] == .number(-1), "the held copy answers")
             #expect(broken.status == 503 && broken.error("code") == .string("model_failed"), "\(broken.text)")
             #expect(ContinuousClock.now - loadingSince < .seconds(300))
             #expect(try await server.client.get("/v2/health/ready").status == 200)
