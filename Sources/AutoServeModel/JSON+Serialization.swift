@@ -43,9 +43,19 @@ extension JSON {
         return true
     }
 
-    /// Appends `value` as a JSON string: quotes, and escapes for `"`, `\\` and the control characters.
+    /// Appends `value` as a JSON string: quotes, and escapes for `"`, `\\` and the control characters. A string with
+    /// nothing to escape (names, labels: nearly every one) is appended whole, not byte by byte.
     public static func writeString(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
+        let appended = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if appended == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: #"\""#.utf8)

@@ -251,8 +251,17 @@ struct InferenceProtocolV2: Sendable {
         for (position, name) in names.sorted().enumerated() {
             if position > 0 { body.append(UInt8(ascii: ",")) }
             let values = outputs.map { ($0, $0.members[name]) }
-            let kinds = Set(values.compactMap { $0.1?.kind })
-            let datatype = kinds.isSubset(of: [.number, .null]) ? "FP64" : kinds.isSubset(of: [.bool, .null]) ? "BOOL" : "BYTES"
+            // FP64 when every value is a number (or null), BOOL when every one is a boolean (or null), else BYTES.
+            var (numbers, booleans) = (true, true)
+            for (_, value) in values {
+                switch value?.kind {
+                case nil, .null: break
+                case .number: booleans = false
+                case .bool: numbers = false
+                default: (numbers, booleans) = (false, false)
+                }
+            }
+            let datatype = numbers ? "FP64" : booleans ? "BOOL" : "BYTES"
             body.append(contentsOf: #"{"data":["#.utf8)
             for (row, (output, value)) in values.enumerated() {
                 if row > 0 { body.append(UInt8(ascii: ",")) }

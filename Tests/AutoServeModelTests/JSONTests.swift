@@ -39,6 +39,19 @@ struct JSONTests {
         var nan: [UInt8] = []
         #expect(!JSON.writeObject(["x": .number(.nan)], into: &nan))
     }
+
+    /// A string with nothing to escape is appended whole, any other byte by byte: both read back as the string.
+    @Test func stringsReadBackAsWrittenWithOrWithoutEscapes() throws {
+        let long = String(repeating: "wide_feature_", count: 5)
+        let strings = ["", "f000", long, "hé ünïcødé 😀", "q\"", "back\\slash", "\u{1}\u{1f}\t\n\r", long + "\"", "\\" + long, long + "\u{7}", "\u{7f}"]
+        for string in strings {
+            var bytes: [UInt8] = []
+            JSON.writeString(string, into: &bytes)
+            #expect(try JSONDecoder().decode(String.self, from: Data(bytes)) == string, "\(String(decoding: bytes, as: UTF8.self))")
+            let escapes = string.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+            #expect((bytes.count == string.utf8.count + 2) == !escapes, "plain strings are copied as they are")
+        }
+    }
 }
 
 struct PluginSupportTests {
