@@ -217,23 +217,23 @@ struct InferenceProtocolV2: Sendable {
     static func render(_ outcomes: [Result<[UInt8], APIError>], model: String, version: String, id: String?, requested: [String]?) -> Scoring.Answer {
         var outputs: [Output] = []
         outputs.reserveCapacity(outcomes.count)
-        var known = Set<String>()
         for (row, outcome) in outcomes.enumerated() {
             switch outcome {
             case .success(let bytes):
                 guard let output = Output(bytes) else {
                     return errorAnswer(500, "row \(row + 1): \(model) answered something that is not a JSON object")
                 }
-                known.formUnion(output.members.keys)
                 outputs.append(output)
             case .failure(let failure):
                 return errorAnswer(Int(failure.status.code), outcomes.count == 1 ? failure.message : "row \(row + 1): \(failure.message)")
             }
         }
-        if let requested, let missing = requested.first(where: { !known.contains($0) }), !outputs.isEmpty {
-            return errorAnswer(400, "\(model) has no output '\(missing)'; its outputs are \(known.sorted().joined(separator: ", "))")
+        // Every row's output names, sorted (a single row's are already: no set of them).
+        var known: [String] { outputs.count == 1 ? outputs[0].members.map(\.name) : Set(outputs.flatMap { $0.members.map(\.name) }).sorted() }
+        if let requested, let missing = requested.first(where: { name in !outputs.contains { $0.member(name) != nil } }), !outputs.isEmpty {
+            return errorAnswer(400, "\(model) has no output '\(missing)'; its outputs are \(known.joined(separator: ", "))")
         }
-        let names = requested.map { Set($0) } ?? known
+        let names = requested.map { Set($0).sorted() } ?? known
         // Keys in sorted order, as every JSON body of this server has them.
         var body: [UInt8] = []
         body.reserveCapacity(outputs.reduce(128) { $0 + $1.bytes.count } + names.count * 64)
@@ -248,9 +248,9 @@ struct InferenceProtocolV2: Sendable {
         body.append(contentsOf: #","model_version":"#.utf8)
         JSON.writeString(version, into: &body)
         body.append(contentsOf: #","outputs":["#.utf8)
-        for (position, name) in names.sorted().enumerated() {
+        for (position, name) in names.enumerated() {
             if position > 0 { body.append(UInt8(ascii: ",")) }
-            let values = outputs.map { ($0, $0.members[name]) }
+            let values = outputs.map { ($0, $0.member(name)) }
             // FP64 when every value is a number (or null), BOOL when every one is a boolean (or null), else BYTES.
             var (numbers, booleans) = (true, true)
             for (_, value) in values {
@@ -285,28 +285,41 @@ struct InferenceProtocolV2: Sendable {
         return Scoring.Answer(status: 200, body: body)
     }
 
-    /// One row's output: its bytes, validated, and where each member's value lies in them (the first of a repeated
-    /// key, as everywhere in this server).
+    /// One row's output: its bytes, validated, and where each member's value lies in them, sorted by name (the first of
+    /// a repeated key, as everywhere in this server): a row's few outputs are found by a binary search, without a
+    /// dictionary and the hash of each name.
     struct Output {
         let bytes: [UInt8]
-        var members: [String: JSONParser.ObjectMember] = [:]
+        var members: [(name: String, value: JSONParser.ObjectMember)] = []
 
         /// `nil` when `bytes` are not one JSON object.
         init?(_ bytes: [UInt8]) {
             self.bytes = bytes
-            var members: [String: JSONParser.ObjectMember] = [:]
+            var found: [(name: String, order: Int, value: JSONParser.ObjectMember)] = []
             let valid = bytes.withUnsafeBytes { raw -> Bool in
                 guard (try? JSONParser.locateObjectMembers([], in: raw)) != nil,
                     let start = raw.firstIndex(where: { $0 == UInt8(ascii: "{") })
                 else { return false }
                 JSONParser.forEachMember(ofObjectAt: start..<raw.count, in: raw) { key, value in
-                    let name = JSONParser.string(key, in: raw)
-                    if members[name] == nil { members[name] = value }
+                    found.append((JSONParser.string(key, in: raw), found.count, value))
                 }
                 return true
             }
             guard valid else { return nil }
-            self.members = members
+            // By name, then in the order they came: the first of each name is the one kept.
+            found.sort { $0.name != $1.name ? $0.name < $1.name : $0.order < $1.order }
+            members.reserveCapacity(found.count)
+            for member in found where members.last?.name != member.name { members.append((member.name, member.value)) }
+        }
+
+        /// The value of the member `name`, if the output has one.
+        func member(_ name: String) -> JSONParser.ObjectMember? {
+            var (low, high) = (0, members.count)
+            while low < high {
+                let middle = (low + high) / 2
+                if members[middle].name < name { low = middle + 1 } else { high = middle }
+            }
+            return low < members.count && members[low].name == name ? members[low].value : nil
         }
     }
 
