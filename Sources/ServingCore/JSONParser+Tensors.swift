@@ -230,12 +230,7 @@ extension JSONParser.QuickCursor {
                     // The usual values first: a name or datatype as a string, the shape `[1]`, the data a list.
                     if (field == 0 || field == 1) && first == UInt8(ascii: "\"") {
                         guard passString() else { return false }
-                        let member = Member(range: valueStart..<position, kind: .string)
-                        if field == 0 {
-                            if tensor.name == nil { tensor.name = member }
-                        } else if tensor.datatype == nil {
-                            tensor.datatype = member
-                        }
+                        LocatedTensors.keep(Member(range: valueStart..<position, kind: .string), field: field, in: &tensor)
                     } else if field == 2, tensor.shape == nil, first == UInt8(ascii: "["), position + 3 <= end,
                         byte(at: position + 1) == UInt8(ascii: "1"), byte(at: position + 2) == UInt8(ascii: "]")
                     {
